@@ -1,0 +1,216 @@
+//! The alert actor: turns escalations and recovered notices into deliveries on its channels.
+//!
+//! Supervisors never talk to the alert actor directly: they push onto an [`AlertOutbox`] that
+//! outlives the actor. An alert is removed from the outbox only after every channel was tried, so
+//! an alert pushed while the actor is restarting, or whose delivery crashed the actor, is
+//! delivered by the next incarnation rather than lost. Channels implement [`AlertChannel`]; this
+//! issue ships the log channel (journald fields at error level), webhook/command/file slot in beside it.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::audit::AuditLog;
+
+/// What the tree tells the alert actor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Alert {
+    /// `actor` failed `failures` consecutive times; sent once per failure streak.
+    Escalation {
+        actor: String,
+        failures: u32,
+        last_error: Option<String>,
+        since: String,
+    },
+    /// An escalated actor ran `stable_after` without failing.
+    Recovered {
+        actor: String,
+        failures: u32,
+        since: String,
+    },
+}
+
+impl Alert {
+    pub fn actor(&self) -> &str {
+        match self {
+            Alert::Escalation { actor, .. } | Alert::Recovered { actor, .. } => actor,
+        }
+    }
+
+    /// The template name of SPEC §6 this alert renders with.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Alert::Escalation { .. } => "escalation",
+            Alert::Recovered { .. } => "recovered",
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            Alert::Escalation {
+                actor,
+                failures,
+                last_error,
+                since,
+            } => format!(
+                "{actor} failed {failures} times in a row since {since} (last error: {}); still retrying",
+                last_error.as_deref().unwrap_or("none")
+            ),
+            Alert::Recovered {
+                actor,
+                failures,
+                since,
+            } => format!("{actor} recovered after {failures} consecutive failures (since {since})"),
+        }
+    }
+}
+
+/// A place alerts go. Delivery errors are reported, audited as `alert.failed`, never fatal.
+pub trait AlertChannel: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn deliver(&self, alert: &Alert) -> Result<(), String>;
+}
+
+/// The always-on channel: the daemon's log, which under systemd is journald.
+pub struct LogChannel;
+
+impl AlertChannel for LogChannel {
+    fn name(&self) -> &str {
+        "journald"
+    }
+
+    fn deliver(&self, alert: &Alert) -> Result<(), String> {
+        match alert {
+            Alert::Escalation { actor, failures, .. } => tracing::error!(
+                actor = actor.as_str(), event = "supervisor.child.escalated", failures = *failures,
+                alert = "escalation", "{}", alert.text()),
+            Alert::Recovered { actor, failures, .. } => tracing::warn!(
+                actor = actor.as_str(), event = "supervisor.child.recovered", failures = *failures,
+                alert = "recovered", "{}", alert.text()),
+        }
+        Ok(())
+    }
+}
+
+struct OutboxInner {
+    queue: VecDeque<Alert>,
+    actor: Option<ActorRef<AlertMsg>>,
+}
+
+/// The queue between the tree and the alert actor; it survives the actor's restarts.
+#[derive(Clone)]
+pub struct AlertOutbox {
+    inner: Arc<Mutex<OutboxInner>>,
+}
+
+impl Default for AlertOutbox {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(OutboxInner {
+                queue: VecDeque::new(),
+                actor: None,
+            })),
+        }
+    }
+}
+
+impl AlertOutbox {
+    fn lock(&self) -> MutexGuard<'_, OutboxInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn push(&self, alert: Alert) {
+        let mut g = self.lock();
+        g.queue.push_back(alert);
+        if let Some(actor) = &g.actor {
+            // If the actor is gone, its successor drains the queue in pre_start.
+            let _ = actor.cast(AlertMsg::Drain);
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    fn attach(&self, actor: ActorRef<AlertMsg>) {
+        self.lock().actor = Some(actor);
+    }
+
+    fn front(&self) -> Option<Alert> {
+        self.lock().queue.front().cloned()
+    }
+
+    fn pop(&self) {
+        self.lock().queue.pop_front();
+    }
+}
+
+pub struct AlertActor;
+
+#[derive(Clone)]
+pub struct AlertArgs {
+    pub outbox: AlertOutbox,
+    pub audit: AuditLog,
+    pub channels: Vec<Arc<dyn AlertChannel>>,
+}
+
+pub enum AlertMsg {
+    /// Deliver everything queued in the outbox.
+    Drain,
+}
+
+pub struct AlertState {
+    args: AlertArgs,
+}
+
+impl Actor for AlertActor {
+    type Msg = AlertMsg;
+    type State = AlertState;
+    type Arguments = AlertArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AlertMsg>,
+        args: AlertArgs,
+    ) -> Result<AlertState, ActorProcessingErr> {
+        args.outbox.attach(myself.clone());
+        // Whatever queued up while no alert actor ran.
+        myself.cast(AlertMsg::Drain)?;
+        Ok(AlertState { args })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<AlertMsg>,
+        msg: AlertMsg,
+        state: &mut AlertState,
+    ) -> Result<(), ActorProcessingErr> {
+        let AlertMsg::Drain = msg;
+        while let Some(alert) = state.args.outbox.front() {
+            for ch in &state.args.channels {
+                let payload = json!({"channel": ch.name(), "template": alert.template(), "alert": &alert});
+                match ch.deliver(&alert) {
+                    Ok(()) => state
+                        .args
+                        .audit
+                        .emit("alert.sent", Some(alert.actor()), payload),
+                    Err(e) => {
+                        tracing::warn!(actor = "alert", event = "alert.failed", channel = ch.name(),
+                            error = %e, "alert delivery failed");
+                        let mut payload = payload;
+                        payload["error"] = json!(e);
+                        state
+                            .args
+                            .audit
+                            .emit("alert.failed", Some(alert.actor()), payload);
+                    }
+                }
+            }
+            state.args.outbox.pop();
+        }
+        Ok(())
+    }
+}

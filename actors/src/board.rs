@@ -1,0 +1,372 @@
+//! The status board: the tree's live state in memory, shared by every supervisor and persisted by the status actor.
+//!
+//! Supervisors write each transition here synchronously (a short mutex section), so a transition
+//! is never lost even while the `status` actor itself is restarting; the status actor is woken by
+//! [`StatusBoard::changed`] and persists snapshots. Counters (`restarts`, `failures`, `recovered`)
+//! are restored from status.json once per process, so they keep growing across daemon restarts.
+
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+use crate::clock;
+
+/// States of SPEC §3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorState {
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Stopped,
+    Fatal,
+}
+
+impl ActorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorState::Starting => "starting",
+            ActorState::Running => "running",
+            ActorState::Backoff => "backoff",
+            ActorState::Stopping => "stopping",
+            ActorState::Stopped => "stopped",
+            ActorState::Fatal => "fatal",
+        }
+    }
+}
+
+/// One actor's entry of status.json (SPEC §7.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorStatus {
+    pub name: String,
+    pub state: ActorState,
+    #[serde(default)]
+    pub restart: String,
+    #[serde(default)]
+    pub restarts: u64,
+    #[serde(default)]
+    pub failures: u64,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub recovered: u64,
+    #[serde(default)]
+    pub escalated: bool,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub next_restart_at: Option<String>,
+    #[serde(default)]
+    pub records: u64,
+}
+
+impl ActorStatus {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            state: ActorState::Stopped,
+            restart: "permanent".into(),
+            restarts: 0,
+            failures: 0,
+            consecutive_failures: 0,
+            recovered: 0,
+            escalated: false,
+            last_error: None,
+            since: Some(clock::now_rfc3339()),
+            next_restart_at: None,
+            records: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderStatus {
+    pub enabled: bool,
+    pub host: Option<String>,
+    pub epoch: u64,
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigStatus {
+    pub path: String,
+    pub errors: Vec<String>,
+}
+
+/// The whole status document: status.json, `fushi status --json` and `GET /status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    pub node: String,
+    pub mode: String,
+    pub health: String,
+    pub started_at: String,
+    pub pid: u32,
+    /// Distinguishes this daemon process from the one that wrote an older status.json.
+    pub instance: String,
+    pub daemon_recovered: u64,
+    /// Written `true` only by the status actor's final write of an ordered shutdown.
+    pub clean_shutdown: bool,
+    pub leader: LeaderStatus,
+    pub config: ConfigStatus,
+    pub actors: Vec<ActorStatus>,
+}
+
+/// What restoring from an older status.json found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    /// The previous process ended without a clean-shutdown mark.
+    pub unclean: bool,
+    pub daemon_recovered: u64,
+}
+
+struct Inner {
+    doc: StatusDoc,
+    version: u64,
+    restored: bool,
+    shutting_down: bool,
+}
+
+#[derive(Clone)]
+pub struct StatusBoard {
+    inner: Arc<Mutex<Inner>>,
+    changed: Arc<Notify>,
+}
+
+impl StatusBoard {
+    pub fn new(node: &str, mode: &str, config_path: &str) -> Self {
+        let pid = std::process::id();
+        let started_at = clock::now_rfc3339();
+        let doc = StatusDoc {
+            node: node.to_string(),
+            mode: mode.to_string(),
+            health: "yellow".into(),
+            instance: format!("{pid}@{started_at}#{:08x}", rand::random::<u32>()),
+            started_at,
+            pid,
+            daemon_recovered: 0,
+            clean_shutdown: false,
+            leader: LeaderStatus {
+                enabled: false,
+                host: None,
+                epoch: 1,
+                since: None,
+            },
+            config: ConfigStatus {
+                path: config_path.to_string(),
+                errors: Vec::new(),
+            },
+            actors: Vec::new(),
+        };
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                doc,
+                version: 0,
+                restored: false,
+                shutting_down: false,
+            })),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every critical section below leaves the document consistent before it can panic.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self, mut g: MutexGuard<'_, Inner>) {
+        g.version += 1;
+        drop(g);
+        self.changed.notify_one();
+    }
+
+    /// Resolves when the board changed since the last call (a permit is kept if nobody waited).
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+
+    /// Updates (creating) an actor's entry.
+    pub fn update(&self, name: &str, f: impl FnOnce(&mut ActorStatus)) {
+        let mut g = self.lock();
+        let idx = match g.doc.actors.iter().position(|a| a.name == name) {
+            Some(i) => i,
+            None => {
+                g.doc.actors.push(ActorStatus::new(name));
+                g.doc.actors.len() - 1
+            }
+        };
+        f(&mut g.doc.actors[idx]);
+        self.bump(g);
+    }
+
+    /// Removes an actor's entry (a collector removed from the config).
+    pub fn remove(&self, name: &str) {
+        let mut g = self.lock();
+        g.doc.actors.retain(|a| a.name != name);
+        self.bump(g);
+    }
+
+    pub fn set_config_errors(&self, errors: Vec<String>) {
+        let mut g = self.lock();
+        g.doc.config.errors = errors;
+        self.bump(g);
+    }
+
+    pub fn set_mode(&self, mode: &str) {
+        let mut g = self.lock();
+        g.doc.mode = mode.to_string();
+        self.bump(g);
+    }
+
+    pub fn add_records(&self, name: &str, n: u64) {
+        self.update(name, |a| a.records += n);
+    }
+
+    pub fn mark_shutting_down(&self) {
+        let mut g = self.lock();
+        g.shutting_down = true;
+        self.bump(g);
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.lock().shutting_down
+    }
+
+    pub fn get(&self, name: &str) -> Option<ActorStatus> {
+        self.lock().doc.actors.iter().find(|a| a.name == name).cloned()
+    }
+
+    /// A consistent copy of the document with health computed, and its version.
+    pub fn snapshot(&self) -> (StatusDoc, u64) {
+        let g = self.lock();
+        let mut doc = g.doc.clone();
+        doc.health = health(&doc).into();
+        (doc, g.version)
+    }
+
+    /// Merges counters from the status.json a previous process (or a previous run of the status
+    /// actor in this process) wrote. Only the first call per process merges; it reports whether
+    /// the previous daemon ended uncleanly, in which case `daemon_recovered` has been incremented.
+    pub fn restore_once(&self, old: Option<StatusDoc>) -> Option<Restored> {
+        let mut g = self.lock();
+        if g.restored {
+            return None;
+        }
+        g.restored = true;
+        let Some(old) = old else {
+            return Some(Restored {
+                unclean: false,
+                daemon_recovered: g.doc.daemon_recovered,
+            });
+        };
+        let unclean = !old.clean_shutdown && old.instance != g.doc.instance;
+        g.doc.daemon_recovered = old.daemon_recovered + u64::from(unclean);
+        for prev in old.actors {
+            let idx = match g.doc.actors.iter().position(|a| a.name == prev.name) {
+                Some(i) => i,
+                None => {
+                    let mut fresh = ActorStatus::new(&prev.name);
+                    fresh.restart = prev.restart.clone();
+                    g.doc.actors.push(fresh);
+                    g.doc.actors.len() - 1
+                }
+            };
+            let a = &mut g.doc.actors[idx];
+            a.restarts += prev.restarts;
+            a.failures += prev.failures;
+            a.recovered += prev.recovered;
+            a.records += prev.records;
+            if a.last_error.is_none() {
+                a.last_error = prev.last_error;
+            }
+        }
+        let restored = Restored {
+            unclean,
+            daemon_recovered: g.doc.daemon_recovered,
+        };
+        self.bump(g);
+        Some(restored)
+    }
+}
+
+/// Health of SPEC §7: red beats yellow beats green.
+pub fn health(doc: &StatusDoc) -> &'static str {
+    let red = !doc.config.errors.is_empty()
+        || doc
+            .actors
+            .iter()
+            .any(|a| a.escalated || a.state == ActorState::Fatal);
+    if red {
+        return "red";
+    }
+    let yellow = doc.mode != "prod"
+        || doc.actors.iter().any(|a| {
+            matches!(a.state, ActorState::Starting | ActorState::Backoff)
+                || (a.restart == "permanent" && a.state != ActorState::Running)
+        });
+    if yellow {
+        "yellow"
+    } else {
+        "green"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(b: &StatusBoard, name: &str) {
+        b.update(name, |a| a.state = ActorState::Running);
+    }
+
+    #[test]
+    fn health_rules() {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        running(&b, "status");
+        assert_eq!(b.snapshot().0.health, "green");
+        b.update("collectors/a", |a| a.state = ActorState::Backoff);
+        assert_eq!(b.snapshot().0.health, "yellow");
+        b.update("collectors/a", |a| a.escalated = true);
+        assert_eq!(b.snapshot().0.health, "red");
+        b.update("collectors/a", |a| {
+            a.escalated = false;
+            a.state = ActorState::Running
+        });
+        b.set_config_errors(vec!["bad".into()]);
+        assert_eq!(b.snapshot().0.health, "red");
+        b.set_config_errors(vec![]);
+        b.set_mode("debug");
+        assert_eq!(b.snapshot().0.health, "yellow");
+    }
+
+    #[test]
+    fn restore_merges_counters_once_and_counts_unclean_exit() {
+        let old = StatusBoard::new("n", "prod", "c.toml");
+        old.update("collectors/a", |a| {
+            a.restarts = 3;
+            a.recovered = 1
+        });
+        let (mut doc, _) = old.snapshot();
+        doc.daemon_recovered = 2;
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        b.update("collectors/a", |a| a.restarts = 1);
+        let r = b.restore_once(Some(doc.clone())).unwrap();
+        assert!(r.unclean);
+        assert_eq!(r.daemon_recovered, 3);
+        assert_eq!(b.get("collectors/a").unwrap().restarts, 4);
+        assert_eq!(b.restore_once(Some(doc)), None, "second restore must not double-count");
+        assert_eq!(b.get("collectors/a").unwrap().restarts, 4);
+    }
+
+    #[test]
+    fn clean_shutdown_is_not_a_crash() {
+        let old = StatusBoard::new("n", "prod", "c.toml");
+        let (mut doc, _) = old.snapshot();
+        doc.clean_shutdown = true;
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        assert!(!b.restore_once(Some(doc)).unwrap().unclean);
+        assert_eq!(b.snapshot().0.daemon_recovered, 0);
+    }
+}

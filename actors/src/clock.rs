@@ -1,0 +1,32 @@
+//! Wall-clock timestamps in the one format every file and JSON document of fushi uses (RFC 3339, UTC, ms).
+
+use std::time::{Duration, SystemTime};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Formats a wall-clock instant as `2026-11-21T10:00:00.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let dt = OffsetDateTime::from(t);
+    let ms = dt.millisecond();
+    let dt = dt.replace_nanosecond(ms as u32 * 1_000_000).unwrap_or(dt);
+    dt.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
+}
+
+pub fn now_rfc3339() -> String {
+    rfc3339(SystemTime::now())
+}
+
+/// The wall-clock instant `d` from now, formatted (for `next_restart_at`).
+pub fn in_rfc3339(d: Duration) -> String {
+    rfc3339(SystemTime::now() + d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_with_millis_and_z() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123);
+        let s = super::rfc3339(t);
+        assert!(s.ends_with(".123Z"), "{s}");
+    }
+}

@@ -1,0 +1,344 @@
+//! The command collector: runs `argv` as a child process in its own process group; each stdout
+//! line is a record, stderr goes to the log, and the process exiting is a failure of the actor.
+//!
+//! Long-running by default; with `every` it runs periodically, each run bounded by `timeout`,
+//! and only a non-zero exit or a timeout is a failure. The process group is killed on stop
+//! (SIGTERM, then SIGKILL after `stop_grace`) and, through a drop guard, also when the actor is
+//! killed outright and never reaches `post_stop`, so no child outlives its collector.
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::clock;
+use crate::records::{Record, RecordSink};
+use crate::AbortOnDrop;
+
+#[derive(Clone)]
+pub struct CommandActor;
+
+#[derive(Clone)]
+pub struct CommandArgs {
+    pub path: String,
+    pub stream: String,
+    pub argv: Vec<String>,
+    /// Run `argv` joined by spaces through `/bin/sh -c`.
+    pub shell: bool,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    /// Periodic mode: run every `every`, each run bounded by `timeout`.
+    pub every: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub max_record_bytes: usize,
+    /// Between SIGTERM and SIGKILL of the process group on stop.
+    pub stop_grace: Duration,
+    pub sink: RecordSink,
+}
+
+pub enum CommandMsg {
+    Line(u64, Result<Vec<u8>, usize>),
+    Exited(u64, String, bool),
+    Tick,
+    TimedOut(u64),
+}
+
+/// Kills the whole process group when dropped.
+struct ProcessGroup {
+    pgid: Pid,
+    exited: watch::Receiver<bool>,
+}
+
+impl ProcessGroup {
+    fn signal(&self, sig: Signal) {
+        // ESRCH: the group is already gone, which is what we wanted.
+        let _ = killpg(self.pgid, sig);
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+pub struct CommandState {
+    args: CommandArgs,
+    run: u64,
+    group: Option<ProcessGroup>,
+    _ticker: Option<AbortOnDrop>,
+}
+
+/// Reads one `\n`-terminated line of at most `max` bytes; a longer line is consumed and reported
+/// as `Err(length)` so one bad line never grows memory without bound.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Result<Vec<u8>, usize>>> {
+    let mut line = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(match len {
+                0 => None,
+                n if n > max => Some(Err(n)),
+                _ => Some(Ok(line)),
+            });
+        }
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], i + 1),
+            None => (buf, buf.len()),
+        };
+        len += chunk.len();
+        if len <= max {
+            line.extend_from_slice(chunk);
+        } else {
+            line.clear();
+        }
+        let found_newline = done != chunk.len();
+        r.consume(done);
+        if found_newline {
+            return Ok(Some(if len > max { Err(len) } else { Ok(line) }));
+        }
+    }
+}
+
+fn spawn(
+    args: &CommandArgs,
+    myself: &ActorRef<CommandMsg>,
+    run: u64,
+) -> Result<ProcessGroup, String> {
+    let mut cmd = if args.shell {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(args.argv.join(" "));
+        c
+    } else {
+        let mut c = Command::new(&args.argv[0]);
+        c.args(&args.argv[1..]);
+        c
+    };
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .envs(args.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = &args.cwd {
+        cmd.current_dir(cwd);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {:?}: {e}", args.argv[0]))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| format!("{:?} exited before it could be watched", args.argv[0]))?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (exited_tx, exited) = watch::channel(false);
+
+    if let Some(stderr) = stderr {
+        let path = args.path.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::warn!(actor = path.as_str(), event = "collector.stderr", "{line}");
+            }
+        });
+    }
+    let me = myself.clone();
+    let max = args.max_record_bytes;
+    let reader = tokio::spawn(async move {
+        let Some(stdout) = stdout else { return };
+        let mut r = BufReader::new(stdout);
+        while let Ok(Some(line)) = read_line(&mut r, max).await {
+            if me.cast(CommandMsg::Line(run, line)).is_err() {
+                break;
+            }
+        }
+    });
+    let me = myself.clone();
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        let _ = exited_tx.send(true);
+        // Lines written before the exit are delivered before the exit is; a grandchild that
+        // keeps stdout open must not hide the exit, hence the bound.
+        let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+        let (text, ok) = match status {
+            Ok(s) => (s.to_string(), s.success()),
+            Err(e) => (format!("wait failed: {e}"), false),
+        };
+        let _ = me.cast(CommandMsg::Exited(run, text, ok));
+    });
+    tracing::info!(actor = args.path.as_str(), event = "collector.command.spawned", pid, argv = ?args.argv, "spawned");
+    Ok(ProcessGroup {
+        pgid: Pid::from_raw(pid as i32),
+        exited,
+    })
+}
+
+impl CommandActor {
+    fn record(state: &CommandState, bytes: Result<Vec<u8>, usize>) {
+        let a = &state.args;
+        let (stream, data) = match bytes {
+            Err(len) => (
+                "_quarantine".to_string(),
+                json!({"collector": a.path, "error": format!("line of {len} bytes exceeds max_record_bytes ({})", a.max_record_bytes)}),
+            ),
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Err(e) => (
+                    "_quarantine".to_string(),
+                    json!({"collector": a.path, "error": "invalid UTF-8",
+                           "line": String::from_utf8_lossy(e.as_bytes())}),
+                ),
+                Ok(line) => match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => (a.stream.clone(), v),
+                    Err(_) => (a.stream.clone(), json!({ "line": line })),
+                },
+            },
+        };
+        if stream == "_quarantine" {
+            tracing::warn!(actor = a.path.as_str(), event = "collector.quarantine", reason = %data["error"], "line quarantined");
+        }
+        a.sink.accept(
+            &a.path,
+            Record {
+                stream,
+                ts: clock::now_rfc3339(),
+                data,
+            },
+        );
+    }
+}
+
+impl Actor for CommandActor {
+    type Msg = CommandMsg;
+    type State = CommandState;
+    type Arguments = CommandArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CommandMsg>,
+        args: CommandArgs,
+    ) -> Result<CommandState, ActorProcessingErr> {
+        if args.argv.is_empty() {
+            return Err("argv is empty".into());
+        }
+        let mut state = CommandState {
+            args,
+            run: 0,
+            group: None,
+            _ticker: None,
+        };
+        match state.args.every {
+            None => {
+                state.run = 1;
+                state.group = Some(spawn(&state.args, &myself, 1)?);
+            }
+            Some(every) => {
+                let me = myself.clone();
+                state._ticker = Some(AbortOnDrop(tokio::spawn(async move {
+                    let mut interval = tokio::time::interval(every);
+                    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        interval.tick().await;
+                        if me.cast(CommandMsg::Tick).is_err() {
+                            break;
+                        }
+                    }
+                })));
+            }
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<CommandMsg>,
+        msg: CommandMsg,
+        state: &mut CommandState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CommandMsg::Line(run, bytes) if run == state.run => Self::record(state, bytes),
+            CommandMsg::Line(..) => {}
+            CommandMsg::Exited(run, status, ok) if run == state.run => {
+                state.group = None;
+                if state.args.every.is_none() {
+                    return Err(format!("process exited ({status})").into());
+                }
+                if !ok {
+                    return Err(format!("periodic run failed ({status})").into());
+                }
+            }
+            CommandMsg::Exited(..) => {}
+            CommandMsg::Tick => {
+                if state.group.is_some() {
+                    tracing::warn!(actor = state.args.path.as_str(), event = "collector.command.overrun",
+                        "previous run still going; skipping this tick");
+                    return Ok(());
+                }
+                state.run += 1;
+                state.group = Some(spawn(&state.args, &myself, state.run)?);
+                if let Some(t) = state.args.timeout {
+                    let (me, run) = (myself.clone(), state.run);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(t).await;
+                        let _ = me.cast(CommandMsg::TimedOut(run));
+                    });
+                }
+            }
+            CommandMsg::TimedOut(run) if run == state.run && state.group.is_some() => {
+                state.group = None; // the drop kills the group
+                return Err(format!(
+                    "periodic run timed out after {:?}",
+                    state.args.timeout.unwrap_or_default()
+                )
+                .into());
+            }
+            CommandMsg::TimedOut(..) => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<CommandMsg>,
+        state: &mut CommandState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(mut group) = state.group.take() {
+            group.signal(Signal::SIGTERM);
+            let grace = state.args.stop_grace;
+            let _ = tokio::time::timeout(grace, group.exited.wait_for(|&e| e)).await;
+            // Dropping `group` sends SIGKILL to whatever is left of the group.
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_line;
+
+    #[tokio::test]
+    async fn bounded_lines() {
+        let input: &[u8] = b"short\nthis-line-is-too-long\n\nlast-no-newline";
+        let mut r = tokio::io::BufReader::with_capacity(4, input);
+        let mut got = Vec::new();
+        while let Some(l) = read_line(&mut r, 10).await.unwrap() {
+            got.push(l);
+        }
+        assert_eq!(
+            got,
+            vec![
+                Ok(b"short".to_vec()),
+                Err(21),
+                Ok(Vec::new()),
+                Err(15)
+            ]
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! The heartbeat collector: one record every `every`, so a fresh install visibly does something.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::json;
+use std::time::Duration;
+
+use crate::clock;
+use crate::records::{Record, RecordSink};
+use crate::AbortOnDrop;
+
+#[derive(Clone)]
+pub struct HeartbeatActor;
+
+#[derive(Clone)]
+pub struct HeartbeatArgs {
+    /// Tree path, e.g. `collectors/heartbeat`.
+    pub path: String,
+    pub stream: String,
+    pub node: String,
+    pub every: Duration,
+    pub sink: RecordSink,
+}
+
+pub enum HeartbeatMsg {
+    Tick,
+}
+
+pub struct HeartbeatState {
+    args: HeartbeatArgs,
+    beats: u64,
+    _ticker: AbortOnDrop,
+}
+
+impl Actor for HeartbeatActor {
+    type Msg = HeartbeatMsg;
+    type State = HeartbeatState;
+    type Arguments = HeartbeatArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<HeartbeatMsg>,
+        args: HeartbeatArgs,
+    ) -> Result<HeartbeatState, ActorProcessingErr> {
+        let every = args.every;
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if myself.cast(HeartbeatMsg::Tick).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(HeartbeatState {
+            args,
+            beats: 0,
+            _ticker: AbortOnDrop(ticker),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<HeartbeatMsg>,
+        HeartbeatMsg::Tick: HeartbeatMsg,
+        state: &mut HeartbeatState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.beats += 1;
+        let a = &state.args;
+        tracing::info!(actor = a.path.as_str(), event = "collector.heartbeat", stream = a.stream.as_str(),
+            beat = state.beats, "heartbeat");
+        a.sink.accept(
+            &a.path,
+            Record {
+                stream: a.stream.clone(),
+                ts: clock::now_rfc3339(),
+                data: json!({"node": a.node, "beat": state.beats}),
+            },
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,823 @@
+//! The restarting supervisor of SPEC §3.1, built on ractor's own supervision events.
+//!
+//! ractor links actors and reports `ActorFailed`/`ActorTerminated` to the parent, but has no
+//! restarting supervisor. The third-party `ractor-supervisor` crate has none of what fushi
+//! promises: no escalation after N consecutive failures, children killed without a graceful stop,
+//! and a 10 ms sleep to dodge registry-name clashes on restart. So this module builds its own:
+//!
+//! - Children are never registered in ractor's global registry. A child's identity is its tree
+//!   path, held here; the live incarnation is matched by `ActorId`. A replacement therefore never
+//!   races the registry entry of the actor it replaces, and several trees can share one process
+//!   (which the paused-clock tests rely on).
+//! - Children start inline and in list order, as OTP's supervisor does (ractor runs `pre_start`
+//!   in the caller of `spawn_linked`); `start_timeout` bounds a hung `pre_start`, which then counts
+//!   as a failed start. A failed start is a restart failure, never a reason to give up.
+//! - Stops are graceful first (`stop_and_wait` with `shutdown_timeout`), then a kill. A supervisor
+//!   stops its children in reverse order in its own `post_stop`, so a stop of the tree cascades in order.
+//! - Every scheduled restart carries the child's generation; a stop or restart ordered during the
+//!   backoff bumps it, so the pending restart finds itself stale and does nothing.
+//! - Transitions are written to the [`StatusBoard`] and the [`AuditLog`] and escalations to the
+//!   [`AlertOutbox`]; none of them touches the disk on this path, which keeps a zero-backoff
+//!   restart in the microseconds.
+
+use futures::future::BoxFuture;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RactorErr, RpcReplyPort,
+    SupervisionEvent,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::alert::{Alert, AlertOutbox};
+use crate::audit::AuditLog;
+use crate::board::{ActorState, StatusBoard};
+use crate::clock;
+
+/// When a child is restarted (SPEC §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartKind {
+    /// Always restarted, also after stopping by itself.
+    #[default]
+    Permanent,
+    /// Restarted only after a failure.
+    Transient,
+    /// Never restarted.
+    Temporary,
+}
+
+impl RestartKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartKind::Permanent => "permanent",
+            RestartKind::Transient => "transient",
+            RestartKind::Temporary => "temporary",
+        }
+    }
+}
+
+/// Which siblings restart with a failed child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    #[default]
+    OneForOne,
+    OneForAll,
+    RestForOne,
+}
+
+/// Backoff, escalation and give-up settings of one child.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartPolicy {
+    pub backoff: Vec<Duration>,
+    pub jitter: Duration,
+    pub escalate_after: u32,
+    pub stable_after: Duration,
+    /// 0 = never give up.
+    pub give_up_after: u32,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            backoff: vec![
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+                Duration::from_secs(15),
+            ],
+            jitter: Duration::from_secs(1),
+            escalate_after: 4,
+            stable_after: Duration::from_secs(60),
+            give_up_after: 0,
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// `backoff[min(n, len) - 1]` for the n-th consecutive failure (n ≥ 1).
+    pub fn base_delay(&self, n: u32) -> Duration {
+        if self.backoff.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = (n.max(1) as usize).min(self.backoff.len()) - 1;
+        self.backoff[i]
+    }
+
+    /// The base delay plus uniform random jitter in `0..jitter`.
+    pub fn delay(&self, n: u32) -> Duration {
+        let jitter = self.jitter.as_nanos() as u64;
+        let extra = if jitter == 0 {
+            0
+        } else {
+            rand::random_range(0..jitter)
+        };
+        self.base_delay(n) + Duration::from_nanos(extra)
+    }
+}
+
+/// What a child's start function gets.
+pub struct StartContext {
+    /// The child's tree path, e.g. `collectors/trades`.
+    pub path: String,
+    /// The supervisor to link to.
+    pub supervisor: ActorCell,
+}
+
+pub type StartFuture = BoxFuture<'static, Result<ActorCell, String>>;
+
+/// How a child is (re)started: spawn the actor linked to `ctx.supervisor`.
+pub type StartFn = Arc<dyn Fn(StartContext) -> StartFuture + Send + Sync>;
+
+/// Everything the supervisor needs to know about one child.
+#[derive(Clone)]
+pub struct ChildSpec {
+    pub name: String,
+    pub restart: RestartKind,
+    pub policy: RestartPolicy,
+    pub shutdown_timeout: Duration,
+    /// `None` for sub-supervisors: their start is bounded by their children's.
+    pub start_timeout: Option<Duration>,
+    pub start: StartFn,
+}
+
+impl ChildSpec {
+    pub fn new(
+        name: impl Into<String>,
+        start: impl Fn(StartContext) -> StartFuture + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            restart: RestartKind::Permanent,
+            policy: RestartPolicy::default(),
+            shutdown_timeout: Duration::from_secs(5),
+            start_timeout: Some(Duration::from_secs(30)),
+            start: Arc::new(start),
+        }
+    }
+
+    /// A child that is an actor of type `A`, started with clones of `actor` and `args`.
+    pub fn actor<A>(name: impl Into<String>, actor: A, args: A::Arguments) -> Self
+    where
+        A: Actor + Clone + Sync,
+        A::Arguments: Clone + Sync,
+    {
+        Self::new(name, move |ctx: StartContext| {
+            let (actor, args) = (actor.clone(), args.clone());
+            Box::pin(async move {
+                A::spawn_linked(None, actor, args, ctx.supervisor)
+                    .await
+                    .map(|(r, _)| r.get_cell())
+                    .map_err(|e| start_error(e))
+            })
+        })
+    }
+
+    /// A child that is itself a supervisor of `children`; its path is filled in at start.
+    pub fn supervisor(name: impl Into<String>, args: SupervisorArgs) -> Self {
+        let mut spec = Self::new(name, move |ctx: StartContext| {
+            let mut args = args.clone();
+            args.path = ctx.path;
+            Box::pin(async move {
+                SupervisorActor::spawn_linked(None, SupervisorActor, args, ctx.supervisor)
+                    .await
+                    .map(|(r, _)| r.get_cell())
+                    .map_err(|e| start_error(e))
+            })
+        });
+        spec.start_timeout = None;
+        // Its own post_stop stops its children one by one; give it time for that.
+        spec.shutdown_timeout = Duration::from_secs(60);
+        spec
+    }
+
+    pub fn with_restart(mut self, restart: RestartKind) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    pub fn with_policy(mut self, policy: RestartPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn with_shutdown_timeout(mut self, t: Duration) -> Self {
+        self.shutdown_timeout = t;
+        self
+    }
+
+    pub fn with_start_timeout(mut self, t: Option<Duration>) -> Self {
+        self.start_timeout = t;
+        self
+    }
+}
+
+fn start_error(e: ractor::SpawnErr) -> String {
+    match e {
+        ractor::SpawnErr::StartupFailed(inner) => format!("start failed: {inner}"),
+        other => format!("start failed: {other}"),
+    }
+}
+
+/// The observers every supervisor of a tree shares.
+#[derive(Clone)]
+pub struct TreeContext {
+    pub board: StatusBoard,
+    pub audit: AuditLog,
+    pub alerts: AlertOutbox,
+}
+
+#[derive(Clone)]
+pub struct SupervisorArgs {
+    /// This supervisor's tree path; empty for the root.
+    pub path: String,
+    pub strategy: Strategy,
+    pub children: Vec<ChildSpec>,
+    pub ctx: TreeContext,
+}
+
+/// A child as `Children` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildInfo {
+    pub name: String,
+    pub path: String,
+    pub state: ActorState,
+    pub consecutive_failures: u32,
+    pub escalated: bool,
+    pub generation: u64,
+}
+
+/// Why a control request was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no actor named {name:?} under {supervisor:?}; known: {}", known.join(", "))]
+    UnknownChild {
+        name: String,
+        supervisor: String,
+        known: Vec<String>,
+    },
+}
+
+pub enum SupervisorMsg {
+    /// A backoff elapsed: restart these children (name, generation at scheduling), in order.
+    RestartDue(Vec<(String, u64)>),
+    /// A child started at `generation` may have run `stable_after` without failing.
+    StableDue(String, u64),
+    Start(Vec<String>, RpcReplyPort<Result<(), ControlError>>),
+    Stop(Vec<String>, RpcReplyPort<Result<(), ControlError>>),
+    Restart(Vec<String>, RpcReplyPort<Result<(), ControlError>>),
+    Children(RpcReplyPort<Vec<ChildInfo>>),
+    /// Answers while the supervisor's loop runs; the watchdog relies on it.
+    Ping(RpcReplyPort<()>),
+}
+
+struct Child {
+    spec: ChildSpec,
+    path: String,
+    state: ActorState,
+    cell: Option<ActorCell>,
+    generation: u64,
+    consecutive: u32,
+    escalated: bool,
+    streak_since: Option<String>,
+    last_error: Option<String>,
+}
+
+impl Child {
+    fn alive(&self) -> bool {
+        self.cell.is_some()
+    }
+}
+
+pub struct SupervisorState {
+    path: String,
+    strategy: Strategy,
+    children: Vec<Child>,
+    ctx: TreeContext,
+}
+
+pub struct SupervisorActor;
+
+enum Exit {
+    Failed(String),
+    Stopped(Option<String>),
+}
+
+fn child_path(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+fn send_after(myself: &ActorRef<SupervisorMsg>, d: Duration, msg: SupervisorMsg) {
+    let me = myself.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(d).await;
+        // A dead supervisor has nothing left to restart.
+        let _ = me.cast(msg);
+    });
+}
+
+/// Graceful stop within `timeout`, then kill; true when the stop was graceful.
+async fn stop_cell(cell: &ActorCell, timeout: Duration) -> bool {
+    match cell.stop_and_wait(Some("stop".into()), Some(timeout)).await {
+        Err(RactorErr::Timeout) => {
+            if cell.kill_and_wait(Some(timeout)).await.is_err() {
+                tracing::error!(event = "supervisor.kill_timeout", id = %cell.get_id(),
+                    "child did not die within {timeout:?} of a kill");
+            }
+            false
+        }
+        // Ok, or the actor was already gone.
+        _ => true,
+    }
+}
+
+impl SupervisorState {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.children.iter().position(|c| c.spec.name == name)
+    }
+
+    fn index_of_cell(&self, id: ActorId) -> Option<usize> {
+        self.children
+            .iter()
+            .position(|c| c.cell.as_ref().is_some_and(|cell| cell.get_id() == id))
+    }
+
+    fn resolve(&self, names: &[String]) -> Result<Vec<usize>, ControlError> {
+        let mut out = Vec::new();
+        for name in names {
+            if name == "all" || name == "*" {
+                out.extend(0..self.children.len());
+                continue;
+            }
+            match self.index(name) {
+                Some(i) => out.push(i),
+                None => {
+                    return Err(ControlError::UnknownChild {
+                        name: name.clone(),
+                        supervisor: if self.path.is_empty() {
+                            "fushi".into()
+                        } else {
+                            self.path.clone()
+                        },
+                        known: self.children.iter().map(|c| c.spec.name.clone()).collect(),
+                    })
+                }
+            }
+        }
+        out.dedup();
+        Ok(out)
+    }
+
+    fn publish(&self, idx: usize, restarted: bool, failed: bool, recovered: bool) {
+        let c = &self.children[idx];
+        let (state, consecutive, escalated) = (c.state, c.consecutive, c.escalated);
+        let last_error = c.last_error.clone();
+        let restart = c.spec.restart.as_str();
+        self.ctx.board.update(&c.path, |a| {
+            if a.state != state {
+                a.since = Some(clock::now_rfc3339());
+            }
+            a.state = state;
+            a.restart = restart.into();
+            a.consecutive_failures = consecutive;
+            a.escalated = escalated;
+            a.last_error = last_error;
+            a.restarts += u64::from(restarted);
+            a.failures += u64::from(failed);
+            a.recovered += u64::from(recovered);
+            if state != ActorState::Backoff {
+                a.next_restart_at = None;
+            }
+        });
+    }
+
+    fn audit(&self, idx: usize, event: &str, payload: serde_json::Value) {
+        self.ctx
+            .audit
+            .emit(event, Some(&self.children[idx].path), payload);
+    }
+
+    /// Starts child `idx` now; a failed start goes down the failure path.
+    async fn start_child(&mut self, myself: &ActorRef<SupervisorMsg>, idx: usize, restart: bool) {
+        let c = &mut self.children[idx];
+        c.generation += 1;
+        c.state = ActorState::Starting;
+        let ctx = StartContext {
+            path: c.path.clone(),
+            supervisor: myself.get_cell(),
+        };
+        let fut = (c.spec.start)(ctx);
+        let timeout = c.spec.start_timeout;
+        self.publish(idx, false, false, false);
+        let result = match timeout {
+            Some(t) => tokio::time::timeout(t, fut)
+                .await
+                .unwrap_or_else(|_| Err(format!("start timed out after {t:?}"))),
+            None => fut.await,
+        };
+        match result {
+            Ok(cell) => {
+                let c = &mut self.children[idx];
+                c.cell = Some(cell);
+                c.state = ActorState::Running;
+                let (generation, attempt, stable) =
+                    (c.generation, c.consecutive, c.spec.policy.stable_after);
+                let (event, path) = if restart {
+                    ("supervisor.child.restarted", c.path.clone())
+                } else {
+                    ("supervisor.child.started", c.path.clone())
+                };
+                tracing::info!(actor = path.as_str(), event, attempt, "{event}");
+                self.publish(idx, restart, false, false);
+                self.audit(idx, event, json!({"attempt": attempt, "generation": generation}));
+                send_after(
+                    myself,
+                    stable,
+                    SupervisorMsg::StableDue(self.children[idx].spec.name.clone(), generation),
+                );
+            }
+            Err(e) => self.on_failure(myself, idx, e).await,
+        }
+    }
+
+    /// Stops a running child (graceful, then kill) or cancels its pending restart.
+    async fn stop_child(&mut self, idx: usize, reason: &str) {
+        let c = &mut self.children[idx];
+        c.generation += 1;
+        let was = c.state;
+        if let Some(cell) = c.cell.take() {
+            c.state = ActorState::Stopping;
+            let timeout = c.spec.shutdown_timeout;
+            self.publish(idx, false, false, false);
+            let graceful = stop_cell(&cell, timeout).await;
+            let c = &mut self.children[idx];
+            c.state = ActorState::Stopped;
+            tracing::info!(actor = c.path.as_str(), event = "supervisor.child.stopped", reason, graceful, "stopped");
+            self.publish(idx, false, false, false);
+            self.audit(
+                idx,
+                "supervisor.child.stopped",
+                json!({"reason": reason, "graceful": graceful}),
+            );
+        } else if was != ActorState::Stopped {
+            c.state = ActorState::Stopped;
+            self.publish(idx, false, false, false);
+            self.audit(
+                idx,
+                "supervisor.child.stopped",
+                json!({"reason": reason, "was": was.as_str()}),
+            );
+        }
+    }
+
+    async fn on_exit(&mut self, myself: &ActorRef<SupervisorMsg>, idx: usize, exit: Exit) {
+        let c = &mut self.children[idx];
+        c.cell = None;
+        let error = match exit {
+            Exit::Failed(e) => Some(e),
+            Exit::Stopped(reason) => match c.spec.restart {
+                RestartKind::Permanent => Some(format!(
+                    "stopped by itself ({})",
+                    reason.as_deref().unwrap_or("no reason")
+                )),
+                RestartKind::Transient | RestartKind::Temporary => None,
+            },
+        };
+        let Some(error) = error else {
+            c.state = ActorState::Stopped;
+            self.publish(idx, false, false, false);
+            self.audit(idx, "supervisor.child.stopped", json!({"reason": "exited normally"}));
+            return;
+        };
+        if c.spec.restart == RestartKind::Temporary {
+            c.state = ActorState::Stopped;
+            c.last_error = Some(error.clone());
+            tracing::warn!(actor = c.path.as_str(), event = "supervisor.child.failed", error = %error,
+                "temporary child failed; not restarted");
+            self.publish(idx, false, true, false);
+            self.audit(
+                idx,
+                "supervisor.child.failed",
+                json!({"error": error, "restart": "temporary"}),
+            );
+            return;
+        }
+        self.on_failure(myself, idx, error).await;
+    }
+
+    /// A restart failure of child `idx`: count it, escalate or give up, and schedule the restart.
+    async fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, idx: usize, error: String) {
+        let c = &mut self.children[idx];
+        c.cell = None;
+        c.consecutive += 1;
+        let n = c.consecutive;
+        if n == 1 {
+            c.streak_since = Some(clock::now_rfc3339());
+        }
+        c.last_error = Some(error.clone());
+        let policy = c.spec.policy.clone();
+        tracing::warn!(actor = c.path.as_str(), event = "supervisor.child.failed", attempt = n,
+            error = %error, "child failed");
+        self.audit(
+            idx,
+            "supervisor.child.failed",
+            json!({"error": error, "consecutive_failures": n}),
+        );
+
+        if n >= policy.escalate_after && !self.children[idx].escalated {
+            let c = &mut self.children[idx];
+            c.escalated = true;
+            let alert = Alert::Escalation {
+                actor: c.path.clone(),
+                failures: n,
+                last_error: c.last_error.clone(),
+                since: c.streak_since.clone().unwrap_or_else(clock::now_rfc3339),
+            };
+            self.audit(
+                idx,
+                "supervisor.child.escalated",
+                json!({"failures": n, "last_error": error}),
+            );
+            self.ctx.alerts.push(alert);
+        }
+
+        if policy.give_up_after > 0 && n >= policy.give_up_after {
+            let c = &mut self.children[idx];
+            c.state = ActorState::Fatal;
+            c.generation += 1;
+            tracing::error!(actor = c.path.as_str(), event = "supervisor.child.fatal", attempt = n,
+                "giving up after {n} consecutive failures; `fushi start` revives it");
+            self.publish(idx, false, true, false);
+            self.audit(idx, "supervisor.child.fatal", json!({"failures": n}));
+            return;
+        }
+
+        let delay = policy.delay(n);
+        let group: Vec<usize> = match self.strategy {
+            Strategy::OneForOne => vec![idx],
+            Strategy::OneForAll => (0..self.children.len())
+                .filter(|&j| j == idx || self.sibling_joins(j))
+                .collect(),
+            Strategy::RestForOne => (idx..self.children.len())
+                .filter(|&j| j == idx || self.sibling_joins(j))
+                .collect(),
+        };
+        for &j in group.iter().rev() {
+            if j != idx && self.children[j].alive() {
+                self.stop_child(j, "sibling failed").await;
+            }
+        }
+        let mut due = Vec::with_capacity(group.len());
+        let next_at = clock::in_rfc3339(delay);
+        for &j in &group {
+            let failed = j == idx;
+            if !failed && self.children[j].spec.restart == RestartKind::Temporary {
+                continue;
+            }
+            let c = &mut self.children[j];
+            c.generation += 1;
+            c.state = ActorState::Backoff;
+            due.push((c.spec.name.clone(), c.generation));
+            self.publish(j, false, failed, false);
+            let next = next_at.clone();
+            self.ctx
+                .board
+                .update(&self.children[j].path, |a| a.next_restart_at = Some(next));
+        }
+        let delay_ms = delay.as_millis() as u64;
+        tracing::info!(actor = self.children[idx].path.as_str(), event = "supervisor.child.restart_scheduled",
+            attempt = n, delay = ?delay, "restart scheduled");
+        self.audit(
+            idx,
+            "supervisor.child.restart_scheduled",
+            json!({"attempt": n, "delay_ms": delay_ms, "next_restart_at": next_at,
+                   "with": due.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()}),
+        );
+        if delay.is_zero() {
+            Box::pin(self.restart_due(myself, due)).await;
+        } else {
+            send_after(myself, delay, SupervisorMsg::RestartDue(due));
+        }
+    }
+
+    /// Whether sibling `j` is taken down and restarted along with a failed child.
+    fn sibling_joins(&self, j: usize) -> bool {
+        let c = &self.children[j];
+        c.alive() || matches!(c.state, ActorState::Backoff | ActorState::Starting)
+    }
+
+    async fn restart_due(&mut self, myself: &ActorRef<SupervisorMsg>, due: Vec<(String, u64)>) {
+        for (name, generation) in due {
+            let Some(idx) = self.index(&name) else {
+                continue;
+            };
+            let c = &self.children[idx];
+            if c.generation != generation || c.state != ActorState::Backoff {
+                continue; // cancelled by a stop, a restart, or a newer failure
+            }
+            self.start_child(myself, idx, true).await;
+        }
+    }
+
+    fn stable_due(&mut self, name: &str, generation: u64) {
+        let Some(idx) = self.index(name) else {
+            return;
+        };
+        let c = &mut self.children[idx];
+        if c.generation != generation || c.state != ActorState::Running || c.consecutive == 0 {
+            return;
+        }
+        let failures = c.consecutive;
+        let was_escalated = c.escalated;
+        c.consecutive = 0;
+        c.escalated = false;
+        let since = c.streak_since.take().unwrap_or_else(clock::now_rfc3339);
+        let path = c.path.clone();
+        tracing::info!(actor = path.as_str(), event = "supervisor.child.recovered", attempt = failures,
+            "child ran stable after {failures} consecutive failures");
+        self.publish(idx, false, false, true);
+        self.audit(
+            idx,
+            "supervisor.child.recovered",
+            json!({"after_failures": failures, "was_escalated": was_escalated}),
+        );
+        if was_escalated {
+            self.ctx.alerts.push(Alert::Recovered {
+                actor: path,
+                failures,
+                since,
+            });
+        }
+    }
+
+    fn info(&self) -> Vec<ChildInfo> {
+        self.children
+            .iter()
+            .map(|c| ChildInfo {
+                name: c.spec.name.clone(),
+                path: c.path.clone(),
+                state: c.state,
+                consecutive_failures: c.consecutive,
+                escalated: c.escalated,
+                generation: c.generation,
+            })
+            .collect()
+    }
+}
+
+impl Actor for SupervisorActor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let children = args
+            .children
+            .into_iter()
+            .map(|spec| Child {
+                path: child_path(&args.path, &spec.name),
+                spec,
+                state: ActorState::Stopped,
+                cell: None,
+                generation: 0,
+                consecutive: 0,
+                escalated: false,
+                streak_since: None,
+                last_error: None,
+            })
+            .collect();
+        let mut state = SupervisorState {
+            path: args.path,
+            strategy: args.strategy,
+            children,
+            ctx: args.ctx,
+        };
+        for idx in 0..state.children.len() {
+            // A sibling's failed start under one_for_all may already have scheduled this one.
+            if state.children[idx].state == ActorState::Stopped {
+                state.start_child(&myself, idx, false).await;
+            }
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::RestartDue(due) => state.restart_due(&myself, due).await,
+            SupervisorMsg::StableDue(name, generation) => state.stable_due(&name, generation),
+            SupervisorMsg::Stop(names, reply) => {
+                let res = state.resolve(&names);
+                if let Ok(idxs) = &res {
+                    for &i in idxs.iter().rev() {
+                        state.stop_child(i, "requested").await;
+                    }
+                }
+                let _ = reply.send(res.map(|_| ()));
+            }
+            SupervisorMsg::Start(names, reply) => {
+                let res = state.resolve(&names);
+                if let Ok(idxs) = &res {
+                    for &i in idxs {
+                        let c = &mut state.children[i];
+                        if matches!(c.state, ActorState::Stopped | ActorState::Fatal) {
+                            // A manual start is a fresh start: the failure streak is forgiven.
+                            c.consecutive = 0;
+                            c.escalated = false;
+                            state.start_child(&myself, i, false).await;
+                        }
+                    }
+                }
+                let _ = reply.send(res.map(|_| ()));
+            }
+            SupervisorMsg::Restart(names, reply) => {
+                let res = state.resolve(&names);
+                if let Ok(idxs) = &res {
+                    for &i in idxs.iter().rev() {
+                        state.stop_child(i, "restart requested").await;
+                    }
+                    for &i in idxs {
+                        state.start_child(&myself, i, true).await;
+                    }
+                }
+                let _ = reply.send(res.map(|_| ()));
+            }
+            SupervisorMsg::Children(reply) => {
+                let _ = reply.send(state.info());
+            }
+            SupervisorMsg::Ping(reply) => {
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (id, exit) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => (cell.get_id(), Exit::Failed(err.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell.get_id(), Exit::Stopped(reason))
+            }
+            _ => return Ok(()),
+        };
+        // Unknown ids are incarnations this supervisor already stopped or replaced.
+        if let Some(idx) = state.index_of_cell(id) {
+            state.on_exit(&myself, idx, exit).await;
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        for idx in (0..state.children.len()).rev() {
+            state.stop_child(idx, "shutdown").await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_steps_then_stays_at_last() {
+        let p = RestartPolicy {
+            jitter: Duration::ZERO,
+            ..RestartPolicy::default()
+        };
+        let got: Vec<u64> = (1..=6).map(|n| p.delay(n).as_secs()).collect();
+        assert_eq!(got, [5, 10, 15, 15, 15, 15]);
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let p = RestartPolicy::default();
+        for n in 1..200 {
+            let d = p.delay(n);
+            let base = p.base_delay(n);
+            assert!(d >= base && d < base + Duration::from_secs(1), "{d:?} for n={n}");
+        }
+    }
+}
