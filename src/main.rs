@@ -1,1 +1,22 @@
-fn main() {}
+//! The `fushi` binary: parse the command line, run it, map errors to exit codes (78 for config errors).
+
+mod cli;
+mod config;
+mod daemon;
+mod logging;
+mod systemd;
+mod tree;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = <cli::Cli as clap::Parser>::parse();
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fushi: {e:#}");
+            let config_error = e.chain().any(|c| c.is::<config::ConfigError>());
+            ExitCode::from(if config_error { config::EX_CONFIG } else { 1 })
+        }
+    }
+}

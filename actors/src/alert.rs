@@ -84,12 +84,26 @@ impl AlertChannel for LogChannel {
 
     fn deliver(&self, alert: &Alert) -> Result<(), String> {
         match alert {
-            Alert::Escalation { actor, failures, .. } => tracing::error!(
-                actor = actor.as_str(), event = "supervisor.child.escalated", failures = *failures,
-                alert = "escalation", "{}", alert.text()),
-            Alert::Recovered { actor, failures, .. } => tracing::warn!(
-                actor = actor.as_str(), event = "supervisor.child.recovered", failures = *failures,
-                alert = "recovered", "{}", alert.text()),
+            Alert::Escalation {
+                actor, failures, ..
+            } => tracing::error!(
+                actor = actor.as_str(),
+                event = "supervisor.child.escalated",
+                failures = *failures,
+                alert = "escalation",
+                "{}",
+                alert.text()
+            ),
+            Alert::Recovered {
+                actor, failures, ..
+            } => tracing::warn!(
+                actor = actor.as_str(),
+                event = "supervisor.child.recovered",
+                failures = *failures,
+                alert = "recovered",
+                "{}",
+                alert.text()
+            ),
         }
         Ok(())
     }
@@ -148,6 +162,7 @@ impl AlertOutbox {
     }
 }
 
+#[derive(Clone)]
 pub struct AlertActor;
 
 #[derive(Clone)]
@@ -191,7 +206,8 @@ impl Actor for AlertActor {
         let AlertMsg::Drain = msg;
         while let Some(alert) = state.args.outbox.front() {
             for ch in &state.args.channels {
-                let payload = json!({"channel": ch.name(), "template": alert.template(), "alert": &alert});
+                let payload =
+                    json!({"channel": ch.name(), "template": alert.template(), "alert": &alert});
                 match ch.deliver(&alert) {
                     Ok(()) => state
                         .args

@@ -137,7 +137,9 @@ fn writer(mut file: File, path: PathBuf, rx: mpsc::Receiver<Command>) {
             next = rx.try_recv().ok();
         }
         if !buf.is_empty() {
-            let res = file.write_all(buf.as_bytes()).and_then(|()| file.sync_data());
+            let res = file
+                .write_all(buf.as_bytes())
+                .and_then(|()| file.sync_data());
             if let Err(e) = res {
                 // The audit trail is diagnostic, not acknowledged data: report and keep going
                 // rather than take the daemon down with a full disk.
@@ -161,7 +163,14 @@ pub fn read_events(path: &Path) -> io::Result<Vec<AuditEvent>> {
         .collect())
 }
 
-const SECRET_KEYS: &[&str] = &["token", "password", "passwd", "secret", "credential", "api_key"];
+const SECRET_KEYS: &[&str] = &[
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "credential",
+    "api_key",
+];
 
 /// Masks values under secret-looking keys and credentials embedded in URLs (`scheme://user:pass@`).
 pub fn mask_secrets(v: &mut Value) {
@@ -224,7 +233,11 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let log = AuditLog::open(&path, "n1").unwrap();
         for i in 0..100 {
-            log.emit("supervisor.child.failed", Some("collectors/a"), json!({"i": i}));
+            log.emit(
+                "supervisor.child.failed",
+                Some("collectors/a"),
+                json!({"i": i}),
+            );
         }
         log.flush();
         let events = read_events(&path).unwrap();

@@ -235,7 +235,12 @@ impl StatusBoard {
     }
 
     pub fn get(&self, name: &str) -> Option<ActorStatus> {
-        self.lock().doc.actors.iter().find(|a| a.name == name).cloned()
+        self.lock()
+            .doc
+            .actors
+            .iter()
+            .find(|a| a.name == name)
+            .cloned()
     }
 
     /// A consistent copy of the document with health computed, and its version.
@@ -356,7 +361,11 @@ mod tests {
         assert!(r.unclean);
         assert_eq!(r.daemon_recovered, 3);
         assert_eq!(b.get("collectors/a").unwrap().restarts, 4);
-        assert_eq!(b.restore_once(Some(doc)), None, "second restore must not double-count");
+        assert_eq!(
+            b.restore_once(Some(doc)),
+            None,
+            "second restore must not double-count"
+        );
         assert_eq!(b.get("collectors/a").unwrap().restarts, 4);
     }
 

@@ -16,6 +16,7 @@ use crate::audit::AuditLog;
 use crate::board::{StatusBoard, StatusDoc};
 use crate::AbortOnDrop;
 
+#[derive(Clone)]
 pub struct StatusActor;
 
 #[derive(Clone)]
@@ -107,9 +108,12 @@ impl Actor for StatusActor {
         };
         if let Some(restored) = args.board.restore_once(old) {
             if restored.unclean {
-                tracing::warn!(actor = "status", event = "daemon.recovered",
+                tracing::warn!(
+                    actor = "status",
+                    event = "daemon.recovered",
                     daemon_recovered = restored.daemon_recovered,
-                    "previous daemon ended without a clean shutdown; recovered");
+                    "previous daemon ended without a clean shutdown; recovered"
+                );
                 args.audit.emit(
                     "daemon.recovered",
                     None,

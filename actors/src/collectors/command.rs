@@ -277,8 +277,11 @@ impl Actor for CommandActor {
             CommandMsg::Exited(..) => {}
             CommandMsg::Tick => {
                 if state.group.is_some() {
-                    tracing::warn!(actor = state.args.path.as_str(), event = "collector.command.overrun",
-                        "previous run still going; skipping this tick");
+                    tracing::warn!(
+                        actor = state.args.path.as_str(),
+                        event = "collector.command.overrun",
+                        "previous run still going; skipping this tick"
+                    );
                     return Ok(());
                 }
                 state.run += 1;
@@ -333,12 +336,7 @@ mod tests {
         }
         assert_eq!(
             got,
-            vec![
-                Ok(b"short".to_vec()),
-                Err(21),
-                Ok(Vec::new()),
-                Err(15)
-            ]
+            vec![Ok(b"short".to_vec()), Err(21), Ok(Vec::new()), Err(15)]
         );
     }
 }

@@ -67,8 +67,13 @@ impl Actor for HeartbeatActor {
     ) -> Result<(), ActorProcessingErr> {
         state.beats += 1;
         let a = &state.args;
-        tracing::info!(actor = a.path.as_str(), event = "collector.heartbeat", stream = a.stream.as_str(),
-            beat = state.beats, "heartbeat");
+        tracing::info!(
+            actor = a.path.as_str(),
+            event = "collector.heartbeat",
+            stream = a.stream.as_str(),
+            beat = state.beats,
+            "heartbeat"
+        );
         a.sink.accept(
             &a.path,
             Record {

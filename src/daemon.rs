@@ -1,0 +1,236 @@
+//! `fushi run`: load the config (or the last good one), start the tree, talk to systemd, and
+//! handle SIGTERM (ordered shutdown) and SIGHUP (reload) until told to stop.
+
+use anyhow::{bail, Context};
+use fushi_actors::alert::AlertOutbox;
+use fushi_actors::audit::AuditLog;
+use fushi_actors::board::{ActorState, StatusBoard};
+use fushi_actors::status::write_atomic;
+use fushi_actors::supervisor::{SupervisorActor, TreeContext};
+use ractor::Actor;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{base_dir, Config, Mode};
+use crate::logging::{self, LogTarget};
+use crate::{systemd, tree};
+
+const LAST_GOOD: &str = "config.last-good.toml";
+
+/// A config ready to run, and the errors of the file when it is the last good copy instead.
+struct Loaded {
+    cfg: Config,
+    /// The file's text when it is what runs (saved as the last good copy).
+    text: Option<String>,
+    errors: Vec<String>,
+}
+
+pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
+    let loaded = load(config_path)?;
+    logging::init(log, loaded.cfg.node.mode == Mode::Debug).context("setting up logging")?;
+    for e in &loaded.errors {
+        tracing::error!(event = "config.invalid", error = %e,
+            "config file is invalid; running on the last good copy until it is fixed");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("fushi")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config_path, loaded))
+}
+
+/// The data dir a broken config most likely meant: its `node.data_dir` if that much parses.
+fn guess_data_dir(path: &Path) -> PathBuf {
+    let dir = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("node")?.get("data_dir")?.as_str().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("data"));
+    base_dir(path).join(dir)
+}
+
+fn load(path: &Path) -> anyhow::Result<Loaded> {
+    match Config::load(path) {
+        Ok((cfg, text)) => Ok(Loaded {
+            cfg,
+            text: Some(text),
+            errors: Vec::new(),
+        }),
+        Err(err) => {
+            let last_good = guess_data_dir(path).join(LAST_GOOD);
+            let fallback = std::fs::read_to_string(&last_good)
+                .ok()
+                .and_then(|text| Config::parse(&text, &last_good, base_dir(path)).ok());
+            match fallback {
+                Some(cfg) => {
+                    eprintln!(
+                        "fushi: {err}\nfushi: running on {} until the file is fixed",
+                        last_good.display()
+                    );
+                    Ok(Loaded {
+                        cfg,
+                        text: None,
+                        errors: vec![err.to_string()],
+                    })
+                }
+                None => Err(err).context(format!("loading config {}", path.display())),
+            }
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))
+}
+
+/// One line for systemd's STATUS=.
+fn summary(board: &StatusBoard) -> String {
+    let (doc, _) = board.snapshot();
+    let running = doc
+        .actors
+        .iter()
+        .filter(|a| a.state == ActorState::Running)
+        .count();
+    let restarts: u64 = doc.actors.iter().map(|a| a.restarts).sum();
+    format!(
+        "health {}; {running}/{} actors running; {restarts} restarts",
+        doc.health,
+        doc.actors.len()
+    )
+}
+
+async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
+    let cfg = &loaded.cfg;
+    let data_dir = cfg.node.data_dir.clone();
+    create_private_dir(&data_dir)?;
+    let last_good = data_dir.join(LAST_GOOD);
+    if let Some(text) = &loaded.text {
+        write_atomic(&last_good, text.as_bytes())
+            .with_context(|| format!("saving {}", last_good.display()))?;
+    }
+    let node = cfg.node_id();
+    let audit_path = data_dir.join("audit.jsonl");
+    let audit = AuditLog::open(&audit_path, &node)
+        .with_context(|| format!("opening the audit log {}", audit_path.display()))?;
+    let board = StatusBoard::new(
+        &node,
+        cfg.node.mode.as_str(),
+        &config_path.display().to_string(),
+    );
+    board.set_config_errors(loaded.errors.clone());
+    let ctx = TreeContext {
+        board: board.clone(),
+        audit: audit.clone(),
+        alerts: AlertOutbox::default(),
+    };
+    let args = tree::build(cfg, ctx)?;
+    audit.emit(
+        "daemon.started",
+        None,
+        json!({"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION"),
+               "config": config_path.display().to_string(), "last_good": !loaded.errors.is_empty()}),
+    );
+    tracing::info!(event = "daemon.started", pid = std::process::id(), config = %config_path.display(), "starting");
+    let (root, mut root_handle) = SupervisorActor::spawn(None, SupervisorActor, args)
+        .await
+        .context("starting the supervision tree")?;
+    systemd::ready(&summary(&board));
+    tracing::info!(event = "daemon.ready", "{}", summary(&board));
+    let _watchdog = systemd::watchdog_period()
+        .map(|p| fushi_actors::AbortOnDrop(tokio::spawn(systemd::watchdog(root.clone(), p))));
+    let status_board = board.clone();
+    let _status_line = fushi_actors::AbortOnDrop(tokio::spawn(async move {
+        let mut last = String::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let now = summary(&status_board);
+            if now != last {
+                systemd::status(&now);
+                last = now;
+            }
+        }
+    }));
+
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let reason = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => reload(config_path, &board, &audit, &last_good),
+            _ = &mut root_handle => {
+                audit.emit("daemon.stopped", None, json!({"reason": "root supervisor failed"}));
+                audit.flush();
+                bail!("the root supervisor failed; exiting so that systemd restarts the daemon");
+            }
+        }
+    };
+    systemd::stopping();
+    tracing::info!(
+        event = "daemon.stopping",
+        signal = reason,
+        "stopping the tree in order"
+    );
+    board.mark_shutting_down();
+    // Each child already has its own shutdown_timeout; this only guards against a wedged root.
+    let budget = cfg.supervisor.shutdown_timeout * (cfg.collectors.len() as u32 + 4)
+        + Duration::from_secs(60);
+    if root
+        .stop_and_wait(Some(reason.into()), Some(budget))
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            event = "daemon.stop_timeout",
+            "tree did not stop within {budget:?}; killing it"
+        );
+        root.kill();
+    }
+    audit.emit("daemon.stopped", None, json!({"signal": reason}));
+    audit.flush();
+    tracing::info!(event = "daemon.stopped", signal = reason, "stopped");
+    Ok(())
+}
+
+/// SIGHUP: validate the file again. A bad file keeps the running config and turns health red.
+fn reload(config_path: &Path, board: &StatusBoard, audit: &AuditLog, last_good: &Path) {
+    systemd::reloading();
+    match Config::load(config_path) {
+        Ok((_, text)) => {
+            board.set_config_errors(Vec::new());
+            if let Err(e) = write_atomic(last_good, text.as_bytes()) {
+                tracing::warn!(event = "config.last_good_failed", error = %e, "cannot save the last good config");
+            }
+            audit.emit(
+                "config.reload.ok",
+                None,
+                json!({"path": config_path.display().to_string()}),
+            );
+            tracing::info!(
+                event = "config.reload.ok",
+                "config is valid; collector changes take effect at the next daemon start"
+            );
+        }
+        Err(e) => {
+            board.set_config_errors(vec![e.to_string()]);
+            audit.emit(
+                "config.reload.failed",
+                None,
+                json!({"error": e.to_string()}),
+            );
+            tracing::error!(event = "config.reload.failed", error = %e, "config reload failed; keeping the running config");
+        }
+    }
+    systemd::ready(&summary(board));
+}

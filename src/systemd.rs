@@ -1,0 +1,51 @@
+//! systemd integration (`Type=notify`): READY, STATUS, RELOADING, STOPPING, and a watchdog that
+//! only pets systemd while the root supervisor answers.
+//!
+//! Every call is a no-op without `NOTIFY_SOCKET`, so the same binary runs under systemd and by hand.
+
+use fushi_actors::supervisor::SupervisorMsg;
+use ractor::ActorRef;
+use sd_notify::NotifyState;
+use std::time::Duration;
+
+fn send(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(event = "systemd.notify_failed", error = %e, "cannot notify systemd");
+    }
+}
+
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
+pub fn reloading() {
+    send(&[NotifyState::Reloading]);
+}
+
+pub fn stopping() {
+    send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+}
+
+/// The watchdog period systemd asked for (`WATCHDOG_USEC`), if any.
+pub fn watchdog_period() -> Option<Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec))
+}
+
+/// Pets the watchdog every `period / 2`, but only after the root supervisor answered a ping
+/// within `period / 4`: a wedged tree stops the petting and systemd restarts the process.
+pub async fn watchdog(root: ActorRef<SupervisorMsg>, period: Duration) {
+    let mut tick = tokio::time::interval(period / 2);
+    loop {
+        tick.tick().await;
+        match ractor::call_t!(root, SupervisorMsg::Ping, (period / 4).as_millis() as u64) {
+            Ok(()) => send(&[NotifyState::Watchdog]),
+            Err(e) => tracing::error!(event = "systemd.watchdog_missed", error = %e,
+                "root supervisor did not answer; withholding WATCHDOG=1"),
+        }
+    }
+}

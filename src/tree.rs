@@ -1,0 +1,125 @@
+//! Builds the supervision tree of SPEC §3 from a validated config.
+
+use fushi_actors::alert::{AlertActor, AlertArgs, LogChannel};
+use fushi_actors::collectors::command::{CommandActor, CommandArgs};
+use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
+use fushi_actors::records::RecordSink;
+use fushi_actors::status::{StatusActor, StatusArgs};
+use fushi_actors::supervisor::{ChildSpec, Strategy, SupervisorArgs, TreeContext};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{CollectorConfig, CollectorKind, Config, ConfigError};
+
+/// How long the status actor lets a burst of changes gather before one write.
+const STATUS_COALESCE: Duration = Duration::from_millis(20);
+
+/// The root supervisor's arguments: status, alert, then the collectors sub-supervisor.
+pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigError> {
+    let policy = cfg.supervisor.policy();
+    let timeout = cfg.supervisor.shutdown_timeout;
+    let status = ChildSpec::actor(
+        "status",
+        StatusActor,
+        StatusArgs {
+            board: ctx.board.clone(),
+            audit: ctx.audit.clone(),
+            path: cfg.node.data_dir.join("status.json"),
+            coalesce: STATUS_COALESCE,
+        },
+    );
+    let alert = ChildSpec::actor(
+        "alert",
+        AlertActor,
+        AlertArgs {
+            outbox: ctx.alerts.clone(),
+            audit: ctx.audit.clone(),
+            channels: vec![Arc::new(LogChannel)],
+        },
+    );
+    let sink = RecordSink::new(ctx.board.clone());
+    let mut collectors = Vec::new();
+    for c in cfg.collectors.iter().filter(|c| c.enabled) {
+        collectors.push(collector(cfg, c, sink.clone())?);
+    }
+    let collectors = ChildSpec::supervisor(
+        "collectors",
+        SupervisorArgs {
+            path: String::new(),
+            strategy: cfg.supervisor.strategy,
+            children: collectors,
+            ctx: ctx.clone(),
+        },
+    )
+    .with_policy(policy.clone());
+    let children = vec![status, alert]
+        .into_iter()
+        .map(|c| c.with_policy(policy.clone()).with_shutdown_timeout(timeout))
+        .chain(std::iter::once(collectors))
+        .collect();
+    Ok(SupervisorArgs {
+        path: String::new(),
+        strategy: Strategy::OneForOne,
+        children,
+        ctx,
+    })
+}
+
+fn collector(
+    cfg: &Config,
+    c: &CollectorConfig,
+    sink: RecordSink,
+) -> Result<ChildSpec, ConfigError> {
+    let path = format!("collectors/{}", c.name);
+    let node = cfg.node_id();
+    let shutdown = c
+        .shutdown_timeout
+        .unwrap_or(cfg.supervisor.shutdown_timeout);
+    let spec = match c.kind {
+        CollectorKind::Heartbeat => ChildSpec::actor(
+            c.name.clone(),
+            HeartbeatActor,
+            HeartbeatArgs {
+                path,
+                stream: c.stream().to_string(),
+                node,
+                every: c.every.unwrap_or(crate::config::DEFAULT_HEARTBEAT_EVERY),
+                sink,
+            },
+        ),
+        CollectorKind::Command => ChildSpec::actor(
+            c.name.clone(),
+            CommandActor,
+            CommandArgs {
+                path,
+                stream: c.stream().to_string(),
+                argv: c.argv.clone(),
+                shell: c.shell,
+                env: c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                cwd: c.cwd.clone(),
+                every: c.every,
+                timeout: c.timeout,
+                max_record_bytes: cfg.storage.max_record_bytes.0 as usize,
+                // Leave part of the shutdown budget for the actor's own exit after SIGKILL.
+                stop_grace: shutdown.mul_f32(0.8),
+                sink,
+            },
+        ),
+        other => {
+            return Err(ConfigError::Unsupported {
+                message: format!(
+                    "collector {:?}: kind {:?} is valid but not available in this build of fushi; \
+                     set enabled = false on it or use kind = \"command\"",
+                    c.name, other
+                ),
+            })
+        }
+    };
+    let mut spec = spec
+        .with_policy(c.policy(&cfg.supervisor))
+        .with_shutdown_timeout(shutdown);
+    if let Some(r) = c.restart {
+        spec = spec.with_restart(r);
+    }
+    Ok(spec)
+}
