@@ -27,6 +27,6 @@ mod tests {
     #[test]
     fn formats_with_millis_and_z() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_120);
-        assert_eq!(super::rfc3339(t), "2026-11-18T08:26:40.120Z");
+        assert_eq!(super::rfc3339(t), "2026-11-18T11:06:40.120Z");
     }
 }

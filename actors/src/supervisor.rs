@@ -105,15 +105,19 @@ impl RestartPolicy {
         self.backoff[i]
     }
 
-    /// The base delay plus uniform random jitter in `0..jitter`.
+    /// The base delay plus uniform random jitter in `0..jitter`, in whole milliseconds.
+    ///
+    /// Whole milliseconds because tokio's timers round a deadline up to the next millisecond: a
+    /// jitter drawn in nanoseconds within 1 ms of `jitter` fired at exactly `base + jitter`,
+    /// outside the promised `base..base + jitter` (and differed from the audited `delay_ms`).
     pub fn delay(&self, n: u32) -> Duration {
-        let jitter = self.jitter.as_nanos() as u64;
-        let extra = if jitter == 0 {
+        let jitter_ms = self.jitter.as_millis() as u64;
+        let extra = if jitter_ms == 0 {
             0
         } else {
-            rand::random_range(0..jitter)
+            rand::random_range(0..jitter_ms)
         };
-        self.base_delay(n) + Duration::from_nanos(extra)
+        self.base_delay(n) + Duration::from_millis(extra)
     }
 }
 
@@ -369,7 +373,10 @@ impl SupervisorState {
                 }
             }
         }
-        out.dedup();
+        // Keep the first occurrence of each child: `dedup` alone only drops adjacent repeats, so
+        // `restart a b a` (or `all a`) restarted `a` twice.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|&i| seen.insert(i));
         Ok(out)
     }
 
@@ -434,14 +441,20 @@ impl SupervisorState {
                 };
                 tracing::info!(actor = path.as_str(), event, attempt, "{event}");
                 self.publish(idx, restart, false, false);
-                self.audit(idx, event, json!({"attempt": attempt, "generation": generation}));
+                self.audit(
+                    idx,
+                    event,
+                    json!({"attempt": attempt, "generation": generation}),
+                );
                 send_after(
                     myself,
                     stable,
                     SupervisorMsg::StableDue(self.children[idx].spec.name.clone(), generation),
                 );
             }
-            Err(e) => self.on_failure(myself, idx, e).await,
+            // Through on_exit, not straight to on_failure: a temporary child whose start fails
+            // must not be restarted either (SPEC §3.1: temporary = never restarted).
+            Err(e) => self.on_exit(myself, idx, Exit::Failed(e)).await,
         }
     }
 
@@ -457,7 +470,13 @@ impl SupervisorState {
             let graceful = stop_cell(&cell, timeout).await;
             let c = &mut self.children[idx];
             c.state = ActorState::Stopped;
-            tracing::info!(actor = c.path.as_str(), event = "supervisor.child.stopped", reason, graceful, "stopped");
+            tracing::info!(
+                actor = c.path.as_str(),
+                event = "supervisor.child.stopped",
+                reason,
+                graceful,
+                "stopped"
+            );
             self.publish(idx, false, false, false);
             self.audit(
                 idx,
@@ -491,7 +510,11 @@ impl SupervisorState {
         let Some(error) = error else {
             c.state = ActorState::Stopped;
             self.publish(idx, false, false, false);
-            self.audit(idx, "supervisor.child.stopped", json!({"reason": "exited normally"}));
+            self.audit(
+                idx,
+                "supervisor.child.stopped",
+                json!({"reason": "exited normally"}),
+            );
             return;
         };
         if c.spec.restart == RestartKind::Temporary {
@@ -550,8 +573,12 @@ impl SupervisorState {
             let c = &mut self.children[idx];
             c.state = ActorState::Fatal;
             c.generation += 1;
-            tracing::error!(actor = c.path.as_str(), event = "supervisor.child.fatal", attempt = n,
-                "giving up after {n} consecutive failures; `fushi start` revives it");
+            tracing::error!(
+                actor = c.path.as_str(),
+                event = "supervisor.child.fatal",
+                attempt = n,
+                "giving up after {n} consecutive failures; `fushi start` revives it"
+            );
             self.publish(idx, false, true, false);
             self.audit(idx, "supervisor.child.fatal", json!({"failures": n}));
             return;
@@ -638,8 +665,12 @@ impl SupervisorState {
         c.escalated = false;
         let since = c.streak_since.take().unwrap_or_else(clock::now_rfc3339);
         let path = c.path.clone();
-        tracing::info!(actor = path.as_str(), event = "supervisor.child.recovered", attempt = failures,
-            "child ran stable after {failures} consecutive failures");
+        tracing::info!(
+            actor = path.as_str(),
+            event = "supervisor.child.recovered",
+            attempt = failures,
+            "child ran stable after {failures} consecutive failures"
+        );
         self.publish(idx, false, false, true);
         self.audit(
             idx,
@@ -772,7 +803,9 @@ impl Actor for SupervisorActor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         let (id, exit) = match evt {
-            SupervisionEvent::ActorFailed(cell, err) => (cell.get_id(), Exit::Failed(err.to_string())),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                (cell.get_id(), Exit::Failed(err.to_string()))
+            }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 (cell.get_id(), Exit::Stopped(reason))
             }
@@ -817,7 +850,10 @@ mod tests {
         for n in 1..200 {
             let d = p.delay(n);
             let base = p.base_delay(n);
-            assert!(d >= base && d < base + Duration::from_secs(1), "{d:?} for n={n}");
+            assert!(
+                d >= base && d < base + Duration::from_secs(1),
+                "{d:?} for n={n}"
+            );
         }
     }
 }
