@@ -31,9 +31,17 @@ pub fn stopping() {
 }
 
 /// The watchdog period systemd asked for (`WATCHDOG_USEC`), if any.
+///
+/// Follows libsystemd's `sd_watchdog_enabled`: `WATCHDOG_PID`, when set, must name this process;
+/// when unset the request is ours. (`sd_notify::watchdog_enabled` insists on `WATCHDOG_PID`.)
 pub fn watchdog_period() -> Option<Duration> {
-    let mut usec = 0;
-    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec))
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| Duration::from_micros(usec))
 }
 
 /// Pets the watchdog every `period / 2`, but only after the root supervisor answered a ping

@@ -119,6 +119,9 @@ impl Actor for StatusActor {
                     None,
                     json!({"daemon_recovered": restored.daemon_recovered}),
                 );
+                // Durable before status.json counts it, so the audit trail never has fewer.
+                let audit = args.audit.clone();
+                tokio::task::spawn_blocking(move || audit.flush()).await?;
             }
         }
         let board = args.board.clone();

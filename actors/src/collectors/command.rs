@@ -132,6 +132,14 @@ fn spawn(
     if let Some(cwd) = &args.cwd {
         cmd.current_dir(cwd);
     }
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        // A `kill -9` of the daemon never reaches post_stop or the drop guard; without a parent
+        // death signal the child would run on as an orphan outside systemd's cgroup cleanup.
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run {:?}: {e}", args.argv[0]))?;

@@ -1,0 +1,110 @@
+//! Restart behaviour seen from outside: audit trail of a crashing `command` collector, ordered shutdown, process groups.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn ms(e: &Value) -> u64 {
+    e["payload"]["delay_ms"].as_u64().expect("delay_ms")
+}
+
+#[test]
+fn false_command_shows_its_restart_schedule_in_audit() {
+    let env = Env::new(&config(
+        r#"[[collector]]
+name = "crash"
+kind = "command"
+argv = ["false"]
+backoff = ["50ms", "100ms", "150ms"]
+jitter = "0s"
+escalate_after = 4
+"#,
+    ));
+    let mut d = env.start();
+    let audit = d.wait_audit("supervisor.child.restart_scheduled", "collectors/crash", 6);
+    let scheduled = events(&audit, "supervisor.child.restart_scheduled", "collectors/crash");
+    let delays: Vec<u64> = scheduled.iter().take(6).map(|e| ms(e)).collect();
+    assert_eq!(delays, [50, 100, 150, 150, 150, 150]);
+    let attempts: Vec<u64> = scheduled.iter().take(6).map(|e| e["payload"]["attempt"].as_u64().unwrap()).collect();
+    assert_eq!(attempts, [1, 2, 3, 4, 5, 6]);
+
+    // Exactly one escalation, right after the 4th consecutive failure.
+    let escalated = events(&audit, "supervisor.child.escalated", "collectors/crash");
+    assert_eq!(escalated.len(), 1, "{escalated:?}");
+    assert_eq!(escalated[0]["payload"]["failures"], 4);
+    let pos = |e: &Value| audit.iter().position(|x| x == e).unwrap();
+    let failed = events(&audit, "supervisor.child.failed", "collectors/crash");
+    assert!(pos(failed[3]) < pos(escalated[0]) && pos(escalated[0]) < pos(scheduled[3]));
+    let sent = events(&audit, "alert.sent", "collectors/crash");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["payload"]["channel"], "journald");
+
+    // Each restart happened no earlier than its scheduled delay.
+    let restarted = events(&audit, "supervisor.child.restarted", "collectors/crash");
+    for (s, r) in scheduled.iter().zip(restarted.iter()).take(4) {
+        let at = |e: &Value| time::OffsetDateTime::parse(e["ts"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        let gap = (at(r) - at(s)).whole_milliseconds() as u64;
+        assert!(gap + 2 >= ms(s), "restart after {gap} ms, scheduled {} ms", ms(s));
+    }
+    let status = env.status().expect("status.json");
+    let crash = status["actors"].as_array().unwrap().iter().find(|a| a["name"] == "collectors/crash").unwrap().clone();
+    assert!(crash["restarts"].as_u64().unwrap() >= 4, "{crash}");
+    assert_eq!(status["health"], "red", "an escalated actor makes health red");
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn sigterm_stops_the_tree_in_reverse_order_and_marks_a_clean_shutdown() {
+    let env = Env::new(&config(
+        r#"[[collector]]
+name = "a"
+kind = "heartbeat"
+every = "1h"
+[[collector]]
+name = "b"
+kind = "command"
+argv = ["sleep", "1000"]
+"#,
+    ));
+    let mut d = env.start();
+    d.wait_audit("supervisor.child.started", "collectors", 1);
+    assert!(d.terminate().success(), "{}", d.log());
+    let audit = env.audit();
+    let stopped: Vec<&str> = events(&audit, "supervisor.child.stopped", "")
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(stopped, ["collectors/b", "collectors/a", "collectors", "alert", "status"]);
+    assert_eq!(audit.last().unwrap()["event"], "daemon.stopped");
+    let status = env.status().unwrap();
+    assert_eq!(status["clean_shutdown"], true);
+
+    // A clean stop is not a crash: the next start does not count a recovery.
+    let mut d = env.start();
+    d.wait_audit("daemon.started", "", 2);
+    d.wait_audit("supervisor.child.started", "collectors", 2);
+    assert!(d.terminate().success());
+    assert!(events(&env.audit(), "daemon.recovered", "").is_empty());
+}
+
+#[test]
+fn stopping_a_command_collector_kills_its_whole_process_group() {
+    let env = Env::new(&config(
+        r#"[[collector]]
+name = "family"
+kind = "command"
+shell = true
+argv = ["sleep 1000 & echo $! > grandchild.pid; wait"]
+"#,
+    ));
+    let mut d = env.start();
+    let pidfile = env.path().join("grandchild.pid");
+    let pid: i32 = wait_for("grandchild pid", || {
+        std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    });
+    let alive = |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    assert!(alive(pid));
+    assert!(d.terminate().success());
+    // The grandchild was in the collector's process group; it is reaped by init once killed.
+    wait_for("the grandchild to die", || (!alive(pid)).then_some(()));
+}

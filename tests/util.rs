@@ -1,0 +1,181 @@
+//! Test harness: runs the real `fushi` binary in a temp dir and waits on its events (audit lines, status.json, exit).
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fushi"))
+}
+
+/// A temp dir with a supervisor.toml; the daemon's data dir is `<dir>/data`.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("creating a temp dir");
+        let env = Self { dir };
+        env.write_config(config);
+        env
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path().join("supervisor.toml")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.config(), config).expect("writing supervisor.toml");
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.arg("run")
+            .arg("-c")
+            .arg(self.config())
+            .arg("--log")
+            .arg("text")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn start(&self) -> Daemon {
+        self.start_with(|_| {})
+    }
+
+    pub fn start_with(&self, f: impl FnOnce(&mut Command)) -> Daemon {
+        let mut cmd = self.command();
+        let log = std::fs::File::create(self.path().join("daemon.log")).expect("creating daemon.log");
+        cmd.stdout(Stdio::null()).stderr(log);
+        f(&mut cmd);
+        let child = cmd.spawn().expect("spawning fushi");
+        Daemon {
+            child,
+            data: self.data(),
+            log: self.path().join("daemon.log"),
+        }
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        audit(&self.data())
+    }
+
+    pub fn status(&self) -> Option<Value> {
+        let bytes = std::fs::read(self.data().join("status.json")).ok()?;
+        Some(serde_json::from_slice(&bytes).expect("status.json must always parse"))
+    }
+}
+
+pub fn audit(data: &Path) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(data.join("audit.jsonl")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+pub fn events<'a>(audit: &'a [Value], event: &str, actor: &str) -> Vec<&'a Value> {
+    audit
+        .iter()
+        .filter(|e| e["event"] == event && (actor.is_empty() || e["actor"] == actor))
+        .collect()
+}
+
+/// Polls `f` until it returns Some (the event happened) or `TIMEOUT` passes.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub data: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("signalling fushi");
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for an audit event (optionally of one actor) and returns all audit lines at that point.
+    pub fn wait_audit(&mut self, event: &str, actor: &str, count: usize) -> Vec<Value> {
+        let data = self.data.clone();
+        wait_for(&format!("{count} × {event} {actor}"), || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("fushi exited ({status}) while waiting for {event}:\n{}", self.log());
+            }
+            let a = audit(&data);
+            (events(&a, event, actor).len() >= count).then_some(a)
+        })
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let child = &mut self.child;
+        wait_for("fushi to exit", || child.try_wait().expect("waiting for fushi"))
+    }
+
+    pub fn kill9(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        self.wait_exit();
+    }
+
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The minimal config these tests build on: a data dir under the temp dir, tiny shutdown timeout.
+pub fn config(extra: &str) -> String {
+    format!(
+        r#"[node]
+id = "test-node"
+data_dir = "data"
+
+[supervisor]
+shutdown_timeout = "2s"
+
+{extra}"#
+    )
+}
