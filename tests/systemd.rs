@@ -33,3 +33,60 @@ fn sd_notify_ready_status_watchdog_stopping() {
     recv_until(&sock, "STOPPING=1", &mut seen);
     assert!(d.wait_exit().success());
 }
+
+fn journal(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// journald runs standalone here: the test starts its own in a private mount namespace (tmpfs over
+/// its socket and storage dirs), so it needs root; without root it says so and checks nothing.
+#[test]
+fn journalctl_finds_an_actors_lines_by_native_fields() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("SKIPPED journalctl_finds_an_actors_lines_by_native_fields: needs root for a mount namespace (CI runs as root)");
+        return;
+    }
+    let env = Env::new(&config(
+        r#"[[collector]]
+name = "beat"
+kind = "heartbeat"
+every = "50ms"
+[[collector]]
+name = "crash"
+kind = "command"
+argv = ["false"]
+backoff = ["10ms"]
+jitter = "0s"
+escalate_after = 2
+"#,
+    ));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/journald.sh");
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "bash"])
+        .arg(&script)
+        .arg(bin())
+        .arg(env.config())
+        .arg(env.path())
+        .output()
+        .expect("running unshare (util-linux)");
+    assert!(out.status.success(), "journald script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+
+    let beat = journal(&env.path().join("beat.json"));
+    let heartbeat = beat.iter().find(|e| e["EVENT"] == "collector.heartbeat").expect("a heartbeat line");
+    assert_eq!(heartbeat["ACTOR"], "collectors/beat");
+    assert_eq!(heartbeat["SYSLOG_IDENTIFIER"], "fushi");
+    assert_eq!(heartbeat["STREAM"], "beat", "stream defaults to the collector name");
+    assert_eq!(heartbeat["PRIORITY"], "6");
+    assert!(beat.iter().any(|e| e["EVENT"] == "supervisor.child.started"));
+
+    let crash = journal(&env.path().join("crash.json"));
+    let escalated: Vec<_> = crash.iter().filter(|e| e["EVENT"] == "supervisor.child.escalated").collect();
+    assert_eq!(escalated.len(), 1, "one escalation per streak");
+    assert_eq!(escalated[0]["PRIORITY"], "3", "escalations are logged at error level");
+    assert_eq!(escalated[0]["FAILURES"], "2");
+    assert!(crash.iter().any(|e| e["EVENT"] == "supervisor.child.restart_scheduled" && e["ATTEMPT"] == "1"));
+}
