@@ -80,7 +80,7 @@ escalate_after = 2
     assert_eq!(heartbeat["ACTOR"], "collectors/beat");
     assert_eq!(heartbeat["SYSLOG_IDENTIFIER"], "fushi");
     assert_eq!(heartbeat["STREAM"], "beat", "stream defaults to the collector name");
-    assert_eq!(heartbeat["PRIORITY"], "6");
+    assert_eq!(heartbeat["PRIORITY"], "5", "tracing-journald maps INFO to notice");
     assert!(beat.iter().any(|e| e["EVENT"] == "supervisor.child.started"));
 
     let crash = journal(&env.path().join("crash.json"));
