@@ -36,12 +36,25 @@ escalate_after = 1000
             continue;
         };
         let recovered = status["daemon_recovered"].as_u64().unwrap();
-        let flaky = status["actors"].as_array().unwrap().iter().find(|a| a["name"] == "collectors/flaky");
+        let flaky = status["actors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "collectors/flaky");
         let restarts = flaky.map_or(0, |a| a["restarts"].as_u64().unwrap());
         let failures = flaky.map_or(0, |a| a["failures"].as_u64().unwrap());
-        assert!(recovered >= last_recovered, "daemon_recovered went back: {recovered} < {last_recovered}");
-        assert!(restarts >= last_restarts, "restarts went back: {restarts} < {last_restarts}");
-        assert!(failures >= last_failures, "failures went back: {failures} < {last_failures}");
+        assert!(
+            recovered >= last_recovered,
+            "daemon_recovered went back: {recovered} < {last_recovered}"
+        );
+        assert!(
+            restarts >= last_restarts,
+            "restarts went back: {restarts} < {last_restarts}"
+        );
+        assert!(
+            failures >= last_failures,
+            "failures went back: {failures} < {last_failures}"
+        );
         (last_recovered, last_restarts, last_failures) = (recovered, restarts, failures);
     }
     // A final clean run sees every earlier unclean end.
@@ -49,13 +62,23 @@ escalate_after = 1000
     d.wait_audit("supervisor.child.restarted", "collectors/flaky", 1);
     let status = wait_for("status.json to show the restart", || {
         let s = env.status()?;
-        let flaky = s["actors"].as_array()?.iter().find(|a| a["name"] == "collectors/flaky")?.clone();
+        let flaky = s["actors"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == "collectors/flaky")?
+            .clone();
         (flaky["restarts"].as_u64()? > last_restarts).then_some(s)
     });
     assert!(d.terminate().success());
     let recovered = status["daemon_recovered"].as_u64().unwrap();
-    assert!(recovered > last_recovered, "the last kill was not counted: {recovered}");
-    assert!(recovered >= 25, "most of the {runs} kills must count as recovered crashes, got {recovered}");
+    assert!(
+        recovered > last_recovered,
+        "the last kill was not counted: {recovered}"
+    );
+    assert!(
+        recovered >= 25,
+        "most of the {runs} kills must count as recovered crashes, got {recovered}"
+    );
     // The audit event is made durable before the count is: never fewer events than counted.
     assert!(events(&env.audit(), "daemon.recovered", "").len() as u64 >= recovered);
 }

@@ -22,10 +22,18 @@ escalate_after = 4
     ));
     let mut d = env.start();
     let audit = d.wait_audit("supervisor.child.restart_scheduled", "collectors/crash", 6);
-    let scheduled = events(&audit, "supervisor.child.restart_scheduled", "collectors/crash");
+    let scheduled = events(
+        &audit,
+        "supervisor.child.restart_scheduled",
+        "collectors/crash",
+    );
     let delays: Vec<u64> = scheduled.iter().take(6).map(|e| ms(e)).collect();
     assert_eq!(delays, [50, 100, 150, 150, 150, 150]);
-    let attempts: Vec<u64> = scheduled.iter().take(6).map(|e| e["payload"]["attempt"].as_u64().unwrap()).collect();
+    let attempts: Vec<u64> = scheduled
+        .iter()
+        .take(6)
+        .map(|e| e["payload"]["attempt"].as_u64().unwrap())
+        .collect();
     assert_eq!(attempts, [1, 2, 3, 4, 5, 6]);
 
     // Exactly one escalation, right after the 4th consecutive failure.
@@ -42,14 +50,33 @@ escalate_after = 4
     // Each restart happened no earlier than its scheduled delay.
     let restarted = events(&audit, "supervisor.child.restarted", "collectors/crash");
     for (s, r) in scheduled.iter().zip(restarted.iter()).take(4) {
-        let at = |e: &Value| time::OffsetDateTime::parse(e["ts"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        let at = |e: &Value| {
+            time::OffsetDateTime::parse(
+                e["ts"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        };
         let gap = (at(r) - at(s)).whole_milliseconds() as u64;
-        assert!(gap + 2 >= ms(s), "restart after {gap} ms, scheduled {} ms", ms(s));
+        assert!(
+            gap + 2 >= ms(s),
+            "restart after {gap} ms, scheduled {} ms",
+            ms(s)
+        );
     }
     let status = env.status().expect("status.json");
-    let crash = status["actors"].as_array().unwrap().iter().find(|a| a["name"] == "collectors/crash").unwrap().clone();
+    let crash = status["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "collectors/crash")
+        .unwrap()
+        .clone();
     assert!(crash["restarts"].as_u64().unwrap() >= 4, "{crash}");
-    assert_eq!(status["health"], "red", "an escalated actor makes health red");
+    assert_eq!(
+        status["health"], "red",
+        "an escalated actor makes health red"
+    );
     assert!(d.terminate().success());
 }
 
@@ -74,7 +101,16 @@ argv = ["sleep", "1000"]
         .iter()
         .map(|e| e["actor"].as_str().unwrap())
         .collect();
-    assert_eq!(stopped, ["collectors/b", "collectors/a", "collectors", "alert", "status"]);
+    assert_eq!(
+        stopped,
+        [
+            "collectors/b",
+            "collectors/a",
+            "collectors",
+            "alert",
+            "status"
+        ]
+    );
     assert_eq!(audit.last().unwrap()["event"], "daemon.stopped");
     let status = env.status().unwrap();
     assert_eq!(status["clean_shutdown"], true);

@@ -11,18 +11,24 @@ fn recv_until(sock: &UnixDatagram, want: &str, seen: &mut Vec<String>) {
         if let Ok(n) = sock.recv(&mut buf) {
             seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
-        seen.iter().any(|m| m.lines().any(|l| l == want)).then_some(())
+        seen.iter()
+            .any(|m| m.lines().any(|l| l == want))
+            .then_some(())
     });
 }
 
 #[test]
 fn sd_notify_ready_status_watchdog_stopping() {
-    let env = Env::new(&config("[[collector]]\nname = \"beat\"\nkind = \"heartbeat\"\n"));
+    let env = Env::new(&config(
+        "[[collector]]\nname = \"beat\"\nkind = \"heartbeat\"\n",
+    ));
     let sock_path = env.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let mut d = env.start_with(|c| {
-        c.env("NOTIFY_SOCKET", &sock_path).env("WATCHDOG_USEC", "200000");
+        c.env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "200000");
     });
     let mut seen = Vec::new();
     recv_until(&sock, "READY=1", &mut seen);
@@ -73,20 +79,81 @@ escalate_after = 2
         .arg(env.path())
         .output()
         .expect("running unshare (util-linux)");
-    assert!(out.status.success(), "journald script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "journald script failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let beat = journal(&env.path().join("beat.json"));
-    let heartbeat = beat.iter().find(|e| e["EVENT"] == "collector.heartbeat").expect("a heartbeat line");
+    let heartbeat = beat
+        .iter()
+        .find(|e| e["EVENT"] == "collector.heartbeat")
+        .expect("a heartbeat line");
     assert_eq!(heartbeat["ACTOR"], "collectors/beat");
     assert_eq!(heartbeat["SYSLOG_IDENTIFIER"], "fushi");
-    assert_eq!(heartbeat["STREAM"], "beat", "stream defaults to the collector name");
-    assert_eq!(heartbeat["PRIORITY"], "5", "tracing-journald maps INFO to notice");
-    assert!(beat.iter().any(|e| e["EVENT"] == "supervisor.child.started"));
+    assert_eq!(
+        heartbeat["STREAM"], "beat",
+        "stream defaults to the collector name"
+    );
+    assert_eq!(
+        heartbeat["PRIORITY"], "5",
+        "tracing-journald maps INFO to notice"
+    );
+    assert!(beat
+        .iter()
+        .any(|e| e["EVENT"] == "supervisor.child.started"));
 
     let crash = journal(&env.path().join("crash.json"));
-    let escalated: Vec<_> = crash.iter().filter(|e| e["EVENT"] == "supervisor.child.escalated").collect();
+    let escalated: Vec<_> = crash
+        .iter()
+        .filter(|e| e["EVENT"] == "supervisor.child.escalated")
+        .collect();
     assert_eq!(escalated.len(), 1, "one escalation per streak");
-    assert_eq!(escalated[0]["PRIORITY"], "3", "escalations are logged at error level");
+    assert_eq!(
+        escalated[0]["PRIORITY"], "3",
+        "escalations are logged at error level"
+    );
     assert_eq!(escalated[0]["FAILURES"], "2");
-    assert!(crash.iter().any(|e| e["EVENT"] == "supervisor.child.restart_scheduled" && e["ATTEMPT"] == "1"));
+    assert!(crash
+        .iter()
+        .any(|e| e["EVENT"] == "supervisor.child.restart_scheduled" && e["ATTEMPT"] == "1"));
+}
+
+#[test]
+fn the_unit_file_verifies_and_carries_the_spec_settings() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fushi.service"),
+    )
+    .unwrap();
+    for line in [
+        "Type=notify",
+        "Restart=always",
+        "RestartSec=5s",
+        "WatchdogSec=30s",
+        "MemoryMax=512M",
+        "CPUQuota=20%",
+        "WantedBy=multi-user.target",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
+    }
+    // systemd-analyze warns (exit 0) on unknown keys, so any output is a failure too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fushi.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/fushi", bin().to_str().unwrap()),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd) must be installed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
 }

@@ -63,7 +63,8 @@ impl Env {
 
     pub fn start_with(&self, f: impl FnOnce(&mut Command)) -> Daemon {
         let mut cmd = self.command();
-        let log = std::fs::File::create(self.path().join("daemon.log")).expect("creating daemon.log");
+        let log =
+            std::fs::File::create(self.path().join("daemon.log")).expect("creating daemon.log");
         cmd.stdout(Stdio::null()).stderr(log);
         f(&mut cmd);
         let child = cmd.spawn().expect("spawning fushi");
@@ -124,7 +125,8 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("signalling fushi");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
+            .expect("signalling fushi");
     }
 
     pub fn log(&self) -> String {
@@ -136,7 +138,10 @@ impl Daemon {
         let data = self.data.clone();
         wait_for(&format!("{count} × {event} {actor}"), || {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("fushi exited ({status}) while waiting for {event}:\n{}", self.log());
+                panic!(
+                    "fushi exited ({status}) while waiting for {event}:\n{}",
+                    self.log()
+                );
             }
             let a = audit(&data);
             (events(&a, event, actor).len() >= count).then_some(a)
@@ -145,7 +150,9 @@ impl Daemon {
 
     pub fn wait_exit(&mut self) -> ExitStatus {
         let child = &mut self.child;
-        wait_for("fushi to exit", || child.try_wait().expect("waiting for fushi"))
+        wait_for("fushi to exit", || {
+            child.try_wait().expect("waiting for fushi")
+        })
     }
 
     pub fn kill9(&mut self) {
