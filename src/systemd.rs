@@ -44,10 +44,12 @@ pub fn watchdog_period() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
-/// Pets the watchdog every `period / 2`, but only after the root supervisor answered a ping
-/// within `period / 4`: a wedged tree stops the petting and systemd restarts the process.
+/// Pets the watchdog every `period / 4`, but only after the root supervisor answered a ping
+/// within `period / 4`: a tree wedged for most of a period stops the petting and systemd restarts
+/// the process, while one slow moment (a child's bounded start) does not.
 pub async fn watchdog(root: ActorRef<SupervisorMsg>, period: Duration) {
-    let mut tick = tokio::time::interval(period / 2);
+    let mut tick = tokio::time::interval(period / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         match ractor::call_t!(root, SupervisorMsg::Ping, (period / 4).as_millis() as u64) {

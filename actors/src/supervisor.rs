@@ -173,7 +173,7 @@ impl ChildSpec {
                 A::spawn_linked(None, actor, args, ctx.supervisor)
                     .await
                     .map(|(r, _)| r.get_cell())
-                    .map_err(|e| start_error(e))
+                    .map_err(start_error)
             })
         })
     }
@@ -187,7 +187,7 @@ impl ChildSpec {
                 SupervisorActor::spawn_linked(None, SupervisorActor, args, ctx.supervisor)
                     .await
                     .map(|(r, _)| r.get_cell())
-                    .map_err(|e| start_error(e))
+                    .map_err(start_error)
             })
         });
         spec.start_timeout = None;
