@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 use crate::alert::{Alert, AlertOutbox};
 use crate::audit::AuditLog;
@@ -129,7 +130,13 @@ pub struct StartContext {
     pub supervisor: ActorCell,
 }
 
-pub type StartFuture = BoxFuture<'static, Result<ActorCell, String>>;
+/// A started child: its cell, and the task that runs it (aborted as a last resort on stop).
+pub struct Started {
+    pub cell: ActorCell,
+    pub task: JoinHandle<()>,
+}
+
+pub type StartFuture = BoxFuture<'static, Result<Started, String>>;
 
 /// How a child is (re)started: spawn the actor linked to `ctx.supervisor`.
 pub type StartFn = Arc<dyn Fn(StartContext) -> StartFuture + Send + Sync>;
@@ -172,7 +179,10 @@ impl ChildSpec {
             Box::pin(async move {
                 A::spawn_linked(None, actor, args, ctx.supervisor)
                     .await
-                    .map(|(r, _)| r.get_cell())
+                    .map(|(r, task)| Started {
+                        cell: r.get_cell(),
+                        task,
+                    })
                     .map_err(start_error)
             })
         })
@@ -186,7 +196,10 @@ impl ChildSpec {
             Box::pin(async move {
                 SupervisorActor::spawn_linked(None, SupervisorActor, args, ctx.supervisor)
                     .await
-                    .map(|(r, _)| r.get_cell())
+                    .map(|(r, task)| Started {
+                        cell: r.get_cell(),
+                        task,
+                    })
                     .map_err(start_error)
             })
         });
@@ -281,6 +294,7 @@ struct Child {
     path: String,
     state: ActorState,
     cell: Option<ActorCell>,
+    task: Option<JoinHandle<()>>,
     generation: u64,
     consecutive: u32,
     escalated: bool,
@@ -325,13 +339,29 @@ fn send_after(myself: &ActorRef<SupervisorMsg>, d: Duration, msg: SupervisorMsg)
     });
 }
 
+/// How long a kill may take to land before the actor's task is aborted.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
 /// Graceful stop within `timeout`, then kill; true when the stop was graceful.
-async fn stop_cell(cell: &ActorCell, timeout: Duration) -> bool {
+///
+/// ractor's kill interrupts a hung message handler but not a hung `post_stop`; when the kill has
+/// not landed within [`KILL_GRACE`], the actor's task is aborted, which drops its state (and with
+/// it the process groups its guards own), so a stopped child never runs on beside its replacement.
+async fn stop_cell(cell: &ActorCell, task: Option<JoinHandle<()>>, timeout: Duration) -> bool {
     match cell.stop_and_wait(Some("stop".into()), Some(timeout)).await {
         Err(RactorErr::Timeout) => {
-            if cell.kill_and_wait(Some(timeout)).await.is_err() {
-                tracing::error!(event = "supervisor.kill_timeout", id = %cell.get_id(),
-                    "child did not die within {timeout:?} of a kill");
+            // Kill first: for a sub-supervisor it also takes down its children.
+            cell.kill();
+            if let Some(task) = task {
+                let abort = task.abort_handle();
+                if tokio::time::timeout(KILL_GRACE.min(timeout), task)
+                    .await
+                    .is_err()
+                {
+                    tracing::error!(event = "supervisor.kill_timeout", id = %cell.get_id(),
+                        "child ignored its kill (hung in post_stop); aborting its task");
+                    abort.abort();
+                }
             }
             false
         }
@@ -428,9 +458,10 @@ impl SupervisorState {
             None => fut.await,
         };
         match result {
-            Ok(cell) => {
+            Ok(started) => {
                 let c = &mut self.children[idx];
-                c.cell = Some(cell);
+                c.cell = Some(started.cell);
+                c.task = Some(started.task);
                 c.state = ActorState::Running;
                 let (generation, attempt, stable) =
                     (c.generation, c.consecutive, c.spec.policy.stable_after);
@@ -466,8 +497,9 @@ impl SupervisorState {
         if let Some(cell) = c.cell.take() {
             c.state = ActorState::Stopping;
             let timeout = c.spec.shutdown_timeout;
+            let task = c.task.take();
             self.publish(idx, false, false, false);
-            let graceful = stop_cell(&cell, timeout).await;
+            let graceful = stop_cell(&cell, task, timeout).await;
             let c = &mut self.children[idx];
             c.state = ActorState::Stopped;
             tracing::info!(
@@ -497,6 +529,7 @@ impl SupervisorState {
     async fn on_exit(&mut self, myself: &ActorRef<SupervisorMsg>, idx: usize, exit: Exit) {
         let c = &mut self.children[idx];
         c.cell = None;
+        c.task = None;
         let error = match exit {
             Exit::Failed(e) => Some(e),
             Exit::Stopped(reason) => match c.spec.restart {
@@ -537,6 +570,7 @@ impl SupervisorState {
     async fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, idx: usize, error: String) {
         let c = &mut self.children[idx];
         c.cell = None;
+        c.task = None;
         c.consecutive += 1;
         let n = c.consecutive;
         if n == 1 {
@@ -719,6 +753,7 @@ impl Actor for SupervisorActor {
                 spec,
                 state: ActorState::Stopped,
                 cell: None,
+                task: None,
                 generation: 0,
                 consecutive: 0,
                 escalated: false,

@@ -310,7 +310,10 @@ impl Actor for TestChild {
     ) -> Result<(), ActorProcessingErr> {
         state.args.rec.push(&state.args.name, What::Stop);
         if state.mode == Mode::HangInStop {
+            // Recorded as Killed only if this hang is cut short by dropping the future.
+            let guard = RecordOnDrop(state.args.rec.clone(), state.args.name.clone());
             tokio::time::sleep(secs(3600)).await;
+            std::mem::forget(guard);
         }
         Ok(())
     }
