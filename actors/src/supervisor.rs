@@ -12,8 +12,10 @@
 //! - Children start inline and in list order, as OTP's supervisor does (ractor runs `pre_start`
 //!   in the caller of `spawn_linked`); `start_timeout` bounds a hung `pre_start`, which then counts
 //!   as a failed start. A failed start is a restart failure, never a reason to give up.
-//! - Stops are graceful first (`stop_and_wait` with `shutdown_timeout`), then a kill. A supervisor
-//!   stops its children in reverse order in its own `post_stop`, so a stop of the tree cascades in order.
+//! - Stops are graceful first (`stop_and_wait` with `shutdown_timeout`), then a kill, and when
+//!   the kill cannot land (ractor cannot interrupt a hung `post_stop`) the child's task is aborted.
+//!   A supervisor stops its children in reverse order in its own `post_stop`, so a stop of the
+//!   tree cascades in order.
 //! - Every scheduled restart carries the child's generation; a stop or restart ordered during the
 //!   backoff bumps it, so the pending restart finds itself stale and does nothing.
 //! - Transitions are written to the [`StatusBoard`] and the [`AuditLog`] and escalations to the
