@@ -21,3 +21,25 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+/// Casts `make()` to `actor` every `period` (the first at once) until the actor is gone; the
+/// returned guard stops the ticker when the actor's state is dropped.
+pub fn tick_every<M>(
+    actor: ractor::ActorRef<M>,
+    period: std::time::Duration,
+    make: impl Fn() -> M + Send + 'static,
+) -> AbortOnDrop
+where
+    M: ractor::Message,
+{
+    AbortOnDrop(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if actor.cast(make()).is_err() {
+                break;
+            }
+        }
+    }))
+}

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::clock;
 use crate::records::{Record, RecordSink};
-use crate::AbortOnDrop;
+use crate::{tick_every, AbortOnDrop};
 
 #[derive(Clone)]
 pub struct CommandActor;
@@ -248,17 +248,7 @@ impl Actor for CommandActor {
                 state.group = Some(spawn(&state.args, &myself, 1)?);
             }
             Some(every) => {
-                let me = myself.clone();
-                state._ticker = Some(AbortOnDrop(tokio::spawn(async move {
-                    let mut interval = tokio::time::interval(every);
-                    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        interval.tick().await;
-                        if me.cast(CommandMsg::Tick).is_err() {
-                            break;
-                        }
-                    }
-                })));
+                state._ticker = Some(tick_every(myself.clone(), every, || CommandMsg::Tick));
             }
         }
         Ok(state)

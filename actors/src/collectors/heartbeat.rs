@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::records::{Record, RecordSink};
-use crate::AbortOnDrop;
+use crate::{tick_every, AbortOnDrop};
 
 #[derive(Clone)]
 pub struct HeartbeatActor;
@@ -41,21 +41,11 @@ impl Actor for HeartbeatActor {
         myself: ActorRef<HeartbeatMsg>,
         args: HeartbeatArgs,
     ) -> Result<HeartbeatState, ActorProcessingErr> {
-        let every = args.every;
-        let ticker = tokio::spawn(async move {
-            let mut interval = tokio::time::interval(every);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                if myself.cast(HeartbeatMsg::Tick).is_err() {
-                    break;
-                }
-            }
-        });
+        let ticker = tick_every(myself, args.every, || HeartbeatMsg::Tick);
         Ok(HeartbeatState {
             args,
             beats: 0,
-            _ticker: AbortOnDrop(ticker),
+            _ticker: ticker,
         })
     }
 
