@@ -144,3 +144,61 @@ argv = ["sleep 1000 & echo $! > grandchild.pid; wait"]
     // The grandchild was in the collector's process group; it is reaped by init once killed.
     wait_for("the grandchild to die", || (!alive(pid)).then_some(()));
 }
+
+#[test]
+fn periodic_commands_run_every_period_and_only_timeouts_and_failed_runs_are_failures() {
+    let env = Env::new(&config(
+        r#"[[collector]]
+name = "tick"
+kind = "command"
+argv = ["echo", "{\"n\": 1}"]
+every = "30ms"
+
+[[collector]]
+name = "slow"
+kind = "command"
+argv = ["sleep", "10"]
+every = "30ms"
+timeout = "100ms"
+backoff = ["10ms"]
+jitter = "0s"
+
+[[collector]]
+name = "bad"
+kind = "command"
+argv = ["sh", "-c", "exit 7"]
+every = "30ms"
+backoff = ["10ms"]
+jitter = "0s"
+"#,
+    ));
+    let mut d = env.start();
+    let audit = d.wait_audit("supervisor.child.failed", "collectors/slow", 1);
+    let slow = events(&audit, "supervisor.child.failed", "collectors/slow");
+    assert_eq!(
+        slow[0]["payload"]["error"],
+        "periodic run timed out after 100ms"
+    );
+    let audit = d.wait_audit("supervisor.child.failed", "collectors/bad", 1);
+    let bad = events(&audit, "supervisor.child.failed", "collectors/bad");
+    assert_eq!(
+        bad[0]["payload"]["error"],
+        "periodic run failed (exit status: 7)"
+    );
+    let tick = wait_for("5 records from the periodic echo", || {
+        let s = env.status()?;
+        let t = s["actors"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == "collectors/tick")?
+            .clone();
+        (t["records"].as_u64()? >= 5).then_some(t)
+    });
+    assert_eq!(
+        tick["failures"], 0,
+        "a zero exit of a periodic run is not a failure: {tick}"
+    );
+    assert_eq!(tick["state"], "running");
+    assert!(events(&env.audit(), "supervisor.child.failed", "collectors/tick").is_empty());
+    assert!(d.terminate().success());
+}

@@ -3,7 +3,7 @@
 //! Until the storage actor lands, the sink counts records per collector on the status board and
 //! logs them at debug level; collectors only see [`RecordSink::accept`], so storage slots in here.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::board::StatusBoard;
@@ -13,6 +13,40 @@ pub struct Record {
     pub stream: String,
     pub ts: String,
     pub data: Value,
+}
+
+/// A record after storage gave it its id `<epoch>.<seq>`: what the journal holds and what
+/// becomes one line of `raw/<stream>/<YYYY-MM-DD>.jsonl` on the primary (fields in SPEC order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub id: String,
+    pub epoch: u64,
+    pub seq: u64,
+    pub ts: String,
+    pub stream: String,
+    pub node: String,
+    pub data: Value,
+}
+
+impl StoredRecord {
+    pub fn new(
+        epoch: u64,
+        seq: u64,
+        ts: String,
+        stream: String,
+        node: String,
+        data: Value,
+    ) -> Self {
+        Self {
+            id: format!("{epoch}.{seq}"),
+            epoch,
+            seq,
+            ts,
+            stream,
+            node,
+            data,
+        }
+    }
 }
 
 #[derive(Clone)]

@@ -1,0 +1,438 @@
+//! Benchmark: how long a zero-backoff `SupervisorActor` takes from a child's crash to its replacement handling a first message, beside OTP's `supervisor` measured the same way.
+//!
+//! Ours: a real [`SupervisorActor`] (status board, memory audit log, alert outbox) with one
+//! permanent child and a zero backoff. The child's `pre_start` hands its `ActorRef` to the bench
+//! through a channel. Per sample the bench casts `Crash`; the child stores `Instant::now()` and
+//! returns `Err` from `handle`. The bench waits for the replacement's `ActorRef`, calls it with
+//! `Ping`, and the child answers with the `Instant` at which it handles the ping. Latency = ping
+//! handled − crash. OTP: `otp_restart.escript` beside this file does the same with a gen_server
+//! under `{one_for_one, 1000000, 1}` and `erlang:monotonic_time(nanosecond)`.
+//!
+//! Both sides run on two scheduler threads (ours: the daemon's runtime, multi-thread with 2
+//! workers; OTP: `+S 2:2`), without logging, with samples ~2 ms apart. The two sides alternate in
+//! rounds, each round warming up first, so a change in machine load hits both alike.
+//!
+//! Knobs (environment): `RESTART_BENCH_SAMPLES` per side (5000), `RESTART_BENCH_ROUNDS` (5),
+//! `RESTART_BENCH_WARMUP` per round (200), `RESTART_BENCH_SPACING_MS` (2),
+//! `RESTART_BENCH_RUNTIME` (`multi_thread` | `current_thread`), `RESTART_BENCH_AUDIT` (`memory` |
+//! `file`: the daemon's fsyncing audit file, in a temporary directory).
+
+use fushi_actors::alert::AlertOutbox;
+use fushi_actors::audit::AuditLog;
+use fushi_actors::board::StatusBoard;
+use fushi_actors::supervisor::{
+    ChildSpec, RestartPolicy, Strategy, SupervisorActor, SupervisorArgs, SupervisorMsg, TreeContext,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+enum ChildMsg {
+    Crash,
+    Ping(RpcReplyPort<Instant>),
+}
+
+/// The supervised child; every incarnation reports to the bench through its arguments.
+#[derive(Clone)]
+struct BenchChild;
+
+#[derive(Clone)]
+struct ChildArgs {
+    /// Each incarnation's ref and the instant its `pre_start` ran.
+    ready: mpsc::UnboundedSender<(ActorRef<ChildMsg>, Instant)>,
+    /// Nanoseconds since `base` at which the last crash happened.
+    crash_at: Arc<AtomicU64>,
+    base: Instant,
+}
+
+impl Actor for BenchChild {
+    type Msg = ChildMsg;
+    type State = ChildArgs;
+    type Arguments = ChildArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ChildMsg>,
+        args: ChildArgs,
+    ) -> Result<ChildArgs, ActorProcessingErr> {
+        args.ready.send((myself, Instant::now()))?;
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<ChildMsg>,
+        msg: ChildMsg,
+        state: &mut ChildArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ChildMsg::Crash => {
+                let at = state.base.elapsed().as_nanos() as u64;
+                state.crash_at.store(at, Ordering::Release);
+                Err("crash".into())
+            }
+            ChildMsg::Ping(reply) => {
+                let _ = reply.send(Instant::now());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One restart, split in phases (ns): crash → replacement's start (`pre_start` / `init/1`),
+/// start → the bench holds the new ref, bench holds it → ping handled.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    to_start: u64,
+    to_bench: u64,
+    to_ping: u64,
+}
+
+impl Sample {
+    fn total(&self) -> u64 {
+        self.to_start + self.to_bench + self.to_ping
+    }
+}
+
+struct Config {
+    rounds: usize,
+    warmup: usize,
+    samples: usize,
+    spacing: Duration,
+    current_thread: bool,
+    file_audit: bool,
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// Our supervisor tree, kept alive across rounds.
+struct Ours {
+    sup: ActorRef<SupervisorMsg>,
+    sup_task: JoinHandle<()>,
+    child: ActorRef<ChildMsg>,
+    ready: mpsc::UnboundedReceiver<(ActorRef<ChildMsg>, Instant)>,
+    crash_at: Arc<AtomicU64>,
+    base: Instant,
+    /// Holds the audit file of `RESTART_BENCH_AUDIT=file`.
+    _audit_dir: Option<tempfile::TempDir>,
+}
+
+impl Ours {
+    async fn start(file_audit: bool) -> Self {
+        let (ready_tx, mut ready) = mpsc::unbounded_channel();
+        let crash_at = Arc::new(AtomicU64::new(0));
+        let base = Instant::now();
+        let args = ChildArgs {
+            ready: ready_tx,
+            crash_at: crash_at.clone(),
+            base,
+        };
+        let policy = RestartPolicy {
+            backoff: vec![Duration::ZERO],
+            jitter: Duration::ZERO,
+            escalate_after: u32::MAX,
+            stable_after: Duration::from_secs(24 * 3600),
+            give_up_after: 0,
+        };
+        let spec = ChildSpec::actor("child", BenchChild, args).with_policy(policy);
+        let (audit, audit_dir) = if file_audit {
+            let dir = tempfile::tempdir().expect("creating a temporary directory");
+            let log = AuditLog::open(&dir.path().join("audit.jsonl"), "bench")
+                .expect("opening the audit file");
+            (log, Some(dir))
+        } else {
+            (AuditLog::memory("bench"), None)
+        };
+        let ctx = TreeContext {
+            board: StatusBoard::new("bench", "prod", "bench.toml"),
+            audit,
+            alerts: AlertOutbox::default(),
+        };
+        let sup_args = SupervisorArgs {
+            path: String::new(),
+            strategy: Strategy::OneForOne,
+            children: vec![spec],
+            ctx,
+        };
+        let (sup, sup_task) = SupervisorActor::spawn(None, SupervisorActor, sup_args)
+            .await
+            .expect("spawning the supervisor");
+        let (child, _) = ready.recv().await.expect("first child never started");
+        Self {
+            sup,
+            sup_task,
+            child,
+            ready,
+            crash_at,
+            base,
+            _audit_dir: audit_dir,
+        }
+    }
+
+    /// `warmup` unrecorded restarts, then `samples` recorded ones, `spacing` apart.
+    async fn run(
+        mut self,
+        warmup: usize,
+        samples: usize,
+        spacing: Duration,
+    ) -> (Self, Vec<Sample>) {
+        let mut out = Vec::with_capacity(samples);
+        for i in 0..warmup + samples {
+            self.child.cast(ChildMsg::Crash).expect("casting Crash");
+            let (next, started) = tokio::time::timeout(Duration::from_secs(5), self.ready.recv())
+                .await
+                .expect("no replacement child within 5 s")
+                .expect("ready channel closed");
+            let got = Instant::now();
+            let handled = next
+                .call(ChildMsg::Ping, None)
+                .await
+                .expect("sending Ping")
+                .expect("replacement died before answering Ping");
+            let crashed = self.base + Duration::from_nanos(self.crash_at.load(Ordering::Acquire));
+            if i >= warmup {
+                out.push(Sample {
+                    to_start: started.duration_since(crashed).as_nanos() as u64,
+                    to_bench: got.duration_since(started).as_nanos() as u64,
+                    to_ping: handled.duration_since(got).as_nanos() as u64,
+                });
+            }
+            self.child = next;
+            tokio::time::sleep(spacing).await;
+        }
+        (self, out)
+    }
+
+    async fn stop(self) {
+        self.sup.stop(None);
+        self.sup_task.await.expect("supervisor task");
+    }
+}
+
+/// Runs `fut` to completion: on a worker for the multi-thread runtime, as the OTP bench process
+/// runs on a scheduler; on the only thread for the current-thread one.
+fn drive<F>(rt: &Runtime, current_thread: bool, fut: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if current_thread {
+        rt.block_on(fut)
+    } else {
+        rt.block_on(rt.spawn(fut)).expect("bench task")
+    }
+}
+
+fn find_in_path(exe: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(exe))
+        .find(|p| p.is_file())
+}
+
+/// One round of OTP's supervisor, from the escript; returns its info lines too.
+fn measure_otp(
+    escript: &Path,
+    warmup: usize,
+    samples: usize,
+    spacing: Duration,
+) -> (Vec<Sample>, Vec<String>) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/otp_restart.escript");
+    let out = Command::new(escript)
+        .arg(&script)
+        .arg(warmup.to_string())
+        .arg(samples.to_string())
+        .arg(spacing.as_millis().to_string())
+        .output()
+        .expect("running escript");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        panic!(
+            "{} failed ({}):\n{stdout}{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut info = Vec::new();
+    let mut samples_out = Vec::with_capacity(samples);
+    for line in stdout.lines() {
+        if let Some(i) = line.strip_prefix('#') {
+            info.push(i.trim().to_string());
+            continue;
+        }
+        let nums: Vec<u64> = line
+            .split_whitespace()
+            .map(|n| n.parse().expect("escript sample is not a number"))
+            .collect();
+        if let [to_start, to_bench, to_ping] = nums[..] {
+            samples_out.push(Sample {
+                to_start,
+                to_bench,
+                to_ping,
+            });
+        }
+    }
+    assert_eq!(samples_out.len(), samples, "escript output:\n{stdout}");
+    (samples_out, info)
+}
+
+/// Nearest-rank percentile.
+fn percentile(values: &[u64], p: f64) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+fn totals(samples: &[Sample]) -> Vec<u64> {
+    samples.iter().map(Sample::total).collect()
+}
+
+fn summary(name: &str, samples: &[Sample]) {
+    let t = totals(samples);
+    let mean = t.iter().sum::<u64>() as f64 / t.len() as f64;
+    println!(
+        "{name:>4}: n {} min {:.1} µs p10 {:.1} p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} mean {:.1}",
+        t.len(),
+        us(percentile(&t, 0.0)),
+        us(percentile(&t, 0.10)),
+        us(percentile(&t, 0.50)),
+        us(percentile(&t, 0.90)),
+        us(percentile(&t, 0.99)),
+        us(percentile(&t, 1.0)),
+        mean / 1000.0,
+    );
+    let phase = |f: fn(&Sample) -> u64| {
+        let v: Vec<u64> = samples.iter().map(f).collect();
+        (us(percentile(&v, 0.5)), us(percentile(&v, 0.99)))
+    };
+    let (a, b, c) = (
+        phase(|s| s.to_start),
+        phase(|s| s.to_bench),
+        phase(|s| s.to_ping),
+    );
+    println!(
+        "      phases p50/p99 µs: crash→replacement start {:.1}/{:.1}, start→bench has ref {:.1}/{:.1}, →ping handled {:.1}/{:.1}",
+        a.0, a.1, b.0, b.1, c.0, c.1
+    );
+}
+
+fn main() -> ExitCode {
+    let Some(escript) = find_in_path("escript") else {
+        eprintln!(
+            "restart_latency: `escript` not found on PATH; the OTP baseline needs Erlang.\n\
+             Install it with `sudo apt-get install erlang-base` (Debian/Ubuntu) and run again."
+        );
+        return ExitCode::from(2);
+    };
+    let runtime = std::env::var("RESTART_BENCH_RUNTIME").unwrap_or_else(|_| "multi_thread".into());
+    let cfg = Config {
+        rounds: env_num("RESTART_BENCH_ROUNDS", 5).max(1) as usize,
+        warmup: env_num("RESTART_BENCH_WARMUP", 200) as usize,
+        samples: env_num("RESTART_BENCH_SAMPLES", 5000).max(1) as usize,
+        spacing: Duration::from_millis(env_num("RESTART_BENCH_SPACING_MS", 2)),
+        current_thread: match runtime.as_str() {
+            "multi_thread" => false,
+            "current_thread" => true,
+            other => panic!("RESTART_BENCH_RUNTIME={other:?}: use multi_thread or current_thread"),
+        },
+        file_audit: match std::env::var("RESTART_BENCH_AUDIT").as_deref() {
+            Err(_) | Ok("memory") => false,
+            Ok("file") => true,
+            Ok(other) => panic!("RESTART_BENCH_AUDIT={other:?}: use memory or file"),
+        },
+    };
+    println!(
+        "restart latency: {} samples per side in {} alternating rounds, each after {} warm-up \
+         restarts, {:?} apart; ours on tokio {}, audit log in {}",
+        cfg.samples,
+        cfg.rounds,
+        cfg.warmup,
+        cfg.spacing,
+        if cfg.current_thread {
+            "current_thread"
+        } else {
+            "multi_thread with 2 workers (the daemon's runtime)"
+        },
+        if cfg.file_audit {
+            "a file (fsynced by its writer thread)"
+        } else {
+            "memory"
+        }
+    );
+
+    let mut builder = if cfg.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    let rt = builder
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+
+    let mut tree = drive(&rt, cfg.current_thread, Ours::start(cfg.file_audit));
+    let (mut ours, mut otp) = (Vec::new(), Vec::new());
+    let mut otp_info = Vec::new();
+    for round in 0..cfg.rounds {
+        // Spread the samples over the rounds; the first rounds take the remainder.
+        let n = cfg.samples / cfg.rounds + usize::from(round < cfg.samples % cfg.rounds);
+        if n == 0 {
+            continue;
+        }
+        let (w, s) = (cfg.warmup, cfg.spacing);
+        let (back, got) = drive(&rt, cfg.current_thread, tree.run(w, n, s));
+        tree = back;
+        // Our runtime is idle (its workers parked) while the Erlang VM runs.
+        let (o, info) = measure_otp(&escript, w, n, s);
+        println!(
+            "round {}: p50 ours {:.1} µs, OTP {:.1} µs",
+            round + 1,
+            us(percentile(&totals(&got), 0.5)),
+            us(percentile(&totals(&o), 0.5))
+        );
+        ours.extend(got);
+        otp.extend(o);
+        otp_info = info;
+    }
+    drive(&rt, cfg.current_thread, tree.stop());
+    drop(rt);
+
+    if !otp_info.is_empty() {
+        println!("OTP: {}", otp_info.join("; "));
+    }
+    summary("ours", &ours);
+    summary("OTP", &otp);
+    let (ours_t, otp_t) = (totals(&ours), totals(&otp));
+    for (label, p, target) in [("p50", 0.50, "target <= 0.50"), ("p99", 0.99, "no target")] {
+        let (a, b) = (percentile(&ours_t, p), percentile(&otp_t, p));
+        println!(
+            "restart latency {label}: ours {:.1} µs, OTP {:.1} µs, ratio {:.2} ({target})",
+            us(a),
+            us(b),
+            a as f64 / b as f64
+        );
+    }
+    ExitCode::SUCCESS
+}
