@@ -96,6 +96,47 @@ pub struct ConfigStatus {
     pub errors: Vec<String>,
 }
 
+/// The storage section of SPEC §7.1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageStatus {
+    /// `up`, `down`, or `unknown` before the first probe.
+    pub primary: String,
+    /// `used` while the journal holds records not yet on the primary, else `idle`.
+    pub secondary: String,
+    pub journal_bytes: u64,
+    pub lag_records: u64,
+    /// The journal reached `max_local` (or the disk refuses writes): producers are held back.
+    #[serde(default)]
+    pub journal_full: bool,
+}
+
+impl Default for StorageStatus {
+    fn default() -> Self {
+        Self {
+            primary: "unknown".into(),
+            secondary: "idle".into(),
+            journal_bytes: 0,
+            lag_records: 0,
+            journal_full: false,
+        }
+    }
+}
+
+/// The last forwarding run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRun {
+    pub at: String,
+    pub items: u64,
+    pub bytes: u64,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    pub pending: bool,
+    pub last: Option<SyncRun>,
+}
+
 /// The whole status document: status.json, `fushi status --json` and `GET /status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusDoc {
@@ -110,6 +151,10 @@ pub struct StatusDoc {
     /// Written `true` only by the status actor's final write of an ordered shutdown.
     pub clean_shutdown: bool,
     pub leader: LeaderStatus,
+    #[serde(default)]
+    pub storage: StorageStatus,
+    #[serde(default)]
+    pub sync: SyncStatus,
     pub config: ConfigStatus,
     pub actors: Vec<ActorStatus>,
 }
@@ -154,6 +199,8 @@ impl StatusBoard {
                 epoch: 1,
                 since: None,
             },
+            storage: StorageStatus::default(),
+            sync: SyncStatus::default(),
             config: ConfigStatus {
                 path: config_path.to_string(),
                 errors: Vec::new(),
@@ -218,6 +265,27 @@ impl StatusBoard {
         let mut g = self.lock();
         g.doc.mode = mode.to_string();
         self.bump(g);
+    }
+
+    /// The journal's size, and whether producers are held back (full or failing disk).
+    pub fn set_journal(&self, bytes: u64, full: bool) {
+        let mut g = self.lock();
+        if g.doc.storage.journal_bytes == bytes && g.doc.storage.journal_full == full {
+            return;
+        }
+        g.doc.storage.journal_bytes = bytes;
+        g.doc.storage.journal_full = full;
+        self.bump(g);
+    }
+
+    pub fn update_storage(&self, f: impl FnOnce(&mut StorageStatus, &mut SyncStatus)) {
+        let mut g = self.lock();
+        let before = (g.doc.storage.clone(), g.doc.sync.clone());
+        let inner = &mut *g;
+        f(&mut inner.doc.storage, &mut inner.doc.sync);
+        if before != (g.doc.storage.clone(), g.doc.sync.clone()) {
+            self.bump(g);
+        }
     }
 
     pub fn add_records(&self, name: &str, n: u64) {
@@ -299,6 +367,7 @@ impl StatusBoard {
 /// Health of SPEC §7: red beats yellow beats green.
 pub fn health(doc: &StatusDoc) -> &'static str {
     let red = !doc.config.errors.is_empty()
+        || doc.storage.journal_full
         || doc
             .actors
             .iter()
@@ -307,6 +376,8 @@ pub fn health(doc: &StatusDoc) -> &'static str {
         return "red";
     }
     let yellow = doc.mode != "prod"
+        || doc.storage.primary == "down"
+        || doc.storage.secondary == "used"
         || doc.actors.iter().any(|a| {
             matches!(a.state, ActorState::Starting | ActorState::Backoff)
                 || (a.restart == "permanent" && a.state != ActorState::Running)

@@ -201,10 +201,17 @@ fn scan(buf: &[u8]) -> Scan {
     Scan { frames, damage }
 }
 
+/// A segment's durable length and how many records it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Seg {
+    bytes: u64,
+    records: u64,
+}
+
 pub struct Journal {
     dir: PathBuf,
-    /// Segment number → length in bytes (durable), the last one being the active segment.
-    segments: BTreeMap<u64, u64>,
+    /// Segment number → durable length and records, the last one being the active segment.
+    segments: BTreeMap<u64, Seg>,
     active: File,
     segment_max: u64,
     last: HashMap<String, (u64, u64)>,
@@ -252,6 +259,7 @@ impl Journal {
             let path = segment_path(dir, n);
             let buf = fs::read(&path).map_err(io_err("reading", &path))?;
             let Scan { frames, damage } = scan(&buf);
+            let seg_records = frames.len() as u64;
             for (_, _, rec) in &frames {
                 let key = (rec.epoch, rec.seq);
                 match last.get(&rec.stream) {
@@ -278,14 +286,20 @@ impl Journal {
                 fs::remove_file(&path).map_err(io_err("removing empty segment", &path))?;
                 continue;
             }
-            segments.insert(n, len);
+            segments.insert(
+                n,
+                Seg {
+                    bytes: len,
+                    records: seg_records,
+                },
+            );
             recovery.segments += 1;
         }
         if segments.is_empty() {
-            segments.insert(1, 0);
+            segments.insert(1, Seg::default());
         }
-        let (&active_n, &active_len) = segments.iter().next_back().expect("at least one segment");
-        let active = Self::open_segment(dir, active_n, active_len)?;
+        let (&active_n, active_seg) = segments.iter().next_back().expect("at least one segment");
+        let active = Self::open_segment(dir, active_n, active_seg.bytes)?;
         fsync_dir(dir)?;
         Ok((
             Journal {
@@ -378,13 +392,29 @@ impl Journal {
 
     /// Bytes held on disk.
     pub fn bytes(&self) -> u64 {
-        self.segments.values().sum()
+        self.segments.values().map(|s| s.bytes).sum()
+    }
+
+    /// Records held, valid frames only.
+    pub fn records(&self) -> u64 {
+        self.segments.values().map(|s| s.records).sum()
+    }
+
+    /// Where the oldest held frame is: readers start here.
+    pub fn start(&self) -> Position {
+        Position {
+            segment: *self.segments.keys().next().expect("active segment"),
+            offset: 0,
+        }
     }
 
     /// Where the durable frames end: readers stop here.
     pub fn end(&self) -> Position {
-        let (&segment, &offset) = self.segments.iter().next_back().expect("active segment");
-        Position { segment, offset }
+        let (&segment, seg) = self.segments.iter().next_back().expect("active segment");
+        Position {
+            segment,
+            offset: seg.bytes,
+        }
     }
 
     fn active_number(&self) -> u64 {
@@ -425,7 +455,8 @@ impl Journal {
         }
         let n = self.active_number();
         let path = segment_path(&self.dir, n);
-        let durable = self.segments[&n];
+        let before = self.segments[&n];
+        let durable = before.bytes;
         let res = self
             .active
             .write_all(&buf)
@@ -435,7 +466,7 @@ impl Journal {
             // Cut back to what was durable and never trust this file's page cache again.
             let _ = self.active.set_len(durable);
             let _ = self.active.sync_data();
-            self.segments.insert(n + 1, 0);
+            self.segments.insert(n + 1, Seg::default());
             self.active = match Self::open_segment(&self.dir, n + 1, 0) {
                 Ok(f) => f,
                 Err(open_err) => {
@@ -446,10 +477,16 @@ impl Journal {
             let _ = fsync_dir(&self.dir);
             return Err(e);
         }
-        self.segments.insert(n, durable + buf.len() as u64);
+        self.segments.insert(
+            n,
+            Seg {
+                bytes: durable + buf.len() as u64,
+                records: before.records + out.len() as u64,
+            },
+        );
         self.last.extend(next);
         if durable + buf.len() as u64 >= self.segment_max {
-            self.segments.insert(n + 1, 0);
+            self.segments.insert(n + 1, Seg::default());
             self.active = Self::open_segment(&self.dir, n + 1, 0)?;
             fsync_dir(&self.dir)?;
         }
@@ -457,6 +494,7 @@ impl Journal {
     }
 
     /// Deletes the closed segments before `segment`: everything in them is on the primary.
+    /// Returns the bytes freed.
     pub fn release_before(&mut self, segment: u64) -> Result<u64, JournalError> {
         let active = self.active_number();
         let doomed: Vec<u64> = self
@@ -469,7 +507,7 @@ impl Journal {
         for n in &doomed {
             let path = segment_path(&self.dir, *n);
             fs::remove_file(&path).map_err(io_err("removing forwarded segment", &path))?;
-            freed += self.segments.remove(n).unwrap_or(0);
+            freed += self.segments.remove(n).map_or(0, |s| s.bytes);
         }
         if !doomed.is_empty() {
             fsync_dir(&self.dir)?;
@@ -480,10 +518,10 @@ impl Journal {
     /// Starts a new segment so that the current one can be released once forwarded.
     pub fn rotate(&mut self) -> Result<(), JournalError> {
         let n = self.active_number();
-        if self.segments[&n] == 0 {
+        if self.segments[&n].bytes == 0 {
             return Ok(());
         }
-        self.segments.insert(n + 1, 0);
+        self.segments.insert(n + 1, Seg::default());
         self.active = Self::open_segment(&self.dir, n + 1, 0)?;
         fsync_dir(&self.dir)
     }
@@ -570,25 +608,9 @@ mod tests {
     }
 
     fn all(j: &Journal) -> Vec<StoredRecord> {
-        let (recs, _) = read(
-            j.dir(),
-            Position {
-                segment: 0,
-                offset: 0,
-            }
-            .max(first(j)),
-            j.end(),
-            usize::MAX,
-        )
-        .unwrap();
+        let (recs, _) = read(j.dir(), j.start(), j.end(), usize::MAX).unwrap();
+        assert_eq!(recs.len() as u64, j.records());
         recs.into_iter().map(|(_, r)| r).collect()
-    }
-
-    fn first(j: &Journal) -> Position {
-        Position {
-            segment: *j.segments.keys().next().unwrap(),
-            offset: 0,
-        }
     }
 
     #[test]
@@ -731,7 +753,7 @@ mod tests {
         }
         assert!(j.segments.len() > 3);
         let end = j.end();
-        let (recs, pos) = read(dir.path(), first(&j), end, usize::MAX).unwrap();
+        let (recs, pos) = read(dir.path(), j.start(), end, usize::MAX).unwrap();
         assert_eq!(recs.len(), 10);
         assert_eq!(pos, end);
         let before = j.bytes();

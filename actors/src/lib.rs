@@ -11,6 +11,7 @@ pub mod collectors;
 pub mod journal;
 pub mod records;
 pub mod status;
+pub mod storage;
 pub mod supervisor;
 
 /// Aborts a background task when the actor state owning it is dropped — also when the actor is

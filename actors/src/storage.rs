@@ -1,0 +1,406 @@
+//! The storage actor: owns the local journal and its writer thread, which makes records durable with group commit before they are acknowledged.
+//!
+//! Producers do not queue in the actor's mailbox: they hold a [`StorageHandle`] that outlives
+//! restarts of this actor and talk to the writer thread directly. The writer takes every append
+//! that queued while its previous fsync ran and makes them durable with one write and one fsync
+//! (group commit), then answers each producer with its records' ids. While storage restarts, or
+//! while the journal is full (`max_local`) or the disk is, producers wait: back-pressure, never a
+//! drop. The actor itself only starts the thread (recovering the journal — the same code on a cold
+//! start and after a crash), watches it, and fails if it dies, so the supervisor restarts both.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::json;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+use crate::audit::AuditLog;
+use crate::board::StatusBoard;
+use crate::journal::{Journal, JournalError, Pending, Position};
+use crate::records::StoredRecord;
+
+/// What the journal holds right now; the sync actor reads up to `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct JournalInfo {
+    pub start: Position,
+    pub end: Position,
+    pub bytes: u64,
+    pub records: u64,
+    /// Generation of the writer that published this (a restart starts a new one).
+    pub generation: u64,
+}
+
+enum Cmd {
+    Append(Vec<Pending>, oneshot::Sender<Vec<StoredRecord>>),
+    Release(u64, oneshot::Sender<Result<u64, String>>),
+    Rotate(oneshot::Sender<Result<(), String>>),
+}
+
+struct HandleInner {
+    writer: Option<mpsc::Sender<Cmd>>,
+}
+
+/// The producers' and the sync actor's way to the journal; it survives storage restarts.
+#[derive(Clone)]
+pub struct StorageHandle {
+    inner: Arc<Mutex<HandleInner>>,
+    writer_changed: Arc<tokio::sync::Notify>,
+    info_tx: Arc<watch::Sender<JournalInfo>>,
+    dir: PathBuf,
+}
+
+impl StorageHandle {
+    pub fn new(journal_dir: PathBuf) -> Self {
+        let (info_tx, _) = watch::channel(JournalInfo::default());
+        Self {
+            inner: Arc::new(Mutex::new(HandleInner { writer: None })),
+            writer_changed: Arc::new(tokio::sync::Notify::new()),
+            info_tx: Arc::new(info_tx),
+            dir: journal_dir,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HandleInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn journal_dir(&self) -> &PathBuf {
+        &self.dir
+    }
+
+    /// Follows the journal's end and size.
+    pub fn info(&self) -> watch::Receiver<JournalInfo> {
+        self.info_tx.subscribe()
+    }
+
+    async fn send(&self, mut cmd: Cmd) {
+        loop {
+            let notified = self.writer_changed.notified();
+            let writer = self.lock().writer.clone();
+            if let Some(tx) = writer {
+                match tx.send(cmd) {
+                    Ok(()) => return,
+                    Err(mpsc::SendError(back)) => cmd = back,
+                }
+            }
+            // Storage is restarting: wait for the next writer rather than drop anything.
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+
+    /// Makes `records` durable and returns them with their ids; waits as long as it takes.
+    pub async fn append(&self, records: Vec<Pending>) -> Vec<StoredRecord> {
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.send(Cmd::Append(records.clone(), tx)).await;
+            // A writer that died before answering acknowledged nothing: send them again.
+            if let Ok(stored) = rx.await {
+                return stored;
+            }
+        }
+    }
+
+    /// Deletes the closed segments before `segment` (forwarded to the primary).
+    pub async fn release_before(&self, segment: u64) -> Result<u64, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Release(segment, tx)).await;
+        rx.await.unwrap_or_else(|_| Err("storage restarted".into()))
+    }
+
+    /// Closes the active segment so that it can be released once forwarded.
+    pub async fn rotate(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Rotate(tx)).await;
+        rx.await.unwrap_or_else(|_| Err("storage restarted".into()))
+    }
+
+    fn install(&self, tx: Option<mpsc::Sender<Cmd>>) {
+        self.lock().writer = tx;
+        self.writer_changed.notify_waiters();
+    }
+}
+
+#[derive(Clone)]
+pub struct StorageActor;
+
+#[derive(Clone)]
+pub struct StorageArgs {
+    pub handle: StorageHandle,
+    pub node: String,
+    pub epoch: u64,
+    pub max_local: u64,
+    pub segment_max: u64,
+    pub board: StatusBoard,
+    pub audit: AuditLog,
+}
+
+pub enum StorageMsg {
+    /// The writer thread ended; its reason.
+    WriterDied(String),
+    Info(RpcReplyPort<JournalInfo>),
+}
+
+pub struct StorageState {
+    handle: StorageHandle,
+    stop: Option<mpsc::Sender<Cmd>>,
+}
+
+/// Where the last ids live once the segments that held them are released.
+const IDS_FILE: &str = "last-ids.json";
+
+fn load_ids(dir: &std::path::Path) -> BTreeMap<String, (u64, u64)> {
+    std::fs::read(dir.join(IDS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+impl Actor for StorageActor {
+    type Msg = StorageMsg;
+    type State = StorageState;
+    type Arguments = StorageArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<StorageMsg>,
+        args: StorageArgs,
+    ) -> Result<StorageState, ActorProcessingErr> {
+        let dir = args.handle.dir.clone();
+        let segment_max = args.segment_max;
+        // A previous incarnation's writer may still be finishing its last fsync: wait for its lock.
+        let (mut journal, recovery) = tokio::task::spawn_blocking(move || {
+            Journal::open(&dir, segment_max, Duration::from_secs(10))
+        })
+        .await??;
+        journal.seed_last_ids(&load_ids(journal.dir()));
+        for (path, off, n) in &recovery.truncated {
+            tracing::warn!(actor = "storage", event = "journal.recovered", segment = %path.display(), offset = off, bytes = n,
+                "truncated a torn journal tail");
+            args.audit.emit("journal.recovered", Some("storage"),
+                json!({"segment": path.display().to_string(), "offset": off, "bytes": n, "action": "truncated"}));
+        }
+        for (path, off, n, q) in &recovery.quarantined {
+            tracing::error!(actor = "storage", event = "journal.corrupt", segment = %path.display(), offset = off, bytes = n,
+                quarantine = %q.display(), "quarantined a corrupt journal stretch; the frames after it are kept");
+            args.audit.emit("journal.corrupt", Some("storage"),
+                json!({"segment": path.display().to_string(), "offset": off, "bytes": n, "quarantine": q.display().to_string()}));
+        }
+        if recovery.records > 0 || recovery.duplicates > 0 {
+            args.audit.emit("journal.recovered", Some("storage"),
+                json!({"segments": recovery.segments, "records": recovery.records, "duplicates": recovery.duplicates}));
+        }
+        let (tx, rx) = mpsc::channel();
+        let generation = args.handle.info_tx.borrow().generation + 1;
+        let writer = Writer {
+            journal,
+            rx,
+            epoch: args.epoch,
+            node: args.node.clone(),
+            max_local: args.max_local,
+            board: args.board.clone(),
+            info: args.handle.info_tx.clone(),
+            generation,
+            waiting: VecDeque::new(),
+            full: false,
+            failing_since: None,
+        };
+        writer.publish();
+        let me = myself.clone();
+        std::thread::Builder::new()
+            .name("fushi-journal".into())
+            .spawn(move || {
+                let reason =
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run())) {
+                        Ok(()) => "writer stopped".to_string(),
+                        Err(_) => "journal writer panicked".to_string(),
+                    };
+                let _ = me.cast(StorageMsg::WriterDied(reason));
+            })?;
+        args.handle.install(Some(tx.clone()));
+        Ok(StorageState {
+            handle: args.handle,
+            stop: Some(tx),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<StorageMsg>,
+        msg: StorageMsg,
+        state: &mut StorageState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            StorageMsg::WriterDied(reason) => Err(reason.into()),
+            StorageMsg::Info(reply) => {
+                let _ = reply.send(*state.handle.info_tx.borrow());
+                Ok(())
+            }
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<StorageMsg>,
+        state: &mut StorageState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.handle.install(None);
+        state.stop.take();
+        Ok(())
+    }
+}
+
+impl Drop for StorageState {
+    fn drop(&mut self) {
+        // Also when killed: producers must stop reaching a writer this incarnation owned.
+        if self.stop.take().is_some() {
+            self.handle.install(None);
+        }
+    }
+}
+
+/// The writer thread: group commit over the journal.
+struct Writer {
+    journal: Journal,
+    rx: mpsc::Receiver<Cmd>,
+    epoch: u64,
+    node: String,
+    max_local: u64,
+    board: StatusBoard,
+    info: Arc<watch::Sender<JournalInfo>>,
+    generation: u64,
+    /// Appends held back by a full journal or a failing disk, oldest first.
+    waiting: VecDeque<(Vec<Pending>, oneshot::Sender<Vec<StoredRecord>>)>,
+    full: bool,
+    failing_since: Option<Instant>,
+}
+
+/// Upper bound of one group, so that one fsync never waits on an unbounded write.
+const GROUP_MAX_RECORDS: usize = 16 * 1024;
+
+impl Writer {
+    fn publish(&self) {
+        let info = JournalInfo {
+            start: self.journal.start(),
+            end: self.journal.end(),
+            bytes: self.journal.bytes(),
+            records: self.journal.records(),
+            generation: self.generation,
+        };
+        self.info.send_replace(info);
+        self.board
+            .set_journal(info.bytes, self.full || self.failing_since.is_some());
+    }
+
+    fn run(mut self) {
+        loop {
+            let blocked = self.full || self.failing_since.is_some();
+            // With appends held back, wake up now and then to retry them.
+            let first = if blocked {
+                match self.rx.recv_timeout(Duration::from_millis(250)) {
+                    Ok(cmd) => Some(cmd),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match self.rx.recv() {
+                    Ok(cmd) => Some(cmd),
+                    Err(_) => return,
+                }
+            };
+            let mut next = first;
+            while let Some(cmd) = next {
+                match cmd {
+                    Cmd::Append(recs, reply) => self.waiting.push_back((recs, reply)),
+                    Cmd::Release(seg, reply) => {
+                        let _ = reply.send(self.release(seg));
+                    }
+                    Cmd::Rotate(reply) => {
+                        let _ = reply.send(self.journal.rotate().map_err(|e| e.to_string()));
+                        self.publish();
+                    }
+                }
+                next = self.rx.try_recv().ok();
+            }
+            self.commit();
+        }
+    }
+
+    fn release(&mut self, segment: u64) -> Result<u64, String> {
+        // The ids must outlive the segments that hold them.
+        let ids: BTreeMap<_, _> = self.journal.last_ids().clone().into_iter().collect();
+        let bytes = serde_json::to_vec(&ids).map_err(|e| e.to_string())?;
+        crate::status::write_atomic(&self.journal.dir().join(IDS_FILE), &bytes)
+            .map_err(|e| format!("saving last ids: {e}"))?;
+        let freed = self
+            .journal
+            .release_before(segment)
+            .map_err(|e| e.to_string())?;
+        self.publish();
+        Ok(freed)
+    }
+
+    /// Makes durable as many waiting appends as the journal's bound allows, in one fsync.
+    fn commit(&mut self) {
+        loop {
+            self.full = self.journal.bytes() >= self.max_local;
+            if self.full || self.waiting.is_empty() {
+                self.publish();
+                return;
+            }
+            let mut take = 0;
+            let mut count = 0;
+            for (recs, _) in &self.waiting {
+                if take > 0 && count + recs.len() > GROUP_MAX_RECORDS {
+                    break;
+                }
+                count += recs.len();
+                take += 1;
+            }
+            let group: Vec<_> = self.waiting.drain(..take).collect();
+            let all: Vec<Pending> = group.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+            match self.journal.append(self.epoch, &self.node, &all) {
+                Ok(stored) => {
+                    if let Some(since) = self.failing_since.take() {
+                        tracing::info!(
+                            actor = "storage",
+                            event = "journal.writable",
+                            "journal writable again after {:?}",
+                            since.elapsed()
+                        );
+                    }
+                    let mut it = stored.into_iter();
+                    for (recs, reply) in group {
+                        let mine: Vec<_> = it.by_ref().take(recs.len()).collect();
+                        // A producer that gave up waiting is no reason to stop.
+                        let _ = reply.send(mine);
+                    }
+                }
+                Err(e) => {
+                    self.report(&e);
+                    // Nothing of the group is acknowledged; it waits at the front to be retried.
+                    for g in group.into_iter().rev() {
+                        self.waiting.push_front(g);
+                    }
+                    self.publish();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, e: &JournalError) {
+        if self.failing_since.is_none() {
+            self.failing_since = Some(Instant::now());
+            let what = if e.is_disk_full() {
+                "disk full"
+            } else {
+                "write failed"
+            };
+            tracing::error!(actor = "storage", event = "journal.write_failed", error = %e,
+                "journal {what}; producers wait and the append is retried, nothing is acknowledged until it is durable");
+        }
+    }
+}
