@@ -609,6 +609,11 @@ impl Config {
             if let Some(p) = &mut c.cwd {
                 abs(p);
             }
+            if let Some(sock) = c.address.as_deref().and_then(|a| a.strip_prefix("unix:")) {
+                let mut p = PathBuf::from(sock);
+                abs(&mut p);
+                c.address = Some(format!("unix:{}", p.display()));
+            }
         }
         for ch in &mut self.alert.channels {
             if let Some(p) = &mut ch.path {

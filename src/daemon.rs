@@ -109,6 +109,11 @@ fn summary(board: &StatusBoard) -> String {
 }
 
 async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
+    // First of all: a SIGTERM that arrives while the tree starts is queued and answered with an
+    // ordered stop, instead of the default action killing the process mid-start.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let cfg = &loaded.cfg;
     let data_dir = cfg.node.data_dir.clone();
     create_private_dir(&data_dir)?;
@@ -161,9 +166,6 @@ async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
         }
     }));
 
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let reason = loop {
         tokio::select! {
             _ = term.recv() => break "SIGTERM",

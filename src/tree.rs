@@ -3,9 +3,12 @@
 use fushi_actors::alert::{AlertActor, AlertArgs, LogChannel};
 use fushi_actors::collectors::command::{CommandActor, CommandArgs};
 use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
+use fushi_actors::collectors::listen::{ListenActor, ListenArgs};
 use fushi_actors::records::RecordSink;
 use fushi_actors::status::{StatusActor, StatusArgs};
+use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
 use fushi_actors::supervisor::{ChildSpec, Strategy, SupervisorArgs, TreeContext};
+use fushi_actors::sync::{PrimaryIo, SyncActor, SyncArgs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +16,14 @@ use crate::config::{CollectorConfig, CollectorKind, Config, ConfigError};
 
 /// How long the status actor lets a burst of changes gather before one write.
 const STATUS_COALESCE: Duration = Duration::from_millis(20);
+/// Journal segment size: large enough for few files, small enough to release space promptly.
+const SEGMENT_BYTES: u64 = 16 << 20;
+/// Once caught up, an active segment this large is closed so that it can be released.
+const ROTATE_AFTER: u64 = 1 << 20;
+/// The record id epoch without a leader lease (SPEC §4.1).
+const EPOCH: u64 = 1;
 
-/// The root supervisor's arguments: status, alert, then the collectors sub-supervisor.
+/// The root supervisor's arguments: status, alert, storage, sync, then the collectors sub-supervisor.
 pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigError> {
     let policy = cfg.supervisor.policy();
     let timeout = cfg.supervisor.shutdown_timeout;
@@ -37,7 +46,37 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigErr
             channels: vec![Arc::new(LogChannel)],
         },
     );
-    let sink = RecordSink::new(ctx.board.clone());
+    let storage_handle = StorageHandle::new(cfg.node.data_dir.join("journal"));
+    let storage = ChildSpec::actor(
+        "storage",
+        StorageActor,
+        StorageArgs {
+            handle: storage_handle.clone(),
+            node: cfg.node_id(),
+            epoch: EPOCH,
+            max_local: cfg.storage.max_local.0,
+            segment_max: SEGMENT_BYTES,
+            board: ctx.board.clone(),
+            audit: ctx.audit.clone(),
+        },
+    );
+    let sync = ChildSpec::actor(
+        "sync",
+        SyncActor,
+        SyncArgs {
+            primary: cfg.storage.primary.clone(),
+            storage: storage_handle.clone(),
+            interval: cfg.sync.interval,
+            probe_interval: cfg.storage.probe_interval,
+            io_timeout: cfg.storage.io_timeout,
+            batch: cfg.sync.batch,
+            rotate_after: ROTATE_AFTER,
+            board: ctx.board.clone(),
+            audit: ctx.audit.clone(),
+            io: PrimaryIo::default(),
+        },
+    );
+    let sink = RecordSink::new(ctx.board.clone(), storage_handle);
     let mut collectors = Vec::new();
     for c in cfg.collectors.iter().filter(|c| c.enabled) {
         collectors.push(collector(cfg, c, sink.clone())?);
@@ -52,7 +91,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigErr
         },
     )
     .with_policy(policy.clone());
-    let children = vec![status, alert]
+    let children = vec![status, alert, storage, sync]
         .into_iter()
         .map(|c| c.with_policy(policy.clone()).with_shutdown_timeout(timeout))
         .chain(std::iter::once(collectors))
@@ -102,6 +141,17 @@ fn collector(
                 max_record_bytes: cfg.storage.max_record_bytes.0 as usize,
                 // Leave part of the shutdown budget for the actor's own exit after SIGKILL.
                 stop_grace: shutdown.mul_f32(0.8),
+                sink,
+            },
+        ),
+        CollectorKind::Listen => ChildSpec::actor(
+            c.name.clone(),
+            ListenActor,
+            ListenArgs {
+                path,
+                stream: c.stream().to_string(),
+                address: c.address.clone().unwrap_or_default(),
+                max_record_bytes: cfg.storage.max_record_bytes.0 as usize,
                 sink,
             },
         ),

@@ -107,6 +107,8 @@ argv = ["sleep", "1000"]
             "collectors/b",
             "collectors/a",
             "collectors",
+            "sync",
+            "storage",
             "alert",
             "status"
         ]
@@ -140,7 +142,8 @@ argv = ["sleep 1000 & echo $! > grandchild.pid; wait"]
     });
     let alive = |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
     assert!(alive(pid));
-    assert!(d.terminate().success());
+    let status = d.terminate();
+    assert!(status.success(), "{status}: {}", d.log());
     // The grandchild was in the collector's process group; it is reaped by init once killed.
     wait_for("the grandchild to die", || (!alive(pid)).then_some(()));
 }

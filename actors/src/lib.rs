@@ -9,10 +9,12 @@ pub mod board;
 pub mod clock;
 pub mod collectors;
 pub mod journal;
+pub mod primary;
 pub mod records;
 pub mod status;
 pub mod storage;
 pub mod supervisor;
+pub mod sync;
 
 /// Aborts a background task when the actor state owning it is dropped — also when the actor is
 /// killed and never reaches `post_stop`.

@@ -1,12 +1,12 @@
-//! Records as collectors emit them (SPEC §4.1), and the sink they are handed to.
-//!
-//! Until the storage actor lands, the sink counts records per collector on the status board and
-//! logs them at debug level; collectors only see [`RecordSink::accept`], so storage slots in here.
+//! Records as collectors emit them (SPEC §4.1), how an input line becomes one, and the sink that makes them durable.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::board::StatusBoard;
+use crate::clock;
+use crate::journal::Pending;
+use crate::storage::StorageHandle;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
@@ -49,19 +49,105 @@ impl StoredRecord {
     }
 }
 
+/// Where collectors hand their records: storage, through a handle that survives its restarts.
 #[derive(Clone)]
 pub struct RecordSink {
     board: StatusBoard,
+    storage: StorageHandle,
 }
 
 impl RecordSink {
-    pub fn new(board: StatusBoard) -> Self {
-        Self { board }
+    pub fn new(board: StatusBoard, storage: StorageHandle) -> Self {
+        Self { board, storage }
     }
 
-    pub fn accept(&self, collector: &str, record: Record) {
-        tracing::debug!(actor = collector, stream = record.stream.as_str(), event = "record", data = %record.data, "record");
-        self.board.add_records(collector, 1);
+    /// Returns once the records are durable in the journal (the moment they may be acknowledged),
+    /// however long storage holds producers back.
+    pub async fn submit(&self, collector: &str, records: Vec<Record>) -> Vec<StoredRecord> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let n = records.len() as u64;
+        let pending = records
+            .into_iter()
+            .map(|r| Pending {
+                stream: r.stream,
+                ts: r.ts,
+                data: r.data,
+            })
+            .collect();
+        let stored = self.storage.append(pending).await;
+        self.board.add_records(collector, n);
+        stored
+    }
+}
+
+/// The stream bad input goes to (SPEC §5): kept, counted and visible, never silently dropped.
+pub const QUARANTINE: &str = "_quarantine";
+
+/// One input line as a collector read it: its bytes, or the length of a line over the limit.
+pub type Line = Result<Vec<u8>, usize>;
+
+/// Turns an input line into a record for `stream`. JSON stays itself; other text becomes
+/// `{"line": …}` unless `json_only`; an over-long line, invalid UTF-8 or (with `json_only`)
+/// invalid JSON goes to [`QUARANTINE`] and the reason is returned beside it.
+pub fn from_line(
+    collector: &str,
+    stream: &str,
+    line: Line,
+    max: usize,
+    json_only: bool,
+) -> (Record, Option<String>) {
+    let ts = clock::now_rfc3339();
+    let bad = |error: String, text: Option<String>| {
+        let mut data =
+            serde_json::json!({"collector": collector, "stream": stream, "error": error});
+        if let Some(t) = text {
+            data["line"] = Value::String(t);
+        }
+        (
+            Record {
+                stream: QUARANTINE.into(),
+                ts: ts.clone(),
+                data,
+            },
+            Some(error),
+        )
+    };
+    let bytes = match line {
+        Err(len) => {
+            return bad(
+                format!("line of {len} bytes exceeds max_record_bytes ({max})"),
+                None,
+            )
+        }
+        Ok(b) => b,
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            return bad("invalid UTF-8".into(), Some(lossy));
+        }
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(data) => (
+            Record {
+                stream: stream.into(),
+                ts,
+                data,
+            },
+            None,
+        ),
+        Err(e) if json_only => bad(format!("invalid JSON: {e}"), Some(text)),
+        Err(_) => (
+            Record {
+                stream: stream.into(),
+                ts,
+                data: serde_json::json!({ "line": text }),
+            },
+            None,
+        ),
     }
 }
 
@@ -82,7 +168,37 @@ pub fn valid_stream(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_stream;
+    use super::*;
+
+    #[test]
+    fn lines_become_records_or_quarantine() {
+        let (r, e) = from_line("c", "s", Ok(br#"{"a":1}"#.to_vec()), 100, true);
+        assert_eq!(
+            (r.stream.as_str(), r.data["a"].as_i64(), e),
+            ("s", Some(1), None)
+        );
+        let (r, e) = from_line("c", "s", Ok(b"plain text".to_vec()), 100, false);
+        assert_eq!(
+            (r.stream.as_str(), r.data["line"].as_str(), e),
+            ("s", Some("plain text"), None)
+        );
+        let (r, e) = from_line("c", "s", Ok(b"plain text".to_vec()), 100, true);
+        assert_eq!(r.stream, QUARANTINE);
+        assert!(e.unwrap().starts_with("invalid JSON"));
+        assert_eq!(r.data["line"], "plain text");
+        let (r, e) = from_line("c", "s", Ok(vec![b'"', 0xff, b'"']), 100, false);
+        assert_eq!(
+            (r.stream.as_str(), e.as_deref()),
+            (QUARANTINE, Some("invalid UTF-8"))
+        );
+        let (r, e) = from_line("c", "s", Err(5000), 100, false);
+        assert_eq!(r.stream, QUARANTINE);
+        assert_eq!(
+            e.unwrap(),
+            "line of 5000 bytes exceeds max_record_bytes (100)"
+        );
+        assert!(valid_stream(QUARANTINE));
+    }
 
     #[test]
     fn stream_names() {

@@ -9,16 +9,15 @@
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use crate::clock;
-use crate::records::{Record, RecordSink};
+use super::read_line;
+use crate::records::{from_line, Line, RecordSink};
 use crate::{tick_every, AbortOnDrop};
 
 #[derive(Clone)]
@@ -43,7 +42,7 @@ pub struct CommandArgs {
 }
 
 pub enum CommandMsg {
-    Line(u64, Result<Vec<u8>, usize>),
+    Line(u64, Line),
     Exited(u64, String, bool),
     Tick,
     TimedOut(u64),
@@ -73,41 +72,6 @@ pub struct CommandState {
     run: u64,
     group: Option<ProcessGroup>,
     _ticker: Option<AbortOnDrop>,
-}
-
-/// Reads one `\n`-terminated line of at most `max` bytes; a longer line is consumed and reported
-/// as `Err(length)` so one bad line never grows memory without bound.
-async fn read_line<R: AsyncBufRead + Unpin>(
-    r: &mut R,
-    max: usize,
-) -> std::io::Result<Option<Result<Vec<u8>, usize>>> {
-    let mut line = Vec::new();
-    let mut len = 0usize;
-    loop {
-        let buf = r.fill_buf().await?;
-        if buf.is_empty() {
-            return Ok(match len {
-                0 => None,
-                n if n > max => Some(Err(n)),
-                _ => Some(Ok(line)),
-            });
-        }
-        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..i], i + 1),
-            None => (buf, buf.len()),
-        };
-        len += chunk.len();
-        if len <= max {
-            line.extend_from_slice(chunk);
-        } else {
-            line.clear();
-        }
-        let found_newline = done != chunk.len();
-        r.consume(done);
-        if found_newline {
-            return Ok(Some(if len > max { Err(len) } else { Ok(line) }));
-        }
-    }
 }
 
 fn spawn(
@@ -190,36 +154,19 @@ fn spawn(
 }
 
 impl CommandActor {
-    fn record(state: &CommandState, bytes: Result<Vec<u8>, usize>) {
+    async fn record(state: &CommandState, line: Line) {
         let a = &state.args;
-        let (stream, data) = match bytes {
-            Err(len) => (
-                "_quarantine".to_string(),
-                json!({"collector": a.path, "error": format!("line of {len} bytes exceeds max_record_bytes ({})", a.max_record_bytes)}),
-            ),
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Err(e) => (
-                    "_quarantine".to_string(),
-                    json!({"collector": a.path, "error": "invalid UTF-8",
-                           "line": String::from_utf8_lossy(e.as_bytes())}),
-                ),
-                Ok(line) => match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => (a.stream.clone(), v),
-                    Err(_) => (a.stream.clone(), json!({ "line": line })),
-                },
-            },
-        };
-        if stream == "_quarantine" {
-            tracing::warn!(actor = a.path.as_str(), event = "collector.quarantine", reason = %data["error"], "line quarantined");
+        let (record, problem) = from_line(&a.path, &a.stream, line, a.max_record_bytes, false);
+        if let Some(reason) = problem {
+            tracing::warn!(
+                actor = a.path.as_str(),
+                event = "collector.quarantine",
+                reason = reason.as_str(),
+                "line quarantined"
+            );
         }
-        a.sink.accept(
-            &a.path,
-            Record {
-                stream,
-                ts: clock::now_rfc3339(),
-                data,
-            },
-        );
+        // Awaiting durability holds the reader back: a full journal slows the child's stdout down.
+        a.sink.submit(&a.path, vec![record]).await;
     }
 }
 
@@ -261,7 +208,7 @@ impl Actor for CommandActor {
         state: &mut CommandState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CommandMsg::Line(run, bytes) if run == state.run => Self::record(state, bytes),
+            CommandMsg::Line(run, line) if run == state.run => Self::record(state, line).await,
             CommandMsg::Line(..) => {}
             CommandMsg::Exited(run, status, ok) if run == state.run => {
                 state.group = None;
@@ -317,24 +264,5 @@ impl Actor for CommandActor {
             // Dropping `group` sends SIGKILL to whatever is left of the group.
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::read_line;
-
-    #[tokio::test]
-    async fn bounded_lines() {
-        let input: &[u8] = b"short\nthis-line-is-too-long\n\nlast-no-newline";
-        let mut r = tokio::io::BufReader::with_capacity(4, input);
-        let mut got = Vec::new();
-        while let Some(l) = read_line(&mut r, 10).await.unwrap() {
-            got.push(l);
-        }
-        assert_eq!(
-            got,
-            vec![Ok(b"short".to_vec()), Err(21), Ok(Vec::new()), Err(15)]
-        );
     }
 }

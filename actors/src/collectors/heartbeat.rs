@@ -64,14 +64,12 @@ impl Actor for HeartbeatActor {
             beat = state.beats,
             "heartbeat"
         );
-        a.sink.accept(
-            &a.path,
-            Record {
-                stream: a.stream.clone(),
-                ts: clock::now_rfc3339(),
-                data: json!({"node": a.node, "beat": state.beats}),
-            },
-        );
+        let record = Record {
+            stream: a.stream.clone(),
+            ts: clock::now_rfc3339(),
+            data: json!({"node": a.node, "beat": state.beats}),
+        };
+        a.sink.submit(&a.path, vec![record]).await;
         Ok(())
     }
 }

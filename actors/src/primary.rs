@@ -1,0 +1,1263 @@
+//! The primary store (SPEC §4.3): the directory (a NAS mount in production) that holds each stream's one continuous history as JSONL, appended, read back and verified with plain blocking I/O.
+//!
+//! Layout: `raw/<stream>/<YYYY-MM-DD>.jsonl`, one [`StoredRecord`] a line, and
+//! `latest/<stream>.json`, the newest record, replaced atomically. A stream may hold `/`, so
+//! stream `a` and stream `a/b` share `raw/a/`: date files for the one, a directory for the other.
+//!
+//! Nothing here is async: the sync actor calls it from a thread of its own under `io_timeout`,
+//! because a hard-mounted NFS share can block a syscall for ever and that must not stall the
+//! runtime.
+//!
+//! Idempotent forwarding rests on two rules. Only a line that ends in `\n` counts: a crash
+//! mid-append leaves a torn last line that [`Primary::last_ids`] never reports and the next
+//! [`Primary::append`] to that file cuts away, so re-sending everything after `last_ids` creates
+//! neither a duplicate nor a gap. And a stream's ids only grow from file to file: a record goes to
+//! the UTC day of its `ts`, but never to a day older than the stream's newest file (see
+//! [`Primary::append`]), so the newest file's last line is the stream's last id.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use time::format_description::well_known::Rfc3339;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use crate::records::{valid_stream, StoredRecord};
+use crate::status::write_atomic;
+
+const RAW: &str = "raw";
+const LATEST: &str = "latest";
+const DAY: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+/// How much of a file is read at a time when looking backwards for a line's start.
+const CHUNK: u64 = 64 * 1024;
+
+/// The primary store rooted at one directory.
+#[derive(Debug, Clone)]
+pub struct Primary {
+    root: PathBuf,
+}
+
+/// What one [`Primary::append`] wrote: records, and bytes appended to `raw/`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AppendStats {
+    pub items: usize,
+    pub bytes: usize,
+}
+
+/// Whether the primary can hold `stream`: a valid name (SPEC §4.1) that cannot collide with the
+/// store's own files. A segment after the first may not be a date file's name (stream
+/// `a/2026-11-21.jsonl` would need a directory where stream `a` keeps that day), and a segment
+/// before the last may not end in `.json` (stream `a.json/b` would need a directory where stream
+/// `a` keeps `latest/a.json`).
+pub fn storable_stream(stream: &str) -> bool {
+    if !valid_stream(stream) {
+        return false;
+    }
+    let segs: Vec<&str> = stream.split('/').collect();
+    let last = segs.len() - 1;
+    segs.iter().enumerate().all(|(i, seg)| {
+        !(i > 0 && date_of_file(seg).is_some()) && !(i < last && seg.ends_with(".json"))
+    })
+}
+
+impl Primary {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates, writes, fsyncs and removes a small uniquely named file in the root (creating the
+    /// root if missing): the cheapest operation that proves the store takes durable writes.
+    pub fn probe(&self) -> io::Result<()> {
+        fs::create_dir_all(&self.root)?;
+        // A random name, so nodes probing one NAS never trip over each other's probe.
+        let mut probe = tempfile::Builder::new()
+            .prefix(".fushi-probe.")
+            .tempfile_in(&self.root)?;
+        probe.write_all(b"fushi probe\n")?;
+        probe.as_file().sync_all()?;
+        probe.close()
+    }
+
+    /// The (epoch, seq) of each stream's last record: the last complete line of its newest date
+    /// file, else of the newest older one that has one. Streams without a record are absent.
+    /// The sync actor forwards only records above these, which makes forwarding idempotent.
+    pub fn last_ids(&self) -> io::Result<BTreeMap<String, (u64, u64)>> {
+        let mut out = BTreeMap::new();
+        for (stream, files) in self.streams()? {
+            for (_, path) in files.iter().rev() {
+                if let Some(id) = last_id_in(path)? {
+                    out.insert(stream, id);
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends `batch` in order, each record to `raw/<stream>/<day>.jsonl`, fsynced, then
+    /// replaces `latest/<stream>.json` with each stream's last record of the batch.
+    ///
+    /// `<day>` is the UTC day of the record's `ts`, but never older than the stream's newest
+    /// file: ids must only grow from file to file (see the module doc), and a `ts` can go
+    /// backwards across midnight (several sources feeding one stream, a clock step). A `ts` that
+    /// does not parse, or lies more than a day ahead of this clock, is not trusted either: such a
+    /// record joins the stream's newest file (today's for a new stream), so one bad clock cannot
+    /// push a stream's files into the future.
+    ///
+    /// A stream the store cannot hold ([`storable_stream`]) fails the whole batch with
+    /// [`io::ErrorKind::InvalidInput`] before anything is written; retrying cannot help.
+    pub fn append(&self, batch: &[StoredRecord]) -> io::Result<AppendStats> {
+        if let Some(bad) = batch.iter().find(|r| !storable_stream(&r.stream)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "record {} has stream {:?}, which the primary store cannot hold",
+                    bad.id, bad.stream
+                ),
+            ));
+        }
+        let today = OffsetDateTime::now_utc().date();
+        // One buffer per file, in order of first appearance, so each file takes one write.
+        let mut groups: Vec<(&str, Date, Vec<u8>, usize)> = Vec::new();
+        let mut group_of: HashMap<(&str, Date), usize> = HashMap::new();
+        let mut floor: HashMap<&str, Option<Date>> = HashMap::new();
+        let mut last: BTreeMap<&str, &StoredRecord> = BTreeMap::new();
+        for r in batch {
+            let stream = r.stream.as_str();
+            let newest = match floor.get(stream) {
+                Some(d) => *d,
+                None => self.newest_day(stream)?,
+            };
+            let day = file_day(&r.ts, newest, today);
+            floor.insert(stream, Some(day));
+            let i = *group_of.entry((stream, day)).or_insert_with(|| {
+                groups.push((stream, day, Vec::new(), 0));
+                groups.len() - 1
+            });
+            let buf = &mut groups[i].2;
+            serde_json::to_writer(&mut *buf, r)?;
+            buf.push(b'\n');
+            groups[i].3 += 1;
+            last.insert(stream, r);
+        }
+
+        let mut stats = AppendStats::default();
+        let mut dirty = BTreeSet::new();
+        for (stream, day, bytes, items) in &groups {
+            let dir = self.ensure_dir(&Path::new(RAW).join(stream), &mut dirty)?;
+            let path = dir.join(day_file(*day));
+            if append_file(&path, bytes)? {
+                dirty.insert(dir);
+            }
+            stats.items += items;
+            stats.bytes += bytes.len();
+        }
+        // New files and directories exist for sure only once their parents' entries are synced.
+        for dir in std::mem::take(&mut dirty) {
+            sync_dir(&dir)?;
+        }
+
+        for (stream, r) in last {
+            let rel = Path::new(LATEST).join(format!("{stream}.json"));
+            let parent = rel.parent().unwrap_or(Path::new(LATEST));
+            let dir = self.ensure_dir(parent, &mut dirty)?;
+            let name = rel.file_name().unwrap_or_default();
+            write_atomic(&dir.join(name), &serde_json::to_vec(r)?)?;
+        }
+        for dir in dirty {
+            sync_dir(&dir)?;
+        }
+        Ok(stats)
+    }
+
+    /// Reads every stream's history in date order and reports gaps, duplicates, out-of-order
+    /// ids and unreadable lines. Fails with [`io::ErrorKind::NotFound`] if the root is missing.
+    pub fn verify(&self) -> io::Result<VerifyReport> {
+        let mut report = VerifyReport {
+            root: self.root.clone(),
+            records: 0,
+            streams: Vec::new(),
+            problems: Vec::new(),
+        };
+        for (stream, files) in self.streams()? {
+            let mut check = StreamCheck::new(&stream);
+            let newest = files.len() - 1;
+            for (i, (_, path)) in files.iter().enumerate() {
+                let rel = path.strip_prefix(&self.root).unwrap_or(path);
+                check.file(path, rel.display().to_string(), i == newest)?;
+            }
+            let (summary, problems) = check.finish();
+            report.records += summary.records;
+            report.streams.push(summary);
+            report.problems.extend(problems);
+        }
+        Ok(report)
+    }
+
+    /// The newest date of a stream's files, if it has any.
+    fn newest_day(&self, stream: &str) -> io::Result<Option<Date>> {
+        let dir = self.root.join(RAW).join(stream);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut newest = None;
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            if let Some(day) = entry.file_name().to_str().and_then(date_of_file) {
+                newest = newest.max(Some(day));
+            }
+        }
+        Ok(newest)
+    }
+
+    /// Every stream under `raw/` that has date files, with them oldest first. A missing root is
+    /// an error (the NAS is not there), a missing `raw/` an empty store.
+    fn streams(&self) -> io::Result<BTreeMap<String, Vec<(Date, PathBuf)>>> {
+        if !fs::metadata(&self.root)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("primary store {} is not a directory", self.root.display()),
+            ));
+        }
+        let mut out = BTreeMap::new();
+        let raw = self.root.join(RAW);
+        if !raw.is_dir() {
+            return Ok(out);
+        }
+        let mut stack = vec![(raw, String::new())];
+        while let Some((dir, stream)) = stack.pop() {
+            let mut files = Vec::new();
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
+                // file_type does not follow symlinks: the walk stays inside the root.
+                let kind = entry.file_type()?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if kind.is_dir() {
+                    let child = if stream.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{stream}/{name}")
+                    };
+                    // Anything that is not a stream name (a stray hidden dir) is not ours.
+                    if valid_stream(&child) {
+                        stack.push((entry.path(), child));
+                    }
+                } else if kind.is_file() && !stream.is_empty() {
+                    if let Some(day) = date_of_file(name) {
+                        files.push((day, entry.path()));
+                    }
+                }
+            }
+            if !files.is_empty() {
+                files.sort();
+                out.insert(stream, files);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates `root/rel` and its missing ancestors; each directory whose entries changed goes
+    /// into `dirty`, to be fsynced before the write counts as durable.
+    fn ensure_dir(&self, rel: &Path, dirty: &mut BTreeSet<PathBuf>) -> io::Result<PathBuf> {
+        let full = self.root.join(rel);
+        // The common case costs one stat, not a mkdir per level on a NAS.
+        if full.is_dir() {
+            return Ok(full);
+        }
+        if !self.root.is_dir() {
+            fs::create_dir_all(&self.root)?;
+            if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                dirty.insert(parent.to_path_buf());
+            }
+        }
+        let mut path = self.root.clone();
+        for part in rel.components() {
+            let parent = path.clone();
+            path.push(part);
+            match fs::create_dir(&path) {
+                Ok(()) => {
+                    dirty.insert(parent);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(path)
+    }
+}
+
+fn date_of_file(name: &str) -> Option<Date> {
+    let stem = name.strip_suffix(".jsonl")?;
+    if stem.len() != 10 || !stem.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return None;
+    }
+    Date::parse(stem, DAY).ok()
+}
+
+fn day_file(day: Date) -> String {
+    // Formatting a four-digit year cannot fail; the fallback only keeps this free of unwrap.
+    let name = day.format(DAY).unwrap_or_else(|_| day.to_string());
+    format!("{name}.jsonl")
+}
+
+/// The day a record with `ts` is filed under, given the stream's newest file (see `append`).
+fn file_day(ts: &str, newest: Option<Date>, today: Date) -> Date {
+    let own = OffsetDateTime::parse(ts, &Rfc3339)
+        .ok()
+        .map(|t| t.to_offset(UtcOffset::UTC).date())
+        .filter(|d| Some(*d) <= today.next_day());
+    match (own, newest) {
+        (Some(d), n) => n.map_or(d, |n| d.max(n)),
+        (None, Some(n)) => n,
+        (None, None) => today,
+    }
+}
+
+/// Appends `bytes` to `path` after cutting away a torn tail, fsynced; returns whether the file
+/// was created (its directory entry then needs an fsync too).
+fn append_file(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let (mut file, created) = match OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(f) => (f, true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (
+            OpenOptions::new().read(true).append(true).open(path)?,
+            false,
+        ),
+        Err(e) => return Err(e),
+    };
+    if !created {
+        repair_tail(&file)?;
+    }
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(created)
+}
+
+/// Truncates a last line that has no `\n`: a crash mid-append. `last_ids` never counted it, so
+/// the sync actor sends its record again; keeping it would make a duplicate or a broken line.
+fn repair_tail(file: &File) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let keep = rfind_newline(file, len)?.map_or(0, |p| p + 1);
+    file.set_len(keep)?;
+    file.sync_all()
+}
+
+/// The offset of the last `\n` before `end`.
+fn rfind_newline(file: &File, end: u64) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut hi = end;
+    while hi > 0 {
+        let lo = hi.saturating_sub(CHUNK);
+        let chunk = &mut buf[..(hi - lo) as usize];
+        file.read_exact_at(chunk, lo)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(lo + i as u64));
+        }
+        hi = lo;
+    }
+    Ok(None)
+}
+
+/// The (epoch, seq) of the last complete line of `path` that is a record, read from the end
+/// (a day file can be large). A line that does not parse is skipped: its record, if it was one,
+/// is sent again rather than lost.
+fn last_id_in(path: &Path) -> io::Result<Option<(u64, u64)>> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let Some(mut end) = rfind_newline(&file, len)? else {
+        return Ok(None);
+    };
+    loop {
+        let start = rfind_newline(&file, end)?.map_or(0, |p| p + 1);
+        let mut line = vec![0u8; (end - start) as usize];
+        file.read_exact_at(&mut line, start)?;
+        if let Ok(r) = serde_json::from_slice::<StoredRecord>(&line) {
+            return Ok(Some((r.epoch, r.seq)));
+        }
+        if start == 0 {
+            return Ok(None);
+        }
+        end = start - 1;
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// What `fushi verify` prints: per-stream summaries and every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub root: PathBuf,
+    pub records: u64,
+    pub streams: Vec<StreamSummary>,
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamSummary {
+    pub stream: String,
+    pub files: usize,
+    pub records: u64,
+    pub epochs: Vec<u64>,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+    /// An unterminated last line in the stream's newest file: a crash mid-append, or an append
+    /// running right now. Not a problem: the next append to the file rewrites it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torn_tail: Option<Location>,
+}
+
+/// A line of a file, the file relative to the store's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: u64,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Seqs missing within an epoch (also before an epoch's first record here, if it is not 1).
+    Gap,
+    /// An id seen before.
+    Duplicate,
+    /// A seq lower than an earlier one of its epoch, or an epoch lower than an earlier one.
+    OutOfOrder,
+    /// A line that is not a record.
+    Unparseable,
+    /// A record whose `id` disagrees with its epoch and seq, or whose `stream` with its file.
+    Mismatch,
+    /// A last line without `\n` in a file that is not the stream's newest: no append repairs it.
+    Torn,
+}
+
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Gap => "gap",
+            ProblemKind::Duplicate => "duplicate",
+            ProblemKind::OutOfOrder => "out-of-order",
+            ProblemKind::Unparseable => "unparseable",
+            ProblemKind::Mismatch => "mismatch",
+            ProblemKind::Torn => "torn",
+        }
+    }
+}
+
+/// One problem; a run of like problems on consecutive lines (a batch sent twice, a garbled
+/// stretch) is one problem with `count` > 1, so a bad day cannot flood the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub stream: String,
+    /// Where it is (for a gap: the first record after it), the file relative to the root.
+    pub file: String,
+    pub line: u64,
+    /// Records concerned: missing ones for a gap, consecutive lines for the others.
+    pub count: u64,
+    pub message: String,
+}
+
+/// A place in a stream's files: (index into its file list, line).
+type Loc = (usize, u64);
+
+/// Seqs `start..=end` of one epoch, and where the lowest and highest of them are.
+struct Span {
+    end: u64,
+    start_loc: Loc,
+    end_loc: Loc,
+}
+
+#[derive(Default)]
+struct EpochState {
+    /// Disjoint, non-adjacent spans keyed by start: one span per epoch on healthy data, so
+    /// memory grows with the number of gaps, not of records.
+    spans: BTreeMap<u64, Span>,
+    max_seq: u64,
+}
+
+impl EpochState {
+    fn contains(&self, seq: u64) -> bool {
+        self.spans
+            .range(..=seq)
+            .next_back()
+            .is_some_and(|(_, s)| s.end >= seq)
+    }
+
+    fn insert(&mut self, seq: u64, loc: Loc) {
+        let left = seq.checked_sub(1).and_then(|p| {
+            self.spans
+                .range(..=p)
+                .next_back()
+                .filter(|(_, s)| s.end == p)
+                .map(|(k, _)| *k)
+        });
+        let right = seq
+            .checked_add(1)
+            .and_then(|n| self.spans.remove(&n).map(|s| (s.end, s.end_loc)));
+        let (end, end_loc) = right.unwrap_or((seq, loc));
+        match left.and_then(|l| self.spans.get_mut(&l)) {
+            Some(span) => {
+                span.end = end;
+                span.end_loc = end_loc;
+            }
+            None => {
+                self.spans.insert(
+                    seq,
+                    Span {
+                        end,
+                        start_loc: loc,
+                        end_loc,
+                    },
+                );
+            }
+        }
+        self.max_seq = self.max_seq.max(seq);
+    }
+}
+
+/// A run of like problems on consecutive lines, not yet written out.
+struct Run {
+    kind: ProblemKind,
+    /// Like problems of one kind but different causes (a wrong id, a wrong stream) never merge.
+    tag: &'static str,
+    file: usize,
+    first_line: u64,
+    last_line: u64,
+    count: u64,
+    /// For id problems: the epoch and the first and last seq of the run.
+    ids: Option<(u64, u64, u64)>,
+    /// The first problem's detail.
+    note: String,
+}
+
+impl Run {
+    fn continues(&self, (file, line): Loc, id: Option<(u64, u64)>) -> bool {
+        self.file == file
+            && self.last_line + 1 == line
+            && match (self.ids, id) {
+                (Some((e, _, last)), Some((epoch, seq))) => e == epoch && last + 1 == seq,
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    fn message(&self) -> String {
+        let ids = |e: u64, a: u64, b: u64| {
+            if a == b {
+                format!("id {e}.{a}")
+            } else {
+                format!("ids {e}.{a}..{e}.{b} ({} records)", self.count)
+            }
+        };
+        match (self.kind, self.ids) {
+            (ProblemKind::Duplicate, Some((e, a, b))) => format!("{} seen before", ids(e, a, b)),
+            (ProblemKind::OutOfOrder, Some((e, a, b))) => {
+                format!("{} after {}", ids(e, a, b), self.note)
+            }
+            _ => match self.count {
+                1 => self.note.clone(),
+                2 => format!("{} (and the next line)", self.note),
+                n => format!("{} (and the next {} lines)", self.note, n - 1),
+            },
+        }
+    }
+}
+
+/// The continuity check of one stream, fed its files in date order.
+struct StreamCheck<'a> {
+    stream: &'a str,
+    files: Vec<String>,
+    epochs: BTreeMap<u64, EpochState>,
+    max_epoch: u64,
+    records: u64,
+    first: Option<String>,
+    last: Option<String>,
+    torn_tail: Option<Location>,
+    runs: Vec<Run>,
+    problems: Vec<(Loc, Problem)>,
+}
+
+impl<'a> StreamCheck<'a> {
+    fn new(stream: &'a str) -> Self {
+        Self {
+            stream,
+            files: Vec::new(),
+            epochs: BTreeMap::new(),
+            max_epoch: 0,
+            records: 0,
+            first: None,
+            last: None,
+            torn_tail: None,
+            runs: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn file(&mut self, path: &Path, rel: String, newest: bool) -> io::Result<()> {
+        let idx = self.files.len();
+        self.files.push(rel.clone());
+        let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
+        let mut buf = Vec::new();
+        let mut line = 0u64;
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf)? == 0 {
+                return Ok(());
+            }
+            line += 1;
+            if buf.last() != Some(&b'\n') {
+                if newest {
+                    self.torn_tail = Some(Location { file: rel, line });
+                } else {
+                    let note = "last line has no newline: an append torn by a crash that no later append repaired".to_string();
+                    self.problem(ProblemKind::Torn, "", (idx, line), None, note);
+                }
+                return Ok(());
+            }
+            buf.pop();
+            self.line((idx, line), &buf);
+        }
+    }
+
+    fn line(&mut self, loc: Loc, text: &[u8]) {
+        let r: StoredRecord = match serde_json::from_slice(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let note = format!("not a record: {e}");
+                return self.problem(ProblemKind::Unparseable, "", loc, None, note);
+            }
+        };
+        let (epoch, seq) = (r.epoch, r.seq);
+        let id = format!("{epoch}.{seq}");
+        if r.id != id {
+            let note = format!("id {:?} does not match epoch {epoch} and seq {seq}", r.id);
+            self.problem(ProblemKind::Mismatch, "id", loc, None, note);
+        }
+        if r.stream != self.stream {
+            let note = format!("record {id} says stream {:?}", r.stream);
+            self.problem(ProblemKind::Mismatch, "stream", loc, None, note);
+        }
+        self.records += 1;
+        self.first.get_or_insert_with(|| id.clone());
+        self.last = Some(id);
+
+        let state = self.epochs.entry(epoch).or_default();
+        if state.contains(seq) {
+            let id = Some((epoch, seq));
+            return self.problem(ProblemKind::Duplicate, "", loc, id, String::new());
+        }
+        let seq_before = state.max_seq;
+        // Out of order or not, the record is there: it still fills its place against gaps.
+        state.insert(seq, loc);
+        let disorder = if epoch < self.max_epoch {
+            let top = self.epochs.get(&self.max_epoch).map_or(0, |s| s.max_seq);
+            Some(format!(
+                "{}.{top} (the epoch goes backwards)",
+                self.max_epoch
+            ))
+        } else if seq < seq_before {
+            Some(format!("{epoch}.{seq_before} (the seq goes backwards)"))
+        } else {
+            None
+        };
+        self.max_epoch = self.max_epoch.max(epoch);
+        if let Some(note) = disorder {
+            self.problem(ProblemKind::OutOfOrder, "", loc, Some((epoch, seq)), note);
+        }
+    }
+
+    fn problem(
+        &mut self,
+        kind: ProblemKind,
+        tag: &'static str,
+        loc: Loc,
+        id: Option<(u64, u64)>,
+        note: String,
+    ) {
+        if let Some(run) = self
+            .runs
+            .iter_mut()
+            .find(|r| (r.kind, r.tag) == (kind, tag))
+        {
+            if run.continues(loc, id) {
+                run.last_line = loc.1;
+                run.count += 1;
+                if let (Some(ids), Some((_, seq))) = (run.ids.as_mut(), id) {
+                    ids.2 = seq;
+                }
+                return;
+            }
+        }
+        self.flush(Some((kind, tag)));
+        self.runs.push(Run {
+            kind,
+            tag,
+            file: loc.0,
+            first_line: loc.1,
+            last_line: loc.1,
+            count: 1,
+            ids: id.map(|(e, s)| (e, s, s)),
+            note,
+        });
+    }
+
+    /// Writes out the pending run of one kind and tag, or all of them.
+    fn flush(&mut self, which: Option<(ProblemKind, &str)>) {
+        let (done, keep): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
+            .into_iter()
+            .partition(|r| which.map_or(true, |w| (r.kind, r.tag) == w));
+        self.runs = keep;
+        for run in done {
+            let problem = Problem {
+                kind: run.kind,
+                stream: self.stream.to_string(),
+                file: self.files[run.file].clone(),
+                line: run.first_line,
+                count: run.count,
+                message: run.message(),
+            };
+            self.problems.push(((run.file, run.first_line), problem));
+        }
+    }
+
+    fn gaps(&mut self) {
+        let mut found = Vec::new();
+        for (epoch, state) in &self.epochs {
+            let mut expect = 1u64;
+            let mut before: Option<&Span> = None;
+            for (start, span) in &state.spans {
+                if *start > expect {
+                    let missing = if *start - 1 == expect {
+                        format!("seq {expect}")
+                    } else {
+                        format!("seqs {expect}..{}", start - 1)
+                    };
+                    let count = start - expect;
+                    let records = if count == 1 { "record" } else { "records" };
+                    let message = match before {
+                        Some(b) => format!(
+                            "epoch {epoch}: {missing} missing ({count} {records}) between {epoch}.{} ({}) and {epoch}.{start}",
+                            expect - 1,
+                            self.at(b.end_loc)
+                        ),
+                        None => format!(
+                            "epoch {epoch}: {missing} missing ({count} {records}) before {epoch}.{start}, the epoch's first record here"
+                        ),
+                    };
+                    found.push((span.start_loc, ProblemKind::Gap, count, message));
+                }
+                expect = span.end.saturating_add(1);
+                before = Some(span);
+            }
+        }
+        for (loc, kind, count, message) in found {
+            let problem = Problem {
+                kind,
+                stream: self.stream.to_string(),
+                file: self.files[loc.0].clone(),
+                line: loc.1,
+                count,
+                message,
+            };
+            self.problems.push((loc, problem));
+        }
+    }
+
+    fn at(&self, (file, line): Loc) -> Location {
+        Location {
+            file: self.files[file].clone(),
+            line,
+        }
+    }
+
+    fn finish(mut self) -> (StreamSummary, Vec<Problem>) {
+        self.flush(None);
+        self.gaps();
+        // By place in the files, so a reader can walk through them top to bottom.
+        self.problems.sort_by_key(|(loc, p)| (*loc, p.kind));
+        let summary = StreamSummary {
+            stream: self.stream.to_string(),
+            files: self.files.len(),
+            records: self.records,
+            epochs: self.epochs.keys().copied().collect(),
+            first_id: self.first,
+            last_id: self.last,
+            torn_tail: self.torn_tail,
+        };
+        (summary, self.problems.into_iter().map(|(_, p)| p).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(stream: &str, epoch: u64, seq: u64, ts: &str) -> StoredRecord {
+        StoredRecord::new(
+            epoch,
+            seq,
+            ts.into(),
+            stream.into(),
+            "node".into(),
+            json!({"n": seq}),
+        )
+    }
+
+    /// Records `from..=to` of one stream and epoch, all on one day.
+    fn recs(stream: &str, epoch: u64, from: u64, to: u64, day: &str) -> Vec<StoredRecord> {
+        (from..=to)
+            .map(|s| rec(stream, epoch, s, &format!("{day}T10:00:00.000Z")))
+            .collect()
+    }
+
+    fn line(r: &StoredRecord) -> String {
+        serde_json::to_string(r).unwrap() + "\n"
+    }
+
+    fn lines(rs: &[StoredRecord]) -> String {
+        rs.iter().map(line).collect()
+    }
+
+    fn store() -> (tempfile::TempDir, Primary) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Primary::new(dir.path().join("primary"));
+        fs::create_dir(p.root()).unwrap();
+        (dir, p)
+    }
+
+    /// Writes a day file by hand, as a foreign hand or a crash would have left it.
+    fn put(p: &Primary, stream: &str, day: &str, text: &str) {
+        let dir = p.root().join(RAW).join(stream);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("{day}.jsonl")), text).unwrap();
+    }
+
+    fn read(p: &Primary, stream: &str, day: &str) -> String {
+        fs::read_to_string(p.root().join(RAW).join(stream).join(format!("{day}.jsonl"))).unwrap()
+    }
+
+    fn kinds(report: &VerifyReport) -> Vec<ProblemKind> {
+        report.problems.iter().map(|p| p.kind).collect()
+    }
+
+    /// What the sync actor does: forward only what lies above the primary's last id.
+    fn forward(p: &Primary, records: &[StoredRecord]) -> AppendStats {
+        let last = p.last_ids().unwrap();
+        let todo: Vec<StoredRecord> = records
+            .iter()
+            .filter(|r| last.get(&r.stream).map_or(true, |l| (r.epoch, r.seq) > *l))
+            .cloned()
+            .collect();
+        p.append(&todo).unwrap()
+    }
+
+    #[test]
+    fn lines_follow_the_spec_layout_and_latest_holds_the_newest() {
+        let (_d, p) = store();
+        let mut batch = recs("binance/trades", 3, 1, 2, "2026-11-20");
+        batch.push(rec("binance/trades", 3, 3, "2026-11-21T00:00:00.001Z"));
+        // 09:00 in Tokyo on the 21st is still the 20th in UTC.
+        batch.push(rec("tokyo", 1, 1, "2026-11-21T08:00:00+09:00"));
+        let stats = p.append(&batch).unwrap();
+        assert_eq!(stats.items, 4);
+        assert_eq!(
+            stats.bytes,
+            batch.iter().map(|r| line(r).len()).sum::<usize>()
+        );
+        assert_eq!(read(&p, "binance/trades", "2026-11-20"), lines(&batch[..2]));
+        assert!(read(&p, "binance/trades", "2026-11-20").starts_with(
+            r#"{"id":"3.1","epoch":3,"seq":1,"ts":"2026-11-20T10:00:00.000Z","stream":"binance/trades","node":"node","data":{"n":1}}"#
+        ));
+        assert_eq!(read(&p, "binance/trades", "2026-11-21"), line(&batch[2]));
+        assert_eq!(read(&p, "tokyo", "2026-11-20"), line(&batch[3]));
+        let latest: StoredRecord =
+            serde_json::from_slice(&fs::read(p.root().join("latest/binance/trades.json")).unwrap())
+                .unwrap();
+        assert_eq!(latest, batch[2]);
+        assert!(p.root().join("latest/tokyo.json").is_file());
+        assert!(p.verify().unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_the_resent_records_leave_no_duplicate_or_gap() {
+        let all = recs("s", 1, 1, 8, "2026-11-21");
+        // Two ways a crash can tear the last line: mid-record, and just before its newline.
+        for torn in [
+            line(&all[3])[..20].to_string(),
+            line(&all[3]).trim_end().to_string(),
+        ] {
+            let (_d, p) = store();
+            forward(&p, &all[..3]);
+            let path = p.root().join("raw/s/2026-11-21.jsonl");
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(torn.as_bytes()).unwrap();
+
+            assert_eq!(
+                p.last_ids().unwrap()["s"],
+                (1, 3),
+                "a torn line never counts"
+            );
+            let report = p.verify().unwrap();
+            assert!(report.is_clean(), "{report:?}");
+            assert_eq!(report.streams[0].torn_tail.as_ref().unwrap().line, 4);
+
+            assert_eq!(forward(&p, &all).items, 5);
+            assert_eq!(read(&p, "s", "2026-11-21"), lines(&all));
+            assert_eq!(p.last_ids().unwrap()["s"], (1, 8));
+            let report = p.verify().unwrap();
+            assert!(report.is_clean(), "{report:?}");
+            assert_eq!(report.records, 8);
+            assert_eq!(report.streams[0].torn_tail, None);
+        }
+    }
+
+    #[test]
+    fn a_file_with_only_a_torn_line_is_emptied_and_refilled() {
+        let (_d, p) = store();
+        let all = recs("s", 1, 1, 2, "2026-11-21");
+        put(&p, "s", "2026-11-21", &line(&all[0])[..10]);
+        assert!(p.last_ids().unwrap().is_empty());
+        forward(&p, &all);
+        assert_eq!(read(&p, "s", "2026-11-21"), lines(&all));
+    }
+
+    #[test]
+    fn last_ids_spans_days_nested_streams_and_empty_or_broken_newest_files() {
+        let (_d, p) = store();
+        let mut batch = recs("a", 1, 1, 3, "2026-11-19");
+        batch.extend(recs("a", 1, 4, 5, "2026-11-20"));
+        batch.extend(recs("a/b", 2, 1, 3, "2026-11-19"));
+        batch.extend(recs("a/b/c", 1, 1, 1, "2026-11-21"));
+        p.append(&batch).unwrap();
+        // A newest file created just before a crash, and one holding only garbage.
+        put(&p, "a", "2026-11-21", "");
+        put(&p, "a/b", "2026-11-20", "not json\n");
+        let last = p.last_ids().unwrap();
+        assert_eq!(
+            last,
+            BTreeMap::from([
+                ("a".to_string(), (1, 5)),
+                ("a/b".to_string(), (2, 3)),
+                ("a/b/c".to_string(), (1, 1)),
+            ])
+        );
+        // A later line that is broken is skipped back over, not taken as the end.
+        put(
+            &p,
+            "a/b/c",
+            "2026-11-21",
+            &(lines(&recs("a/b/c", 1, 1, 2, "2026-11-21")) + "{\"id\":\n"),
+        );
+        assert_eq!(p.last_ids().unwrap()["a/b/c"], (1, 2));
+    }
+
+    #[test]
+    fn last_ids_reads_long_files_from_the_end() {
+        let (_d, p) = store();
+        // Lines longer than a read chunk, across several chunks.
+        let big: Vec<StoredRecord> = (1..=5)
+            .map(|s| {
+                let mut r = rec("s", 1, s, "2026-11-21T10:00:00Z");
+                r.data = json!({"pad": "x".repeat(100_000)});
+                r
+            })
+            .collect();
+        p.append(&big).unwrap();
+        assert_eq!(p.last_ids().unwrap()["s"], (1, 5));
+    }
+
+    #[test]
+    fn last_ids_of_a_missing_root_is_an_error_and_of_an_empty_store_empty() {
+        let (d, _) = store();
+        let p = Primary::new(d.path().join("absent"));
+        assert_eq!(p.last_ids().unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(p.verify().unwrap_err().kind(), io::ErrorKind::NotFound);
+        p.probe().unwrap();
+        assert!(p.last_ids().unwrap().is_empty());
+        assert!(p.verify().unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_ts_that_goes_back_across_midnight_stays_in_the_newest_file() {
+        let (_d, p) = store();
+        let batch = vec![
+            rec("s", 1, 1, "2026-11-20T23:59:59.990Z"),
+            rec("s", 1, 2, "2026-11-21T00:00:00.001Z"),
+            rec("s", 1, 3, "2026-11-20T23:59:59.999Z"),
+            rec("s", 1, 4, "not a time"),
+        ];
+        p.append(&batch[..2]).unwrap();
+        p.append(&batch[2..]).unwrap();
+        assert_eq!(read(&p, "s", "2026-11-20"), line(&batch[0]));
+        assert_eq!(read(&p, "s", "2026-11-21"), lines(&batch[1..]));
+        assert_eq!(p.last_ids().unwrap()["s"], (1, 4));
+        assert!(p.verify().unwrap().is_clean());
+    }
+
+    #[test]
+    fn untrusted_times_go_to_today_for_a_new_stream() {
+        let (_d, p) = store();
+        let today = day_file(OffsetDateTime::now_utc().date());
+        p.append(&[
+            rec("s", 1, 1, "garbage"),
+            rec("s", 1, 2, "2999-01-01T00:00:00Z"),
+        ])
+        .unwrap();
+        let files: Vec<_> = fs::read_dir(p.root().join("raw/s"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(files, [today]);
+    }
+
+    #[test]
+    fn append_rejects_streams_that_could_leave_the_root_or_collide() {
+        let (d, p) = store();
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/x",
+            "a/2026-11-21.jsonl",
+            "a.json/b",
+            "",
+        ] {
+            let mut batch = recs("ok", 1, 1, 1, "2026-11-21");
+            batch.push(rec(bad, 1, 1, "2026-11-21T10:00:00Z"));
+            let err = p.append(&batch).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad}");
+        }
+        // Nothing written at all, inside the root or beside it.
+        assert_eq!(fs::read_dir(p.root()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+        assert!(storable_stream("a.json"));
+        assert!(storable_stream("2026-11-21.jsonl"));
+    }
+
+    #[test]
+    fn probe_creates_the_root_and_leaves_nothing_behind() {
+        let (d, _) = store();
+        let p = Primary::new(d.path().join("nas/fushi"));
+        p.probe().unwrap();
+        p.probe().unwrap();
+        assert!(p.root().is_dir());
+        assert_eq!(fs::read_dir(p.root()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn verify_summarises_clean_streams() {
+        let (_d, p) = store();
+        let mut batch = recs("a", 1, 1, 3, "2026-11-20");
+        batch.extend(recs("a", 1, 4, 4, "2026-11-21"));
+        batch.extend(recs("a", 2, 1, 2, "2026-11-21"));
+        batch.extend(recs("a/b", 1, 1, 1, "2026-11-21"));
+        p.append(&batch).unwrap();
+        let report = p.verify().unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.records, 7);
+        assert_eq!(
+            report.streams[0],
+            StreamSummary {
+                stream: "a".into(),
+                files: 2,
+                records: 6,
+                epochs: vec![1, 2],
+                first_id: Some("1.1".into()),
+                last_id: Some("2.2".into()),
+                torn_tail: None,
+            }
+        );
+        assert_eq!(report.streams[1].stream, "a/b");
+    }
+
+    #[test]
+    fn verify_finds_gaps_in_and_before_an_epoch_and_across_files() {
+        let (_d, p) = store();
+        let mut one = recs("s", 1, 1, 2, "2026-11-20");
+        one.extend(recs("s", 1, 5, 5, "2026-11-20"));
+        put(&p, "s", "2026-11-20", &lines(&one));
+        let mut two = recs("s", 1, 7, 7, "2026-11-21");
+        two.extend(recs("s", 2, 3, 4, "2026-11-21"));
+        put(&p, "s", "2026-11-21", &lines(&two));
+        let report = p.verify().unwrap();
+        let gaps: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| (p.kind, p.file.as_str(), p.line, p.count))
+            .collect();
+        assert_eq!(
+            gaps,
+            [
+                (ProblemKind::Gap, "raw/s/2026-11-20.jsonl", 3, 2),
+                (ProblemKind::Gap, "raw/s/2026-11-21.jsonl", 1, 1),
+                (ProblemKind::Gap, "raw/s/2026-11-21.jsonl", 2, 2),
+            ]
+        );
+        assert_eq!(
+            report.problems[0].message,
+            "epoch 1: seqs 3..4 missing (2 records) between 1.2 (raw/s/2026-11-20.jsonl:2) and 1.5"
+        );
+        assert!(report.problems[2].message.contains("seqs 1..2 missing"));
+        assert!(report.problems[2].message.contains("before 2.3"));
+    }
+
+    #[test]
+    fn verify_finds_duplicates_and_reports_a_resent_run_once() {
+        let (_d, p) = store();
+        let all = recs("s", 1, 1, 6, "2026-11-21");
+        let mut text = lines(&all[..4]);
+        text += &lines(&all[1..4]); // a batch sent twice
+        text += &lines(&all[4..]);
+        text += &line(&all[0]); // and a lone old one
+        put(&p, "s", "2026-11-21", &text);
+        let report = p.verify().unwrap();
+        assert_eq!(
+            kinds(&report),
+            [ProblemKind::Duplicate, ProblemKind::Duplicate]
+        );
+        let (a, b) = (&report.problems[0], &report.problems[1]);
+        assert_eq!((a.line, a.count), (5, 3));
+        assert_eq!(a.message, "ids 1.2..1.4 (3 records) seen before");
+        assert_eq!((b.line, b.count), (10, 1));
+        assert_eq!(b.message, "id 1.1 seen before");
+    }
+
+    #[test]
+    fn verify_finds_out_of_order_seqs_and_epochs() {
+        let (_d, p) = store();
+        let r = |e, s| rec("s", e, s, "2026-11-21T10:00:00Z");
+        let text = lines(&[
+            r(1, 1),
+            r(1, 3),
+            r(1, 2),
+            r(1, 4),
+            r(2, 1),
+            r(1, 5),
+            r(2, 2),
+        ]);
+        put(&p, "s", "2026-11-21", &text);
+        let report = p.verify().unwrap();
+        assert_eq!(
+            kinds(&report),
+            [ProblemKind::OutOfOrder, ProblemKind::OutOfOrder]
+        );
+        assert_eq!(report.problems[0].line, 3);
+        assert_eq!(
+            report.problems[0].message,
+            "id 1.2 after 1.3 (the seq goes backwards)"
+        );
+        assert_eq!(report.problems[1].line, 6);
+        assert_eq!(
+            report.problems[1].message,
+            "id 1.5 after 2.1 (the epoch goes backwards)"
+        );
+    }
+
+    #[test]
+    fn verify_finds_unparseable_mismatched_and_torn_lines() {
+        let (_d, p) = store();
+        let all = recs("s", 1, 1, 4, "2026-11-20");
+        let mut wrong_id = all[1].clone();
+        wrong_id.id = "1.9".into();
+        let mut wrong_stream = all[2].clone();
+        wrong_stream.stream = "t".into();
+        let text = line(&all[0])
+            + "garbage\n\n"
+            + &line(&wrong_id)
+            + &line(&wrong_stream)
+            + &line(&all[3])[..15];
+        put(&p, "s", "2026-11-20", &text);
+        put(
+            &p,
+            "s",
+            "2026-11-21",
+            &lines(&recs("s", 1, 5, 5, "2026-11-21")),
+        );
+        let report = p.verify().unwrap();
+        let found: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| (p.kind, p.line, p.count))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (ProblemKind::Unparseable, 2, 2),
+                (ProblemKind::Mismatch, 4, 1),
+                (ProblemKind::Mismatch, 5, 1),
+                (ProblemKind::Torn, 6, 1),
+                // The torn record 1.4 never made it: a gap too.
+                (ProblemKind::Gap, 1, 1),
+            ]
+        );
+        assert!(report.problems[0].message.starts_with("not a record: "));
+        assert!(report.problems[0].message.ends_with("(and the next line)"));
+        assert_eq!(
+            report.problems[1].message,
+            "id \"1.9\" does not match epoch 1 and seq 2"
+        );
+        assert_eq!(report.problems[2].message, "record 1.3 says stream \"t\"");
+        assert!(report.problems[4]
+            .message
+            .contains("seq 4 missing (1 record)"));
+        assert_eq!(report.problems[4].file, "raw/s/2026-11-21.jsonl");
+    }
+
+    #[test]
+    fn report_serialises_for_json_output() {
+        let (_d, p) = store();
+        put(
+            &p,
+            "s",
+            "2026-11-21",
+            &lines(&recs("s", 1, 2, 2, "2026-11-21")),
+        );
+        let v = serde_json::to_value(p.verify().unwrap()).unwrap();
+        assert_eq!(v["records"], 1);
+        assert_eq!(v["streams"][0]["epochs"], json!([1]));
+        assert_eq!(v["problems"][0]["kind"], "gap");
+        assert_eq!(v["problems"][0]["file"], "raw/s/2026-11-21.jsonl");
+        assert!(v["streams"][0].get("torn_tail").is_none());
+    }
+}

@@ -1,0 +1,523 @@
+//! The sync actor: forwards the journal to the primary store in order, probes the primary, and keeps ingest going while it is down.
+//!
+//! Every primary operation runs on a worker thread and is awaited with `io_timeout`: a NAS that
+//! hangs (hard-mounted NFS, a frozen FUSE daemon) blocks that thread in the kernel, never the
+//! runtime, the tree or ingest. A worker that times out is abandoned and replaced; at most
+//! [`MAX_STUCK`] may be stuck at once, after which the primary stays down until one comes back.
+//!
+//! Forwarding is idempotent: at start (and after each outage) the last id per stream is read back
+//! from the primary and records at or below it are skipped, so a crash between the primary's fsync
+//! and the journal's release duplicates nothing. Segments are released only once every record in
+//! them is on the primary. Failed attempts back off exponentially with jitter.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+use crate::audit::AuditLog;
+use crate::board::{StatusBoard, SyncRun};
+use crate::clock;
+use crate::journal::{self, Position};
+use crate::primary::Primary;
+use crate::records::StoredRecord;
+use crate::storage::StorageHandle;
+use crate::{tick_every, AbortOnDrop};
+
+/// Primary workers that may hang in the kernel at once before we stop spawning more.
+pub const MAX_STUCK: usize = 4;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs blocking primary I/O on a worker thread, with a timeout per call.
+#[derive(Clone)]
+pub struct PrimaryIo {
+    worker: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
+    stuck: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IoFailure {
+    #[error("no answer within {0:?} (primary hung)")]
+    Timeout(Duration),
+    #[error("{MAX_STUCK} primary operations are still hung; not starting another")]
+    TooManyStuck,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Default for PrimaryIo {
+    fn default() -> Self {
+        Self {
+            worker: Arc::new(Mutex::new(None)),
+            stuck: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl PrimaryIo {
+    fn sender(&self) -> Result<mpsc::Sender<Job>, IoFailure> {
+        let mut g = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = &*g {
+            return Ok(tx.clone());
+        }
+        if self.stuck.load(Ordering::SeqCst) >= MAX_STUCK {
+            return Err(IoFailure::TooManyStuck);
+        }
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("fushi-primary".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+            .map_err(|e| IoFailure::Failed(format!("cannot start a primary I/O thread: {e}")))?;
+        *g = Some(tx.clone());
+        Ok(tx)
+    }
+
+    /// Runs `f` on the worker; an answer later than `timeout` counts as a hung primary.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, IoFailure> {
+        let tx = self.sender()?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let stuck = self.stuck.clone();
+        let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = timed_out.clone();
+        let job: Job = Box::new(move || {
+            let r = f();
+            if flag.load(Ordering::SeqCst) {
+                // This thread was given up on; it is free again.
+                stuck.fetch_sub(1, Ordering::SeqCst);
+            }
+            let _ = done_tx.send(r);
+        });
+        if tx.send(job).is_err() {
+            *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Err(IoFailure::Failed("primary I/O thread is gone".into()));
+        }
+        match tokio::time::timeout(timeout, done_rx).await {
+            Ok(Ok(r)) => r.map_err(|e| IoFailure::Failed(e.to_string())),
+            Ok(Err(_)) => Err(IoFailure::Failed("primary I/O thread died".into())),
+            Err(_) => {
+                timed_out.store(true, Ordering::SeqCst);
+                self.stuck.fetch_add(1, Ordering::SeqCst);
+                // Abandon the hung thread; the next call gets a fresh one.
+                *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Err(IoFailure::Timeout(timeout))
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SyncActor;
+
+#[derive(Clone)]
+pub struct SyncArgs {
+    pub primary: PathBuf,
+    pub storage: StorageHandle,
+    pub interval: Duration,
+    pub probe_interval: Duration,
+    pub io_timeout: Duration,
+    pub batch: usize,
+    /// Rotate the active segment once this much is forwarded, so that it can be released.
+    pub rotate_after: u64,
+    pub board: StatusBoard,
+    pub audit: AuditLog,
+    pub io: PrimaryIo,
+}
+
+pub enum SyncMsg {
+    Tick,
+    Probe,
+    /// `fushi sync --now`: retry at once, ignoring the backoff.
+    Now(RpcReplyPort<()>),
+}
+
+/// A backlog drain in progress (after an outage or at start): audited as plan/start/chunk/complete.
+struct Drain {
+    started: Instant,
+    items: u64,
+    bytes: u64,
+}
+
+pub struct SyncState {
+    args: SyncArgs,
+    primary: Arc<Primary>,
+    up: Option<bool>,
+    last_ids: Option<BTreeMap<String, (u64, u64)>>,
+    cursor: Position,
+    /// Records passed (forwarded or already there) per segment still in the journal.
+    passed: BTreeMap<u64, u64>,
+    retry_delay: Duration,
+    next_try: tokio::time::Instant,
+    drain: Option<Drain>,
+    _ticker: AbortOnDrop,
+    _prober: AbortOnDrop,
+}
+
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+impl SyncState {
+    fn set_up(&mut self, up: bool, reason: &str) {
+        let was = self.up;
+        self.up = Some(up);
+        if was == Some(up) {
+            return;
+        }
+        let (from, to) = (
+            was.map_or("unknown", |u| if u { "up" } else { "down" }),
+            if up { "up" } else { "down" },
+        );
+        if was.is_some() || !up {
+            let level_down = !up;
+            if level_down {
+                tracing::error!(
+                    actor = "sync",
+                    event = "collector.storage.switch",
+                    from,
+                    to,
+                    reason,
+                    "primary is down; records stay in the local journal until it is back"
+                );
+            } else {
+                tracing::info!(
+                    actor = "sync",
+                    event = "collector.storage.switch",
+                    from,
+                    to,
+                    reason,
+                    "primary is back"
+                );
+            }
+            self.args.audit.emit(
+                "collector.storage.switch",
+                Some("sync"),
+                json!({"from": from, "to": to, "reason": reason, "primary": self.args.primary.display().to_string()}),
+            );
+        }
+        if !up {
+            // What is on the primary must be read again before forwarding resumes.
+            self.last_ids = None;
+        }
+        self.args
+            .board
+            .update_storage(|s, _| s.primary = to.to_string());
+    }
+
+    fn lag(&self, info: &crate::storage::JournalInfo) -> u64 {
+        let passed: u64 = self
+            .passed
+            .range(info.start.segment..)
+            .map(|(_, n)| n)
+            .sum();
+        info.records.saturating_sub(passed)
+    }
+
+    fn publish_lag(&self) {
+        let info = *self.args.storage.info().borrow();
+        let lag = self.lag(&info);
+        self.args.board.update_storage(|s, sync| {
+            s.lag_records = lag;
+            s.secondary = if lag > 0 { "used" } else { "idle" }.into();
+            sync.pending = lag > 0;
+        });
+    }
+
+    fn failed(&mut self, error: &IoFailure) {
+        let jitter = rand::random_range(0..=self.retry_delay.as_millis() as u64 / 4);
+        let delay = self.retry_delay + Duration::from_millis(jitter);
+        self.next_try = tokio::time::Instant::now() + delay;
+        self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
+        tracing::warn!(actor = "sync", event = "collector.sync.failed", error = %error, delay = ?delay, "forwarding failed; retrying");
+        self.args.audit.emit(
+            "collector.sync.failed",
+            Some("sync"),
+            json!({"error": error.to_string(), "retry_in_ms": delay.as_millis() as u64}),
+        );
+        self.args.board.update_storage(|_, sync| {
+            sync.last = Some(SyncRun {
+                at: clock::now_rfc3339(),
+                items: 0,
+                bytes: 0,
+                ok: false,
+            })
+        });
+        if matches!(error, IoFailure::Timeout(_) | IoFailure::TooManyStuck)
+            || matches!(error, IoFailure::Failed(_))
+        {
+            self.set_up(false, &error.to_string());
+        }
+    }
+
+    /// Reads the last ids back from the primary (after start or an outage).
+    async fn load_ids(&mut self) -> Result<(), IoFailure> {
+        let p = self.primary.clone();
+        let ids = self
+            .args
+            .io
+            .run(self.args.io_timeout, move || p.last_ids())
+            .await?;
+        self.last_ids = Some(ids);
+        Ok(())
+    }
+
+    /// Forwards one batch; Ok(true) when more may be waiting.
+    async fn forward_once(&mut self) -> Result<bool, IoFailure> {
+        if self.last_ids.is_none() {
+            self.load_ids().await?;
+        }
+        let info = *self.args.storage.info().borrow();
+        if self.cursor < info.start {
+            self.cursor = info.start;
+        }
+        if self.cursor >= info.end {
+            if let Some(d) = self.drain.take() {
+                self.complete(d);
+            }
+            self.maybe_clean(&info).await;
+            return Ok(false);
+        }
+        let dir = self.args.storage.journal_dir().clone();
+        let (from, batch) = (self.cursor, self.args.batch);
+        let (recs, next) =
+            tokio::task::spawn_blocking(move || journal::read(&dir, from, info.end, batch))
+                .await
+                .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
+                .map_err(|e| IoFailure::Failed(e.to_string()))?;
+        let ids = self.last_ids.as_ref().expect("loaded above");
+        let mut to_send: Vec<StoredRecord> = Vec::with_capacity(recs.len());
+        let mut expect = ids.clone();
+        for (_, rec) in &recs {
+            let key = (rec.epoch, rec.seq);
+            match expect.get(&rec.stream) {
+                Some(&last) if last >= key => continue, // already on the primary
+                Some(&(e, s)) if e == rec.epoch && rec.seq != s + 1 => {
+                    tracing::error!(
+                        actor = "sync",
+                        event = "collector.sync.gap",
+                        stream = rec.stream.as_str(),
+                        expected = s + 1,
+                        got = rec.seq,
+                        "continuity broken: records missing from the journal"
+                    );
+                    self.args.audit.emit("collector.sync.failed", Some("sync"),
+                        json!({"error": "gap", "stream": rec.stream, "epoch": e, "expected": s + 1, "got": rec.seq}));
+                }
+                _ => {}
+            }
+            expect.insert(rec.stream.clone(), key);
+            to_send.push(rec.clone());
+        }
+        let started = Instant::now();
+        let (items, bytes) = if to_send.is_empty() {
+            (0, 0)
+        } else {
+            let p = self.primary.clone();
+            let stats = self
+                .args
+                .io
+                .run(self.args.io_timeout, move || p.append(&to_send))
+                .await?;
+            (stats.items as u64, stats.bytes as u64)
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        self.last_ids = Some(expect);
+        for (pos, _) in &recs {
+            *self.passed.entry(pos.segment).or_default() += 1;
+        }
+        self.cursor = next;
+        self.retry_delay = RETRY_MIN;
+        if items > 0 {
+            self.args.board.update_storage(|_, sync| {
+                sync.last = Some(SyncRun {
+                    at: clock::now_rfc3339(),
+                    items,
+                    bytes,
+                    ok: true,
+                })
+            });
+            if let Some(d) = &mut self.drain {
+                d.items += items;
+                d.bytes += bytes;
+                self.args.audit.emit(
+                    "collector.sync.chunk",
+                    Some("sync"),
+                    json!({"items": items, "bytes": bytes, "elapsed_ms": elapsed_ms}),
+                );
+            }
+        }
+        if self.cursor.segment > info.start.segment {
+            match self.args.storage.release_before(self.cursor.segment).await {
+                Ok(_) => {
+                    let cut = self.cursor.segment;
+                    self.passed = self.passed.split_off(&cut);
+                }
+                Err(e) => {
+                    tracing::warn!(actor = "sync", event = "journal.release_failed", error = %e, "cannot release forwarded segments")
+                }
+            }
+        }
+        Ok(self.cursor < info.end)
+    }
+
+    /// Once everything is forwarded, rotate a large active segment so it can be released.
+    async fn maybe_clean(&mut self, info: &crate::storage::JournalInfo) {
+        if info.end.offset >= self.args.rotate_after {
+            if let Err(e) = self.args.storage.rotate().await {
+                tracing::warn!(actor = "sync", event = "journal.rotate_failed", error = %e, "cannot rotate the journal");
+            }
+        }
+    }
+
+    fn plan(&mut self) {
+        let info = *self.args.storage.info().borrow();
+        let lag = self.lag(&info);
+        if lag == 0 || self.drain.is_some() {
+            return;
+        }
+        self.args.audit.emit(
+            "collector.sync.plan",
+            Some("sync"),
+            json!({"items": lag, "bytes": info.bytes}),
+        );
+        self.args
+            .audit
+            .emit("collector.sync.start", Some("sync"), json!({"items": lag}));
+        tracing::info!(
+            actor = "sync",
+            event = "collector.sync.start",
+            items = lag,
+            "draining the journal to the primary"
+        );
+        self.drain = Some(Drain {
+            started: Instant::now(),
+            items: 0,
+            bytes: 0,
+        });
+    }
+
+    fn complete(&mut self, d: Drain) {
+        let elapsed_ms = d.started.elapsed().as_millis() as u64;
+        tracing::info!(
+            actor = "sync",
+            event = "collector.sync.complete",
+            items = d.items,
+            bytes = d.bytes,
+            elapsed_ms,
+            "journal drained to the primary; continuity verified"
+        );
+        self.args.audit.emit(
+            "collector.sync.complete",
+            Some("sync"),
+            json!({"items": d.items, "bytes": d.bytes, "elapsed_ms": elapsed_ms, "verified": true}),
+        );
+    }
+
+    async fn tick(&mut self) {
+        if self.up == Some(false) || tokio::time::Instant::now() < self.next_try {
+            return;
+        }
+        loop {
+            match self.forward_once().await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    self.failed(&e);
+                    break;
+                }
+            }
+        }
+        self.publish_lag();
+    }
+
+    async fn probe(&mut self) {
+        let p = self.primary.clone();
+        match self
+            .args
+            .io
+            .run(self.args.io_timeout, move || p.probe())
+            .await
+        {
+            Ok(()) => {
+                if self.up != Some(true) {
+                    let was_down = self.up == Some(false);
+                    self.set_up(true, "probe succeeded");
+                    self.next_try = tokio::time::Instant::now();
+                    self.retry_delay = RETRY_MIN;
+                    if was_down {
+                        self.plan();
+                    }
+                }
+            }
+            Err(e) => self.set_up(false, &format!("probe failed: {e}")),
+        }
+        self.publish_lag();
+    }
+}
+
+impl Actor for SyncActor {
+    type Msg = SyncMsg;
+    type State = SyncState;
+    type Arguments = SyncArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SyncMsg>,
+        args: SyncArgs,
+    ) -> Result<SyncState, ActorProcessingErr> {
+        let ticker = tick_every(myself.clone(), args.interval, || SyncMsg::Tick);
+        let prober = tick_every(myself.clone(), args.probe_interval, || SyncMsg::Probe);
+        let primary = Arc::new(Primary::new(args.primary.clone()));
+        let info = *args.storage.info().borrow();
+        Ok(SyncState {
+            primary,
+            up: None,
+            last_ids: None,
+            cursor: info.start,
+            passed: BTreeMap::new(),
+            retry_delay: RETRY_MIN,
+            next_try: tokio::time::Instant::now(),
+            drain: None,
+            args,
+            _ticker: ticker,
+            _prober: prober,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<SyncMsg>,
+        msg: SyncMsg,
+        state: &mut SyncState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SyncMsg::Tick => state.tick().await,
+            SyncMsg::Probe => {
+                state.probe().await;
+                if state.up == Some(true) && state.drain.is_none() {
+                    // A backlog at start (journal recovered with unforwarded records) is a drain too.
+                    state.plan();
+                }
+            }
+            SyncMsg::Now(reply) => {
+                state.next_try = tokio::time::Instant::now();
+                state.retry_delay = RETRY_MIN;
+                state.probe().await;
+                state.tick().await;
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+}
