@@ -4,5 +4,6 @@ mod util;
 
 mod config;
 mod crash;
+mod datapath;
 mod restart;
 mod systemd;

@@ -186,3 +186,117 @@ shutdown_timeout = "2s"
 {extra}"#
     )
 }
+
+/// A client of the `listen` collector that pushes numbered records `{"k": k}` over a Unix socket
+/// and remembers which the daemon acknowledged: the oracle of the data-path tests. It reconnects
+/// whenever the daemon goes away; lines sent but not acknowledged then are only "maybe" stored.
+pub struct Pusher {
+    pub acked: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    pub maybe: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pusher {
+    /// Starts pushing to `socket`, `chunk` lines between reads of the acks.
+    pub fn start(socket: PathBuf, chunk: usize) -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let maybe = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, m, s) = (acked.clone(), maybe.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut k = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                let Ok(conn) = std::os::unix::net::UnixStream::connect(&socket) else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut w = &conn;
+                let mut r = BufReader::new(&conn);
+                let mut sent: Vec<u64> = Vec::new();
+                let mut confirmed = 0usize;
+                'conn: while !s.load(Ordering::SeqCst) {
+                    let mut buf = String::new();
+                    let first = sent.len();
+                    for _ in 0..chunk {
+                        k += 1;
+                        sent.push(k);
+                        buf.push_str(&format!("{{\"k\":{k},\"pad\":\"{}\"}}\n", "x".repeat(200)));
+                    }
+                    if w.write_all(buf.as_bytes()).is_err() {
+                        break;
+                    }
+                    // Read acks until this chunk is confirmed.
+                    while confirmed < sent.len() {
+                        let mut line = String::new();
+                        match r.read_line(&mut line) {
+                            Ok(0) | Err(_) => break 'conn,
+                            Ok(_) => {
+                                let v: Value = match serde_json::from_str(&line) {
+                                    Ok(v) => v,
+                                    Err(_) => break 'conn,
+                                };
+                                if let Some(n) = v["ack"].as_u64() {
+                                    let n = n as usize;
+                                    a.lock().unwrap().extend_from_slice(&sent[confirmed..n]);
+                                    confirmed = n;
+                                }
+                            }
+                        }
+                    }
+                    let _ = first;
+                }
+                m.lock().unwrap().extend_from_slice(&sent[confirmed..]);
+            }
+        });
+        Self {
+            acked,
+            maybe,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn acked_count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Stops pushing; returns (acknowledged, maybe stored).
+    pub fn finish(mut self) -> (Vec<u64>, Vec<u64>) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("pusher thread");
+        }
+        let a = self.acked.lock().unwrap().clone();
+        let m = self.maybe.lock().unwrap().clone();
+        (a, m)
+    }
+}
+
+/// The `k` of every record of `stream` on the primary, in file order (dates in order).
+pub fn primary_ks(primary: &Path, stream: &str) -> Vec<u64> {
+    let dir = primary.join("raw").join(stream);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        for line in std::fs::read_to_string(&f)
+            .expect("reading primary")
+            .lines()
+        {
+            let v: Value = serde_json::from_str(line).expect("primary lines are JSON");
+            out.push(v["data"]["k"].as_u64().expect("k"));
+        }
+    }
+    out
+}

@@ -118,6 +118,62 @@ impl PrimaryIo {
     }
 }
 
+/// A hole in a stream's seq within one epoch, seen while forwarding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gap {
+    pub stream: String,
+    pub epoch: u64,
+    pub expected: u64,
+    pub got: u64,
+}
+
+/// What to send of a batch read from the journal, given the last ids on the primary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub to_send: Vec<StoredRecord>,
+    /// The last ids once `to_send` is on the primary.
+    pub last_ids: BTreeMap<String, (u64, u64)>,
+    pub gaps: Vec<Gap>,
+}
+
+/// The forwarding rule: records at or below a stream's last id on the primary are skipped (so a
+/// resend after a crash duplicates nothing); anything else is sent in journal order, and a seq
+/// that does not follow its predecessor in the same epoch is reported as a gap.
+pub fn plan<'a>(
+    last_ids: &BTreeMap<String, (u64, u64)>,
+    records: impl IntoIterator<Item = &'a StoredRecord>,
+) -> Plan {
+    let mut ids = last_ids.clone();
+    let mut to_send = Vec::new();
+    let mut gaps = Vec::new();
+    for rec in records {
+        let key = (rec.epoch, rec.seq);
+        match ids.get(&rec.stream) {
+            Some(&last) if last >= key => continue,
+            Some(&(e, s)) if e == rec.epoch && rec.seq != s + 1 => gaps.push(Gap {
+                stream: rec.stream.clone(),
+                epoch: e,
+                expected: s + 1,
+                got: rec.seq,
+            }),
+            None if rec.seq != 1 => gaps.push(Gap {
+                stream: rec.stream.clone(),
+                epoch: rec.epoch,
+                expected: 1,
+                got: rec.seq,
+            }),
+            _ => {}
+        }
+        ids.insert(rec.stream.clone(), key);
+        to_send.push(rec.clone());
+    }
+    Plan {
+        to_send,
+        last_ids: ids,
+        gaps,
+    }
+}
+
 #[derive(Clone)]
 pub struct SyncActor;
 
@@ -296,29 +352,24 @@ impl SyncState {
                 .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
                 .map_err(|e| IoFailure::Failed(e.to_string()))?;
         let ids = self.last_ids.as_ref().expect("loaded above");
-        let mut to_send: Vec<StoredRecord> = Vec::with_capacity(recs.len());
-        let mut expect = ids.clone();
-        for (_, rec) in &recs {
-            let key = (rec.epoch, rec.seq);
-            match expect.get(&rec.stream) {
-                Some(&last) if last >= key => continue, // already on the primary
-                Some(&(e, s)) if e == rec.epoch && rec.seq != s + 1 => {
-                    tracing::error!(
-                        actor = "sync",
-                        event = "collector.sync.gap",
-                        stream = rec.stream.as_str(),
-                        expected = s + 1,
-                        got = rec.seq,
-                        "continuity broken: records missing from the journal"
-                    );
-                    self.args.audit.emit("collector.sync.failed", Some("sync"),
-                        json!({"error": "gap", "stream": rec.stream, "epoch": e, "expected": s + 1, "got": rec.seq}));
-                }
-                _ => {}
-            }
-            expect.insert(rec.stream.clone(), key);
-            to_send.push(rec.clone());
+        let plan = plan(ids, recs.iter().map(|(_, r)| r));
+        for gap in &plan.gaps {
+            tracing::error!(
+                actor = "sync",
+                event = "collector.sync.gap",
+                stream = gap.stream.as_str(),
+                expected = gap.expected,
+                got = gap.got,
+                "continuity broken: records missing from the journal"
+            );
+            self.args.audit.emit("collector.sync.failed", Some("sync"),
+                json!({"error": "gap", "stream": gap.stream, "epoch": gap.epoch, "expected": gap.expected, "got": gap.got}));
         }
+        let Plan {
+            to_send,
+            last_ids: expect,
+            ..
+        } = plan;
         let started = Instant::now();
         let (items, bytes) = if to_send.is_empty() {
             (0, 0)
@@ -519,5 +570,60 @@ impl Actor for SyncActor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(stream: &str, epoch: u64, seq: u64) -> StoredRecord {
+        StoredRecord::new(
+            epoch,
+            seq,
+            "t".into(),
+            stream.into(),
+            "n".into(),
+            serde_json::json!(null),
+        )
+    }
+
+    #[test]
+    fn plan_skips_what_the_primary_has_and_reports_gaps() {
+        let last = BTreeMap::from([("a".to_string(), (1, 2))]);
+        let recs = [
+            rec("a", 1, 1),
+            rec("a", 1, 2),
+            rec("a", 1, 3),
+            rec("a", 1, 5),
+            rec("b", 1, 1),
+            rec("a", 2, 1),
+        ];
+        let p = plan(&last, &recs);
+        let sent: Vec<_> = p
+            .to_send
+            .iter()
+            .map(|r| (r.stream.as_str(), r.id.as_str()))
+            .collect();
+        assert_eq!(
+            sent,
+            [("a", "1.3"), ("a", "1.5"), ("b", "1.1"), ("a", "2.1")]
+        );
+        assert_eq!(
+            p.gaps,
+            [Gap {
+                stream: "a".into(),
+                epoch: 1,
+                expected: 4,
+                got: 5
+            }]
+        );
+        assert_eq!(p.last_ids["a"], (2, 1));
+        assert_eq!(p.last_ids["b"], (1, 1));
+        let again = plan(&p.last_ids, &recs);
+        assert!(
+            again.to_send.is_empty() && again.gaps.is_empty(),
+            "a resend sends nothing"
+        );
     }
 }

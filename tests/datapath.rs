@@ -1,0 +1,95 @@
+//! The data path end to end: acknowledged records survive `kill -9` at random moments and reach the primary exactly once, in order.
+
+use rand::Rng;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::util::*;
+
+fn listen_config() -> String {
+    config(
+        r#"[storage]
+probe_interval = "100ms"
+io_timeout = "2s"
+
+[sync]
+interval = "20ms"
+batch = 500
+
+[[collector]]
+name = "in"
+kind = "listen"
+stream = "test/k"
+address = "unix:in.sock"
+"#,
+    )
+}
+
+#[test]
+fn kill9_torture_every_acknowledged_record_reaches_the_primary_exactly_once_in_order() {
+    let env = Env::new(&listen_config());
+    let pusher = Pusher::start(env.path().join("in.sock"), 20);
+    let mut rng = rand::rng();
+    let kills = 30;
+    for i in 0..kills {
+        let before = pusher.acked_count();
+        let mut d = env.start();
+        // Kill only once this run acknowledged something, at a random moment after that.
+        wait_for(&format!("acks in run {i}"), || {
+            (pusher.acked_count() > before).then_some(())
+        });
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..60_000)));
+        d.kill9();
+    }
+    let mut d = env.start();
+    wait_for("acks after the last restart", || {
+        (pusher.acked_count() > 0).then_some(())
+    });
+    let (acked, maybe) = pusher.finish();
+    let primary = env.data().join("primary");
+    // Everything acknowledged must arrive; wait for sync to drain.
+    let acked_set: HashSet<u64> = acked.iter().copied().collect();
+    let ks = wait_for("the primary to hold every acknowledged record", || {
+        let ks = primary_ks(&primary, "test/k");
+        let have: HashSet<u64> = ks.iter().copied().collect();
+        acked_set.is_subset(&have).then_some(ks)
+    });
+    assert!(d.terminate().success());
+
+    eprintln!(
+        "torture: {kills} kills, {} acknowledged, {} unacknowledged-maybe, {} on the primary",
+        acked.len(),
+        maybe.len(),
+        ks.len()
+    );
+    assert!(
+        acked.len() > 1000,
+        "the torture pushed too little to mean anything: {}",
+        acked.len()
+    );
+    let mut seen = HashSet::new();
+    for k in &ks {
+        assert!(seen.insert(*k), "record k={k} is on the primary twice");
+    }
+    assert!(
+        ks.windows(2).all(|w| w[0] < w[1]),
+        "records on the primary are out of order"
+    );
+    let maybe: HashSet<u64> = maybe.into_iter().collect();
+    for k in &ks {
+        assert!(
+            acked_set.contains(k) || maybe.contains(k),
+            "k={k} was never sent"
+        );
+    }
+    let status = env.status().unwrap();
+    assert!(
+        status["daemon_recovered"].as_u64().unwrap() >= kills as u64 - 1,
+        "{status}"
+    );
+    let audit = env.audit();
+    assert!(
+        !events(&audit, "journal.recovered", "storage").is_empty(),
+        "restarts recover the journal"
+    );
+}
