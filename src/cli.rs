@@ -28,6 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon in the foreground (systemd starts it this way)
     Run,
+    /// Check the primary store for gaps, duplicates and out-of-order ids (exit 1 if any)
+    Verify {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The config file to use: `-c`, else the first of the default locations that exists.
@@ -53,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = config_path(cli.config);
     match cli.command {
         Command::Run => crate::daemon::run(&config, cli.log),
+        Command::Verify { json } => crate::verify::run(&config, json),
     }
 }

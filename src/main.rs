@@ -6,6 +6,7 @@ mod daemon;
 mod logging;
 mod systemd;
 mod tree;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -7,3 +7,4 @@ mod crash;
 mod datapath;
 mod restart;
 mod systemd;
+mod verify;

@@ -27,8 +27,29 @@ pub struct AuditEvent {
     pub payload: Value,
 }
 
+/// An event as `emit` hands it over: formatting, masking and encoding happen on the writer thread.
+struct Raw {
+    at: std::time::SystemTime,
+    event: String,
+    actor: Option<String>,
+    payload: Value,
+}
+
+impl Raw {
+    fn finish(mut self, node: &str) -> AuditEvent {
+        mask_secrets(&mut self.payload);
+        AuditEvent {
+            ts: clock::rfc3339(self.at),
+            event: self.event,
+            node: node.to_string(),
+            actor: self.actor,
+            payload: self.payload,
+        }
+    }
+}
+
 enum Command {
-    Write(String),
+    Write(Raw),
     Barrier(mpsc::Sender<()>),
 }
 
@@ -50,9 +71,10 @@ impl AuditLog {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let (tx, rx) = mpsc::channel();
         let path = path.to_path_buf();
+        let node_name = node.to_string();
         std::thread::Builder::new()
             .name("fushi-audit".into())
-            .spawn(move || writer(file, path, rx))?;
+            .spawn(move || writer(file, path, node_name, rx))?;
         Ok(Self {
             node: node.into(),
             sink: Arc::new(Sink::File(Mutex::new(tx))),
@@ -71,28 +93,20 @@ impl AuditLog {
         &self.node
     }
 
-    /// Records an event; secrets in the payload are masked before it leaves this function.
-    pub fn emit(&self, event: &str, actor: Option<&str>, mut payload: Value) {
-        mask_secrets(&mut payload);
-        let ev = AuditEvent {
-            ts: clock::now_rfc3339(),
+    /// Records an event. The caller pays for a timestamp and a channel send only: secrets are
+    /// masked and the line encoded on the writer thread, off the supervisor's restart path.
+    pub fn emit(&self, event: &str, actor: Option<&str>, payload: Value) {
+        let raw = Raw {
+            at: std::time::SystemTime::now(),
             event: event.to_string(),
-            node: self.node.to_string(),
             actor: actor.map(str::to_string),
             payload,
         };
         match &*self.sink {
-            Sink::Memory(events) => lock(events).push(ev),
+            Sink::Memory(events) => lock(events).push(raw.finish(&self.node)),
+            // A closed channel means the writer thread died; it already logged why.
             Sink::File(tx) => {
-                let line = match serde_json::to_string(&ev) {
-                    Ok(line) => line,
-                    Err(e) => {
-                        tracing::error!(event = "audit.encode_failed", error = %e, "cannot encode audit event");
-                        return;
-                    }
-                };
-                // A closed channel means the writer thread died; it already logged why.
-                let _ = lock(tx).send(Command::Write(line));
+                let _ = lock(tx).send(Command::Write(raw));
             }
         }
     }
@@ -121,17 +135,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn writer(mut file: File, path: PathBuf, rx: mpsc::Receiver<Command>) {
+fn writer(mut file: File, path: PathBuf, node: String, rx: mpsc::Receiver<Command>) {
     let mut buf = String::new();
     let mut barriers = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(cmd) = next {
             match cmd {
-                Command::Write(line) => {
-                    buf.push_str(&line);
-                    buf.push('\n');
-                }
+                Command::Write(raw) => match serde_json::to_string(&raw.finish(&node)) {
+                    Ok(line) => {
+                        buf.push_str(&line);
+                        buf.push('\n');
+                    }
+                    Err(e) => tracing::error!(event = "audit.encode_failed", error = %e, "cannot encode audit event"),
+                },
                 Command::Barrier(done) => barriers.push(done),
             }
             next = rx.try_recv().ok();

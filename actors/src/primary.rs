@@ -61,7 +61,9 @@ pub fn storable_stream(stream: &str) -> bool {
     let segs: Vec<&str> = stream.split('/').collect();
     let last = segs.len() - 1;
     segs.iter().enumerate().all(|(i, seg)| {
-        !(i > 0 && date_of_file(seg).is_some()) && !(i < last && seg.ends_with(".json"))
+        let collides_in_raw = i > 0 && date_of_file(seg).is_some();
+        let collides_in_latest = i < last && seg.ends_with(".json");
+        !(collides_in_raw || collides_in_latest)
     })
 }
 
@@ -746,7 +748,10 @@ impl<'a> StreamCheck<'a> {
     fn flush(&mut self, which: Option<(ProblemKind, &str)>) {
         let (done, keep): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
             .into_iter()
-            .partition(|r| which.map_or(true, |w| (r.kind, r.tag) == w));
+            .partition(|r| match which {
+                Some(w) => (r.kind, r.tag) == w,
+                None => true,
+            });
         self.runs = keep;
         for run in done {
             let problem = Problem {
@@ -887,7 +892,10 @@ mod tests {
         let last = p.last_ids().unwrap();
         let todo: Vec<StoredRecord> = records
             .iter()
-            .filter(|r| last.get(&r.stream).map_or(true, |l| (r.epoch, r.seq) > *l))
+            .filter(|r| match last.get(&r.stream) {
+                Some(l) => (r.epoch, r.seq) > *l,
+                None => true,
+            })
             .cloned()
             .collect();
         p.append(&todo).unwrap()
@@ -1022,7 +1030,7 @@ mod tests {
     #[test]
     fn a_ts_that_goes_back_across_midnight_stays_in_the_newest_file() {
         let (_d, p) = store();
-        let batch = vec![
+        let batch = [
             rec("s", 1, 1, "2026-11-20T23:59:59.990Z"),
             rec("s", 1, 2, "2026-11-21T00:00:00.001Z"),
             rec("s", 1, 3, "2026-11-20T23:59:59.999Z"),

@@ -151,11 +151,21 @@ pub struct StorageState {
 /// Where the last ids live once the segments that held them are released.
 const IDS_FILE: &str = "last-ids.json";
 
-fn load_ids(dir: &std::path::Path) -> BTreeMap<String, (u64, u64)> {
+/// The last ids [`save_ids`] left in the journal directory `dir`; none if there is no such file.
+pub fn load_ids(dir: &std::path::Path) -> BTreeMap<String, (u64, u64)> {
     std::fs::read(dir.join(IDS_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
+}
+
+/// Saves the journal's last ids atomically; done before releasing segments, so that the ids
+/// outlive the segments that hold them.
+pub fn save_ids(journal: &Journal) -> Result<(), String> {
+    let ids: BTreeMap<_, _> = journal.last_ids().clone().into_iter().collect();
+    let bytes = serde_json::to_vec(&ids).map_err(|e| e.to_string())?;
+    crate::status::write_atomic(&journal.dir().join(IDS_FILE), &bytes)
+        .map_err(|e| format!("saving last ids: {e}"))
 }
 
 impl Actor for StorageActor {
@@ -329,11 +339,7 @@ impl Writer {
     }
 
     fn release(&mut self, segment: u64) -> Result<u64, String> {
-        // The ids must outlive the segments that hold them.
-        let ids: BTreeMap<_, _> = self.journal.last_ids().clone().into_iter().collect();
-        let bytes = serde_json::to_vec(&ids).map_err(|e| e.to_string())?;
-        crate::status::write_atomic(&self.journal.dir().join(IDS_FILE), &bytes)
-            .map_err(|e| format!("saving last ids: {e}"))?;
+        save_ids(&self.journal)?;
         let freed = self
             .journal
             .release_before(segment)

@@ -465,6 +465,11 @@ impl SupervisorState {
                 c.cell = Some(started.cell);
                 c.task = Some(started.task);
                 c.state = ActorState::Running;
+                // The replacement's task sits in this worker's next-task slot, where the other
+                // worker cannot steal it: let it run before the bookkeeping below, which is
+                // what a caller waiting on the replacement would otherwise wait for.
+                tokio::task::yield_now().await;
+                let c = &mut self.children[idx];
                 let (generation, attempt, stable) =
                     (c.generation, c.consecutive, c.spec.policy.stable_after);
                 let (event, path) = if restart {
@@ -636,7 +641,8 @@ impl SupervisorState {
             }
         }
         let mut due = Vec::with_capacity(group.len());
-        let next_at = clock::in_rfc3339(delay);
+        // An immediate restart has no "next restart" worth formatting on the hot path.
+        let next_at = (!delay.is_zero()).then(|| clock::in_rfc3339(delay));
         for &j in &group {
             let failed = j == idx;
             if !failed && self.children[j].spec.restart == RestartKind::Temporary {
@@ -647,10 +653,11 @@ impl SupervisorState {
             c.state = ActorState::Backoff;
             due.push((c.spec.name.clone(), c.generation));
             self.publish(j, false, failed, false);
-            let next = next_at.clone();
-            self.ctx
-                .board
-                .update(&self.children[j].path, |a| a.next_restart_at = Some(next));
+            if let Some(next) = next_at.clone() {
+                self.ctx
+                    .board
+                    .update(&self.children[j].path, |a| a.next_restart_at = Some(next));
+            }
         }
         let delay_ms = delay.as_millis() as u64;
         tracing::info!(actor = self.children[idx].path.as_str(), event = "supervisor.child.restart_scheduled",
