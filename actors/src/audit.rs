@@ -147,7 +147,9 @@ fn writer(mut file: File, path: PathBuf, node: String, rx: mpsc::Receiver<Comman
                         buf.push_str(&line);
                         buf.push('\n');
                     }
-                    Err(e) => tracing::error!(event = "audit.encode_failed", error = %e, "cannot encode audit event"),
+                    Err(e) => {
+                        tracing::error!(event = "audit.encode_failed", error = %e, "cannot encode audit event")
+                    }
                 },
                 Command::Barrier(done) => barriers.push(done),
             }
