@@ -6,7 +6,7 @@
 //! file. Semantic errors carry the key path, which is mapped back to a line through toml's spanned
 //! document, so every error reads `FILE:LINE:COL: KEY: what is wrong; what to do`.
 
-use fushi_actors::records::valid_stream;
+use fushi_actors::primary::storable_stream;
 use fushi_actors::supervisor::{RestartKind, RestartPolicy, Strategy};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -747,9 +747,10 @@ impl Config {
                     ),
                 );
             }
-            if !valid_stream(c.stream()) {
+            if !storable_stream(c.stream()) {
                 bad(at(if c.stream.is_some() { "stream" } else { "name" }), format!(
-                    "invalid stream {:?}: segments of [A-Za-z0-9._-] joined by '/', at most 128 bytes, no '.' or '..'", c.stream()));
+                    "invalid stream {:?}: segments of [A-Za-z0-9._-] joined by '/', at most 128 bytes, no '.' or '..', \
+                     no segment after the first named like a day file (YYYY-MM-DD.jsonl), none before the last ending in .json", c.stream()));
             }
             if c.backoff.as_ref().is_some_and(Vec::is_empty) {
                 bad(at("backoff"), "must list at least one delay".into());
@@ -804,7 +805,7 @@ impl Config {
             if slo_names.insert(slo.name.clone(), i).is_some() {
                 bad(at("name"), format!("duplicate slo name {:?}", slo.name));
             }
-            if !valid_stream(&slo.stream) {
+            if !storable_stream(&slo.stream) {
                 bad(at("stream"), format!("invalid stream {:?}", slo.stream));
             }
             if slo.kind == SloKind::P95 && slo.field.is_none() {
@@ -1073,6 +1074,8 @@ rollback = ["rollback.sh"]
             e.starts_with("supervisor.toml:4:1: collector[0].stream"),
             "{e}"
         );
+        let e = err("[[collector]]\nname = \"a\"\nkind = \"heartbeat\"\nstream = \"a/2026-11-21.jsonl\"\n");
+        assert!(e.starts_with("supervisor.toml:4:1: collector[0].stream"), "{e}");
         let e = err("[control]\nhttp = \"0.0.0.0:9752\"\n");
         assert!(
             e.contains("control.http") && e.contains("http_token"),
