@@ -290,11 +290,12 @@ pub fn primary_ks(primary: &Path, stream: &str) -> Vec<u64> {
     files.sort();
     let mut out = Vec::new();
     for f in files {
-        for line in std::fs::read_to_string(&f)
-            .expect("reading primary")
-            .lines()
-        {
-            let v: Value = serde_json::from_str(line).expect("primary lines are JSON");
+        let text = std::fs::read_to_string(&f).expect("reading primary");
+        // A line without its '\n' is an append in progress (or a torn tail the next append
+        // repairs): not a record yet.
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: line is not JSON ({e}): {line:?}", f.display()));
             out.push(v["data"]["k"].as_u64().expect("k"));
         }
     }
