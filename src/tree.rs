@@ -20,6 +20,15 @@ const STATUS_COALESCE: Duration = Duration::from_millis(20);
 const SEGMENT_BYTES: u64 = 16 << 20;
 /// Once caught up, an active segment this large is closed so that it can be released.
 const ROTATE_AFTER: u64 = 1 << 20;
+
+/// Segment size and rotation threshold for a journal bounded by `max_local`. Only closed segments
+/// can be released, so a segment must be a small fraction of the bound: otherwise a full journal
+/// could sit entirely in its active segment and never free a byte.
+fn segment_sizes(max_local: u64) -> (u64, u64) {
+    let segment = (max_local / 8).clamp(4 << 10, SEGMENT_BYTES);
+    let rotate = (max_local / 16).clamp(2 << 10, ROTATE_AFTER);
+    (segment, rotate)
+}
 /// The record id epoch without a leader lease (SPEC §4.1).
 const EPOCH: u64 = 1;
 
@@ -47,6 +56,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigErr
         },
     );
     let storage_handle = StorageHandle::new(cfg.node.data_dir.join("journal"));
+    let (segment_max, rotate_after) = segment_sizes(cfg.storage.max_local.0);
     let storage = ChildSpec::actor(
         "storage",
         StorageActor,
@@ -55,7 +65,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigErr
             node: cfg.node_id(),
             epoch: EPOCH,
             max_local: cfg.storage.max_local.0,
-            segment_max: SEGMENT_BYTES,
+            segment_max,
             board: ctx.board.clone(),
             audit: ctx.audit.clone(),
         },
@@ -70,7 +80,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigErr
             probe_interval: cfg.storage.probe_interval,
             io_timeout: cfg.storage.io_timeout,
             batch: cfg.sync.batch,
-            rotate_after: ROTATE_AFTER,
+            rotate_after,
             board: ctx.board.clone(),
             audit: ctx.audit.clone(),
             io: PrimaryIo::default(),
@@ -172,4 +182,16 @@ fn collector(
         spec = spec.with_restart(r);
     }
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment_sizes;
+
+    #[test]
+    fn segments_are_a_fraction_of_the_journal_bound() {
+        assert_eq!(segment_sizes(1 << 30), (16 << 20, 1 << 20));
+        let (seg, rot) = segment_sizes(16 << 10);
+        assert!(seg * 4 <= 16 << 10 && rot <= seg, "{seg} {rot}");
+    }
 }

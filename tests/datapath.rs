@@ -93,3 +93,66 @@ fn kill9_torture_every_acknowledged_record_reaches_the_primary_exactly_once_in_o
         "restarts recover the journal"
     );
 }
+
+#[test]
+fn a_full_journal_holds_producers_back_turns_health_red_and_loses_nothing() {
+    let env = Env::new(&config(
+        r#"[storage]
+probe_interval = "50ms"
+io_timeout = "2s"
+max_local = "16 KiB"
+
+[sync]
+interval = "20ms"
+
+[[collector]]
+name = "in"
+kind = "listen"
+stream = "test/k"
+address = "unix:in.sock"
+"#,
+    ));
+    // A file where the primary directory should be: every probe fails, the primary is down.
+    std::fs::create_dir_all(env.data()).unwrap();
+    let primary = env.data().join("primary");
+    std::fs::write(&primary, b"not a directory").unwrap();
+    let mut d = env.start();
+    let pusher = Pusher::start(env.path().join("in.sock"), 10);
+
+    // Status follows within its coalescing window: wait for a snapshot where it all shows.
+    let full = wait_for("a full journal in status", || {
+        let s = env.status()?;
+        let st = &s["storage"];
+        (st["journal_full"] == true && st["secondary"] == "used" && st["lag_records"].as_u64()? > 0)
+            .then_some(s)
+    });
+    assert_eq!(full["health"], "red", "a full journal is critical");
+    assert_eq!(full["storage"]["primary"], "down");
+    let held_at = pusher.acked_count();
+    // Bounded: one group beyond max_local at most (a group is what one producer chunk adds here).
+    let bytes = full["storage"]["journal_bytes"].as_u64().unwrap();
+    assert!(
+        bytes < 16 * 1024 + 8 * 1024,
+        "journal grew past its bound: {bytes}"
+    );
+    assert!(!events(&env.audit(), "collector.storage.switch", "sync").is_empty());
+
+    // The primary comes back: the journal drains, producers move on, nothing was dropped.
+    std::fs::remove_file(&primary).unwrap();
+    wait_for("acks to resume", || {
+        (pusher.acked_count() > held_at + 100).then_some(())
+    });
+    let (acked, _) = pusher.finish();
+    let ks = wait_for("every acknowledged record on the primary", || {
+        let ks = primary_ks(&primary, "test/k");
+        (ks.len() >= acked.len()).then_some(ks)
+    });
+    let on_primary: std::collections::HashSet<u64> = ks.iter().copied().collect();
+    assert!(acked.iter().all(|k| on_primary.contains(k)));
+    let healthy = wait_for("the journal to drain", || {
+        let s = env.status()?;
+        (s["storage"]["journal_full"] == false && s["storage"]["lag_records"] == 0).then_some(s)
+    });
+    assert_eq!(healthy["storage"]["primary"], "up");
+    assert!(d.terminate().success());
+}

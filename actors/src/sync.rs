@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -32,6 +32,11 @@ use crate::{tick_every, AbortOnDrop};
 pub const MAX_STUCK: usize = 4;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// A job's fate, settled once between the worker (done) and the waiter (abandoned on timeout).
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
 
 /// Runs blocking primary I/O on a worker thread, with a timeout per call.
 #[derive(Clone)]
@@ -90,11 +95,11 @@ impl PrimaryIo {
         let tx = self.sender()?;
         let (done_tx, done_rx) = oneshot::channel();
         let stuck = self.stuck.clone();
-        let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = timed_out.clone();
+        let fate = Arc::new(AtomicU8::new(RUNNING));
+        let job_fate = fate.clone();
         let job: Job = Box::new(move || {
             let r = f();
-            if flag.load(Ordering::SeqCst) {
+            if job_fate.swap(DONE, Ordering::SeqCst) == ABANDONED {
                 // This thread was given up on; it is free again.
                 stuck.fetch_sub(1, Ordering::SeqCst);
             }
@@ -108,9 +113,17 @@ impl PrimaryIo {
             Ok(Ok(r)) => r.map_err(|e| IoFailure::Failed(e.to_string())),
             Ok(Err(_)) => Err(IoFailure::Failed("primary I/O thread died".into())),
             Err(_) => {
-                timed_out.store(true, Ordering::SeqCst);
+                // Counted before the job can see it abandoned, so the count never dips below
+                // zero; and a job that finished just as the timeout fired is not stuck (counting
+                // it would leak: nothing would ever take it back off).
                 self.stuck.fetch_add(1, Ordering::SeqCst);
-                // Abandon the hung thread; the next call gets a fresh one.
+                if fate
+                    .compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+                {
+                    self.stuck.fetch_sub(1, Ordering::SeqCst);
+                }
+                // Abandon the thread; the next call gets a fresh one.
                 *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Err(IoFailure::Timeout(timeout))
             }
@@ -202,6 +215,9 @@ pub enum SyncMsg {
 /// A backlog drain in progress (after an outage or at start): audited as plan/start/chunk/complete.
 struct Drain {
     started: Instant,
+    /// The journal's end when the drain was planned: reaching it completes the drain, however
+    /// much arrived since (under steady ingest the journal is never empty at a tick).
+    target: Position,
     items: u64,
     bytes: u64,
 }
@@ -389,6 +405,7 @@ impl SyncState {
         }
         self.cursor = next;
         self.retry_delay = RETRY_MIN;
+        let reached = self.drain.as_ref().map(|d| self.cursor >= d.target);
         if items > 0 {
             self.args.board.update_storage(|_, sync| {
                 sync.last = Some(SyncRun {
@@ -406,6 +423,11 @@ impl SyncState {
                     Some("sync"),
                     json!({"items": items, "bytes": bytes, "elapsed_ms": elapsed_ms}),
                 );
+            }
+        }
+        if reached == Some(true) {
+            if let Some(d) = self.drain.take() {
+                self.complete(d);
             }
         }
         if self.cursor.segment > info.start.segment {
@@ -453,6 +475,7 @@ impl SyncState {
         );
         self.drain = Some(Drain {
             started: Instant::now(),
+            target: info.end,
             items: 0,
             bytes: 0,
         });
@@ -476,7 +499,9 @@ impl SyncState {
     }
 
     async fn tick(&mut self) {
-        if self.up == Some(false) || tokio::time::Instant::now() < self.next_try {
+        // Not before the first probe either: it creates a missing root, and the backlog found
+        // at start is planned as a drain once the primary is known to be up.
+        if self.up != Some(true) || tokio::time::Instant::now() < self.next_try {
             return;
         }
         loop {
@@ -502,13 +527,13 @@ impl SyncState {
         {
             Ok(()) => {
                 if self.up != Some(true) {
-                    let was_down = self.up == Some(false);
                     self.set_up(true, "probe succeeded");
                     self.next_try = tokio::time::Instant::now();
                     self.retry_delay = RETRY_MIN;
-                    if was_down {
-                        self.plan();
-                    }
+                    // The backlog of the outage (or found at start) is one drain; one cut short
+                    // by the outage is superseded.
+                    self.drain = None;
+                    self.plan();
                 }
             }
             Err(e) => self.set_up(false, &format!("probe failed: {e}")),
@@ -554,13 +579,7 @@ impl Actor for SyncActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SyncMsg::Tick => state.tick().await,
-            SyncMsg::Probe => {
-                state.probe().await;
-                if state.up == Some(true) && state.drain.is_none() {
-                    // A backlog at start (journal recovered with unforwarded records) is a drain too.
-                    state.plan();
-                }
-            }
+            SyncMsg::Probe => state.probe().await,
             SyncMsg::Now(reply) => {
                 state.next_try = tokio::time::Instant::now();
                 state.retry_delay = RETRY_MIN;
