@@ -1074,8 +1074,13 @@ rollback = ["rollback.sh"]
             e.starts_with("supervisor.toml:4:1: collector[0].stream"),
             "{e}"
         );
-        let e = err("[[collector]]\nname = \"a\"\nkind = \"heartbeat\"\nstream = \"a/2026-11-21.jsonl\"\n");
-        assert!(e.starts_with("supervisor.toml:4:1: collector[0].stream"), "{e}");
+        let e = err(
+            "[[collector]]\nname = \"a\"\nkind = \"heartbeat\"\nstream = \"a/2026-11-21.jsonl\"\n",
+        );
+        assert!(
+            e.starts_with("supervisor.toml:4:1: collector[0].stream"),
+            "{e}"
+        );
         let e = err("[control]\nhttp = \"0.0.0.0:9752\"\n");
         assert!(
             e.contains("control.http") && e.contains("http_token"),
