@@ -156,3 +156,72 @@ address = "unix:in.sock"
     assert_eq!(healthy["storage"]["primary"], "up");
     assert!(d.terminate().success());
 }
+
+/// Unmounts on drop, also when an assertion fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The disk under the journal fills up (ENOSPC): nothing is acknowledged that is not durable,
+/// producers wait, health is red; once space is back, ingest resumes and nothing is lost.
+#[test]
+fn a_full_disk_under_the_journal_holds_producers_back_and_loses_nothing() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("SKIPPED a_full_disk_under_the_journal: needs root to mount a small tmpfs (CI runs as root)");
+        return;
+    }
+    let env = Env::new(&listen_config());
+    let journal = env.data().join("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&journal)
+        .status()
+        .expect("running mount");
+    assert!(
+        ok.success(),
+        "cannot mount a tmpfs on {}",
+        journal.display()
+    );
+    let _mount = Mount(journal.clone());
+    let filler = journal.join("filler");
+    std::fs::write(&filler, vec![0u8; 200 << 10]).unwrap();
+    // Keep the primary down so that nothing is released while the disk is full.
+    let primary = env.data().join("primary");
+    std::fs::write(&primary, b"not a directory").unwrap();
+
+    let mut d = env.start();
+    let pusher = Pusher::start(env.path().join("in.sock"), 10);
+    let full = wait_for("the journal's disk to be full", || {
+        let s = env.status()?;
+        (s["storage"]["journal_full"] == true).then_some(s)
+    });
+    assert_eq!(full["health"], "red");
+    assert!(
+        d.log().contains("journal.write_failed"),
+        "the disk-full condition is logged"
+    );
+    let held_at = pusher.acked_count();
+    // Free space; the writer retries the held group and producers move on.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("acks to resume after space is back", || {
+        (pusher.acked_count() > held_at + 50).then_some(())
+    });
+    std::fs::remove_file(&primary).unwrap();
+    let (acked, _) = pusher.finish();
+    let ks = wait_for("every acknowledged record on the primary", || {
+        let ks = primary_ks(&primary, "test/k");
+        let have: HashSet<u64> = ks.iter().copied().collect();
+        acked.iter().all(|k| have.contains(k)).then_some(ks)
+    });
+    let unique: HashSet<u64> = ks.iter().copied().collect();
+    assert_eq!(unique.len(), ks.len(), "no record twice");
+    assert!(d.terminate().success());
+}

@@ -457,13 +457,17 @@ impl Journal {
         let path = segment_path(&self.dir, n);
         let before = self.segments[&n];
         let durable = before.bytes;
-        let res = self
-            .active
-            .write_all(&buf)
-            .map_err(io_err("appending to", &path))
-            .and_then(|()| self.active.sync_data().map_err(io_err("fsyncing", &path)));
-        if let Err(e) = res {
-            // Cut back to what was durable and never trust this file's page cache again.
+        if let Err(e) = self.active.write_all(&buf) {
+            // A failed write (ENOSPC, EIO) left at most a partial group: cut it off and stay in
+            // this segment. Nothing of the group was acknowledged.
+            let _ = self.active.set_len(durable);
+            let _ = self.active.seek(SeekFrom::Start(durable));
+            return Err(io_err("appending to", &path)(e));
+        }
+        if let Err(e) = self.active.sync_data() {
+            // fsyncgate: after a failed fsync the kernel may have dropped the dirty pages and
+            // cleared the error, so a retried fsync on this file proves nothing. Cut back to what
+            // was durable and never write to this file again.
             let _ = self.active.set_len(durable);
             let _ = self.active.sync_data();
             self.segments.insert(n + 1, Seg::default());
@@ -475,7 +479,7 @@ impl Journal {
                 }
             };
             let _ = fsync_dir(&self.dir);
-            return Err(e);
+            return Err(io_err("fsyncing", &path)(e));
         }
         self.segments.insert(
             n,
