@@ -153,6 +153,8 @@ pub struct ChildSpec {
     /// `None` for sub-supervisors: their start is bounded by their children's.
     pub start_timeout: Option<Duration>,
     pub start: StartFn,
+    /// The child is itself a [`SupervisorActor`]: control requests for `name/…` are routed to it.
+    pub supervisor: bool,
 }
 
 impl ChildSpec {
@@ -167,6 +169,7 @@ impl ChildSpec {
             shutdown_timeout: Duration::from_secs(5),
             start_timeout: Some(Duration::from_secs(30)),
             start: Arc::new(start),
+            supervisor: false,
         }
     }
 
@@ -206,6 +209,7 @@ impl ChildSpec {
             })
         });
         spec.start_timeout = None;
+        spec.supervisor = true;
         // Its own post_stop stops its children one by one; give it time for that.
         spec.shutdown_timeout = Duration::from_secs(60);
         spec
@@ -267,9 +271,26 @@ pub struct ChildInfo {
     pub generation: u64,
 }
 
+/// What a control request does to the children it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+}
+
 /// Why a control request was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ControlError {
+    #[error(
+        "{path:?} is not a supervisor: only a supervisor's children can be named as {path}/NAME"
+    )]
+    NotASupervisor { path: String },
+    #[error("{path:?} is not running; start it first (fushi start {path})")]
+    NotRunning { path: String },
+    #[error("{path:?} did not answer: {error}")]
+    Unreachable { path: String, error: String },
     #[error("no actor named {name:?} under {supervisor:?}; known: {}", known.join(", "))]
     UnknownChild {
         name: String,
@@ -286,6 +307,8 @@ pub enum SupervisorMsg {
     Start(Vec<String>, RpcReplyPort<Result<(), ControlError>>),
     Stop(Vec<String>, RpcReplyPort<Result<(), ControlError>>),
     Restart(Vec<String>, RpcReplyPort<Result<(), ControlError>>),
+    /// Start, stop or restart children by tree path: `name`, `sub/name`, `sub/*`, `all`.
+    Control(Verb, Vec<String>, RpcReplyPort<Result<(), ControlError>>),
     Children(RpcReplyPort<Vec<ChildInfo>>),
     /// Answers while the supervisor's loop runs; the watchdog relies on it.
     Ping(RpcReplyPort<()>),
@@ -729,6 +752,82 @@ impl SupervisorState {
         }
     }
 
+    /// Applies `verb` to children named by tree path; `head/rest` is handed to child supervisor
+    /// `head`. Names are checked before anything is done, so a typo changes nothing.
+    async fn control(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        verb: Verb,
+        names: Vec<String>,
+    ) -> Result<(), ControlError> {
+        let (nested, local): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(|n| n.contains('/'));
+        let idxs = self.resolve(&local)?;
+        let mut routes: Vec<(usize, String)> = Vec::new();
+        for name in nested {
+            let (head, rest) = name.split_once('/').unwrap_or((&name, ""));
+            let idx = self.resolve(&[head.to_string()])?[0];
+            let c = &self.children[idx];
+            if !c.spec.supervisor {
+                return Err(ControlError::NotASupervisor {
+                    path: c.path.clone(),
+                });
+            }
+            if c.cell.is_none() {
+                return Err(ControlError::NotRunning {
+                    path: c.path.clone(),
+                });
+            }
+            routes.push((idx, rest.to_string()));
+        }
+        for (idx, rest) in routes {
+            let c = &self.children[idx];
+            let Some(cell) = c.cell.clone() else {
+                return Err(ControlError::NotRunning {
+                    path: c.path.clone(),
+                });
+            };
+            let sub: ActorRef<SupervisorMsg> = cell.into();
+            let path = c.path.clone();
+            match ractor::call!(sub, |reply| SupervisorMsg::Control(verb, vec![rest], reply)) {
+                Ok(res) => res?,
+                Err(e) => {
+                    return Err(ControlError::Unreachable {
+                        path,
+                        error: e.to_string(),
+                    })
+                }
+            }
+        }
+        match verb {
+            Verb::Stop => {
+                for &i in idxs.iter().rev() {
+                    self.stop_child(i, "requested").await;
+                }
+            }
+            Verb::Start => {
+                for &i in &idxs {
+                    let c = &mut self.children[i];
+                    if matches!(c.state, ActorState::Stopped | ActorState::Fatal) {
+                        // A manual start is a fresh start: the failure streak is forgiven.
+                        c.consecutive = 0;
+                        c.escalated = false;
+                        self.start_child(myself, i, false).await;
+                    }
+                }
+            }
+            Verb::Restart => {
+                for &i in idxs.iter().rev() {
+                    self.stop_child(i, "restart requested").await;
+                }
+                for &i in &idxs {
+                    self.start_child(myself, i, true).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn info(&self) -> Vec<ChildInfo> {
         self.children
             .iter()
@@ -795,40 +894,16 @@ impl Actor for SupervisorActor {
             SupervisorMsg::RestartDue(due) => state.restart_due(&myself, due).await,
             SupervisorMsg::StableDue(name, generation) => state.stable_due(&name, generation),
             SupervisorMsg::Stop(names, reply) => {
-                let res = state.resolve(&names);
-                if let Ok(idxs) = &res {
-                    for &i in idxs.iter().rev() {
-                        state.stop_child(i, "requested").await;
-                    }
-                }
-                let _ = reply.send(res.map(|_| ()));
+                let _ = reply.send(state.control(&myself, Verb::Stop, names).await);
             }
             SupervisorMsg::Start(names, reply) => {
-                let res = state.resolve(&names);
-                if let Ok(idxs) = &res {
-                    for &i in idxs {
-                        let c = &mut state.children[i];
-                        if matches!(c.state, ActorState::Stopped | ActorState::Fatal) {
-                            // A manual start is a fresh start: the failure streak is forgiven.
-                            c.consecutive = 0;
-                            c.escalated = false;
-                            state.start_child(&myself, i, false).await;
-                        }
-                    }
-                }
-                let _ = reply.send(res.map(|_| ()));
+                let _ = reply.send(state.control(&myself, Verb::Start, names).await);
             }
             SupervisorMsg::Restart(names, reply) => {
-                let res = state.resolve(&names);
-                if let Ok(idxs) = &res {
-                    for &i in idxs.iter().rev() {
-                        state.stop_child(i, "restart requested").await;
-                    }
-                    for &i in idxs {
-                        state.start_child(&myself, i, true).await;
-                    }
-                }
-                let _ = reply.send(res.map(|_| ()));
+                let _ = reply.send(state.control(&myself, Verb::Restart, names).await);
+            }
+            SupervisorMsg::Control(verb, names, reply) => {
+                let _ = reply.send(state.control(&myself, verb, names).await);
             }
             SupervisorMsg::Children(reply) => {
                 let _ = reply.send(state.info());

@@ -8,7 +8,9 @@ mod harness;
 
 use fushi_actors::alert::Alert;
 use fushi_actors::board::ActorState;
-use fushi_actors::supervisor::{RestartKind, RestartPolicy, Strategy, SupervisorMsg};
+use fushi_actors::supervisor::{
+    ControlError, RestartKind, RestartPolicy, Strategy, SupervisorMsg, Verb,
+};
 use harness::{gaps, ms, secs, Ctl, Harness, Mode, What};
 use ractor::call;
 use std::time::Duration;
@@ -787,4 +789,63 @@ async fn a_sub_supervisor_child_escalates_under_its_path() {
     );
     assert!(h.board("collectors/x").escalated);
     assert_eq!(h.board("collectors").state, ActorState::Running);
+}
+
+// --- 11. control by tree path ------------------------------------------------------------------
+
+async fn control(h: &Harness, verb: Verb, names: &[&str]) -> Result<(), ControlError> {
+    let names = names.iter().map(|n| n.to_string()).collect();
+    call!(h.sup(), |r| SupervisorMsg::Control(verb, names, r)).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn control_requests_reach_children_of_a_sub_supervisor_by_path() {
+    let mut h = Harness::new().await;
+    let collectors = h.sub_supervisor(
+        "collectors",
+        Strategy::OneForOne,
+        vec![h.runner("x"), h.runner("y")],
+    );
+    h.spawn(Strategy::OneForOne, vec![h.runner("a"), collectors])
+        .await;
+
+    control(&h, Verb::Stop, &["collectors/*"]).await.unwrap();
+    for (path, state) in [
+        ("a", ActorState::Running),
+        ("collectors", ActorState::Running),
+        ("collectors/x", ActorState::Stopped),
+        ("collectors/y", ActorState::Stopped),
+    ] {
+        assert_eq!(h.board(path).state, state, "{path}");
+    }
+    // A stopped child stays stopped.
+    h.rec.until(secs(600)).await;
+    assert_eq!(h.board("collectors/x").state, ActorState::Stopped);
+
+    control(&h, Verb::Start, &["collectors/x"]).await.unwrap();
+    assert_eq!(h.board("collectors/x").state, ActorState::Running);
+    assert_eq!(h.board("collectors/y").state, ActorState::Stopped);
+    control(&h, Verb::Restart, &["collectors/x", "a"])
+        .await
+        .unwrap();
+    assert_eq!(h.rec.starts("x"), [secs(0), secs(600), secs(600)]);
+    assert_eq!(h.rec.starts("a"), [secs(0), secs(600)]);
+
+    let err = control(&h, Verb::Stop, &["collectors/zz"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ControlError::UnknownChild {
+            name: "zz".into(),
+            supervisor: "collectors".into(),
+            known: vec!["x".into(), "y".into()],
+        }
+    );
+    let err = control(&h, Verb::Stop, &["a/x"]).await.unwrap_err();
+    assert_eq!(err, ControlError::NotASupervisor { path: "a".into() });
+    // A bad name anywhere in the request changes nothing.
+    let err = control(&h, Verb::Stop, &["a", "nope"]).await.unwrap_err();
+    assert!(matches!(err, ControlError::UnknownChild { .. }));
+    assert_eq!(h.board("a").state, ActorState::Running);
 }
