@@ -20,6 +20,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogTarget::Auto)]
     pub log: LogTarget,
 
+    /// Control socket of the daemon [default: from the config]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,6 +32,67 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon in the foreground (systemd starts it this way)
     Run,
+    /// Show actors: state, uptime or time to next restart, restarts, recovered, last error (exit 3 if a selected one is not running)
+    Status {
+        /// Actors to show: NAME, collectors/*, all [default: all]
+        names: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start stopped actors (NAME, collectors/*, all)
+    Start {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop actors; a stopped actor stays stopped until started (NAME, collectors/*, all)
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop then start actors (NAME, collectors/*, all)
+    Restart {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Health: exit 0 healthy, 1 degraded, 2 critical
+    Health {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The daemon's log: the newest lines, of one actor if NAME is given
+    Tail {
+        /// Keep printing new lines
+        #[arg(short, long)]
+        follow: bool,
+        /// How many lines
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u32,
+        name: Option<String>,
+    },
+    /// Audit events from <data_dir>/audit.jsonl (works with the daemon stopped)
+    Audit {
+        /// Only events newer than this, e.g. 1h, 30m
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only events matching this glob, e.g. 'supervisor.child.*'
+        #[arg(long)]
+        event: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch the daemon's mode: prod, debug (verbose logs) or diag
+    Mode {
+        mode: String,
+        /// Return to the configured mode after this long, e.g. 30m
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        for_: Option<std::time::Duration>,
+    },
+    /// The daemon's process id
+    Pid,
+    /// Stop the daemon: the tree stops in order
+    Shutdown,
+    /// Pre-flight: config, paths, permissions, primary writable, socket free
+    Check,
     /// Check the primary store for gaps, duplicates and out-of-order ids (exit 1 if any)
     Verify {
         /// Print the report as JSON
@@ -55,10 +120,37 @@ pub fn config_path(explicit: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| candidates.swap_remove(0))
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; the exit code is part of each command's contract (see `ctl`).
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    use crate::control::proto::Request;
+    use crate::ctl::{self, Target};
+    use fushi_actors::supervisor::Verb;
+
     let config = config_path(cli.config);
+    let target = || Target::load(config.clone(), cli.socket.clone());
     match cli.command {
-        Command::Run => crate::daemon::run(&config, cli.log),
-        Command::Verify { json } => crate::verify::run(&config, json),
+        Command::Run => crate::daemon::run(&config, cli.log).map(|()| 0),
+        Command::Verify { json } => crate::verify::run(&config, json).map(|()| 0),
+        Command::Check => ctl::check(&config),
+        Command::Status { names, json } => ctl::status(&target()?, &names, json),
+        Command::Start { names } => ctl::control(&target()?, Verb::Start, names),
+        Command::Stop { names } => ctl::control(&target()?, Verb::Stop, names),
+        Command::Restart { names } => ctl::control(&target()?, Verb::Restart, names),
+        Command::Health { json } => ctl::health(&target()?, json),
+        Command::Tail {
+            follow,
+            lines,
+            name,
+        } => ctl::tail(&target()?, lines, follow, name),
+        Command::Audit { since, event, json } => ctl::audit(&target()?, since, event, json),
+        Command::Mode { mode, for_ } => ctl::simple(
+            &target()?,
+            Request::Mode {
+                mode,
+                for_secs: for_.map(|d| d.as_secs()),
+            },
+        ),
+        Command::Pid => ctl::pid(&target()?),
+        Command::Shutdown => ctl::simple(&target()?, Request::Shutdown),
     }
 }

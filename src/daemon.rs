@@ -6,14 +6,16 @@ use fushi_actors::alert::AlertOutbox;
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::{ActorState, StatusBoard};
 use fushi_actors::status::write_atomic;
-use fushi_actors::supervisor::{SupervisorActor, TreeContext};
+use fushi_actors::supervisor::{ChildSpec, SupervisorActor, TreeContext};
 use ractor::Actor;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{base_dir, Config, Mode};
+use crate::control::server::{ControlActor, ControlArgs, DaemonCmd, Shared};
 use crate::logging::{self, LogTarget};
 use crate::{systemd, tree};
 
@@ -29,7 +31,9 @@ struct Loaded {
 
 pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
     let loaded = load(config_path)?;
-    logging::init(log, loaded.cfg.node.mode == Mode::Debug).context("setting up logging")?;
+    let ring = logging::LogRing::default();
+    logging::init(log, loaded.cfg.node.mode == Mode::Debug, ring.clone())
+        .context("setting up logging")?;
     for e in &loaded.errors {
         tracing::error!(event = "config.invalid", error = %e,
             "config file is invalid; running on the last good copy until it is fixed");
@@ -40,7 +44,7 @@ pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
         .thread_name("fushi")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config_path, loaded))
+    runtime.block_on(serve(config_path, loaded, ring))
 }
 
 /// The data dir a broken config most likely meant: its `node.data_dir` if that much parses.
@@ -108,7 +112,35 @@ fn summary(board: &StatusBoard) -> String {
     )
 }
 
-async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
+/// Holds `<data_dir>/fushi.pid` locked for the daemon's life: one daemon per data dir.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("fushi.pid");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut holder = String::new();
+    let _ = f.read_to_string(&mut holder);
+    let mut lock = match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err(_) => bail!(
+            "another fushi (pid {}) is already running on data dir {}; stop it first (fushi shutdown) or give this one another node.data_dir",
+            holder.trim(),
+            dir.display()
+        ),
+    };
+    lock.set_len(0)?;
+    lock.rewind()?;
+    write!(lock, "{}", std::process::id())?;
+    lock.sync_all()?;
+    Ok(lock)
+}
+
+async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> anyhow::Result<()> {
     // First of all: a SIGTERM that arrives while the tree starts is queued and answered with an
     // ordered stop, instead of the default action killing the process mid-start.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -117,6 +149,7 @@ async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
     let cfg = &loaded.cfg;
     let data_dir = cfg.node.data_dir.clone();
     create_private_dir(&data_dir)?;
+    let _pid_lock = lock_data_dir(&data_dir)?;
     let last_good = data_dir.join(LAST_GOOD);
     if let Some(text) = &loaded.text {
         write_atomic(&last_good, text.as_bytes())
@@ -137,7 +170,27 @@ async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
         audit: audit.clone(),
         alerts: AlertOutbox::default(),
     };
-    let args = tree::build(cfg, ctx)?;
+    let mut args = tree::build(cfg, ctx)?;
+    let (daemon_tx, mut daemon_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        root: OnceLock::new(),
+        board: board.clone(),
+        audit: audit.clone(),
+        daemon: daemon_tx.clone(),
+        ring,
+        socket: crate::control::socket_path(cfg),
+    });
+    args.children.push(
+        ChildSpec::actor(
+            "control",
+            ControlActor,
+            ControlArgs {
+                shared: shared.clone(),
+            },
+        )
+        .with_policy(cfg.supervisor.policy())
+        .with_shutdown_timeout(cfg.supervisor.shutdown_timeout),
+    );
     audit.emit(
         "daemon.started",
         None,
@@ -148,6 +201,7 @@ async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
     let (root, mut root_handle) = SupervisorActor::spawn(None, SupervisorActor, args)
         .await
         .context("starting the supervision tree")?;
+    let _ = shared.root.set(root.clone());
     systemd::ready(&summary(&board));
     tracing::info!(event = "daemon.ready", "{}", summary(&board));
     let _watchdog = systemd::watchdog_period()
@@ -171,6 +225,19 @@ async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
             _ = hup.recv() => reload(config_path, &board, &audit, &last_good),
+            Some(cmd) = daemon_rx.recv() => match cmd {
+                DaemonCmd::Shutdown => break "shutdown request",
+                DaemonCmd::Mode { mode, for_secs } => {
+                    set_mode(&board, &mode);
+                    if let Some(secs) = for_secs {
+                        let (tx, back) = (daemon_tx.clone(), cfg.node.mode.as_str().to_string());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(secs)).await;
+                            let _ = tx.send(DaemonCmd::Mode { mode: back, for_secs: None });
+                        });
+                    }
+                }
+            },
             _ = &mut root_handle => {
                 audit.emit("daemon.stopped", None, json!({"reason": "root supervisor failed"}));
                 audit.flush();
@@ -203,6 +270,12 @@ async fn serve(config_path: &Path, loaded: Loaded) -> anyhow::Result<()> {
     audit.flush();
     tracing::info!(event = "daemon.stopped", signal = reason, "stopped");
     Ok(())
+}
+
+fn set_mode(board: &StatusBoard, mode: &str) {
+    board.set_mode(mode);
+    logging::set_verbose(mode == "debug");
+    tracing::info!(event = "mode.change", mode, "mode changed");
 }
 
 /// SIGHUP: validate the file again. A bad file keeps the running config and turns health red.

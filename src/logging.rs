@@ -19,11 +19,30 @@ pub enum LogTarget {
     Text,
 }
 
-/// Installs the global subscriber; `verbose` (mode debug) lowers the default level to debug.
-pub fn init(target: LogTarget, verbose: bool) -> anyhow::Result<()> {
+type ReloadHandle = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+static RELOAD: std::sync::OnceLock<ReloadHandle> = std::sync::OnceLock::new();
+
+fn filter_for(verbose: bool) -> EnvFilter {
     let default = if verbose { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_env("FUSHI_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},ractor=warn")));
+    EnvFilter::try_from_env("FUSHI_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},ractor=warn")))
+}
+
+/// Switches between the normal and the verbose level at run time (`fushi mode debug`).
+pub fn set_verbose(verbose: bool) {
+    if let Some(h) = RELOAD.get() {
+        if let Err(e) = h.reload(filter_for(verbose)) {
+            tracing::warn!(event = "log.reload_failed", error = %e, "cannot change the log level");
+        }
+    }
+}
+
+/// Installs the global subscriber; `verbose` (mode debug) lowers the default level to debug.
+/// Every line also goes to `ring`, from which `fushi tail` reads.
+pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<()> {
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter_for(verbose));
+    let _ = RELOAD.set(handle);
     let journald = match target {
         LogTarget::Journald => true,
         LogTarget::Text => false,
@@ -37,6 +56,7 @@ pub fn init(target: LogTarget, verbose: bool) -> anyhow::Result<()> {
         tracing_subscriber::registry()
             .with(filter)
             .with(layer)
+            .with(ring.clone())
             .try_init()?;
     } else {
         let layer = tracing_subscriber::fmt::layer()
@@ -45,7 +65,124 @@ pub fn init(target: LogTarget, verbose: bool) -> anyhow::Result<()> {
         tracing_subscriber::registry()
             .with(filter)
             .with(layer)
+            .with(ring.clone())
             .try_init()?;
     }
     Ok(())
+}
+
+/// The newest log lines in memory, for `fushi tail` when the daemon does not log to journald.
+#[derive(Clone, Default)]
+pub struct LogRing {
+    lines: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(Option<String>, String)>>>,
+}
+
+/// Lines kept in the ring.
+const RING_LINES: usize = 2000;
+
+impl LogRing {
+    fn push(&self, actor: Option<String>, line: String) {
+        let mut g = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() == RING_LINES {
+            g.pop_front();
+        }
+        g.push_back((actor, line));
+    }
+
+    /// The newest `n` lines, of one actor (and the actors below it) if given.
+    pub fn tail(&self, n: usize, actor: Option<&str>) -> Vec<String> {
+        let g = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        let keep = |a: &Option<String>| match (actor, a) {
+            (None, _) => true,
+            (Some(want), Some(a)) => a == want || a.starts_with(&format!("{want}/")),
+            (Some(_), None) => false,
+        };
+        let mut out: Vec<String> = g
+            .iter()
+            .rev()
+            .filter(|(a, _)| keep(a))
+            .take(n)
+            .map(|(_, l)| l.clone())
+            .collect();
+        out.reverse();
+        out
+    }
+}
+
+/// Collects an event's message and fields into one line, remembering its `actor`.
+#[derive(Default)]
+struct LineVisitor {
+    message: String,
+    fields: String,
+    actor: Option<String>,
+}
+
+impl tracing::field::Visit for LineVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "actor" {
+            self.actor = Some(value.to_string());
+        }
+        self.record_debug(field, &value)
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogRing {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut v = LineVisitor::default();
+        event.record(&mut v);
+        let line = format!(
+            "{} {:>5} {}{}",
+            fushi_actors::clock::now_rfc3339(),
+            event.metadata().level(),
+            v.message,
+            v.fields
+        );
+        self.push(v.actor, line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogRing;
+
+    #[test]
+    fn ring_keeps_the_newest_lines_and_filters_by_actor_subtree() {
+        let ring = LogRing::default();
+        for i in 0..(super::RING_LINES + 5) {
+            ring.push(
+                Some(if i % 2 == 0 {
+                    "collectors/a".into()
+                } else {
+                    "storage".into()
+                }),
+                format!("l{i}"),
+            );
+        }
+        ring.push(None, "daemon".into());
+        let all = ring.tail(3, None);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2], "daemon");
+        let a = ring.tail(2, Some("collectors"));
+        assert_eq!(
+            a,
+            [
+                format!("l{}", super::RING_LINES + 2),
+                format!("l{}", super::RING_LINES + 4)
+            ]
+        );
+        assert!(ring.tail(10, Some("collectors/ab")).is_empty());
+    }
 }

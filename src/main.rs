@@ -2,6 +2,8 @@
 
 mod cli;
 mod config;
+mod control;
+mod ctl;
 mod daemon;
 mod logging;
 mod systemd;
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = <cli::Cli as clap::Parser>::parse();
     match cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("fushi: {e:#}");
             let config_error = e.chain().any(|c| c.is::<config::ConfigError>());

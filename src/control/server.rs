@@ -1,0 +1,258 @@
+//! The control actor: serves the Unix control socket for the CLI, one request per connection.
+//!
+//! The socket is created mode 0600 (its directory is the 0700 data dir or `$XDG_RUNTIME_DIR`)
+//! and every peer's uid is checked (SO_PEERCRED): only the daemon's own user or root is served.
+//! A client that sends nothing within [`READ_TIMEOUT`], an oversized frame, garbage or another
+//! protocol version gets a clear error and is dropped; none of it reaches the rest of the daemon.
+
+use fushi_actors::audit::AuditLog;
+use fushi_actors::board::StatusBoard;
+use fushi_actors::supervisor::SupervisorMsg;
+use fushi_actors::AbortOnDrop;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use super::proto::{self, FrameError, Request, Response, MAX_FRAME};
+use crate::logging::LogRing;
+
+/// How long a client may take to send its request.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a start/stop/restart may take (shutdown timeouts included) before the CLI is told.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the control actor asks of the daemon's main loop.
+#[derive(Debug)]
+pub enum DaemonCmd {
+    Shutdown,
+    Mode { mode: String, for_secs: Option<u64> },
+}
+
+/// Everything a request may need; shared by every incarnation of the control actor.
+pub struct Shared {
+    /// Set by the daemon once the tree is up.
+    pub root: OnceLock<ActorRef<SupervisorMsg>>,
+    pub board: StatusBoard,
+    pub audit: AuditLog,
+    pub daemon: mpsc::UnboundedSender<DaemonCmd>,
+    pub ring: LogRing,
+    pub socket: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct ControlActor;
+
+#[derive(Clone)]
+pub struct ControlArgs {
+    pub shared: Arc<Shared>,
+}
+
+pub enum ControlMsg {}
+
+pub struct ControlState {
+    _acceptor: AbortOnDrop,
+}
+
+/// Binds the socket, replacing a stale one left by a killed daemon but never a live one.
+async fn bind(path: &PathBuf) -> Result<UnixListener, String> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(format!(
+                "{} is in use by another fushi; stop it, or give this one its own control.socket",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| format!("removing stale socket {}: {e}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("restricting {}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+async fn read_request(conn: &mut UnixStream) -> Result<Request, FrameError> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).await?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut buf = vec![0u8; len];
+    conn.read_exact(&mut buf).await?;
+    proto::decode(&buf)
+}
+
+async fn respond(conn: &mut UnixStream, resp: &Response) {
+    if let Ok(bytes) = proto::encode(resp) {
+        let _ = conn.write_all(&bytes).await;
+        let _ = conn.shutdown().await;
+    }
+}
+
+async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
+    let me = nix::unistd::Uid::effective().as_raw();
+    match conn.peer_cred() {
+        Ok(cred) if cred.uid() == me || cred.uid() == 0 => {}
+        Ok(cred) => {
+            tracing::warn!(
+                actor = "control",
+                event = "control.refused",
+                uid = cred.uid(),
+                "refused a client of another user"
+            );
+            let message = format!(
+                "permission denied: uid {} may not control a fushi run by uid {me}",
+                cred.uid()
+            );
+            respond(&mut conn, &Response::Error { message }).await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(actor = "control", event = "control.refused", error = %e, "cannot read the peer's credentials");
+            return;
+        }
+    }
+    let req = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut conn)).await {
+        Err(_) => {
+            let message = format!("no request within {READ_TIMEOUT:?}; closing");
+            respond(&mut conn, &Response::Error { message }).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(actor = "control", event = "control.bad_request", error = %e, "bad request");
+            respond(
+                &mut conn,
+                &Response::Error {
+                    message: e.to_string(),
+                },
+            )
+            .await;
+            return;
+        }
+        Ok(Ok(req)) => req,
+    };
+    let resp = handle(req, &shared).await;
+    respond(&mut conn, &resp).await;
+}
+
+fn error(message: impl Into<String>) -> Response {
+    Response::Error {
+        message: message.into(),
+    }
+}
+
+async fn handle(req: Request, shared: &Shared) -> Response {
+    match req {
+        Request::Status => {
+            let (doc, _) = shared.board.snapshot();
+            match serde_json::to_string(&doc) {
+                Ok(json) => Response::Json { json },
+                Err(e) => error(format!("cannot encode status: {e}")),
+            }
+        }
+        Request::Pid => Response::Pid {
+            pid: std::process::id(),
+        },
+        Request::Control { verb, names } => {
+            let Some(root) = shared.root.get() else {
+                return error("the daemon is still starting; try again in a moment");
+            };
+            let call = ractor::call_t!(
+                root,
+                |reply| SupervisorMsg::Control(verb, names.clone(), reply),
+                CONTROL_TIMEOUT.as_millis() as u64
+            );
+            match call {
+                Ok(Ok(())) => Response::Ok {
+                    message: format!("{verb:?} {}: ok", names.join(" ")).to_lowercase(),
+                },
+                Ok(Err(e)) => error(e.to_string()),
+                Err(e) => error(format!("the supervisor did not answer: {e}")),
+            }
+        }
+        Request::Shutdown => {
+            let _ = shared.daemon.send(DaemonCmd::Shutdown);
+            Response::Ok {
+                message: "shutting down: the tree stops in order".into(),
+            }
+        }
+        Request::Tail { lines, actor } => Response::Lines {
+            lines: shared.ring.tail(lines as usize, actor.as_deref()),
+        },
+        Request::Mode { mode, for_secs } => {
+            if !matches!(mode.as_str(), "prod" | "debug" | "diag") {
+                return error(format!("unknown mode {mode:?}: use prod, debug or diag"));
+            }
+            shared.audit.emit(
+                "mode.change",
+                None,
+                json!({"mode": mode, "for_secs": for_secs}),
+            );
+            let _ = shared.daemon.send(DaemonCmd::Mode {
+                mode: mode.clone(),
+                for_secs,
+            });
+            Response::Ok {
+                message: match for_secs {
+                    Some(s) => format!(
+                        "mode {mode} for {}",
+                        humantime::format_duration(Duration::from_secs(s))
+                    ),
+                    None => format!("mode {mode}"),
+                },
+            }
+        }
+        Request::SyncNow | Request::Config | Request::Update | Request::Inject { .. } => {
+            error("this request is not available in this build of the daemon")
+        }
+    }
+}
+
+impl Actor for ControlActor {
+    type Msg = ControlMsg;
+    type State = ControlState;
+    type Arguments = ControlArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ControlMsg>,
+        args: ControlArgs,
+    ) -> Result<ControlState, ActorProcessingErr> {
+        let shared = args.shared;
+        let listener = bind(&shared.socket).await?;
+        tracing::info!(actor = "control", event = "control.listening", socket = %shared.socket.display(), "control socket ready");
+        let acceptor = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((conn, _)) => {
+                        tokio::spawn(serve(conn, shared.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(actor = "control", event = "control.accept_failed", error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(ControlState {
+            _acceptor: AbortOnDrop(acceptor),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<ControlMsg>,
+        msg: ControlMsg,
+        _state: &mut ControlState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {}
+    }
+}

@@ -1,0 +1,485 @@
+//! The control commands (`status`, `start`, `stop`, `restart`, `health`, `tail`, `audit`, `check`, …): talk to the daemon and print for people or, with `--json`, for scripts.
+//!
+//! Exit codes are part of the contract: 0 ok; 1 failure; 3 `status` found a selected actor (or
+//! the daemon) not running, like supervisorctl; 7 the daemon is not running (other commands, as
+//! LSB init scripts); `health` 0 healthy, 1 degraded, 2 critical; 78 config error.
+
+use anyhow::{bail, Context};
+use fushi_actors::audit::AuditEvent;
+use fushi_actors::board::{ActorState, ActorStatus, StatusDoc};
+use fushi_actors::supervisor::Verb;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::config::Config;
+use crate::control::client::{self, ClientError};
+use crate::control::proto::{Request, Response};
+use crate::control::socket_candidates;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_NOT_RUNNING: u8 = 3;
+pub const EXIT_DAEMON_DOWN: u8 = 7;
+
+/// Where to find the daemon: `--socket`, or the config's candidates.
+pub struct Target {
+    pub config_path: PathBuf,
+    pub config: Config,
+    pub socket: Option<PathBuf>,
+}
+
+impl Target {
+    pub fn load(config_path: PathBuf, socket: Option<PathBuf>) -> anyhow::Result<Self> {
+        let (config, _) = Config::load(&config_path)?;
+        Ok(Self {
+            config_path,
+            config,
+            socket,
+        })
+    }
+
+    fn candidates(&self) -> Vec<PathBuf> {
+        match &self.socket {
+            Some(s) => vec![s.clone()],
+            None => socket_candidates(&self.config),
+        }
+    }
+
+    fn call(&self, req: &Request) -> Result<Response, ClientError> {
+        client::call(&self.candidates(), &self.config_path, req)
+    }
+}
+
+/// A daemon that is not running is an exit code, not a crash: say so and how to start it.
+fn down(e: ClientError, code: u8) -> anyhow::Result<u8> {
+    match e {
+        ClientError::NotRunning { .. } => {
+            eprintln!("fushi: {e}");
+            Ok(code)
+        }
+        other => Err(other.into()),
+    }
+}
+
+fn status_doc(t: &Target) -> Result<StatusDoc, ClientError> {
+    match t.call(&Request::Status)? {
+        Response::Json { json } => serde_json::from_str(&json)
+            .map_err(|e| ClientError::Daemon(format!("bad status document: {e}"))),
+        other => Err(ClientError::Daemon(format!("unexpected answer {other:?}"))),
+    }
+}
+
+/// Whether `pattern` (`name`, `sub/*`, `all`) selects actor `name`.
+fn selects(pattern: &str, name: &str) -> bool {
+    pattern == "all"
+        || pattern == name
+        || pattern
+            .strip_suffix("/*")
+            .is_some_and(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+}
+
+fn ago(ts: &str) -> Option<Duration> {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
+    let now = time::OffsetDateTime::from(SystemTime::now());
+    let d = now - t;
+    (d.is_positive() || d.is_zero()).then(|| Duration::from_secs(d.whole_seconds().max(0) as u64))
+}
+
+fn until(ts: &str) -> Option<Duration> {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
+    let d = t - time::OffsetDateTime::from(SystemTime::now());
+    Some(Duration::from_millis(d.whole_milliseconds().max(0) as u64))
+}
+
+fn when(a: &ActorStatus) -> String {
+    match a.state {
+        ActorState::Running => a
+            .since
+            .as_deref()
+            .and_then(ago)
+            .map(|d| format!("up {}", humantime::format_duration(d))),
+        ActorState::Backoff => a.next_restart_at.as_deref().and_then(until).map(|d| {
+            format!(
+                "restart in {}",
+                humantime::format_duration(Duration::from_millis(d.as_millis() as u64 / 100 * 100))
+            )
+        }),
+        _ => a
+            .since
+            .as_deref()
+            .and_then(ago)
+            .map(|d| format!("for {}", humantime::format_duration(d))),
+    }
+    .unwrap_or_default()
+}
+
+pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8> {
+    let doc = match status_doc(t) {
+        Ok(d) => d,
+        Err(e) => return down(e, EXIT_NOT_RUNNING),
+    };
+    let selected: Vec<&ActorStatus> = if names.is_empty() {
+        doc.actors.iter().collect()
+    } else {
+        for n in names {
+            if !doc.actors.iter().any(|a| selects(n, &a.name)) {
+                let known: Vec<&str> = doc.actors.iter().map(|a| a.name.as_str()).collect();
+                bail!("no actor named {n:?}; known: {}", known.join(", "));
+            }
+        }
+        doc.actors
+            .iter()
+            .filter(|a| names.iter().any(|n| selects(n, &a.name)))
+            .collect()
+    };
+    if json_out {
+        if names.is_empty() {
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(&selected)?);
+        }
+    } else {
+        println!(
+            "node {}  health {}  mode {}  primary {}  journal {} B  lag {}  daemon recovered {}",
+            doc.node,
+            doc.health,
+            doc.mode,
+            doc.storage.primary,
+            doc.storage.journal_bytes,
+            doc.storage.lag_records,
+            doc.daemon_recovered
+        );
+        println!(
+            "{:<28} {:<9} {:<24} {:>8} {:>9}  LAST ERROR",
+            "NAME", "STATE", "UPTIME / NEXT", "RESTARTS", "RECOVERED"
+        );
+        for a in &selected {
+            let state = if a.escalated {
+                format!("{}!", a.state.as_str())
+            } else {
+                a.state.as_str().to_string()
+            };
+            println!(
+                "{:<28} {:<9} {:<24} {:>8} {:>9}  {}",
+                a.name,
+                state,
+                when(a),
+                a.restarts,
+                a.recovered,
+                a.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        for e in &doc.config.errors {
+            println!("config error: {e}");
+        }
+    }
+    let all_running = selected.iter().all(|a| a.state == ActorState::Running);
+    Ok(if all_running {
+        EXIT_OK
+    } else {
+        EXIT_NOT_RUNNING
+    })
+}
+
+pub fn control(t: &Target, verb: Verb, names: Vec<String>) -> anyhow::Result<u8> {
+    match t.call(&Request::Control { verb, names }) {
+        Ok(Response::Ok { message }) => {
+            println!("{message}");
+            Ok(EXIT_OK)
+        }
+        Ok(other) => bail!("unexpected answer {other:?}"),
+        Err(e) => down(e, EXIT_DAEMON_DOWN),
+    }
+}
+
+pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
+    let doc = match status_doc(t) {
+        Ok(d) => d,
+        Err(ClientError::NotRunning { .. }) => {
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"status": "critical", "reasons": ["daemon not running"]})
+                );
+            } else {
+                println!("critical: the daemon is not running");
+            }
+            return Ok(2);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let reasons = reasons(&doc);
+    let (word, code) = match doc.health.as_str() {
+        "green" => ("healthy", 0),
+        "yellow" => ("degraded", 1),
+        _ => ("critical", 2),
+    };
+    if json_out {
+        println!(
+            "{}",
+            json!({"status": word, "health": doc.health, "reasons": reasons})
+        );
+    } else {
+        println!("{word}");
+        for r in reasons {
+            println!("  {r}");
+        }
+    }
+    Ok(code)
+}
+
+/// Why health is not green, one line each (SPEC §7 health rules).
+pub fn reasons(doc: &StatusDoc) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &doc.config.errors {
+        out.push(format!("config: {e}"));
+    }
+    if doc.storage.journal_full {
+        out.push("journal full: collectors are held back".into());
+    }
+    for a in &doc.actors {
+        if a.escalated {
+            out.push(format!(
+                "{} escalated after {} consecutive failures",
+                a.name, a.consecutive_failures
+            ));
+        } else if a.state == ActorState::Fatal {
+            out.push(format!(
+                "{} is fatal (gave up); `fushi start {}` revives it",
+                a.name, a.name
+            ));
+        } else if matches!(a.state, ActorState::Starting | ActorState::Backoff) {
+            out.push(format!("{} is {}", a.name, a.state.as_str()));
+        } else if a.restart == "permanent" && a.state != ActorState::Running {
+            out.push(format!("{} is {}", a.name, a.state.as_str()));
+        }
+    }
+    if doc.storage.primary == "down" {
+        out.push("primary store is down: records wait in the local journal".into());
+    }
+    if doc.storage.lag_records > 0 {
+        out.push(format!(
+            "{} records not yet on the primary",
+            doc.storage.lag_records
+        ));
+    }
+    if doc.mode != "prod" {
+        out.push(format!("mode {}", doc.mode));
+    }
+    out
+}
+
+pub fn pid(t: &Target) -> anyhow::Result<u8> {
+    match t.call(&Request::Pid) {
+        Ok(Response::Pid { pid }) => {
+            println!("{pid}");
+            Ok(EXIT_OK)
+        }
+        Ok(other) => bail!("unexpected answer {other:?}"),
+        Err(e) => down(e, EXIT_DAEMON_DOWN),
+    }
+}
+
+pub fn simple(t: &Target, req: Request) -> anyhow::Result<u8> {
+    match t.call(&req) {
+        Ok(Response::Ok { message }) => {
+            println!("{message}");
+            Ok(EXIT_OK)
+        }
+        Ok(other) => bail!("unexpected answer {other:?}"),
+        Err(e) => down(e, EXIT_DAEMON_DOWN),
+    }
+}
+
+pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyhow::Result<u8> {
+    let fetch = |n: u32| match t.call(&Request::Tail {
+        lines: n,
+        actor: actor.clone(),
+    }) {
+        Ok(Response::Lines { lines }) => Ok(lines),
+        Ok(other) => Err(ClientError::Daemon(format!("unexpected answer {other:?}"))),
+        Err(e) => Err(e),
+    };
+    let mut last = match fetch(lines) {
+        Ok(ls) => {
+            for l in &ls {
+                println!("{l}");
+            }
+            ls.last().cloned()
+        }
+        Err(e) => return down(e, EXIT_DAEMON_DOWN),
+    };
+    while follow {
+        std::thread::sleep(Duration::from_millis(500));
+        let ls = match fetch(2000) {
+            Ok(ls) => ls,
+            Err(e) => return down(e, EXIT_DAEMON_DOWN),
+        };
+        let start = last
+            .as_ref()
+            .and_then(|l| ls.iter().rposition(|x| x == l))
+            .map_or(0, |i| i + 1);
+        for l in &ls[start..] {
+            println!("{l}");
+        }
+        if let Some(l) = ls.last() {
+            last = Some(l.clone());
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// `*` matches any run of characters, everything else itself.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let mut rest = s;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            let Some(at) = rest.find(p) else { return false };
+            rest = &rest[at + p.len()..];
+        }
+    }
+    true
+}
+
+/// Reads the audit log directly, so it works with the daemon stopped too.
+pub fn audit(
+    t: &Target,
+    since: Option<Duration>,
+    event: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let path = t.config.node.data_dir.join("audit.jsonl");
+    let events = fushi_actors::audit::read_events(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let cutoff = since.map(|d| fushi_actors::clock::rfc3339(SystemTime::now() - d));
+    let picked: Vec<&AuditEvent> = events
+        .iter()
+        .filter(|e| cutoff.as_ref().is_none_or(|c| e.ts.as_str() >= c.as_str()))
+        .filter(|e| event.as_ref().is_none_or(|g| glob(g, &e.event)))
+        .collect();
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&picked)?);
+    } else {
+        for e in picked {
+            println!(
+                "{} {:<36} {:<24} {}",
+                e.ts,
+                e.event,
+                e.actor.as_deref().unwrap_or("-"),
+                e.payload
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// Pre-flight: config, paths, permissions, primary writable, socket free.
+pub fn check(config_path: &Path) -> anyhow::Result<u8> {
+    let mut failed = false;
+    let mut report = |ok: bool, what: &str, detail: String| {
+        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+        failed |= !ok;
+    };
+    let cfg = match Config::load(config_path) {
+        Ok((cfg, _)) => {
+            report(true, "config", config_path.display().to_string());
+            cfg
+        }
+        Err(e) => {
+            report(false, "config", e.to_string());
+            return Ok(EXIT_FAILURE);
+        }
+    };
+    let data = &cfg.node.data_dir;
+    let writable =
+        std::fs::create_dir_all(data).and_then(|()| tempfile::tempfile_in(data).map(|_| ()));
+    report(
+        writable.is_ok(),
+        "data dir",
+        match &writable {
+            Ok(()) => format!("{} is writable", data.display()),
+            Err(e) => format!("{}: {e}", data.display()),
+        },
+    );
+    if let Ok(meta) = std::fs::metadata(data) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        report(
+            mode & 0o077 == 0,
+            "data dir permissions",
+            format!("{mode:o} (want 700: status, audit and the socket live here)"),
+        );
+    }
+    // The probe runs on a thread: a hung NAS must not hang the check.
+    let primary = cfg.storage.primary.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(fushi_actors::primary::Primary::new(primary).probe());
+    });
+    let timeout = cfg.storage.io_timeout;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(())) => report(
+            true,
+            "primary",
+            format!("{} is writable", cfg.storage.primary.display()),
+        ),
+        Ok(Err(e)) => report(
+            false,
+            "primary",
+            format!("{}: {e}", cfg.storage.primary.display()),
+        ),
+        Err(_) => report(
+            false,
+            "primary",
+            format!(
+                "{} did not answer within {timeout:?} (hung NAS?)",
+                cfg.storage.primary.display()
+            ),
+        ),
+    }
+    let socket = crate::control::socket_path(&cfg);
+    let in_use = std::os::unix::net::UnixStream::connect(&socket).is_ok();
+    report(
+        !in_use,
+        "socket",
+        if in_use {
+            format!(
+                "{} is in use: a daemon already runs there",
+                socket.display()
+            )
+        } else {
+            format!("{} is free", socket.display())
+        },
+    );
+    Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_and_globs() {
+        assert!(selects("collectors/*", "collectors/a"));
+        assert!(!selects("collectors/*", "collectors"));
+        assert!(!selects("collectors/*", "collectorsx/a"));
+        assert!(selects("all", "storage"));
+        assert!(glob("supervisor.child.*", "supervisor.child.failed"));
+        assert!(glob("*.switch", "collector.storage.switch"));
+        assert!(glob("a*b*c", "a-x-b-y-c"));
+        assert!(!glob("supervisor.*", "daemon.started"));
+        assert!(glob("daemon.started", "daemon.started"));
+    }
+}
