@@ -52,6 +52,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigErr
         AlertArgs {
             outbox: ctx.alerts.clone(),
             audit: ctx.audit.clone(),
+            board: ctx.board.clone(),
             channels: vec![Arc::new(LogChannel)],
         },
     );

@@ -169,6 +169,7 @@ pub struct AlertActor;
 pub struct AlertArgs {
     pub outbox: AlertOutbox,
     pub audit: AuditLog,
+    pub board: crate::board::StatusBoard,
     pub channels: Vec<Arc<dyn AlertChannel>>,
 }
 
@@ -209,10 +210,13 @@ impl Actor for AlertActor {
                 let payload =
                     json!({"channel": ch.name(), "template": alert.template(), "alert": &alert});
                 match ch.deliver(&alert) {
-                    Ok(()) => state
-                        .args
-                        .audit
-                        .emit("alert.sent", Some(alert.actor()), payload),
+                    Ok(()) => {
+                        state.args.board.incr("alerts_sent", 1);
+                        state
+                            .args
+                            .audit
+                            .emit("alert.sent", Some(alert.actor()), payload)
+                    }
                     Err(e) => {
                         tracing::warn!(actor = "alert", event = "alert.failed", channel = ch.name(),
                             error = %e, "alert delivery failed");

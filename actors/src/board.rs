@@ -167,7 +167,25 @@ pub struct Restored {
     pub daemon_recovered: u64,
 }
 
+/// Upper bounds (seconds) of the ack-latency histogram's buckets.
+pub const ACK_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Counters and the ack-latency histogram behind `GET /metrics`; in memory only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// `records_ingested`, `records_forwarded`, `storage_switches`, `escalations`,
+    /// `alerts_sent`, `leader_failovers`…
+    pub counters: std::collections::BTreeMap<&'static str, u64>,
+    /// Per bucket of [`ACK_BUCKETS`] (not cumulative), then the count beyond the last bound.
+    pub ack_buckets: Vec<u64>,
+    pub ack_sum: f64,
+    pub ack_count: u64,
+}
+
 struct Inner {
+    metrics: Metrics,
     doc: StatusDoc,
     version: u64,
     restored: bool,
@@ -209,6 +227,10 @@ impl StatusBoard {
         };
         Self {
             inner: Arc::new(Mutex::new(Inner {
+                metrics: Metrics {
+                    ack_buckets: vec![0; ACK_BUCKETS.len() + 1],
+                    ..Metrics::default()
+                },
                 doc,
                 version: 0,
                 restored: false,
@@ -286,6 +308,28 @@ impl StatusBoard {
         if before != (g.doc.storage.clone(), g.doc.sync.clone()) {
             self.bump(g);
         }
+    }
+
+    /// Adds to a counter; no status write is triggered (metrics are read on demand).
+    pub fn incr(&self, counter: &'static str, n: u64) {
+        *self.lock().metrics.counters.entry(counter).or_default() += n;
+    }
+
+    /// Records how long producers waited for records to be durable.
+    pub fn observe_ack(&self, latency: std::time::Duration, records: u64) {
+        let secs = latency.as_secs_f64();
+        let i = ACK_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(ACK_BUCKETS.len());
+        let mut g = self.lock();
+        g.metrics.ack_buckets[i] += records;
+        g.metrics.ack_sum += secs * records as f64;
+        g.metrics.ack_count += records;
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.lock().metrics.clone()
     }
 
     pub fn add_records(&self, name: &str, n: u64) {
@@ -438,6 +482,20 @@ mod tests {
             "second restore must not double-count"
         );
         assert_eq!(b.get("collectors/a").unwrap().restarts, 4);
+    }
+
+    #[test]
+    fn metrics_count_and_bucket() {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        b.incr("records_ingested", 3);
+        b.incr("records_ingested", 2);
+        b.observe_ack(std::time::Duration::from_micros(700), 4);
+        b.observe_ack(std::time::Duration::from_secs(10), 1);
+        let m = b.metrics();
+        assert_eq!(m.counters["records_ingested"], 5);
+        assert_eq!(m.ack_buckets[1], 4, "0.7 ms falls in the 1 ms bucket");
+        assert_eq!(m.ack_buckets[ACK_BUCKETS.len()], 1, "beyond the last bound");
+        assert_eq!(m.ack_count, 5);
     }
 
     #[test]

@@ -631,6 +631,7 @@ impl SupervisorState {
                 json!({"failures": n, "last_error": error}),
             );
             self.ctx.alerts.push(alert);
+            self.ctx.board.incr("escalations", 1);
         }
 
         if policy.give_up_after > 0 && n >= policy.give_up_after {

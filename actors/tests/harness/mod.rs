@@ -357,9 +357,11 @@ impl Harness {
             sent: Arc::default(),
         };
         let alerts = channel.sent.clone();
+        let board = StatusBoard::new("test-node", "prod", "supervisor.toml");
         let args = AlertArgs {
             outbox: outbox.clone(),
             audit: audit.clone(),
+            board: board.clone(),
             channels: vec![Arc::new(channel)],
         };
         Actor::spawn(None, AlertActor, args)
@@ -367,7 +369,7 @@ impl Harness {
             .expect("alert actor starts");
         Self {
             rec,
-            board: StatusBoard::new("test-node", "prod", "supervisor.toml"),
+            board,
             audit,
             outbox,
             alerts,
