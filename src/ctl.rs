@@ -403,14 +403,15 @@ pub fn check(config_path: &Path) -> anyhow::Result<u8> {
         }
     };
     let data = &cfg.node.data_dir;
-    let writable =
-        std::fs::create_dir_all(data).and_then(|()| tempfile::tempfile_in(data).map(|_| ()));
+    // Created like the daemon creates it (0700), so the permission check below means something.
+    let writable = crate::daemon::create_private_dir(data)
+        .and_then(|()| Ok(tempfile::tempfile_in(data).map(|_| ())?));
     report(
         writable.is_ok(),
         "data dir",
         match &writable {
             Ok(()) => format!("{} is writable", data.display()),
-            Err(e) => format!("{}: {e}", data.display()),
+            Err(e) => format!("{e:#}"),
         },
     );
     if let Ok(meta) = std::fs::metadata(data) {

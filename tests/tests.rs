@@ -2,6 +2,7 @@
 
 mod util;
 
+mod cli;
 mod config;
 mod crash;
 mod datapath;

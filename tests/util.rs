@@ -52,6 +52,8 @@ impl Env {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("JOURNAL_STREAM")
+            // Each test's daemon binds <data_dir>/fushi.sock, never a shared runtime dir.
+            .env_remove("XDG_RUNTIME_DIR")
             .current_dir(self.path())
             .stdin(Stdio::null());
         cmd

@@ -43,7 +43,12 @@ pub fn call(candidates: &[PathBuf], config: &Path, req: &Request) -> Result<Resp
         };
         let _ = conn.set_read_timeout(Some(TIMEOUT));
         let mut w = &conn;
-        proto::write_frame(&mut w, req).map_err(frame_err)?;
+        match proto::write_frame(&mut w, req) {
+            Ok(()) => {}
+            // The daemon may refuse (another uid) before reading: its answer is still there.
+            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(frame_err(e)),
+        }
         let mut r = &conn;
         let content = proto::read_frame(&mut r).map_err(frame_err)?;
         return match proto::decode::<Response>(&content) {

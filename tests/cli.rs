@@ -1,0 +1,404 @@
+//! The control CLI against the real daemon: every subcommand, its `--json` shape and exit code, and the socket's defences.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Output;
+
+use crate::util::*;
+
+const TREE: &str = r#"[[collector]]
+name = "a"
+kind = "heartbeat"
+every = "1h"
+
+[[collector]]
+name = "b"
+kind = "heartbeat"
+every = "1h"
+"#;
+
+fn fushi(env: &Env, args: &[&str]) -> Output {
+    std::process::Command::new(bin())
+        .args(args)
+        .arg("-c")
+        .arg(env.config())
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("running fushi")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+/// Starts the daemon and waits until its socket answers.
+fn started(env: &Env) -> Daemon {
+    let mut d = env.start();
+    d.wait_audit("supervisor.child.started", "control", 1);
+    wait_for("the control socket", || {
+        (code(&fushi(env, &["pid"])) == 0).then_some(())
+    });
+    d
+}
+
+fn state(env: &Env, name: &str) -> String {
+    let doc = json(&fushi(env, &["status", "--json"]));
+    doc["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap()["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn status_start_stop_restart_by_name_and_collectors_glob() {
+    let env = Env::new(&config(TREE));
+    let mut d = started(&env);
+
+    let out = fushi(&env, &["status"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    for name in [
+        "status",
+        "alert",
+        "storage",
+        "sync",
+        "collectors",
+        "collectors/a",
+        "collectors/b",
+        "control",
+    ] {
+        assert!(
+            stdout(&out).lines().any(|l| l.starts_with(name)),
+            "{name} missing:\n{}",
+            stdout(&out)
+        );
+    }
+    let doc = json(&fushi(&env, &["status", "--json"]));
+    for key in [
+        "node",
+        "mode",
+        "health",
+        "started_at",
+        "daemon_recovered",
+        "leader",
+        "storage",
+        "sync",
+        "config",
+        "actors",
+    ] {
+        assert!(doc.get(key).is_some(), "status JSON lacks {key}");
+    }
+    let a = &doc["actors"][0];
+    for key in [
+        "name",
+        "state",
+        "restarts",
+        "consecutive_failures",
+        "recovered",
+        "escalated",
+        "last_error",
+        "since",
+        "next_restart_at",
+    ] {
+        assert!(a.get(key).is_some(), "actor JSON lacks {key}");
+    }
+
+    // Stop a glob: both collectors stop, nothing else; status exits 3 for them.
+    let out = fushi(&env, &["stop", "collectors/*"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(state(&env, "collectors/a"), "stopped");
+    assert_eq!(state(&env, "collectors/b"), "stopped");
+    assert_eq!(state(&env, "collectors"), "running");
+    assert_eq!(code(&fushi(&env, &["status", "collectors/a"])), 3);
+    assert_eq!(code(&fushi(&env, &["status", "storage"])), 0);
+    let sel = json(&fushi(&env, &["status", "collectors/*", "--json"]));
+    assert_eq!(sel.as_array().unwrap().len(), 2);
+
+    // Start one: it runs, the other stays stopped.
+    assert_eq!(code(&fushi(&env, &["start", "collectors/a"])), 0);
+    assert_eq!(state(&env, "collectors/a"), "running");
+    assert_eq!(state(&env, "collectors/b"), "stopped");
+
+    // Restart counts as a restart.
+    assert_eq!(code(&fushi(&env, &["restart", "collectors/a"])), 0);
+    d.wait_audit("supervisor.child.restarted", "collectors/a", 1);
+
+    // Unknown names list the known ones, and change nothing.
+    let out = fushi(&env, &["stop", "collectors/zz"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("known: a, b"), "{}", stderr(&out));
+    let out = fushi(&env, &["status", "nope"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("known: status, alert"),
+        "{}",
+        stderr(&out)
+    );
+
+    // health: degraded (a permanent collector is stopped) → exit 1 with reasons.
+    let out = fushi(&env, &["health", "--json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let h = json(&out);
+    assert_eq!(h["status"], "degraded");
+    assert!(
+        h["reasons"][0].as_str().unwrap().contains("collectors/b"),
+        "{h}"
+    );
+    assert_eq!(code(&fushi(&env, &["start", "collectors/b"])), 0);
+    wait_for("healthy", || {
+        (code(&fushi(&env, &["health"])) == 0).then_some(())
+    });
+
+    let pid: u32 = stdout(&fushi(&env, &["pid"])).trim().parse().unwrap();
+    assert_eq!(pid, d.child.id());
+
+    let tail = fushi(&env, &["tail", "-n", "5", "collectors/a"]);
+    assert_eq!(code(&tail), 0);
+    let tail_out = stdout(&tail);
+    let lines: Vec<&str> = tail_out.lines().collect();
+    assert!(!lines.is_empty() && lines.len() <= 5, "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l.contains("collectors/a")),
+        "{lines:?}"
+    );
+
+    let audit = json(&fushi(
+        &env,
+        &["audit", "--event", "supervisor.child.stop*", "--json"],
+    ));
+    let names: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"collectors/a") && names.contains(&"collectors/b"),
+        "{names:?}"
+    );
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["event"] == "supervisor.child.stopped"));
+    let recent = json(&fushi(&env, &["audit", "--since", "1h", "--json"]));
+    assert!(recent.as_array().unwrap().len() >= audit.as_array().unwrap().len());
+
+    let out = fushi(&env, &["mode", "debug", "--for", "1h"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    wait_for("mode debug in status", || {
+        (json(&fushi(&env, &["status", "--json"]))["mode"] == "debug").then_some(())
+    });
+    assert_eq!(code(&fushi(&env, &["health"])), 1, "debug mode is degraded");
+    assert_eq!(code(&fushi(&env, &["mode", "loud"])), 1);
+    assert_eq!(code(&fushi(&env, &["mode", "prod"])), 0);
+
+    let out = fushi(&env, &["shutdown"]);
+    assert_eq!(code(&out), 0);
+    assert!(d.wait_exit().success());
+    assert_eq!(env.status().unwrap()["clean_shutdown"], true);
+
+    // With the daemon gone: status 3, control commands 7, health 2 — each says how to start it.
+    let out = fushi(&env, &["status"]);
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out).contains("fushi is not running") && stderr(&out).contains("fushi run -c"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(code(&fushi(&env, &["stop", "collectors/a"])), 7);
+    assert_eq!(code(&fushi(&env, &["pid"])), 7);
+    assert_eq!(code(&fushi(&env, &["health"])), 2);
+    // The audit log is read directly: it works without the daemon.
+    assert_eq!(code(&fushi(&env, &["audit"])), 0);
+}
+
+#[test]
+fn check_reports_each_preflight_item() {
+    let env = Env::new(&config(TREE));
+    let out = fushi(&env, &["check"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    for item in ["config", "data dir", "primary", "socket"] {
+        assert!(
+            stdout(&out)
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(item)),
+            "{item}:\n{}",
+            stdout(&out)
+        );
+    }
+    let mut d = started(&env);
+    let out = fushi(&env, &["check"]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains("FAIL socket"), "{}", stdout(&out));
+    assert!(d.terminate().success());
+    env.write_config("[node]\nbad_key = 1\n");
+    let out = fushi(&env, &["check"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("FAIL config") && stdout(&out).contains("bad_key"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_dir_refuses_and_a_stale_socket_is_replaced() {
+    let env = Env::new(&config(TREE));
+    let mut d = started(&env);
+    let out = env.command().output().unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains(&format!("another fushi (pid {})", d.child.id())),
+        "{}",
+        stderr(&out)
+    );
+    // The first daemon is undisturbed.
+    assert_eq!(code(&fushi(&env, &["status", "collectors/*"])), 0);
+    d.kill9();
+    assert!(
+        env.data().join("fushi.sock").exists(),
+        "kill -9 leaves the socket file behind"
+    );
+    let mut d = started(&env);
+    assert_eq!(code(&fushi(&env, &["status", "storage"])), 0);
+    assert!(d.terminate().success());
+}
+
+/// Sends raw bytes and returns the daemon's answer (its frame), or nothing if it closed.
+fn raw(socket: &std::path::Path, bytes: &[u8]) -> Vec<u8> {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.write_all(bytes).unwrap();
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+fn text(frame: &[u8]) -> String {
+    String::from_utf8_lossy(frame).into_owned()
+}
+
+#[test]
+fn garbage_truncated_oversized_and_wrong_version_frames_get_clear_errors_and_harm_nothing() {
+    let env = Env::new(&config(TREE));
+    let mut d = started(&env);
+    let sock = env.data().join("fushi.sock");
+
+    // A slow client that never sends its request does not hold anyone else up.
+    let _slow = UnixStream::connect(&sock).unwrap();
+    assert_eq!(code(&fushi(&env, &["status", "storage"])), 0);
+
+    let garbage = raw(&sock, &[5, 0, 0, 0, 1, 0, 0xff, 0xff, 0xff]);
+    assert!(text(&garbage).contains("malformed"), "{}", text(&garbage));
+    let oversized = raw(&sock, &(u32::MAX).to_le_bytes());
+    assert!(
+        text(&oversized).contains("exceeds the limit"),
+        "{}",
+        text(&oversized)
+    );
+    let wrong_version = raw(&sock, &[3, 0, 0, 0, 99, 0, 0]);
+    assert!(
+        text(&wrong_version).contains("protocol version 99"),
+        "{}",
+        text(&wrong_version)
+    );
+    // Truncated: promises 100 bytes, sends 3, then closes.
+    let truncated = raw(&sock, &[100, 0, 0, 0, 1, 0, 7]);
+    assert!(
+        text(&truncated).contains("failed to fill whole buffer")
+            || text(&truncated).contains("early eof"),
+        "{}",
+        text(&truncated)
+    );
+    let empty = raw(&sock, &[]);
+    assert!(
+        !text(&empty).contains("fushi"),
+        "an empty connection gets at most an error frame"
+    );
+
+    // Still serving, nothing restarted.
+    let out = fushi(&env, &["status", "--json"]);
+    assert_eq!(code(&out), 0);
+    let doc = json(&out);
+    let control = doc["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "control")
+        .unwrap();
+    assert_eq!(control["restarts"], 0);
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn another_uid_cannot_use_the_socket() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!(
+            "SKIPPED another_uid_cannot_use_the_socket: needs root to run a client as nobody"
+        );
+        return;
+    }
+    let env = Env::new(&config(TREE));
+    let mut d = started(&env);
+    let sock = env.data().join("fushi.sock");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions())
+            & 0o777;
+    assert_eq!(mode, 0o600, "socket mode");
+    let dmode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(env.data()).unwrap().permissions(),
+    ) & 0o777;
+    assert_eq!(dmode, 0o700, "data dir mode");
+    // Open the file permissions up on purpose: the peer-uid check alone must refuse nobody.
+    std::fs::set_permissions(
+        env.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        env.data(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin())
+        .args(["stop", "collectors/a", "--socket"])
+        .arg(&sock)
+        .arg("-c")
+        .arg(env.config())
+        .output()
+        .expect("running setpriv (util-linux)");
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("permission denied: uid 65534"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        state(&env, "collectors/a"),
+        "running",
+        "nobody changed nothing"
+    );
+    assert!(d.terminate().success());
+}
