@@ -249,9 +249,9 @@ pub fn reasons(doc: &StatusDoc) -> Vec<String> {
                 "{} is fatal (gave up); `fushi start {}` revives it",
                 a.name, a.name
             ));
-        } else if matches!(a.state, ActorState::Starting | ActorState::Backoff) {
-            out.push(format!("{} is {}", a.name, a.state.as_str()));
-        } else if a.restart == "permanent" && a.state != ActorState::Running {
+        } else if matches!(a.state, ActorState::Starting | ActorState::Backoff)
+            || (a.restart == "permanent" && a.state != ActorState::Running)
+        {
             out.push(format!("{} is {}", a.name, a.state.as_str()));
         }
     }
@@ -310,7 +310,10 @@ pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyh
         }
         Err(e) => return down(e, EXIT_DAEMON_DOWN),
     };
-    while follow {
+    if !follow {
+        return Ok(EXIT_OK);
+    }
+    loop {
         std::thread::sleep(Duration::from_millis(500));
         let ls = match fetch(2000) {
             Ok(ls) => ls,
@@ -327,7 +330,6 @@ pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyh
             last = Some(l.clone());
         }
     }
-    Ok(EXIT_OK)
 }
 
 /// `*` matches any run of characters, everything else itself.
