@@ -74,8 +74,11 @@ pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<(
 /// The newest log lines in memory, for `fushi tail` when the daemon does not log to journald.
 #[derive(Clone, Default)]
 pub struct LogRing {
-    lines: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(Option<String>, String)>>>,
+    lines: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<RingLine>>>,
 }
+
+/// A log line and the actor it is about, if any.
+type RingLine = (Option<String>, String);
 
 /// Lines kept in the ring.
 const RING_LINES: usize = 2000;
