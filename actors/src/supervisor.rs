@@ -283,6 +283,8 @@ pub enum Verb {
 /// Why a control request was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ControlError {
+    #[error("a child named {name:?} already exists")]
+    Exists { name: String },
     #[error(
         "{path:?} is not a supervisor: only a supervisor's children can be named as {path}/NAME"
     )]
@@ -310,6 +312,12 @@ pub enum SupervisorMsg {
     /// Start, stop or restart children by tree path: `name`, `sub/name`, `sub/*`, `all`.
     Control(Verb, Vec<String>, RpcReplyPort<Result<(), ControlError>>),
     Children(RpcReplyPort<Vec<ChildInfo>>),
+    /// Adds a child at the end and starts it (a collector added to the config).
+    Add(ChildSpec, RpcReplyPort<Result<(), ControlError>>),
+    /// Stops a child and forgets it (a collector removed from the config).
+    Remove(String, RpcReplyPort<Result<(), ControlError>>),
+    /// The live supervisor child `name`, to reach its own children.
+    Supervisor(String, RpcReplyPort<Option<ActorRef<SupervisorMsg>>>),
     /// Answers while the supervisor's loop runs; the watchdog relies on it.
     Ping(RpcReplyPort<()>),
 }
@@ -908,6 +916,49 @@ impl Actor for SupervisorActor {
             }
             SupervisorMsg::Children(reply) => {
                 let _ = reply.send(state.info());
+            }
+            SupervisorMsg::Add(spec, reply) => {
+                if state.index(&spec.name).is_some() {
+                    let _ = reply.send(Err(ControlError::Exists {
+                        name: spec.name.clone(),
+                    }));
+                    return Ok(());
+                }
+                state.children.push(Child {
+                    path: child_path(&state.path, &spec.name),
+                    spec,
+                    state: ActorState::Stopped,
+                    cell: None,
+                    task: None,
+                    generation: 0,
+                    consecutive: 0,
+                    escalated: false,
+                    streak_since: None,
+                    last_error: None,
+                });
+                let idx = state.children.len() - 1;
+                state.start_child(&myself, idx, false).await;
+                let _ = reply.send(Ok(()));
+            }
+            SupervisorMsg::Remove(name, reply) => {
+                let res = state
+                    .resolve(std::slice::from_ref(&name))
+                    .map(|idxs| idxs[0]);
+                if let Ok(idx) = res {
+                    state.stop_child(idx, "removed from the config").await;
+                    let gone = state.children.remove(idx);
+                    state.ctx.board.remove(&gone.path);
+                }
+                let _ = reply.send(res.map(|_| ()));
+            }
+            SupervisorMsg::Supervisor(name, reply) => {
+                let sub = state
+                    .index(&name)
+                    .map(|i| &state.children[i])
+                    .filter(|c| c.spec.supervisor)
+                    .and_then(|c| c.cell.clone())
+                    .map(ActorRef::from);
+                let _ = reply.send(sub);
             }
             SupervisorMsg::Ping(reply) => {
                 let _ = reply.send(());

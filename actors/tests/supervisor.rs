@@ -849,3 +849,50 @@ async fn control_requests_reach_children_of_a_sub_supervisor_by_path() {
     assert!(matches!(err, ControlError::UnknownChild { .. }));
     assert_eq!(h.board("a").state, ActorState::Running);
 }
+
+#[tokio::test(start_paused = true)]
+async fn children_can_be_added_and_removed_at_run_time() {
+    let mut h = Harness::new().await;
+    let collectors = h.sub_supervisor("collectors", Strategy::OneForOne, vec![h.runner("x")]);
+    h.spawn(Strategy::OneForOne, vec![collectors]).await;
+    let sub = call!(h.sup(), |r| SupervisorMsg::Supervisor(
+        "collectors".into(),
+        r
+    ))
+    .unwrap()
+    .expect("collectors is a live supervisor");
+
+    h.rec.until(secs(5)).await;
+    call!(sub, |r| SupervisorMsg::Add(h.runner("y"), r))
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.board("collectors/y").state, ActorState::Running);
+    assert_eq!(h.rec.starts("y"), [secs(5)]);
+    let dup = call!(sub, |r| SupervisorMsg::Add(h.runner("y"), r)).unwrap();
+    assert_eq!(dup, Err(ControlError::Exists { name: "y".into() }));
+
+    call!(sub, |r| SupervisorMsg::Remove("x".into(), r))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        h.rec.since(secs(5)),
+        [w("y", What::Start), w("x", What::Stop)]
+    );
+    let names: Vec<_> = call!(sub, SupervisorMsg::Children)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["y"]);
+    assert!(
+        h.board_has("collectors/x").is_none(),
+        "a removed child leaves the status board"
+    );
+    let gone = call!(sub, |r| SupervisorMsg::Remove("x".into(), r)).unwrap();
+    assert!(matches!(gone, Err(ControlError::UnknownChild { .. })));
+    assert!(
+        call!(h.sup(), |r| SupervisorMsg::Supervisor("nope".into(), r))
+            .unwrap()
+            .is_none()
+    );
+}

@@ -495,6 +495,11 @@ impl Harness {
             .unwrap_or_else(|| panic!("{path} is not on the board"))
     }
 
+    /// The board entry at `path`, if there is one.
+    pub fn board_has(&self, path: &str) -> Option<ActorStatus> {
+        self.board.get(path)
+    }
+
     /// Audit events named `event` about `actor`, in order.
     pub fn audit(&self, event: &str, actor: &str) -> Vec<AuditEvent> {
         self.audit
