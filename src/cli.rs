@@ -87,12 +87,24 @@ pub enum Command {
         #[arg(long = "for", value_parser = humantime::parse_duration)]
         for_: Option<std::time::Duration>,
     },
+    /// Show how the config file differs from the running config
+    Reread {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the config file: add, remove and restart only the changed collectors
+    Update {
+        #[arg(long)]
+        json: bool,
+    },
     /// The daemon's process id
     Pid,
     /// Stop the daemon: the tree stops in order
     Shutdown,
     /// Pre-flight: config, paths, permissions, primary writable, socket free
     Check,
+    /// The dashboard: health dot, actor tree, storage, sync, leader, alerts (q quits, r restarts)
+    Top,
     /// Check the primary store for gaps, duplicates and out-of-order ids (exit 1 if any)
     Verify {
         /// Print the report as JSON
@@ -151,6 +163,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             },
         ),
         Command::Pid => ctl::pid(&target()?),
+        Command::Reread { json } => ctl::config_diff(&target()?, false, json),
+        Command::Update { json } => ctl::config_diff(&target()?, true, json),
+        Command::Top => crate::top::run(&target()?),
         Command::Shutdown => ctl::simple(&target()?, Request::Shutdown),
     }
 }

@@ -229,6 +229,7 @@ impl Default for LeaderConfig {
 pub struct ControlConfig {
     /// Defaults to `$XDG_RUNTIME_DIR/fushi.sock`, else `<data_dir>/fushi.sock`.
     pub socket: Option<PathBuf>,
+    /// `IP:PORT` of the HTTP endpoint (/health, /metrics, /status); `""` disables it.
     pub http: String,
     pub http_token: Option<String>,
     pub allow_inject: bool,
@@ -678,10 +679,12 @@ impl Config {
             );
         }
         match self.control.http.parse::<SocketAddr>() {
+            // No HTTP endpoint at all.
+            Err(_) if self.control.http.is_empty() => {}
             Err(_) => bad(
                 vec![Key("control"), Key("http")],
                 format!(
-                    "invalid address {:?}: expected IP:PORT such as \"127.0.0.1:9752\"",
+                    "invalid address {:?}: expected IP:PORT such as \"127.0.0.1:9752\", or \"\" for no HTTP endpoint",
                     self.control.http
                 ),
             ),
@@ -1081,6 +1084,10 @@ rollback = ["rollback.sh"]
             e.starts_with("supervisor.toml:4:1: collector[0].stream"),
             "{e}"
         );
+        let e = err("[control]\nhttp = \"localhost\"\n");
+        assert!(e.contains("control.http") && e.contains("IP:PORT"), "{e}");
+        let cfg = parse("[control]\nhttp = \"\"\n").expect("an empty control.http disables HTTP");
+        assert_eq!(cfg.control.http, "");
         let e = err("[control]\nhttp = \"0.0.0.0:9752\"\n");
         assert!(
             e.contains("control.http") && e.contains("http_token"),

@@ -469,6 +469,53 @@ pub fn check(config_path: &Path) -> anyhow::Result<u8> {
     Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
 }
 
+/// `reread` (show) and `update` (apply) the difference between the config file and the daemon's running config.
+pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8> {
+    let req = if apply {
+        Request::Update
+    } else {
+        Request::Reread
+    };
+    let json = match t.call(&req) {
+        Ok(Response::Json { json }) => json,
+        Ok(other) => bail!("unexpected answer {other:?}"),
+        Err(e) => return down(e, EXIT_DAEMON_DOWN),
+    };
+    if json_out {
+        println!("{json}");
+        return Ok(EXIT_OK);
+    }
+    let d: serde_json::Value = serde_json::from_str(&json)?;
+    let list = |k: &str| -> Vec<String> {
+        d[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut any = false;
+    for (key, label) in [
+        ("added", "added"),
+        ("removed", "removed"),
+        ("changed", "changed"),
+        ("restart_needed", "needs a daemon restart"),
+    ] {
+        let items = list(key);
+        if !items.is_empty() {
+            any = true;
+            println!("{label}: {}", items.join(", "));
+        }
+    }
+    if !any {
+        println!("no changes");
+    } else if apply {
+        println!("applied");
+    }
+    Ok(EXIT_OK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

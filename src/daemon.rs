@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::{base_dir, Config, Mode};
 use crate::control::server::{ControlActor, ControlArgs, DaemonCmd, Shared};
 use crate::logging::{self, LogTarget};
-use crate::{systemd, tree};
+use crate::{systemd, tree, update};
 
 const LAST_GOOD: &str = "config.last-good.toml";
 
@@ -170,7 +170,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         audit: audit.clone(),
         alerts: AlertOutbox::default(),
     };
-    let mut args = tree::build(cfg, ctx)?;
+    let (mut args, sink) = tree::build(cfg, ctx)?;
     let (daemon_tx, mut daemon_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         root: OnceLock::new(),
@@ -191,6 +191,18 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         .with_policy(cfg.supervisor.policy())
         .with_shutdown_timeout(cfg.supervisor.shutdown_timeout),
     );
+    if !cfg.control.http.is_empty() {
+        let http = crate::http::HttpArgs {
+            board: board.clone(),
+            addr: cfg.control.http.clone(),
+            token: cfg.control.http_token.clone(),
+        };
+        args.children.push(
+            ChildSpec::actor("http", crate::http::HttpActor, http)
+                .with_policy(cfg.supervisor.policy())
+                .with_shutdown_timeout(cfg.supervisor.shutdown_timeout),
+        );
+    }
     audit.emit(
         "daemon.started",
         None,
@@ -202,6 +214,15 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         .await
         .context("starting the supervision tree")?;
     let _ = shared.root.set(root.clone());
+    let mut reconfig = Reconfig {
+        config_path: config_path.to_path_buf(),
+        running: cfg.clone(),
+        root: root.clone(),
+        sink,
+        board: board.clone(),
+        audit: audit.clone(),
+        last_good: last_good.clone(),
+    };
     systemd::ready(&summary(&board));
     tracing::info!(event = "daemon.ready", "{}", summary(&board));
     let _watchdog = systemd::watchdog_period()
@@ -224,9 +245,14 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
-            _ = hup.recv() => reload(config_path, &board, &audit, &last_good),
+            _ = hup.recv() => {
+                let _ = reconfig.run(true).await;
+            }
             Some(cmd) = daemon_rx.recv() => match cmd {
                 DaemonCmd::Shutdown => break "shutdown request",
+                DaemonCmd::Config { apply, reply } => {
+                    let _ = reply.send(reconfig.run(apply).await);
+                }
                 DaemonCmd::Mode { mode, for_secs } => {
                     set_mode(&board, &mode);
                     if let Some(secs) = for_secs {
@@ -278,34 +304,58 @@ fn set_mode(board: &StatusBoard, mode: &str) {
     tracing::info!(event = "mode.change", mode, "mode changed");
 }
 
-/// SIGHUP: validate the file again. A bad file keeps the running config and turns health red.
-fn reload(config_path: &Path, board: &StatusBoard, audit: &AuditLog, last_good: &Path) {
-    systemd::reloading();
-    match Config::load(config_path) {
-        Ok((_, text)) => {
-            board.set_config_errors(Vec::new());
-            if let Err(e) = write_atomic(last_good, text.as_bytes()) {
-                tracing::warn!(event = "config.last_good_failed", error = %e, "cannot save the last good config");
+/// What `reread`, `update` and SIGHUP share: the running config and the way into the tree.
+struct Reconfig {
+    config_path: PathBuf,
+    running: Config,
+    root: ractor::ActorRef<fushi_actors::supervisor::SupervisorMsg>,
+    sink: fushi_actors::records::RecordSink,
+    board: StatusBoard,
+    audit: AuditLog,
+    last_good: PathBuf,
+}
+
+impl Reconfig {
+    /// Diffs the file against the running config and, with `apply`, applies the collector
+    /// changes. A bad file (or a failed apply) keeps the running config and turns health red.
+    async fn run(&mut self, apply: bool) -> Result<String, String> {
+        if apply {
+            systemd::reloading();
+        }
+        let result = self.diff_and_apply(apply).await;
+        if apply {
+            if let Err(e) = &result {
+                self.board.set_config_errors(vec![e.clone()]);
+                self.audit
+                    .emit("config.reload.failed", None, json!({"error": e}));
+                tracing::error!(event = "config.reload.failed", error = %e, "config reload failed; keeping the running config");
             }
-            audit.emit(
-                "config.reload.ok",
-                None,
-                json!({"path": config_path.display().to_string()}),
-            );
-            tracing::info!(
-                event = "config.reload.ok",
-                "config is valid; collector changes take effect at the next daemon start"
-            );
+            systemd::ready(&summary(&self.board));
         }
-        Err(e) => {
-            board.set_config_errors(vec![e.to_string()]);
-            audit.emit(
-                "config.reload.failed",
-                None,
-                json!({"error": e.to_string()}),
-            );
-            tracing::error!(event = "config.reload.failed", error = %e, "config reload failed; keeping the running config");
-        }
+        result
     }
-    systemd::ready(&summary(board));
+
+    async fn diff_and_apply(&mut self, apply: bool) -> Result<String, String> {
+        let (new, text) = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let d = update::diff(&self.running, &new);
+        let json = serde_json::to_string(&d).map_err(|e| e.to_string())?;
+        if !apply {
+            return Ok(json);
+        }
+        update::apply(&self.root, &d, &new, &self.sink).await?;
+        self.board.set_config_errors(Vec::new());
+        if let Err(e) = write_atomic(&self.last_good, text.as_bytes()) {
+            tracing::warn!(event = "config.last_good_failed", error = %e, "cannot save the last good config");
+        }
+        self.audit.emit(
+            "config.reload.ok",
+            None,
+            json!({"path": self.config_path.display().to_string(), "added": d.added, "removed": d.removed,
+                   "changed": d.changed, "restart_needed": d.restart_needed}),
+        );
+        tracing::info!(event = "config.reload.ok", added = ?d.added, removed = ?d.removed, changed = ?d.changed,
+            restart_needed = ?d.restart_needed, "config applied");
+        self.running = new;
+        Ok(json)
+    }
 }

@@ -5,9 +5,12 @@ mod config;
 mod control;
 mod ctl;
 mod daemon;
+mod http;
 mod logging;
 mod systemd;
+mod top;
 mod tree;
+mod update;
 mod verify;
 
 use std::process::ExitCode;

@@ -32,8 +32,9 @@ fn segment_sizes(max_local: u64) -> (u64, u64) {
 /// The record id epoch without a leader lease (SPEC §4.1).
 const EPOCH: u64 = 1;
 
-/// The root supervisor's arguments: status, alert, storage, sync, then the collectors sub-supervisor.
-pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigError> {
+/// The root supervisor's arguments: status, alert, storage, sync, then the collectors
+/// sub-supervisor; and the sink, for collectors added later by `update`.
+pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSink), ConfigError> {
     let policy = cfg.supervisor.policy();
     let timeout = cfg.supervisor.shutdown_timeout;
     let status = ChildSpec::actor(
@@ -88,6 +89,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigErr
         },
     );
     let sink = RecordSink::new(ctx.board.clone(), storage_handle);
+    let sink_for_updates = sink.clone();
     let mut collectors = Vec::new();
     for c in cfg.collectors.iter().filter(|c| c.enabled) {
         collectors.push(collector(cfg, c, sink.clone())?);
@@ -107,15 +109,19 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<SupervisorArgs, ConfigErr
         .map(|c| c.with_policy(policy.clone()).with_shutdown_timeout(timeout))
         .chain(std::iter::once(collectors))
         .collect();
-    Ok(SupervisorArgs {
-        path: String::new(),
-        strategy: Strategy::OneForOne,
-        children,
-        ctx,
-    })
+    Ok((
+        SupervisorArgs {
+            path: String::new(),
+            strategy: Strategy::OneForOne,
+            children,
+            ctx,
+        },
+        sink_for_updates,
+    ))
 }
 
-fn collector(
+/// A collector's child spec, as the tree builds it at start and `update` builds it later.
+pub fn collector(
     cfg: &Config,
     c: &CollectorConfig,
     sink: RecordSink,

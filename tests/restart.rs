@@ -104,6 +104,7 @@ argv = ["sleep", "1000"]
     assert_eq!(
         stopped,
         [
+            "control",
             "collectors/b",
             "collectors/a",
             "collectors",

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod crash;
 mod datapath;
+mod http;
 mod restart;
 mod systemd;
 mod verify;

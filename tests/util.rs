@@ -175,7 +175,9 @@ impl Drop for Daemon {
     }
 }
 
-/// The minimal config these tests build on: a data dir under the temp dir, tiny shutdown timeout.
+/// The minimal config these tests build on: a data dir under the temp dir, tiny shutdown timeout,
+/// and no HTTP endpoint (parallel daemons would fight over its port; `tests/http.rs` has its own).
+/// `[control]` comes last so that `extra` keeps its line numbers.
 pub fn config(extra: &str) -> String {
     format!(
         r#"[node]
@@ -185,7 +187,11 @@ data_dir = "data"
 [supervisor]
 shutdown_timeout = "2s"
 
-{extra}"#
+{extra}
+
+[control]
+http = ""
+"#
     )
 }
 

@@ -33,8 +33,9 @@ pub enum Request {
         for_secs: Option<u64>,
     },
     SyncNow,
-    /// The running config and the file's, as TOML, for `reread`/`update` to diff.
-    Config,
+    /// The difference between the config file and the running config.
+    Reread,
+    /// Apply that difference: add, remove and restart only the changed collectors.
     Update,
     Inject {
         what: String,

@@ -31,7 +31,16 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub enum DaemonCmd {
     Shutdown,
-    Mode { mode: String, for_secs: Option<u64> },
+    Mode {
+        mode: String,
+        for_secs: Option<u64>,
+    },
+    /// Diff the config file against the running config (and apply it when `apply`); the
+    /// answer is the diff as JSON, or why the file cannot be used.
+    Config {
+        apply: bool,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// Everything a request may need; shared by every incarnation of the control actor.
@@ -210,7 +219,23 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 },
             }
         }
-        Request::SyncNow | Request::Config | Request::Update | Request::Inject { .. } => {
+        Request::Reread | Request::Update => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let apply = matches!(req, Request::Update);
+            if shared
+                .daemon
+                .send(DaemonCmd::Config { apply, reply: tx })
+                .is_err()
+            {
+                return error("the daemon is shutting down");
+            }
+            match tokio::time::timeout(CONTROL_TIMEOUT, rx).await {
+                Ok(Ok(Ok(json))) => Response::Json { json },
+                Ok(Ok(Err(e))) => error(e),
+                _ => error("the daemon did not answer the config request"),
+            }
+        }
+        Request::SyncNow | Request::Inject { .. } => {
             error("this request is not available in this build of the daemon")
         }
     }

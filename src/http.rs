@@ -1,0 +1,573 @@
+//! The HTTP actor: serves `GET /health`, `GET /metrics` (Prometheus/OpenMetrics text) and `GET /status` on `control.http`.
+//!
+//! Like the control actor, `pre_start` binds the listener, so a port in use is a failed start that
+//! the supervisor retries with backoff, and the accept loop lives in a task held by an
+//! [`AbortOnDrop`]: when the actor dies the listener closes and every open connection is dropped
+//! with it (connections are tasks of a `JoinSet` owned by the accept loop). Every answer is built
+//! from the [`StatusBoard`] alone, so the endpoint never waits on another actor. With
+//! `control.http_token` set, each request must carry `Authorization: Bearer <token>`, compared in
+//! constant time.
+
+use fushi_actors::board::{Metrics, StatusBoard, StatusDoc, ACK_BUCKETS};
+use fushi_actors::AbortOnDrop;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::json;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Open connections beyond this are closed at once: the endpoint is for a scraper and a probe.
+const MAX_CONNECTIONS: usize = 64;
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone)]
+pub struct HttpActor;
+
+#[derive(Clone)]
+pub struct HttpArgs {
+    pub board: StatusBoard,
+    /// `control.http`, e.g. `127.0.0.1:9752`.
+    pub addr: String,
+    /// `control.http_token`; `None` or empty: no authentication (loopback only, by config rule).
+    pub token: Option<String>,
+}
+
+pub enum HttpMsg {}
+
+pub struct HttpState {
+    _server: AbortOnDrop,
+}
+
+/// What every connection needs.
+struct Server {
+    board: StatusBoard,
+    token: Option<Vec<u8>>,
+}
+
+/// One answer, before it becomes a hyper response.
+#[derive(Debug, PartialEq)]
+struct Reply {
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Reply {
+    fn new(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            content_type,
+            body: body.into(),
+        }
+    }
+
+    fn json(status: StatusCode, v: serde_json::Value) -> Self {
+        Self::new(status, JSON, format!("{v}\n"))
+    }
+
+    fn error(status: StatusCode, message: &str) -> Self {
+        Self::json(status, json!({ "error": message }))
+    }
+}
+
+/// Compares two secrets in time that depends only on `expected`'s length, not on where they differ.
+fn ct_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Whether an `Authorization` header value carries the bearer token.
+fn authorized(header: Option<&[u8]>, token: &[u8]) -> bool {
+    let Some(h) = header else {
+        return false;
+    };
+    let (scheme, rest) = h.split_at(h.len().min(7));
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return false;
+    }
+    ct_eq(rest.trim_ascii(), token)
+}
+
+/// `GET /health`: 200 healthy / 200 degraded / 503 critical, with reasons unless green.
+fn health_reply(doc: &StatusDoc) -> Reply {
+    let reasons = crate::ctl::reasons(doc);
+    match doc.health.as_str() {
+        "green" => Reply::json(StatusCode::OK, json!({"status": "healthy"})),
+        "yellow" => Reply::json(
+            StatusCode::OK,
+            json!({"status": "degraded", "reasons": reasons}),
+        ),
+        _ => Reply::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "critical", "reasons": reasons}),
+        ),
+    }
+}
+
+/// The ack-latency histogram exactly as the board counted it (its buckets are not cumulative).
+#[derive(Debug)]
+struct AckHistogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl AckHistogram {
+    fn new(m: &Metrics) -> Self {
+        let mut buckets: Vec<(f64, u64)> = ACK_BUCKETS
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| (b, m.ack_buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        buckets.push((
+            f64::INFINITY,
+            m.ack_buckets.get(ACK_BUCKETS.len()).copied().unwrap_or(0),
+        ));
+        Self {
+            sum: m.ack_sum,
+            count: m.ack_count,
+            buckets,
+        }
+    }
+}
+
+impl EncodeMetric for AckHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+type ActorLabels = Vec<(String, String)>;
+
+/// The `/metrics` text: a fresh registry built from one snapshot of the board.
+pub fn exposition(doc: &StatusDoc, m: &Metrics) -> Result<String, std::fmt::Error> {
+    use fushi_actors::board::ActorState;
+    let mut reg = Registry::with_prefix("fushi");
+    let restarts = Family::<ActorLabels, Counter>::default();
+    let recovered = Family::<ActorLabels, Counter>::default();
+    let up = Family::<ActorLabels, Gauge>::default();
+    for a in &doc.actors {
+        let l = vec![("actor".to_string(), a.name.clone())];
+        restarts.get_or_create(&l).inc_by(a.restarts);
+        recovered.get_or_create(&l).inc_by(a.recovered);
+        up.get_or_create(&l)
+            .set(i64::from(a.state == ActorState::Running));
+    }
+    reg.register(
+        "actor_restarts",
+        "Restarts of each actor (kept across daemon restarts)",
+        restarts,
+    );
+    reg.register(
+        "actor_recovered",
+        "Times each actor came back to stable running after failing",
+        recovered,
+    );
+    reg.register("actor_up", "1 when the actor is running", up);
+    let counter = |name: &str| ConstCounter::new(m.counters.get(name).copied().unwrap_or(0));
+    reg.register(
+        "escalations",
+        "Escalations (an actor failed escalate_after times in a row)",
+        counter("escalations"),
+    );
+    reg.register(
+        "records_ingested",
+        "Records accepted from collectors",
+        counter("records_ingested"),
+    );
+    reg.register(
+        "records_forwarded",
+        "Records forwarded to the primary store",
+        counter("records_forwarded"),
+    );
+    reg.register(
+        "storage_switches",
+        "Switches between the primary store and the local journal",
+        counter("storage_switches"),
+    );
+    reg.register(
+        "leader_failovers",
+        "Leadership changes of this node",
+        counter("leader_failovers"),
+    );
+    reg.register("alerts_sent", "Alerts delivered", counter("alerts_sent"));
+    reg.register(
+        "daemon_recovered",
+        "Daemon starts after an unclean exit",
+        ConstCounter::new(doc.daemon_recovered),
+    );
+    reg.register_with_unit(
+        "journal",
+        "Size of the local journal",
+        Unit::Bytes,
+        ConstGauge::new(doc.storage.journal_bytes as i64),
+    );
+    reg.register(
+        "primary_up",
+        "1 when the primary store is reachable",
+        ConstGauge::new(i64::from(doc.storage.primary == "up")),
+    );
+    reg.register(
+        "sync_lag_records",
+        "Records in the journal not yet on the primary",
+        ConstGauge::new(doc.storage.lag_records as i64),
+    );
+    reg.register_with_unit(
+        "ack_latency",
+        "How long producers waited for their records to be durable",
+        Unit::Seconds,
+        AckHistogram::new(m),
+    );
+    let health = match doc.health.as_str() {
+        "green" => 0,
+        "yellow" => 1,
+        _ => 2,
+    };
+    reg.register(
+        "health",
+        "Health: 0 green (healthy), 1 yellow (degraded), 2 red (critical)",
+        ConstGauge::new(health),
+    );
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &reg)?;
+    Ok(out)
+}
+
+/// The answer to one request; the body of the request is never read.
+fn route(server: &Server, method: &Method, path: &str, auth: Option<&[u8]>) -> Reply {
+    if let Some(token) = &server.token {
+        if !authorized(auth, token) {
+            return Reply::error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (Authorization: Bearer <control.http_token>)",
+            );
+        }
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET is served here (and HEAD)",
+        );
+    }
+    match path {
+        "/health" => health_reply(&server.board.snapshot().0),
+        "/status" => match serde_json::to_string(&server.board.snapshot().0) {
+            Ok(body) => Reply::new(StatusCode::OK, JSON, body + "\n"),
+            Err(e) => Reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot encode status: {e}"),
+            ),
+        },
+        "/metrics" => {
+            let (doc, _) = server.board.snapshot();
+            match exposition(&doc, &server.board.metrics()) {
+                Ok(body) => Reply::new(StatusCode::OK, OPENMETRICS, body),
+                Err(_) => Reply::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    "cannot encode metrics\n",
+                ),
+            }
+        }
+        _ => Reply::error(
+            StatusCode::NOT_FOUND,
+            "not found: try /health, /metrics or /status",
+        ),
+    }
+}
+
+fn respond<B>(server: &Server, req: &Request<B>) -> Response<Full<Bytes>> {
+    let auth = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    let reply = route(server, req.method(), req.uri().path(), auth);
+    let status = reply.status;
+    let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        h.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"fushi\""),
+        );
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        h.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    resp
+}
+
+async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let resp = respond(&server, &req);
+        async move { Ok::<_, Infallible>(resp) }
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(actor = "http", event = "http.connection_error", error = %e, "connection ended with an error");
+    }
+}
+
+/// Accepts until aborted; the connections die with it (their `JoinSet` is dropped).
+async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if conns.len() >= MAX_CONNECTIONS => drop(stream),
+                Ok((stream, _)) => {
+                    conns.spawn(serve_connection(stream, server.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(actor = "http", event = "http.accept_failed", error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+impl Actor for HttpActor {
+    type Msg = HttpMsg;
+    type State = HttpState;
+    type Arguments = HttpArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<HttpMsg>,
+        args: HttpArgs,
+    ) -> Result<HttpState, ActorProcessingErr> {
+        let listener = TcpListener::bind(args.addr.as_str()).await.map_err(|e| {
+            format!(
+                "cannot listen for HTTP on {} (control.http): {e}; free the port, or set control.http to another address (\"\" disables HTTP)",
+                args.addr
+            )
+        })?;
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| args.addr.clone());
+        let token = args.token.filter(|t| !t.is_empty()).map(String::into_bytes);
+        tracing::info!(actor = "http", event = "http.listening", addr = %local,
+            auth = token.is_some(), "HTTP endpoint ready: /health /metrics /status");
+        let server = Arc::new(Server {
+            board: args.board,
+            token,
+        });
+        Ok(HttpState {
+            _server: AbortOnDrop(tokio::spawn(accept_loop(listener, server))),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<HttpMsg>,
+        msg: HttpMsg,
+        _state: &mut HttpState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fushi_actors::board::ActorState;
+
+    fn board() -> StatusBoard {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        for name in ["status", "storage", "collectors/a"] {
+            b.update(name, |a| a.state = ActorState::Running);
+        }
+        b
+    }
+
+    fn server(b: &StatusBoard, token: Option<&str>) -> Server {
+        Server {
+            board: b.clone(),
+            token: token.map(|t| t.as_bytes().to_vec()),
+        }
+    }
+
+    fn body(r: &Reply) -> serde_json::Value {
+        serde_json::from_str(&r.body).expect("a JSON body")
+    }
+
+    #[test]
+    fn exposition_has_every_metric_family() {
+        let b = board();
+        b.update("collectors/a", |a| {
+            a.restarts = 3;
+            a.recovered = 1
+        });
+        b.update("collectors/b", |a| a.state = ActorState::Backoff);
+        b.incr("records_ingested", 5);
+        b.incr("escalations", 1);
+        b.observe_ack(Duration::from_micros(700), 4);
+        b.observe_ack(Duration::from_secs(10), 1);
+        b.update_storage(|s, _| {
+            s.primary = "up".into();
+            s.journal_bytes = 123;
+            s.lag_records = 7;
+        });
+        let (doc, _) = b.snapshot();
+        let text = exposition(&doc, &b.metrics()).unwrap();
+        for line in [
+            "# TYPE fushi_actor_restarts counter",
+            "fushi_actor_restarts_total{actor=\"collectors/a\"} 3",
+            "fushi_actor_recovered_total{actor=\"collectors/a\"} 1",
+            "fushi_actor_up{actor=\"collectors/a\"} 1",
+            "fushi_actor_up{actor=\"collectors/b\"} 0",
+            "fushi_escalations_total 1",
+            "fushi_records_ingested_total 5",
+            "fushi_records_forwarded_total 0",
+            "fushi_storage_switches_total 0",
+            "fushi_leader_failovers_total 0",
+            "fushi_alerts_sent_total 0",
+            "fushi_daemon_recovered_total 0",
+            "fushi_journal_bytes 123",
+            "fushi_primary_up 1",
+            "fushi_sync_lag_records 7",
+            "# TYPE fushi_ack_latency_seconds histogram",
+            "fushi_ack_latency_seconds_count 5",
+            "fushi_ack_latency_seconds_bucket{le=\"0.0005\"} 0",
+            "fushi_ack_latency_seconds_bucket{le=\"0.001\"} 4",
+            "fushi_ack_latency_seconds_bucket{le=\"5.0\"} 4",
+            "fushi_ack_latency_seconds_bucket{le=\"+Inf\"} 5",
+            "# TYPE fushi_health gauge",
+            "fushi_health 1",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        let sum = text
+            .lines()
+            .find_map(|l| l.strip_prefix("fushi_ack_latency_seconds_sum "))
+            .unwrap();
+        assert!(
+            (sum.parse::<f64>().unwrap() - 10.0028).abs() < 1e-9,
+            "{sum}"
+        );
+    }
+
+    #[test]
+    fn health_answers_by_colour() {
+        let b = board();
+        let s = server(&b, None);
+        let r = route(&s, &Method::GET, "/health", None);
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(body(&r), json!({"status": "healthy"}));
+
+        b.update("collectors/a", |a| a.state = ActorState::Backoff);
+        let r = route(&s, &Method::GET, "/health", None);
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(body(&r)["status"], "degraded");
+        assert_eq!(body(&r)["reasons"][0], "collectors/a is backoff");
+
+        b.update("collectors/a", |a| {
+            a.escalated = true;
+            a.consecutive_failures = 2
+        });
+        let r = route(&s, &Method::GET, "/health", None);
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body(&r)["status"], "critical");
+        assert_eq!(
+            body(&r)["reasons"][0],
+            "collectors/a escalated after 2 consecutive failures"
+        );
+    }
+
+    #[test]
+    fn status_is_the_status_document() {
+        let b = board();
+        let r = route(&server(&b, None), &Method::GET, "/status", None);
+        assert_eq!(r.status, StatusCode::OK);
+        let doc: StatusDoc = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(doc, b.snapshot().0);
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        let b = board();
+        let s = server(&b, None);
+        assert_eq!(
+            route(&s, &Method::GET, "/nope", None).status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            route(&s, &Method::POST, "/health", None).status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            route(&s, &Method::HEAD, "/health", None).status,
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn bearer_token_is_required_when_set() {
+        let b = board();
+        let s = server(&b, Some("s3cret"));
+        let get =
+            |auth: Option<&str>| route(&s, &Method::GET, "/health", auth.map(str::as_bytes)).status;
+        assert_eq!(get(None), StatusCode::UNAUTHORIZED);
+        assert_eq!(get(Some("Bearer wrong")), StatusCode::UNAUTHORIZED);
+        assert_eq!(get(Some("Bearer s3cre")), StatusCode::UNAUTHORIZED);
+        assert_eq!(get(Some("Bearer s3cret!")), StatusCode::UNAUTHORIZED);
+        assert_eq!(get(Some("Basic s3cret")), StatusCode::UNAUTHORIZED);
+        assert_eq!(get(Some("s3cret")), StatusCode::UNAUTHORIZED);
+        assert_eq!(get(Some("Bearer s3cret")), StatusCode::OK);
+        assert_eq!(get(Some("bearer  s3cret ")), StatusCode::OK);
+        // Authentication comes before routing: nothing is revealed about paths or methods.
+        assert_eq!(
+            route(&s, &Method::POST, "/nope", None).status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abd", b"abc"));
+        assert!(!ct_eq(b"ab", b"abc"));
+        assert!(!ct_eq(b"abcd", b"abc"));
+        assert!(!ct_eq(b"", b"abc"));
+        assert!(ct_eq(b"", b""));
+    }
+}

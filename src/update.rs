@@ -1,0 +1,170 @@
+//! `fushi reread`, `fushi update` and SIGHUP: diff the config file against the running config, then add, remove and restart only the collectors that changed.
+//!
+//! A collector counts as changed when its own settings or its effective restart policy (the
+//! `[supervisor]` defaults it inherits) differ. Other sections (`node`, `storage`, …) are wired
+//! into actors at start; a change there is reported as needing a daemon restart, not half-applied.
+
+use fushi_actors::records::RecordSink;
+use fushi_actors::supervisor::SupervisorMsg;
+use ractor::ActorRef;
+use serde::Serialize;
+
+use crate::config::{CollectorConfig, Config};
+use crate::tree;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Diff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    /// Sections whose change takes effect at the next daemon start.
+    pub restart_needed: Vec<String>,
+}
+
+fn effective<'a>(cfg: &'a Config) -> Vec<(&'a CollectorConfig, impl PartialEq + 'a)> {
+    cfg.collectors
+        .iter()
+        .filter(|c| c.enabled)
+        .map(|c| {
+            (
+                c,
+                (
+                    c.policy(&cfg.supervisor),
+                    c.shutdown_timeout
+                        .unwrap_or(cfg.supervisor.shutdown_timeout),
+                ),
+            )
+        })
+        .collect()
+}
+
+pub fn diff(running: &Config, new: &Config) -> Diff {
+    let old = effective(running);
+    let now = effective(new);
+    let mut d = Diff::default();
+    for (c, policy) in &now {
+        match old.iter().find(|(o, _)| o.name == c.name) {
+            None => d.added.push(c.name.clone()),
+            Some((o, op)) if o != c || op != policy => d.changed.push(c.name.clone()),
+            Some(_) => {}
+        }
+    }
+    for (o, _) in &old {
+        if !now.iter().any(|(c, _)| c.name == o.name) {
+            d.removed.push(o.name.clone());
+        }
+    }
+    let sections = [
+        ("node", running.node != new.node),
+        ("storage", running.storage != new.storage),
+        ("sync", running.sync != new.sync),
+        ("leader", running.leader != new.leader),
+        ("control", running.control != new.control),
+        ("alert", running.alert != new.alert),
+        ("slo", running.slos != new.slos),
+        (
+            "supervisor.strategy",
+            running.supervisor.strategy != new.supervisor.strategy,
+        ),
+    ];
+    d.restart_needed = sections
+        .iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(s, _)| s.to_string())
+        .collect();
+    d
+}
+
+/// Applies the collector part of `d` to the running tree.
+pub async fn apply(
+    root: &ActorRef<SupervisorMsg>,
+    d: &Diff,
+    new: &Config,
+    sink: &RecordSink,
+) -> Result<(), String> {
+    let sub = ractor::call!(root, |r| SupervisorMsg::Supervisor("collectors".into(), r))
+        .map_err(|e| format!("the root supervisor did not answer: {e}"))?
+        .ok_or("the collectors supervisor is not running; `fushi start collectors` first")?;
+    let spec = |name: &str| {
+        let c = new
+            .collectors
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| format!("collector {name} vanished"))?;
+        tree::collector(new, c, sink.clone()).map_err(|e| e.to_string())
+    };
+    for name in d.removed.iter().chain(&d.changed) {
+        ractor::call!(sub, |r| SupervisorMsg::Remove(name.clone(), r))
+            .map_err(|e| format!("removing {name}: {e}"))?
+            .map_err(|e| format!("removing {name}: {e}"))?;
+    }
+    for name in d.changed.iter().chain(&d.added) {
+        let s = spec(name)?;
+        ractor::call!(sub, |r| SupervisorMsg::Add(s, r))
+            .map_err(|e| format!("adding {name}: {e}"))?
+            .map_err(|e| format!("adding {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(s: &str) -> Config {
+        Config::parse(s, Path::new("t.toml"), Path::new("/x")).unwrap()
+    }
+
+    const BASE: &str = r#"
+[[collector]]
+name = "keep"
+kind = "heartbeat"
+[[collector]]
+name = "change"
+kind = "heartbeat"
+every = "1s"
+[[collector]]
+name = "drop"
+kind = "heartbeat"
+"#;
+
+    #[test]
+    fn added_removed_changed_and_sections() {
+        let new = r#"
+[storage]
+io_timeout = "9s"
+[[collector]]
+name = "keep"
+kind = "heartbeat"
+[[collector]]
+name = "change"
+kind = "heartbeat"
+every = "2s"
+[[collector]]
+name = "new"
+kind = "heartbeat"
+"#;
+        let d = diff(&parse(BASE), &parse(new));
+        assert_eq!(d.added, ["new"]);
+        assert_eq!(d.removed, ["drop"]);
+        assert_eq!(d.changed, ["change"]);
+        assert_eq!(d.restart_needed, ["storage"]);
+        assert_eq!(diff(&parse(BASE), &parse(BASE)), Diff::default());
+    }
+
+    #[test]
+    fn inherited_policy_changes_count_and_disabled_means_removed() {
+        let new = BASE.replace(
+            "[[collector]]\nname = \"keep\"",
+            "[supervisor]\nbackoff = [\"1s\"]\n[[collector]]\nname = \"keep\"",
+        );
+        let d = diff(&parse(BASE), &parse(&new));
+        assert_eq!(d.changed, ["keep", "change", "drop"]);
+        let off = BASE.replace(
+            "name = \"drop\"\nkind = \"heartbeat\"",
+            "name = \"drop\"\nkind = \"heartbeat\"\nenabled = false",
+        );
+        assert_eq!(diff(&parse(BASE), &parse(&off)).removed, ["drop"]);
+    }
+}
