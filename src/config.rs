@@ -842,6 +842,29 @@ impl Config {
     }
 }
 
+/// The defaults with only `node.data_dir` and `control.socket` taken from a file that does not
+/// validate: enough to find a running daemon (and its last good copy) despite the damage.
+pub fn lenient(path: &Path) -> Config {
+    let table = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .unwrap_or_default();
+    let get = |section: &str, key: &str| {
+        table
+            .get(section)
+            .and_then(|s| s.get(key))
+            .and_then(|v| v.as_str())
+            .map(PathBuf::from)
+    };
+    let mut cfg = Config::default();
+    if let Some(d) = get("node", "data_dir") {
+        cfg.node.data_dir = d;
+    }
+    cfg.control.socket = get("control", "socket");
+    cfg.resolve_paths(base_dir(path));
+    cfg
+}
+
 /// The directory relative paths of `config` are resolved against.
 pub fn base_dir(config: &Path) -> &Path {
     match config.parent() {

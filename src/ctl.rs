@@ -30,8 +30,14 @@ pub struct Target {
 }
 
 impl Target {
+    /// A broken config file must not lock the user out of the running daemon (that is when
+    /// they need `status` and `update` most): then only the socket's whereabouts are read.
     pub fn load(config_path: PathBuf, socket: Option<PathBuf>) -> anyhow::Result<Self> {
-        let (config, _) = Config::load(&config_path)?;
+        let config = match Config::load(&config_path) {
+            Ok((config, _)) => config,
+            Err(crate::config::ConfigError::Invalid { .. }) => crate::config::lenient(&config_path),
+            Err(e) => return Err(e.into()),
+        };
         Ok(Self {
             config_path,
             config,

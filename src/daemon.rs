@@ -49,12 +49,7 @@ pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
 
 /// The data dir a broken config most likely meant: its `node.data_dir` if that much parses.
 fn guess_data_dir(path: &Path) -> PathBuf {
-    let dir = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("node")?.get("data_dir")?.as_str().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("data"));
-    base_dir(path).join(dir)
+    crate::config::lenient(path).node.data_dir
 }
 
 fn load(path: &Path) -> anyhow::Result<Loaded> {

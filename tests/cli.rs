@@ -402,3 +402,108 @@ fn another_uid_cannot_use_the_socket() {
     );
     assert!(d.terminate().success());
 }
+
+fn beats(names_every: &[(&str, &str)]) -> String {
+    names_every
+        .iter()
+        .map(|(n, e)| {
+            format!("[[collector]]\nname = \"{n}\"\nkind = \"heartbeat\"\nevery = \"{e}\"\n\n")
+        })
+        .collect()
+}
+
+#[test]
+fn update_adds_removes_and_restarts_only_the_changed_collectors() {
+    let env = Env::new(&config(&beats(&[
+        ("keep", "1h"),
+        ("change", "1h"),
+        ("drop", "1h"),
+    ])));
+    let mut d = started(&env);
+    wait_for("three collectors running", || {
+        (["keep", "change", "drop"]
+            .iter()
+            .all(|n| state(&env, &format!("collectors/{n}")) == "running"))
+        .then_some(())
+    });
+
+    env.write_config(&config(&beats(&[
+        ("keep", "1h"),
+        ("change", "2h"),
+        ("new", "1h"),
+    ])));
+    let out = fushi(&env, &["reread", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let diff = json(&out);
+    assert_eq!(diff["added"], serde_json::json!(["new"]));
+    assert_eq!(diff["removed"], serde_json::json!(["drop"]));
+    assert_eq!(diff["changed"], serde_json::json!(["change"]));
+    assert_eq!(
+        state(&env, "collectors/drop"),
+        "running",
+        "reread changes nothing"
+    );
+
+    let out = fushi(&env, &["update"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("added: new") && stdout(&out).contains("applied"),
+        "{}",
+        stdout(&out)
+    );
+    let audit = d.wait_audit("config.reload.ok", "", 1);
+    assert_eq!(state(&env, "collectors/new"), "running");
+    assert_eq!(state(&env, "collectors/change"), "running");
+    let doc = json(&fushi(&env, &["status", "--json"]));
+    assert!(
+        !doc["actors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "collectors/drop"),
+        "removed from status"
+    );
+    // Only the changed and removed collectors were stopped; keep was not touched.
+    let stopped: Vec<&str> = events(&audit, "supervisor.child.stopped", "")
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(stopped, ["collectors/drop", "collectors/change"]);
+    assert_eq!(
+        events(&audit, "supervisor.child.started", "collectors/keep").len(),
+        1
+    );
+    assert_eq!(
+        json(&fushi(&env, &["reread", "--json"]))["changed"],
+        serde_json::json!([])
+    );
+
+    // A bad file: update refuses, names the line, keeps everything running, health goes red.
+    env.write_config(&config(
+        "[[collector]]\nname = \"keep\"\nkind = \"heartbeat\"\nevery = \"often\"\n",
+    ));
+    let out = fushi(&env, &["update"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("supervisor.toml:") && stderr(&out).contains("often"),
+        "{}",
+        stderr(&out)
+    );
+    d.wait_audit("config.reload.failed", "", 1);
+    assert_eq!(state(&env, "collectors/new"), "running");
+    wait_for("red health", || {
+        (json(&fushi(&env, &["status", "--json"]))["health"] == "red").then_some(())
+    });
+    assert_eq!(code(&fushi(&env, &["health"])), 2);
+
+    env.write_config(&config(&beats(&[
+        ("keep", "1h"),
+        ("change", "2h"),
+        ("new", "1h"),
+    ])));
+    assert_eq!(code(&fushi(&env, &["update"])), 0);
+    wait_for("green again", || {
+        (code(&fushi(&env, &["health"])) == 0).then_some(())
+    });
+    assert!(d.terminate().success());
+}
