@@ -97,6 +97,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Forwarding to the primary: --now retries at once (with progress), --plan shows what waits
+    Sync {
+        #[arg(long, conflicts_with = "plan")]
+        now: bool,
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Failure injection (only with control.allow_inject = true): crash NAME
+    Inject {
+        /// crash
+        what: String,
+        /// The actor, for crash
+        name: Option<String>,
+    },
     /// The daemon's process id
     Pid,
     /// Stop the daemon: the tree stops in order
@@ -163,6 +177,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             },
         ),
         Command::Pid => ctl::pid(&target()?),
+        Command::Sync { now, plan: _ } => ctl::sync(&target()?, now),
+        Command::Inject { what, name } => ctl::simple(&target()?, Request::Inject { what, name }),
         Command::Reread { json } => ctl::config_diff(&target()?, false, json),
         Command::Update { json } => ctl::config_diff(&target()?, true, json),
         Command::Top => crate::top::run(&target()?),

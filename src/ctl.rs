@@ -522,6 +522,69 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
     Ok(EXIT_OK)
 }
 
+/// `sync --plan` shows what waits in the journal; `sync --now` retries at once and shows the
+/// journal draining. The bar is a few characters of text: not worth a dependency.
+pub fn sync(t: &Target, now: bool) -> anyhow::Result<u8> {
+    let doc = match status_doc(t) {
+        Ok(d) => d,
+        Err(e) => return down(e, EXIT_DAEMON_DOWN),
+    };
+    let st = &doc.storage;
+    println!(
+        "primary {}; {} records ({} journal bytes) wait in the local journal; last sync: {}",
+        st.primary,
+        st.lag_records,
+        st.journal_bytes,
+        doc.sync
+            .last
+            .as_ref()
+            .map_or("never".to_string(), |l| format!(
+                "{} ({} items, ok {})",
+                l.at, l.items, l.ok
+            ))
+    );
+    if !now {
+        return Ok(EXIT_OK);
+    }
+    let total = st.lag_records.max(1);
+    if let Err(e) = t.call(&Request::SyncNow) {
+        return down(e, EXIT_DAEMON_DOWN);
+    }
+    let mut stalled = 0;
+    let mut last = u64::MAX;
+    loop {
+        let doc = match status_doc(t) {
+            Ok(d) => d,
+            Err(e) => return down(e, EXIT_DAEMON_DOWN),
+        };
+        let lag = doc.storage.lag_records;
+        let done = total.saturating_sub(lag.min(total));
+        let width = 30;
+        let filled = (done * width / total) as usize;
+        eprint!(
+            "\r[{}{}] {done}/{total}",
+            "=".repeat(filled),
+            " ".repeat(width as usize - filled)
+        );
+        if lag == 0 {
+            eprintln!();
+            println!("journal drained; primary {}", doc.storage.primary);
+            return Ok(EXIT_OK);
+        }
+        stalled = if lag >= last { stalled + 1 } else { 0 };
+        last = lag;
+        if stalled >= 20 || doc.storage.primary == "down" {
+            eprintln!();
+            println!(
+                "{lag} records still wait: primary {}; sync keeps retrying in the background",
+                doc.storage.primary
+            );
+            return Ok(EXIT_FAILURE);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

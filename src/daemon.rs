@@ -174,6 +174,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         daemon: daemon_tx.clone(),
         ring,
         socket: crate::control::socket_path(cfg),
+        allow_inject: cfg.control.allow_inject,
     });
     args.children.push(
         ChildSpec::actor(

@@ -22,7 +22,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -106,24 +106,48 @@ pub struct Recovery {
     pub duplicates: u64,
 }
 
-pub fn encode_frame(rec: &StoredRecord) -> Result<Vec<u8>, JournalError> {
-    let body = FrameBody {
+/// [`FrameBody`] borrowing its fields, for encoding without copying them; postcard writes the
+/// same bytes for `&str` as for `String`.
+#[derive(Serialize)]
+struct FrameBodyRef<'a> {
+    epoch: u64,
+    seq: u64,
+    stream: &'a str,
+    ts: &'a str,
+    node: &'a str,
+    data: &'a str,
+}
+
+/// Appends the frame of `rec` to `out`; on error `out` is left as it was.
+fn encode_into(out: &mut Vec<u8>, rec: &StoredRecord) -> Result<(), JournalError> {
+    let data = rec.data.to_string();
+    let body = FrameBodyRef {
         epoch: rec.epoch,
         seq: rec.seq,
-        stream: rec.stream.clone(),
-        ts: rec.ts.clone(),
-        node: rec.node.clone(),
-        data: rec.data.to_string(),
+        stream: &rec.stream,
+        ts: &rec.ts,
+        node: &rec.node,
+        data: &data,
     };
-    let payload = postcard::to_stdvec(&body).map_err(|source| JournalError::Encode {
-        stream: rec.stream.clone(),
-        source,
-    })?;
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    *out =
+        postcard::to_extend(&body, std::mem::take(out)).map_err(|source| JournalError::Encode {
+            stream: rec.stream.clone(),
+            source,
+        })?;
+    let payload = start + HEADER;
+    let len = (out.len() - payload) as u32;
+    let crc = crc32c::crc32c(&out[payload..]);
+    out[start..start + 4].copy_from_slice(&MAGIC);
+    out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+    out[start + 8..payload].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+pub fn encode_frame(rec: &StoredRecord) -> Result<Vec<u8>, JournalError> {
+    let mut out = Vec::new();
+    encode_into(&mut out, rec)?;
     Ok(out)
 }
 
@@ -423,18 +447,19 @@ impl Journal {
 
     /// Assigns ids (`epoch`, next seq per stream) and makes the records durable with one write and
     /// one fdatasync. On error nothing is durable as far as the caller knows and ids are not consumed.
-    pub fn append(
+    pub fn append<'a>(
         &mut self,
         epoch: u64,
         node: &str,
-        pending: &[Pending],
+        pending: impl IntoIterator<Item = &'a Pending>,
     ) -> Result<Vec<StoredRecord>, JournalError> {
-        let mut next = HashMap::new();
-        let mut out = Vec::with_capacity(pending.len());
+        let pending = pending.into_iter();
+        let mut next: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut out = Vec::with_capacity(pending.size_hint().0);
         let mut buf = Vec::new();
         for p in pending {
             let prev = next
-                .get(&p.stream)
+                .get(p.stream.as_str())
                 .or_else(|| self.last.get(&p.stream))
                 .copied();
             let seq = match prev {
@@ -449,8 +474,8 @@ impl Journal {
                 node.to_string(),
                 p.data.clone(),
             );
-            buf.extend_from_slice(&encode_frame(&rec)?);
-            next.insert(p.stream.clone(), (epoch, seq));
+            encode_into(&mut buf, &rec)?;
+            next.insert(&p.stream, (epoch, seq));
             out.push(rec);
         }
         let n = self.active_number();
@@ -488,7 +513,8 @@ impl Journal {
                 records: before.records + out.len() as u64,
             },
         );
-        self.last.extend(next);
+        self.last
+            .extend(next.into_iter().map(|(k, v)| (k.to_string(), v)));
         if durable + buf.len() as u64 >= self.segment_max {
             self.segments.insert(n + 1, Seg::default());
             self.active = Self::open_segment(&self.dir, n + 1, 0)?;
@@ -531,6 +557,33 @@ impl Journal {
     }
 }
 
+/// The first read of a segment by [`read`]; each further one doubles, up to [`READ_MAX`], so
+/// that a small batch does not read the rest of a whole segment (quadratic over a backlog) and a
+/// large one takes few reads.
+const READ_MIN: usize = 64 << 10;
+const READ_MAX: usize = 8 << 20;
+
+/// Reads up to `want` bytes of `file` at `at` onto the end of `buf`; fewer only at end of file.
+fn read_onto(file: &File, buf: &mut Vec<u8>, at: u64, want: usize) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    let mut got = 0;
+    while got < want {
+        match file.read_at(&mut buf[start + got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(start + got);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(start + got);
+    Ok(got)
+}
+
 /// Reads durable frames from `from` up to `end`, at most `max` records; returns them with the
 /// position after each, skipping anything that does not decode (recovery already moved damage
 /// aside, so that only happens to a reader racing a rotation, which then simply moves on).
@@ -549,40 +602,48 @@ pub fn read(
         } else {
             u64::MAX
         };
-        let mut buf = Vec::new();
-        match File::open(&path) {
-            Ok(mut f) => {
-                f.seek(SeekFrom::Start(pos.offset))
-                    .map_err(io_err("seeking", &path))?;
-                f.take(limit.saturating_sub(pos.offset))
-                    .read_to_end(&mut buf)
-                    .map_err(io_err("reading", &path))?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        let file = match File::open(&path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err("opening", &path)(e)),
-        }
+        };
+        // `buf` holds the segment from `pos.offset` on, read as far as needed; `off` of it decoded.
+        let mut buf = Vec::new();
         let mut off = 0usize;
-        while out.len() < max {
-            match decode_frame(&buf[off..]) {
-                Some((rec, n)) => {
-                    off += n;
-                    out.push((
-                        Position {
-                            segment: pos.segment,
-                            offset: pos.offset + off as u64,
-                        },
-                        rec,
-                    ));
+        let mut at_end = file.is_none();
+        let mut chunk = READ_MIN;
+        loop {
+            while out.len() < max {
+                match decode_frame(&buf[off..]) {
+                    Some((rec, n)) => {
+                        off += n;
+                        out.push((
+                            Position {
+                                segment: pos.segment,
+                                offset: pos.offset + off as u64,
+                            },
+                            rec,
+                        ));
+                    }
+                    None => break,
                 }
-                None => break,
             }
+            let Some(f) = file.as_ref().filter(|_| out.len() < max && !at_end) else {
+                break;
+            };
+            // More is needed: the rest of a partly read frame, or the next frames.
+            let at = pos.offset + buf.len() as u64;
+            let want = limit.saturating_sub(at).min(chunk as u64) as usize;
+            let got = read_onto(f, &mut buf, at, want).map_err(io_err("reading", &path))?;
+            at_end = got < want || at + got as u64 >= limit;
+            chunk = (chunk * 2).min(READ_MAX);
         }
-        let consumed_all = off == buf.len();
+        let consumed_all = at_end && off == buf.len();
         pos.offset += off as u64;
         if out.len() >= max {
             break;
         }
-        if pos.segment < end.segment && (consumed_all || buf.is_empty()) {
+        if pos.segment < end.segment && consumed_all {
             pos = Position {
                 segment: pos.segment + 1,
                 offset: 0,
@@ -769,6 +830,36 @@ mod tests {
         assert_eq!(rec.records, 0);
         j.seed_last_ids(&BTreeMap::from([("a".to_string(), (1, 10))]));
         assert_eq!(j.append(1, "n", &[pending("a", 10)]).unwrap()[0].seq, 11);
+    }
+
+    #[test]
+    fn reading_in_small_batches_sees_every_frame_once_across_reads_and_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 256 << 10, Duration::from_secs(1)).unwrap();
+        // Frames larger than the first read, and many small ones, over several segments.
+        let big = "y".repeat(READ_MIN * 3);
+        let mut want = Vec::new();
+        for i in 0..3000u64 {
+            let mut p = pending(["a", "b"][i as usize % 2], i);
+            if i % 500 == 7 {
+                p.data = json!({ "i": i, "big": big });
+            }
+            want.extend(j.append(1, "n", [&p]).unwrap());
+        }
+        assert!(j.segments.len() > 2);
+        let end = j.end();
+        for batch in [1, 7, 1000, usize::MAX] {
+            let (mut got, mut pos) = (Vec::new(), j.start());
+            while pos < end {
+                let (recs, next) = read(dir.path(), pos, end, batch).unwrap();
+                assert!(!recs.is_empty() && recs.len() <= batch, "batch {batch}");
+                assert!(next > pos);
+                got.extend(recs.into_iter().map(|(_, r)| r));
+                pos = next;
+            }
+            assert_eq!(pos, end);
+            assert_eq!(got, want, "batch {batch}");
+        }
     }
 
     #[test]

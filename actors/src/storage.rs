@@ -34,7 +34,8 @@ pub struct JournalInfo {
 }
 
 enum Cmd {
-    Append(Vec<Pending>, oneshot::Sender<Vec<StoredRecord>>),
+    /// Shared, so that a producer keeps its records for a resend without copying them.
+    Append(Arc<Vec<Pending>>, oneshot::Sender<Vec<StoredRecord>>),
     Release(u64, oneshot::Sender<Result<u64, String>>),
     Rotate(oneshot::Sender<Result<(), String>>),
 }
@@ -93,6 +94,7 @@ impl StorageHandle {
 
     /// Makes `records` durable and returns them with their ids; waits as long as it takes.
     pub async fn append(&self, records: Vec<Pending>) -> Vec<StoredRecord> {
+        let records = Arc::new(records);
         loop {
             let (tx, rx) = oneshot::channel();
             self.send(Cmd::Append(records.clone(), tx)).await;
@@ -271,6 +273,9 @@ impl Drop for StorageState {
     }
 }
 
+/// An append waiting for its group: the records and where their ids go.
+type Waiting = (Arc<Vec<Pending>>, oneshot::Sender<Vec<StoredRecord>>);
+
 /// The writer thread: group commit over the journal.
 struct Writer {
     journal: Journal,
@@ -282,7 +287,7 @@ struct Writer {
     info: Arc<watch::Sender<JournalInfo>>,
     generation: u64,
     /// Appends held back by a full journal or a failing disk, oldest first.
-    waiting: VecDeque<(Vec<Pending>, oneshot::Sender<Vec<StoredRecord>>)>,
+    waiting: VecDeque<Waiting>,
     full: bool,
     failing_since: Option<Instant>,
 }
@@ -366,8 +371,8 @@ impl Writer {
                 take += 1;
             }
             let group: Vec<_> = self.waiting.drain(..take).collect();
-            let all: Vec<Pending> = group.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
-            match self.journal.append(self.epoch, &self.node, &all) {
+            let all = group.iter().flat_map(|(r, _)| r.iter());
+            match self.journal.append(self.epoch, &self.node, all) {
                 Ok(stored) => {
                     if let Some(since) = self.failing_since.take() {
                         tracing::info!(

@@ -318,6 +318,8 @@ pub enum SupervisorMsg {
     Remove(String, RpcReplyPort<Result<(), ControlError>>),
     /// The live supervisor child `name`, to reach its own children.
     Supervisor(String, RpcReplyPort<Option<ActorRef<SupervisorMsg>>>),
+    /// The live actor at tree path `a/b/c` (routed through the sub-supervisors on the way).
+    Cell(String, RpcReplyPort<Option<ActorCell>>),
     /// Answers while the supervisor's loop runs; the watchdog relies on it.
     Ping(RpcReplyPort<()>),
 }
@@ -950,6 +952,27 @@ impl Actor for SupervisorActor {
                     state.ctx.board.remove(&gone.path);
                 }
                 let _ = reply.send(res.map(|_| ()));
+            }
+            SupervisorMsg::Cell(path, reply) => {
+                let (head, rest) = match path.split_once('/') {
+                    Some((h, r)) => (h.to_string(), Some(r.to_string())),
+                    None => (path.clone(), None),
+                };
+                let child = state.index(&head).map(|i| &state.children[i]);
+                let found = match (child, rest) {
+                    (Some(c), None) => c.cell.clone(),
+                    (Some(c), Some(rest)) if c.spec.supervisor => match c.cell.clone() {
+                        Some(cell) => {
+                            let sub: ActorRef<SupervisorMsg> = cell.into();
+                            ractor::call!(sub, |r| SupervisorMsg::Cell(rest, r))
+                                .ok()
+                                .flatten()
+                        }
+                        None => None,
+                    },
+                    _ => None,
+                };
+                let _ = reply.send(found);
             }
             SupervisorMsg::Supervisor(name, reply) => {
                 let sub = state

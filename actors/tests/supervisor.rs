@@ -896,3 +896,26 @@ async fn children_can_be_added_and_removed_at_run_time() {
             .is_none()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_live_actor_is_found_by_its_tree_path() {
+    let mut h = Harness::new().await;
+    let collectors = h.sub_supervisor("collectors", Strategy::OneForOne, vec![h.runner("x")]);
+    h.spawn(Strategy::OneForOne, vec![h.runner("a"), collectors])
+        .await;
+    let cell = |p: &str| {
+        let sup = h.sup().clone();
+        let p = p.to_string();
+        async move { call!(sup, |r| SupervisorMsg::Cell(p, r)).unwrap() }
+    };
+    assert!(cell("a").await.is_some());
+    assert!(cell("collectors").await.is_some());
+    let x = cell("collectors/x").await.expect("collectors/x is live");
+    assert!(cell("collectors/nope").await.is_none());
+    assert!(cell("a/x").await.is_none(), "a is not a supervisor");
+    // Killing it by its cell is a failure like any other: it is restarted after the backoff.
+    x.kill();
+    h.rec.until(secs(10)).await;
+    assert_eq!(h.rec.starts("x"), [secs(0), secs(5)]);
+    assert_eq!(h.board("collectors/x").failures, 1);
+}

@@ -52,6 +52,8 @@ pub struct Shared {
     pub daemon: mpsc::UnboundedSender<DaemonCmd>,
     pub ring: LogRing,
     pub socket: PathBuf,
+    /// `control.allow_inject`: failure injection is refused unless the config allows it.
+    pub allow_inject: bool,
 }
 
 #[derive(Clone)]
@@ -152,6 +154,14 @@ async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
     respond(&mut conn, &resp).await;
 }
 
+/// The live actor at a tree path, asked of the root supervisor.
+async fn cell(shared: &Shared, path: &str) -> Option<ractor::ActorCell> {
+    let root = shared.root.get()?;
+    ractor::call!(root, |r| SupervisorMsg::Cell(path.to_string(), r))
+        .ok()
+        .flatten()
+}
+
 fn error(message: impl Into<String>) -> Response {
     Response::Error {
         message: message.into(),
@@ -235,8 +245,45 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 _ => error("the daemon did not answer the config request"),
             }
         }
-        Request::SyncNow | Request::Inject { .. } => {
-            error("this request is not available in this build of the daemon")
+        Request::SyncNow => {
+            let Some(cell) = cell(shared, "sync").await else {
+                return error("the sync actor is not running; `fushi start sync` first");
+            };
+            let sync: ActorRef<fushi_actors::sync::SyncMsg> = cell.into();
+            match ractor::call_t!(
+                sync,
+                fushi_actors::sync::SyncMsg::Now,
+                CONTROL_TIMEOUT.as_millis() as u64
+            ) {
+                Ok(()) => Response::Ok {
+                    message: "sync attempted".into(),
+                },
+                Err(e) => error(format!("the sync actor did not answer: {e}")),
+            }
+        }
+        Request::Inject { what, name } => {
+            if !shared.allow_inject {
+                return error(
+                    "failure injection is disabled; set control.allow_inject = true to allow it",
+                );
+            }
+            match (what.as_str(), name) {
+                ("crash", Some(name)) => match cell(shared, &name).await {
+                    Some(c) => {
+                        shared.audit.emit("inject.crash", Some(&name), json!({}));
+                        tracing::warn!(actor = name.as_str(), event = "inject.crash", "injected crash");
+                        c.kill();
+                        Response::Ok {
+                            message: format!("crashed {name}"),
+                        }
+                    }
+                    None => error(format!("no running actor at {name:?}; see `fushi status`")),
+                },
+                ("crash", None) => error("inject crash needs the actor's name, e.g. collectors/trades"),
+                (other, _) => error(format!(
+                    "cannot inject {other:?}: use `crash NAME` (primary-down/up: not available in this build)"
+                )),
+            }
         }
     }
 }

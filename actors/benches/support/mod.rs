@@ -59,7 +59,8 @@ fn fs_kind(dir: &Path) -> String {
         (FUSE_SUPER_MAGIC, "fuse"),
     ];
     if kind == TMPFS_MAGIC {
-        return "tmpfs: WARNING, fsync is a no-op here, the figures say nothing about a disk".into();
+        return "tmpfs: WARNING, fsync is a no-op here, the figures say nothing about a disk"
+            .into();
     }
     match named.iter().find(|(m, _)| *m == kind) {
         Some((_, name)) => (*name).to_string(),
@@ -81,4 +82,15 @@ pub fn median(v: &[f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// CPU time (user + system, all threads) this process used so far, at the 10 ms resolution of
+/// `/proc/self/stat` (USER_HZ is 100 on Linux).
+pub fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("reading /proc/self/stat");
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').expect("a /proc/self/stat line") + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    Duration::from_millis(ticks * 10)
 }
