@@ -514,11 +514,16 @@ fn inject_needs_allow_inject_and_a_crash_is_a_failure_the_supervisor_restarts() 
     let mut d = started(&env);
     let out = fushi(&env, &["inject", "crash", "collectors/a"]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("allow_inject = true"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("allow_inject = true"),
+        "{}",
+        stderr(&out)
+    );
     assert!(d.terminate().success());
 
     // The harness config ends with [control]; allow_inject goes into that section.
-    let allowed = config(&beats(&[("a", "1h")])).replace("[control]\n", "[control]\nallow_inject = true\n");
+    let allowed =
+        config(&beats(&[("a", "1h")])).replace("[control]\n", "[control]\nallow_inject = true\n");
     assert!(allowed.contains("allow_inject = true"), "{allowed}");
     env.write_config(&allowed);
     let mut d = started(&env);
@@ -533,7 +538,11 @@ fn inject_needs_allow_inject_and_a_crash_is_a_failure_the_supervisor_restarts() 
 
     let plan = fushi(&env, &["sync", "--plan"]);
     assert_eq!(code(&plan), 0, "{}", stderr(&plan));
-    assert!(stdout(&plan).contains("wait in the local journal"), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("wait in the local journal"),
+        "{}",
+        stdout(&plan)
+    );
     let now = fushi(&env, &["sync", "--now"]);
     assert_eq!(code(&now), 0, "{}{}", stdout(&now), stderr(&now));
     assert!(stdout(&now).contains("journal drained"), "{}", stdout(&now));

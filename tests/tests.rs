@@ -7,6 +7,7 @@ mod config;
 mod crash;
 mod datapath;
 mod http;
+mod outage;
 mod restart;
 mod systemd;
 mod verify;

@@ -86,6 +86,11 @@ impl PrimaryIo {
         Ok(tx)
     }
 
+    /// Operations given up on (timed out) that have not finished yet.
+    pub fn stuck(&self) -> usize {
+        self.stuck.load(Ordering::SeqCst)
+    }
+
     /// Runs `f` on the worker; an answer later than `timeout` counts as a hung primary.
     pub async fn run<T: Send + 'static>(
         &self,
@@ -504,6 +509,12 @@ impl SyncState {
         if self.up != Some(true) || tokio::time::Instant::now() < self.next_try {
             return;
         }
+        // An append given up on may still land once the primary answers again (seen with a
+        // frozen FUSE mount: the batch then went to the primary twice). Forwarding resumes only
+        // when every abandoned operation has finished, so that the ids read back include it.
+        if self.args.io.stuck() > 0 {
+            return;
+        }
         loop {
             match self.forward_once().await {
                 Ok(true) => continue,
@@ -528,8 +539,9 @@ impl SyncState {
             Ok(()) => {
                 if self.up != Some(true) {
                     self.set_up(true, "probe succeeded");
-                    self.next_try = tokio::time::Instant::now();
-                    self.retry_delay = RETRY_MIN;
+                    // The retry backoff stands: a store that takes a probe may still refuse
+                    // appends (quota, permissions), and resetting here would retry at every
+                    // probe. Only a forwarded batch (or `sync --now`) resets it.
                     // The backlog of the outage (or found at start) is one drain; one cut short
                     // by the outage is superseded.
                     self.drain = None;
