@@ -10,4 +10,5 @@ mod http;
 mod outage;
 mod restart;
 mod systemd;
+mod top;
 mod verify;
