@@ -116,7 +116,12 @@ pub enum Command {
     /// Stop the daemon: the tree stops in order
     Shutdown,
     /// Pre-flight: config, paths, permissions, primary writable, socket free
-    Check,
+    Check {
+        /// Mark the primary store (a NAS) as fushi's, once: a store outside the data dir is only
+        /// used when it carries this mark, so an unmounted NAS is never mistaken for it
+        #[arg(long)]
+        init_primary: bool,
+    },
     /// The dashboard: health dot, actor tree, storage, sync, leader, alerts (q quits, r restarts)
     Top,
     /// Check the primary store for gaps, duplicates and out-of-order ids (exit 1 if any)
@@ -157,7 +162,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run => crate::daemon::run(&config, cli.log).map(|()| 0),
         Command::Verify { json } => crate::verify::run(&config, json).map(|()| 0),
-        Command::Check => ctl::check(&config),
+        Command::Check { init_primary } => ctl::check(&config, init_primary),
         Command::Status { names, json } => ctl::status(&target()?, &names, json),
         Command::Start { names } => ctl::control(&target()?, Verb::Start, names),
         Command::Stop { names } => ctl::control(&target()?, Verb::Stop, names),

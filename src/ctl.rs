@@ -394,7 +394,7 @@ pub fn audit(
 }
 
 /// Pre-flight: config, paths, permissions, primary writable, socket free.
-pub fn check(config_path: &Path) -> anyhow::Result<u8> {
+pub fn check(config_path: &Path, init_primary: bool) -> anyhow::Result<u8> {
     let mut failed = false;
     let mut report = |ok: bool, what: &str, detail: String| {
         println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
@@ -433,9 +433,22 @@ pub fn check(config_path: &Path) -> anyhow::Result<u8> {
     }
     // The probe runs on a thread: a hung NAS must not hang the check.
     let primary = cfg.storage.primary.clone();
+    let local = primary.starts_with(data);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(fushi_actors::primary::Primary::new(primary).probe());
+        use fushi_actors::primary::Primary;
+        // Same rule as the daemon: only a store inside the data dir is created on demand.
+        let p = if local {
+            Primary::new(primary)
+        } else {
+            Primary::external(primary)
+        };
+        let r = if init_primary {
+            p.init().and_then(|()| p.probe())
+        } else {
+            p.probe()
+        };
+        let _ = tx.send(r);
     });
     let timeout = cfg.storage.io_timeout;
     match rx.recv_timeout(timeout) {

@@ -77,6 +77,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
         SyncActor,
         SyncArgs {
             primary: cfg.storage.primary.clone(),
+            primary_is_local: cfg.storage.primary.starts_with(&cfg.node.data_dir),
             storage: storage_handle.clone(),
             interval: cfg.sync.interval,
             probe_interval: cfg.storage.probe_interval,

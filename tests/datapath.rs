@@ -225,3 +225,62 @@ fn a_full_disk_under_the_journal_holds_producers_back_and_loses_nothing() {
     assert_eq!(unique.len(), ks.len(), "no record twice");
     assert!(d.terminate().success());
 }
+
+/// An unmounted NAS leaves an empty local directory at its mountpoint: fushi must not take it
+/// for the store, or records would pile up on the local disk and leave a gap on the NAS.
+#[test]
+fn an_unmarked_primary_outside_the_data_dir_is_down_and_never_written() {
+    let env = Env::new(&config(
+        r#"[storage]
+primary = "nas"
+probe_interval = "50ms"
+
+[sync]
+interval = "20ms"
+
+[[collector]]
+name = "in"
+kind = "listen"
+stream = "test/k"
+address = "unix:in.sock"
+"#,
+    ));
+    let nas = env.path().join("nas");
+    std::fs::create_dir(&nas).unwrap();
+    let mut d = env.start();
+    let pusher = Pusher::start(env.path().join("in.sock"), 10);
+    let down = wait_for("primary down with records waiting", || {
+        let s = env.status()?;
+        (s["storage"]["primary"] == "down" && s["storage"]["lag_records"].as_u64()? > 0)
+            .then_some(s)
+    });
+    assert_eq!(down["storage"]["secondary"], "used");
+    let switch = d.wait_audit("collector.storage.switch", "sync", 1);
+    let reason =
+        events(&switch, "collector.storage.switch", "sync")[0]["payload"]["reason"].to_string();
+    assert!(reason.contains(".fushi-primary"), "{reason}");
+    assert_eq!(
+        std::fs::read_dir(&nas).unwrap().count(),
+        0,
+        "nothing written under the mountpoint"
+    );
+
+    // Marking the real store once brings it up; everything acknowledged arrives.
+    let out = std::process::Command::new(bin())
+        .args(["check", "--init-primary", "-c"])
+        .arg(env.config())
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok   primary"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (acked, _) = pusher.finish();
+    wait_for("every acknowledged record on the marked store", || {
+        let have: HashSet<u64> = primary_ks(&nas, "test/k").into_iter().collect();
+        acked.iter().all(|k| have.contains(k)).then_some(())
+    });
+    assert!(d.terminate().success());
+}

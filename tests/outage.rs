@@ -309,6 +309,8 @@ impl Rig {
         let mut mounts = Mounts::default();
         mounts.tmpfs(&backing, "1g");
         std::fs::create_dir(backing.join("nas")).unwrap();
+        // Outside the data dir the store must be marked (`fushi check --init-primary`).
+        std::fs::write(backing.join("nas").join(".fushi-primary"), b"").unwrap();
         let pid = mounts.bindfs(&backing, &mnt);
         let rig = Self {
             test,
@@ -328,6 +330,7 @@ impl Rig {
         let mut mounts = Mounts::default();
         mounts.tmpfs(&mnt, size);
         std::fs::create_dir(mnt.join("nas")).unwrap();
+        std::fs::write(mnt.join("nas").join(".fushi-primary"), b"").unwrap();
         Self {
             test,
             daemon: None,

@@ -144,6 +144,7 @@ async fn forward(cfg: &Config, journal_dir: &Path, primary_dir: &Path) -> Ours {
         SyncActor,
         SyncArgs {
             primary: primary_dir.to_path_buf(),
+            primary_is_local: true,
             storage: handle,
             interval: Duration::from_secs(1),
             probe_interval: Duration::from_secs(5),

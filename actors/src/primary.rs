@@ -36,10 +36,19 @@ const DAY: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-
 /// How much of a file is read at a time when looking backwards for a line's start.
 const CHUNK: u64 = 64 * 1024;
 
+/// The file that marks a directory as a primary store. A NAS that is not mounted leaves its
+/// mountpoint behind as an empty local directory, which takes writes as happily as the NAS: a
+/// store outside the data dir is only used when this marker is there, so records never pile
+/// up on the local disk under the mountpoint while the NAS is away.
+pub const MARKER: &str = ".fushi-primary";
+
 /// The primary store rooted at one directory.
 #[derive(Debug, Clone)]
 pub struct Primary {
     root: PathBuf,
+    /// Local store (inside the data dir): created and marked on first use. Otherwise the
+    /// marker must already be there ([`Primary::init`], `fushi check --init-primary`).
+    create: bool,
 }
 
 /// What one [`Primary::append`] wrote: records, and bytes appended to `raw/`.
@@ -68,8 +77,51 @@ pub fn storable_stream(stream: &str) -> bool {
 }
 
 impl Primary {
+    /// A local store: created, and marked, when first used.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            create: true,
+        }
+    }
+
+    /// A store elsewhere (a NAS): used only when it carries [`MARKER`].
+    pub fn external(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            create: false,
+        }
+    }
+
+    /// Creates the root if needed and marks it as a primary store.
+    pub fn init(&self) -> io::Result<()> {
+        fs::create_dir_all(&self.root)?;
+        let marker = self.root.join(MARKER);
+        if !marker.exists() {
+            let f = fs::File::create(&marker)?;
+            f.sync_all()?;
+            fs::File::open(&self.root)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Ready for use: a local store is created on demand, any other must carry the marker.
+    fn ready(&self) -> io::Result<()> {
+        if self.create {
+            return self.init();
+        }
+        match fs::metadata(self.root.join(MARKER)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} has no {MARKER} marker, so it is not the primary store (is the NAS mounted?); \
+                     mark the real store once with `fushi check --init-primary`",
+                    self.root.display()
+                ),
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -79,7 +131,7 @@ impl Primary {
     /// Creates, writes, fsyncs and removes a small uniquely named file in the root (creating the
     /// root if missing): the cheapest operation that proves the store takes durable writes.
     pub fn probe(&self) -> io::Result<()> {
-        fs::create_dir_all(&self.root)?;
+        self.ready()?;
         // A random name, so nodes probing one NAS never trip over each other's probe.
         let mut probe = tempfile::Builder::new()
             .prefix(".fushi-probe.")
@@ -93,6 +145,7 @@ impl Primary {
     /// file, else of the newest older one that has one. Streams without a record are absent.
     /// The sync actor forwards only records above these, which makes forwarding idempotent.
     pub fn last_ids(&self) -> io::Result<BTreeMap<String, (u64, u64)>> {
+        self.ready()?;
         let mut out = BTreeMap::new();
         for (stream, files) in self.streams()? {
             for (_, path) in files.iter().rev() {
@@ -118,6 +171,7 @@ impl Primary {
     /// A stream the store cannot hold ([`storable_stream`]) fails the whole batch with
     /// [`io::ErrorKind::InvalidInput`] before anything is written; retrying cannot help.
     pub fn append(&self, batch: &[StoredRecord]) -> io::Result<AppendStats> {
+        self.ready()?;
         if let Some(bad) = batch.iter().find(|r| !storable_stream(&r.stream)) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -1019,8 +1073,12 @@ mod tests {
     #[test]
     fn last_ids_of_a_missing_root_is_an_error_and_of_an_empty_store_empty() {
         let (d, _) = store();
+        let external = Primary::external(d.path().join("absent"));
+        assert_eq!(
+            external.last_ids().unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
         let p = Primary::new(d.path().join("absent"));
-        assert_eq!(p.last_ids().unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(p.verify().unwrap_err().kind(), io::ErrorKind::NotFound);
         p.probe().unwrap();
         assert!(p.last_ids().unwrap().is_empty());
@@ -1076,8 +1134,8 @@ mod tests {
             let err = p.append(&batch).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad}");
         }
-        // Nothing written at all, inside the root or beside it.
-        assert_eq!(fs::read_dir(p.root()).unwrap().count(), 0);
+        // Nothing written at all, inside the root (but its marker) or beside it.
+        assert_eq!(fs::read_dir(p.root()).unwrap().count(), 1);
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
         assert!(storable_stream("a.json"));
         assert!(storable_stream("2026-11-21.jsonl"));
@@ -1090,7 +1148,45 @@ mod tests {
         p.probe().unwrap();
         p.probe().unwrap();
         assert!(p.root().is_dir());
-        assert_eq!(fs::read_dir(p.root()).unwrap().count(), 0);
+        let left: Vec<_> = fs::read_dir(p.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [MARKER], "only the marker stays");
+    }
+
+    #[test]
+    fn an_external_store_without_its_marker_is_never_written() {
+        let (d, _) = store();
+        // An unmounted NAS: the mountpoint is an empty local directory.
+        let mountpoint = d.path().join("mnt/nas");
+        fs::create_dir_all(&mountpoint).unwrap();
+        let p = Primary::external(&mountpoint);
+        let err = p.probe().unwrap_err();
+        assert!(err.to_string().contains("is the NAS mounted?"), "{err}");
+        assert!(p
+            .append(&[rec("s", 1, 1, "2026-11-21T10:00:00.000Z")])
+            .is_err());
+        assert!(p.last_ids().is_err());
+        assert_eq!(
+            fs::read_dir(&mountpoint).unwrap().count(),
+            0,
+            "nothing written under the mountpoint"
+        );
+        let absent = Primary::external(d.path().join("absent"));
+        assert!(absent.probe().is_err());
+        assert!(
+            !d.path().join("absent").exists(),
+            "an external root is never created"
+        );
+        p.init().unwrap();
+        p.probe().unwrap();
+        assert_eq!(
+            p.append(&[rec("s", 1, 1, "2026-11-21T10:00:00.000Z")])
+                .unwrap()
+                .items,
+            1
+        );
     }
 
     #[test]

@@ -198,6 +198,9 @@ pub struct SyncActor;
 #[derive(Clone)]
 pub struct SyncArgs {
     pub primary: PathBuf,
+    /// The primary lies inside the data dir (the default): created on demand. Anywhere else it
+    /// must carry the primary marker, so an unmounted NAS is never mistaken for the store.
+    pub primary_is_local: bool,
     pub storage: StorageHandle,
     pub interval: Duration,
     pub probe_interval: Duration,
@@ -566,7 +569,11 @@ impl Actor for SyncActor {
     ) -> Result<SyncState, ActorProcessingErr> {
         let ticker = tick_every(myself.clone(), args.interval, || SyncMsg::Tick);
         let prober = tick_every(myself.clone(), args.probe_interval, || SyncMsg::Probe);
-        let primary = Arc::new(Primary::new(args.primary.clone()));
+        let primary = Arc::new(if args.primary_is_local {
+            Primary::new(args.primary.clone())
+        } else {
+            Primary::external(args.primary.clone())
+        });
         let info = *args.storage.info().borrow();
         Ok(SyncState {
             primary,
