@@ -245,9 +245,6 @@ pub struct SyncState {
     _prober: AbortOnDrop,
 }
 
-/// How many times `sync.batch` one append takes while draining a backlog.
-const DRAIN_BATCH_FACTOR: usize = 16;
-
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
@@ -372,14 +369,7 @@ impl SyncState {
             return Ok(false);
         }
         let dir = self.args.storage.journal_dir().clone();
-        // Draining a backlog, fewer and larger fsynced appends win: each batch costs the primary
-        // an fsync per stream file and per `latest/` file, whatever its size.
-        let batch = if self.drain.is_some() {
-            self.args.batch.saturating_mul(DRAIN_BATCH_FACTOR)
-        } else {
-            self.args.batch
-        };
-        let from = self.cursor;
+        let (from, batch) = (self.cursor, self.args.batch);
         let (recs, next) =
             tokio::task::spawn_blocking(move || journal::read(&dir, from, info.end, batch))
                 .await
