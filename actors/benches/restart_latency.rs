@@ -337,6 +337,10 @@ fn summary(name: &str, samples: &[Sample]) {
 }
 
 fn main() -> ExitCode {
+    // `cargo test --all-targets` runs benches too, without `--bench`: measure only when asked.
+    if !std::env::args().any(|a| a == "--bench") {
+        return ExitCode::SUCCESS;
+    }
     let Some(escript) = find_in_path("escript") else {
         eprintln!(
             "restart_latency: `escript` not found on PATH; the OTP baseline needs Erlang.\n\
