@@ -299,6 +299,31 @@ pub fn simple(t: &Target, req: Request) -> anyhow::Result<u8> {
 }
 
 pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyhow::Result<u8> {
+    // Under journald the journal is the log: read it there (ACTOR= is a native field).
+    match status_doc(t) {
+        Ok(doc) if doc.log == "journald" => {
+            let mut cmd = std::process::Command::new("journalctl");
+            cmd.args(["--no-pager", "-o", "short-iso", "-n", &lines.to_string()])
+                .arg(format!("_PID={}", doc.pid))
+                .arg("SYSLOG_IDENTIFIER=fushi");
+            if follow {
+                cmd.arg("-f");
+            }
+            if let Some(a) = &actor {
+                cmd.arg(format!("ACTOR={a}"));
+            }
+            let status = cmd
+                .status()
+                .context("running journalctl (the daemon logs to journald)")?;
+            return Ok(if status.success() {
+                EXIT_OK
+            } else {
+                EXIT_FAILURE
+            });
+        }
+        Ok(_) => {}
+        Err(e) => return down(e, EXIT_DAEMON_DOWN),
+    }
     let fetch = |n: u32| match t.call(&Request::Tail {
         lines: n,
         actor: actor.clone(),

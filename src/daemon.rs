@@ -160,6 +160,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         &config_path.display().to_string(),
     );
     board.set_config_errors(loaded.errors.clone());
+    board.set_log_target(logging::target_name());
     let ctx = TreeContext {
         board: board.clone(),
         audit: audit.clone(),

@@ -38,6 +38,18 @@ pub fn set_verbose(verbose: bool) {
     }
 }
 
+/// Whether `init` chose journald.
+static JOURNALD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Where the daemon's log goes: `journald` or `text`.
+pub fn target_name() -> &'static str {
+    if JOURNALD.load(std::sync::atomic::Ordering::SeqCst) {
+        "journald"
+    } else {
+        "text"
+    }
+}
+
 /// Installs the global subscriber; `verbose` (mode debug) lowers the default level to debug.
 /// Every line also goes to `ring`, from which `fushi tail` reads.
 pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<()> {
@@ -49,6 +61,7 @@ pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<(
         LogTarget::Auto => std::env::var_os("JOURNAL_STREAM").is_some(),
     };
     if journald {
+        JOURNALD.store(true, std::sync::atomic::Ordering::SeqCst);
         let layer = tracing_journald::layer()
             .context("connecting to journald (/run/systemd/journal/socket); use --log text to log to stderr")?
             .with_field_prefix(None)

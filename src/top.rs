@@ -1088,6 +1088,7 @@ mod tests {
             instance: "i".into(),
             daemon_recovered: 2,
             clean_shutdown: false,
+            log: "text".into(),
             leader: LeaderStatus {
                 enabled: false,
                 host: None,

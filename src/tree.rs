@@ -87,6 +87,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
             board: ctx.board.clone(),
             audit: ctx.audit.clone(),
             io: PrimaryIo::default(),
+            forced_down: Default::default(),
         },
     );
     let sink = RecordSink::new(ctx.board.clone(), storage_handle);

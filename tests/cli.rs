@@ -536,6 +536,21 @@ fn inject_needs_allow_inject_and_a_crash_is_a_failure_the_supervisor_restarts() 
     assert_eq!(code(&out), 1);
     assert_eq!(code(&fushi(&env, &["inject", "flood"])), 1);
 
+    assert_eq!(code(&fushi(&env, &["inject", "primary-down"])), 0);
+    wait_for("primary down", || {
+        (json(&fushi(&env, &["status", "--json"]))["storage"]["primary"] == "down").then_some(())
+    });
+    let audit = d.wait_audit("collector.storage.switch", "sync", 1);
+    let reason = events(&audit, "collector.storage.switch", "sync")
+        .last()
+        .unwrap()["payload"]["reason"]
+        .to_string();
+    assert!(reason.contains("injected"), "{reason}");
+    assert_eq!(code(&fushi(&env, &["inject", "primary-up"])), 0);
+    wait_for("primary up", || {
+        (json(&fushi(&env, &["status", "--json"]))["storage"]["primary"] == "up").then_some(())
+    });
+
     let plan = fushi(&env, &["sync", "--plan"]);
     assert_eq!(code(&plan), 0, "{}", stderr(&plan));
     assert!(

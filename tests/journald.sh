@@ -17,6 +17,8 @@ poll '[ -S /run/systemd/journal/socket ]'
 fpid=$!
 poll 'journalctl --no-pager -q EVENT=supervisor.child.escalated ACTOR=collectors/crash | grep -q .'
 poll 'journalctl --no-pager -q EVENT=collector.heartbeat ACTOR=collectors/beat | grep -q .'
+# `fushi tail` reads the journal when the daemon logs there.
+"$fushi" tail -n 3 -c "$cfg" collectors/beat > "$out/tail.txt"
 kill -TERM $fpid
 wait $fpid
 journalctl --no-pager -q -o json ACTOR=collectors/beat > "$out/beat.json"

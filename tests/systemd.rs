@@ -104,6 +104,14 @@ escalate_after = 2
         .iter()
         .any(|e| e["EVENT"] == "supervisor.child.started"));
 
+    let tail = std::fs::read_to_string(env.path().join("tail.txt")).unwrap();
+    assert_eq!(
+        tail.lines().count(),
+        3,
+        "fushi tail -n 3 through journalctl:\n{tail}"
+    );
+    assert!(tail.lines().all(|l| l.contains("fushi[")), "{tail}");
+
     let crash = journal(&env.path().join("crash.json"));
     let escalated: Vec<_> = crash
         .iter()

@@ -150,6 +150,9 @@ pub struct StatusDoc {
     pub daemon_recovered: u64,
     /// Written `true` only by the status actor's final write of an ordered shutdown.
     pub clean_shutdown: bool,
+    /// Where the daemon logs: `journald` or `text` (stderr); `fushi tail` reads accordingly.
+    #[serde(default)]
+    pub log: String,
     pub leader: LeaderStatus,
     #[serde(default)]
     pub storage: StorageStatus,
@@ -211,6 +214,7 @@ impl StatusBoard {
             pid,
             daemon_recovered: 0,
             clean_shutdown: false,
+            log: "text".into(),
             leader: LeaderStatus {
                 enabled: false,
                 host: None,
@@ -280,6 +284,12 @@ impl StatusBoard {
     pub fn set_config_errors(&self, errors: Vec<String>) {
         let mut g = self.lock();
         g.doc.config.errors = errors;
+        self.bump(g);
+    }
+
+    pub fn set_log_target(&self, target: &str) {
+        let mut g = self.lock();
+        g.doc.log = target.to_string();
         self.bump(g);
     }
 

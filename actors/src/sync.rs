@@ -211,6 +211,8 @@ pub struct SyncArgs {
     pub board: StatusBoard,
     pub audit: AuditLog,
     pub io: PrimaryIo,
+    /// Set by `fushi inject primary-down`; outlives restarts of this actor, like an outage would.
+    pub forced_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub enum SyncMsg {
@@ -218,6 +220,10 @@ pub enum SyncMsg {
     Probe,
     /// `fushi sync --now`: retry at once, ignoring the backoff.
     Now(RpcReplyPort<()>),
+    /// The journal grew or shrank: refresh the lag shown in status (no I/O).
+    JournalChanged,
+    /// `fushi inject primary-down` (true) / `primary-up` (false): act out an outage.
+    Force(bool, RpcReplyPort<()>),
 }
 
 /// A backlog drain in progress (after an outage or at start): audited as plan/start/chunk/complete.
@@ -243,6 +249,7 @@ pub struct SyncState {
     drain: Option<Drain>,
     _ticker: AbortOnDrop,
     _prober: AbortOnDrop,
+    _watcher: AbortOnDrop,
 }
 
 const RETRY_MIN: Duration = Duration::from_millis(500);
@@ -532,6 +539,14 @@ impl SyncState {
     }
 
     async fn probe(&mut self) {
+        if self.args.forced_down.load(Ordering::SeqCst) {
+            self.set_up(
+                false,
+                "primary-down injected (fushi inject primary-up ends it)",
+            );
+            self.publish_lag();
+            return;
+        }
         let p = self.primary.clone();
         match self
             .args
@@ -574,6 +589,15 @@ impl Actor for SyncActor {
         } else {
             Primary::external(args.primary.clone())
         });
+        let mut journal = args.storage.info();
+        let me = myself.clone();
+        let watcher = AbortOnDrop(tokio::spawn(async move {
+            while journal.changed().await.is_ok() {
+                if me.cast(SyncMsg::JournalChanged).is_err() {
+                    break;
+                }
+            }
+        }));
         let info = *args.storage.info().borrow();
         Ok(SyncState {
             primary,
@@ -587,6 +611,7 @@ impl Actor for SyncActor {
             args,
             _ticker: ticker,
             _prober: prober,
+            _watcher: watcher,
         })
     }
 
@@ -599,6 +624,12 @@ impl Actor for SyncActor {
         match msg {
             SyncMsg::Tick => state.tick().await,
             SyncMsg::Probe => state.probe().await,
+            SyncMsg::JournalChanged => state.publish_lag(),
+            SyncMsg::Force(down, reply) => {
+                state.args.forced_down.store(down, Ordering::SeqCst);
+                state.probe().await;
+                let _ = reply.send(());
+            }
             SyncMsg::Now(reply) => {
                 state.next_try = tokio::time::Instant::now();
                 state.retry_delay = RETRY_MIN;

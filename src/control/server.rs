@@ -271,7 +271,11 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 ("crash", Some(name)) => match cell(shared, &name).await {
                     Some(c) => {
                         shared.audit.emit("inject.crash", Some(&name), json!({}));
-                        tracing::warn!(actor = name.as_str(), event = "inject.crash", "injected crash");
+                        tracing::warn!(
+                            actor = name.as_str(),
+                            event = "inject.crash",
+                            "injected crash"
+                        );
                         c.kill();
                         Response::Ok {
                             message: format!("crashed {name}"),
@@ -279,9 +283,31 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                     }
                     None => error(format!("no running actor at {name:?}; see `fushi status`")),
                 },
-                ("crash", None) => error("inject crash needs the actor's name, e.g. collectors/trades"),
+                ("crash", None) => {
+                    error("inject crash needs the actor's name, e.g. collectors/trades")
+                }
+                (w @ ("primary-down" | "primary-up"), _) => {
+                    let down = w == "primary-down";
+                    let Some(c) = cell(shared, "sync").await else {
+                        return error("the sync actor is not running; `fushi start sync` first");
+                    };
+                    let sync: ActorRef<fushi_actors::sync::SyncMsg> = c.into();
+                    shared
+                        .audit
+                        .emit(&format!("inject.{w}"), Some("sync"), json!({}));
+                    match ractor::call_t!(
+                        sync,
+                        |r| fushi_actors::sync::SyncMsg::Force(down, r),
+                        CONTROL_TIMEOUT.as_millis() as u64
+                    ) {
+                        Ok(()) => Response::Ok {
+                            message: format!("{w} injected"),
+                        },
+                        Err(e) => error(format!("the sync actor did not answer: {e}")),
+                    }
+                }
                 (other, _) => error(format!(
-                    "cannot inject {other:?}: use `crash NAME` (primary-down/up: not available in this build)"
+                    "cannot inject {other:?}: use `crash NAME`, `primary-down` or `primary-up`"
                 )),
             }
         }
