@@ -145,6 +145,7 @@ async fn forward(cfg: &Config, journal_dir: &Path, primary_dir: &Path) -> Ours {
         SyncArgs {
             primary: primary_dir.to_path_buf(),
             primary_is_local: true,
+            forced_down: Default::default(),
             storage: handle,
             interval: Duration::from_secs(1),
             probe_interval: Duration::from_secs(5),
