@@ -338,6 +338,22 @@ struct Child {
 }
 
 impl Child {
+    /// A child not started yet, under the supervisor at `parent`.
+    fn new(spec: ChildSpec, parent: &str) -> Self {
+        Self {
+            path: child_path(parent, &spec.name),
+            spec,
+            state: ActorState::Stopped,
+            cell: None,
+            task: None,
+            generation: 0,
+            consecutive: 0,
+            escalated: false,
+            streak_since: None,
+            last_error: None,
+        }
+    }
+
     fn alive(&self) -> bool {
         self.cell.is_some()
     }
@@ -867,18 +883,7 @@ impl Actor for SupervisorActor {
         let children = args
             .children
             .into_iter()
-            .map(|spec| Child {
-                path: child_path(&args.path, &spec.name),
-                spec,
-                state: ActorState::Stopped,
-                cell: None,
-                task: None,
-                generation: 0,
-                consecutive: 0,
-                escalated: false,
-                streak_since: None,
-                last_error: None,
-            })
+            .map(|spec| Child::new(spec, &args.path))
             .collect();
         let mut state = SupervisorState {
             path: args.path,
@@ -926,18 +931,8 @@ impl Actor for SupervisorActor {
                     }));
                     return Ok(());
                 }
-                state.children.push(Child {
-                    path: child_path(&state.path, &spec.name),
-                    spec,
-                    state: ActorState::Stopped,
-                    cell: None,
-                    task: None,
-                    generation: 0,
-                    consecutive: 0,
-                    escalated: false,
-                    streak_since: None,
-                    last_error: None,
-                });
+                let child = Child::new(spec, &state.path);
+                state.children.push(child);
                 let idx = state.children.len() - 1;
                 state.start_child(&myself, idx, false).await;
                 let _ = reply.send(Ok(()));
