@@ -120,20 +120,42 @@ struct FrameBodyRef<'a> {
 
 /// Appends the frame of `rec` to `out`; on error `out` is left as it was.
 fn encode_into(out: &mut Vec<u8>, rec: &StoredRecord) -> Result<(), JournalError> {
-    let data = rec.data.to_string();
+    encode_parts(
+        out,
+        rec.epoch,
+        rec.seq,
+        &rec.stream,
+        &rec.ts,
+        &rec.node,
+        &rec.data,
+    )
+}
+
+/// Appends the frame of a record given by its parts, so the writer never has to build (and
+/// copy into) a `StoredRecord` just to encode it; on error `out` is left as it was.
+fn encode_parts(
+    out: &mut Vec<u8>,
+    epoch: u64,
+    seq: u64,
+    stream: &str,
+    ts: &str,
+    node: &str,
+    data: &serde_json::Value,
+) -> Result<(), JournalError> {
+    let data = data.to_string();
     let body = FrameBodyRef {
-        epoch: rec.epoch,
-        seq: rec.seq,
-        stream: &rec.stream,
-        ts: &rec.ts,
-        node: &rec.node,
+        epoch,
+        seq,
+        stream,
+        ts,
+        node,
         data: &data,
     };
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     *out =
         postcard::to_extend(&body, std::mem::take(out)).map_err(|source| JournalError::Encode {
-            stream: rec.stream.clone(),
+            stream: stream.to_string(),
             source,
         })?;
     let payload = start + HEADER;
@@ -453,6 +475,25 @@ impl Journal {
         node: &str,
         pending: impl IntoIterator<Item = &'a Pending>,
     ) -> Result<Vec<StoredRecord>, JournalError> {
+        let pending: Vec<&Pending> = pending.into_iter().collect();
+        let seqs = self.append_seqs(epoch, node, pending.iter().copied())?;
+        Ok(pending
+            .iter()
+            .zip(seqs)
+            .map(|(p, seq)| {
+                let (ts, stream, data) = (p.ts.clone(), p.stream.clone(), p.data.clone());
+                StoredRecord::new(epoch, seq, ts, stream, node.to_string(), data)
+            })
+            .collect())
+    }
+
+    /// [`Journal::append`] returning only each record's seq: what the writer acknowledges with.
+    pub fn append_seqs<'a>(
+        &mut self,
+        epoch: u64,
+        node: &str,
+        pending: impl IntoIterator<Item = &'a Pending>,
+    ) -> Result<Vec<u64>, JournalError> {
         let pending = pending.into_iter();
         let mut next: HashMap<&str, (u64, u64)> = HashMap::new();
         let mut out = Vec::with_capacity(pending.size_hint().0);
@@ -466,17 +507,9 @@ impl Journal {
                 Some((e, s)) if e == epoch => s + 1,
                 _ => 1,
             };
-            let rec = StoredRecord::new(
-                epoch,
-                seq,
-                p.ts.clone(),
-                p.stream.clone(),
-                node.to_string(),
-                p.data.clone(),
-            );
-            encode_into(&mut buf, &rec)?;
+            encode_parts(&mut buf, epoch, seq, &p.stream, &p.ts, node, &p.data)?;
             next.insert(&p.stream, (epoch, seq));
-            out.push(rec);
+            out.push(seq);
         }
         let n = self.active_number();
         let path = segment_path(&self.dir, n);

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::board::StatusBoard;
 use crate::clock;
 use crate::journal::Pending;
-use crate::storage::StorageHandle;
+use crate::storage::{RecordId, StorageHandle};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
@@ -63,7 +63,7 @@ impl RecordSink {
 
     /// Returns once the records are durable in the journal (the moment they may be acknowledged),
     /// however long storage holds producers back.
-    pub async fn submit(&self, collector: &str, records: Vec<Record>) -> Vec<StoredRecord> {
+    pub async fn submit(&self, collector: &str, records: Vec<Record>) -> Vec<RecordId> {
         if records.is_empty() {
             return Vec::new();
         }

@@ -20,7 +20,12 @@ use tokio::sync::{oneshot, watch};
 use crate::audit::AuditLog;
 use crate::board::StatusBoard;
 use crate::journal::{Journal, JournalError, Pending, Position};
-use crate::records::StoredRecord;
+/// The id storage gave a durable record: `<epoch>.<seq>` (SPEC §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordId {
+    pub epoch: u64,
+    pub seq: u64,
+}
 
 /// What the journal holds right now; the sync actor reads up to `end`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -35,7 +40,7 @@ pub struct JournalInfo {
 
 enum Cmd {
     /// Shared, so that a producer keeps its records for a resend without copying them.
-    Append(Arc<Vec<Pending>>, oneshot::Sender<Vec<StoredRecord>>),
+    Append(Arc<Vec<Pending>>, oneshot::Sender<Vec<RecordId>>),
     Release(u64, oneshot::Sender<Result<u64, String>>),
     Rotate(oneshot::Sender<Result<(), String>>),
 }
@@ -93,7 +98,7 @@ impl StorageHandle {
     }
 
     /// Makes `records` durable and returns them with their ids; waits as long as it takes.
-    pub async fn append(&self, records: Vec<Pending>) -> Vec<StoredRecord> {
+    pub async fn append(&self, records: Vec<Pending>) -> Vec<RecordId> {
         let records = Arc::new(records);
         loop {
             let (tx, rx) = oneshot::channel();
@@ -274,7 +279,7 @@ impl Drop for StorageState {
 }
 
 /// An append waiting for its group: the records and where their ids go.
-type Waiting = (Arc<Vec<Pending>>, oneshot::Sender<Vec<StoredRecord>>);
+type Waiting = (Arc<Vec<Pending>>, oneshot::Sender<Vec<RecordId>>);
 
 /// The writer thread: group commit over the journal.
 struct Writer {
@@ -372,8 +377,8 @@ impl Writer {
             }
             let group: Vec<_> = self.waiting.drain(..take).collect();
             let all = group.iter().flat_map(|(r, _)| r.iter());
-            match self.journal.append(self.epoch, &self.node, all) {
-                Ok(stored) => {
+            match self.journal.append_seqs(self.epoch, &self.node, all) {
+                Ok(seqs) => {
                     if let Some(since) = self.failing_since.take() {
                         tracing::info!(
                             actor = "storage",
@@ -382,7 +387,8 @@ impl Writer {
                             since.elapsed()
                         );
                     }
-                    let mut it = stored.into_iter();
+                    let epoch = self.epoch;
+                    let mut it = seqs.into_iter().map(|seq| RecordId { epoch, seq });
                     for (recs, reply) in group {
                         let mine: Vec<_> = it.by_ref().take(recs.len()).collect();
                         // A producer that gave up waiting is no reason to stop.
