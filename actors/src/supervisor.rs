@@ -229,11 +229,6 @@ impl ChildSpec {
         self.shutdown_timeout = t;
         self
     }
-
-    pub fn with_start_timeout(mut self, t: Option<Duration>) -> Self {
-        self.start_timeout = t;
-        self
-    }
 }
 
 fn start_error(e: ractor::SpawnErr) -> String {
