@@ -6,28 +6,13 @@ use std::time::Duration;
 
 use crate::util::*;
 
-fn listen_config() -> String {
-    config(
-        r#"[storage]
-probe_interval = "100ms"
-io_timeout = "2s"
-
-[sync]
-interval = "20ms"
-batch = 500
-
-[[collector]]
-name = "in"
-kind = "listen"
-stream = "test/k"
-address = "unix:in.sock"
-"#,
-    )
+fn torture_config() -> String {
+    listen_config("probe_interval = \"100ms\"\nio_timeout = \"2s\"")
 }
 
 #[test]
 fn kill9_torture_every_acknowledged_record_reaches_the_primary_exactly_once_in_order() {
-    let env = Env::new(&listen_config());
+    let env = Env::new(&torture_config());
     let pusher = Pusher::start(env.path().join("in.sock"), 20);
     let mut rng = rand::rng();
     let kills = 30;
@@ -96,21 +81,8 @@ fn kill9_torture_every_acknowledged_record_reaches_the_primary_exactly_once_in_o
 
 #[test]
 fn a_full_journal_holds_producers_back_turns_health_red_and_loses_nothing() {
-    let env = Env::new(&config(
-        r#"[storage]
-probe_interval = "50ms"
-io_timeout = "2s"
-max_local = "16 KiB"
-
-[sync]
-interval = "20ms"
-
-[[collector]]
-name = "in"
-kind = "listen"
-stream = "test/k"
-address = "unix:in.sock"
-"#,
+    let env = Env::new(&listen_config(
+        "probe_interval = \"50ms\"\nio_timeout = \"2s\"\nmax_local = \"16 KiB\"",
     ));
     // A file where the primary directory should be: every probe fails, the primary is down.
     std::fs::create_dir_all(env.data()).unwrap();
@@ -177,7 +149,7 @@ fn a_full_disk_under_the_journal_holds_producers_back_and_loses_nothing() {
         eprintln!("SKIPPED a_full_disk_under_the_journal: needs root to mount a small tmpfs (CI runs as root)");
         return;
     }
-    let env = Env::new(&listen_config());
+    let env = Env::new(&torture_config());
     let journal = env.data().join("journal");
     std::fs::create_dir_all(&journal).unwrap();
     let ok = std::process::Command::new("mount")
@@ -230,20 +202,8 @@ fn a_full_disk_under_the_journal_holds_producers_back_and_loses_nothing() {
 /// for the store, or records would pile up on the local disk and leave a gap on the NAS.
 #[test]
 fn an_unmarked_primary_outside_the_data_dir_is_down_and_never_written() {
-    let env = Env::new(&config(
-        r#"[storage]
-primary = "nas"
-probe_interval = "50ms"
-
-[sync]
-interval = "20ms"
-
-[[collector]]
-name = "in"
-kind = "listen"
-stream = "test/k"
-address = "unix:in.sock"
-"#,
+    let env = Env::new(&listen_config(
+        "primary = \"nas\"\nprobe_interval = \"50ms\"",
     ));
     let nas = env.path().join("nas");
     std::fs::create_dir(&nas).unwrap();

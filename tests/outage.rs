@@ -41,23 +41,7 @@ const STREAM: &str = "test/k";
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn outage_config() -> String {
-    config(
-        r#"[storage]
-primary = "mnt/nas"
-probe_interval = "100ms"
-io_timeout = "300ms"
-
-[sync]
-interval = "20ms"
-batch = 500
-
-[[collector]]
-name = "in"
-kind = "listen"
-stream = "test/k"
-address = "unix:in.sock"
-"#,
-    )
+    listen_config("primary = \"mnt/nas\"\nprobe_interval = \"100ms\"\nio_timeout = \"300ms\"")
 }
 
 /// Root, the bindfs binary and /dev/fuse; without them the test prints SKIPPED and passes.

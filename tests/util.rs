@@ -309,3 +309,12 @@ pub fn primary_ks(primary: &Path, stream: &str) -> Vec<u64> {
     }
     out
 }
+
+/// A config with a `listen` collector on `unix:in.sock` (stream `test/k`), sync every 20 ms in
+/// batches of 500, and the given `[storage]` settings: the data-path tests' common ground.
+pub fn listen_config(storage: &str) -> String {
+    config(&format!(
+        "[storage]\n{storage}\n\n[sync]\ninterval = \"20ms\"\nbatch = 500\n\n\
+         [[collector]]\nname = \"in\"\nkind = \"listen\"\nstream = \"test/k\"\naddress = \"unix:in.sock\"\n"
+    ))
+}
