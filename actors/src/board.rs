@@ -255,6 +255,12 @@ impl StatusBoard {
         self.changed.notify_one();
     }
 
+    /// A change of a counter only (records, journal bytes, lag): it moves on every group commit
+    /// under load, so it does not wake the status actor; its periodic flush picks it up.
+    fn bump_quiet(&self, mut g: MutexGuard<'_, Inner>) {
+        g.version += 1;
+    }
+
     /// Resolves when the board changed since the last call (a permit is kept if nobody waited).
     pub async fn changed(&self) {
         self.changed.notified().await
@@ -305,9 +311,14 @@ impl StatusBoard {
         if g.doc.storage.journal_bytes == bytes && g.doc.storage.journal_full == full {
             return;
         }
+        let transition = g.doc.storage.journal_full != full;
         g.doc.storage.journal_bytes = bytes;
         g.doc.storage.journal_full = full;
-        self.bump(g);
+        if transition {
+            self.bump(g);
+        } else {
+            self.bump_quiet(g);
+        }
     }
 
     pub fn update_storage(&self, f: impl FnOnce(&mut StorageStatus, &mut SyncStatus)) {
@@ -315,8 +326,20 @@ impl StatusBoard {
         let before = (g.doc.storage.clone(), g.doc.sync.clone());
         let inner = &mut *g;
         f(&mut inner.doc.storage, &mut inner.doc.sync);
-        if before != (g.doc.storage.clone(), g.doc.sync.clone()) {
+        let (st, sy) = (&g.doc.storage, &g.doc.sync);
+        let shape = |s: &StorageStatus, y: &SyncStatus| {
+            (
+                s.primary.clone(),
+                s.secondary.clone(),
+                s.journal_full,
+                y.pending,
+                y.last.as_ref().map(|l| l.ok),
+            )
+        };
+        if shape(st, sy) != shape(&before.0, &before.1) {
             self.bump(g);
+        } else if (st, sy) != (&before.0, &before.1) {
+            self.bump_quiet(g);
         }
     }
 
@@ -343,7 +366,14 @@ impl StatusBoard {
     }
 
     pub fn add_records(&self, name: &str, n: u64) {
-        self.update(name, |a| a.records += n);
+        let mut g = self.lock();
+        if let Some(a) = g.doc.actors.iter_mut().find(|a| a.name == name) {
+            a.records += n;
+            self.bump_quiet(g);
+        } else {
+            drop(g);
+            self.update(name, |a| a.records += n);
+        }
     }
 
     pub fn mark_shutting_down(&self) {
@@ -492,6 +522,45 @@ mod tests {
             "second restore must not double-count"
         );
         assert_eq!(b.get("collectors/a").unwrap().restarts, 4);
+    }
+
+    #[test]
+    fn counters_change_quietly_and_transitions_wake_the_status_actor() {
+        use futures::FutureExt;
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        running(&b, "collectors/a");
+        assert!(b.changed().now_or_never().is_some(), "a transition wakes");
+        let v = b.snapshot().1;
+        b.add_records("collectors/a", 5);
+        b.set_journal(4096, false);
+        b.update_storage(|s, _| s.lag_records = 7);
+        assert!(
+            b.changed().now_or_never().is_none(),
+            "counters alone do not wake"
+        );
+        let (doc, v2) = b.snapshot();
+        assert!(
+            v2 > v,
+            "yet the version moves, so the periodic flush writes them"
+        );
+        assert_eq!(
+            (
+                doc.actors[0].records,
+                doc.storage.journal_bytes,
+                doc.storage.lag_records
+            ),
+            (5, 4096, 7)
+        );
+        b.update_storage(|s, _| s.secondary = "used".into());
+        assert!(
+            b.changed().now_or_never().is_some(),
+            "secondary idle → used is a transition"
+        );
+        b.set_journal(4096, true);
+        assert!(
+            b.changed().now_or_never().is_some(),
+            "a full journal is a transition"
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::AbortOnDrop;
 #[derive(Clone)]
 pub struct StatusActor;
 
+/// How stale a counter-only change (records, journal bytes, lag) may be on disk.
+const QUIET_FLUSH: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct StatusArgs {
     pub board: StatusBoard,
@@ -128,8 +131,12 @@ impl Actor for StatusActor {
         let coalesce = args.coalesce;
         let watcher = tokio::spawn(async move {
             loop {
-                board.changed().await;
-                tokio::time::sleep(coalesce).await;
+                // Transitions wake us at once; counters that move on every group commit are
+                // written at most once per QUIET_FLUSH (Flush skips an unchanged board).
+                tokio::select! {
+                    _ = board.changed() => tokio::time::sleep(coalesce).await,
+                    _ = tokio::time::sleep(QUIET_FLUSH) => {}
+                }
                 if myself.cast(StatusMsg::Flush).is_err() {
                     break;
                 }
