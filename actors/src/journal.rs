@@ -1,8 +1,12 @@
 //! The local journal: segment files of checksummed frames, appended in groups and fsynced before any record is acknowledged.
 //!
 //! Layout: `<data_dir>/journal/<20-digit segment number>.seg`, each a sequence of frames
-//! `MAGIC (4) | len u32 LE | crc32c u32 LE | postcard(FrameBody)`. The magic lets recovery find
-//! the next frame after damage; the checksum tells a torn or flipped frame from a good one.
+//! `MAGIC (4) | len u32 LE | crc32c u32 LE | postcard(FrameHead) | line`. The magic lets recovery
+//! find the next frame after damage; the checksum tells a torn or flipped frame from a good one.
+//! `line` is the record exactly as the primary stores it (SPEC §4.3, `\n` included), rendered
+//! once at ingest: forwarding is then a checked copy, and neither forwarding nor recovery ever
+//! parses JSON. The small postcard head repeats what they need to know without parsing the line
+//! (stream, id, and `ts` for the day file).
 //!
 //! Recovery ([`Journal::open`]) runs on every start, cold or after a crash, and never fails on
 //! bad content: a damaged tail is truncated (`journal.recovered`), a damaged stretch followed by
@@ -28,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use crate::records::StoredRecord;
 
-pub const MAGIC: [u8; 4] = *b"FSJ1";
+/// `FSJ2`: frames carry the primary line (`FSJ1`, before any release, carried the fields).
+pub const MAGIC: [u8; 4] = *b"FSJ2";
 const HEADER: usize = 12;
 /// No frame is larger; a length field beyond it is damage, not a frame.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -44,12 +49,8 @@ pub enum JournalError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot encode a record of stream {stream:?}: {source}")]
-    Encode {
-        stream: String,
-        #[source]
-        source: postcard::Error,
-    },
+    #[error("cannot encode a record of stream {stream:?}: {reason}")]
+    Encode { stream: String, reason: String },
 }
 
 impl JournalError {
@@ -67,15 +68,37 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Jou
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct FrameBody {
+/// What a frame says about its record besides the line itself: enough to number, file and
+/// check it without parsing JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct FrameHead<'a> {
     epoch: u64,
     seq: u64,
-    stream: String,
-    ts: String,
-    node: String,
-    /// JSON text: postcard cannot carry a self-describing `serde_json::Value`.
-    data: String,
+    stream: &'a str,
+    ts: &'a str,
+}
+
+/// One frame's record, borrowed from the bytes it was decoded from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameView<'a> {
+    pub epoch: u64,
+    pub seq: u64,
+    pub stream: &'a str,
+    pub ts: &'a str,
+    /// The record's line on the primary, `\n` included.
+    pub line: &'a [u8],
+}
+
+impl FrameView<'_> {
+    /// The record, parsed from its line (for tests and tools; forwarding copies the line).
+    pub fn record(&self) -> Option<StoredRecord> {
+        serde_json::from_slice(self.line).ok()
+    }
+
+    /// The line without its `\n`: the JSON object of `latest/<stream>.json`.
+    pub fn json(&self) -> &[u8] {
+        self.line.strip_suffix(b"\n").unwrap_or(self.line)
+    }
 }
 
 /// A record to append: storage assigns its epoch and seq.
@@ -106,18 +129,6 @@ pub struct Recovery {
     pub duplicates: u64,
 }
 
-/// [`FrameBody`] borrowing its fields, for encoding without copying them; postcard writes the
-/// same bytes for `&str` as for `String`.
-#[derive(Serialize)]
-struct FrameBodyRef<'a> {
-    epoch: u64,
-    seq: u64,
-    stream: &'a str,
-    ts: &'a str,
-    node: &'a str,
-    data: &'a str,
-}
-
 /// Appends the frame of `rec` to `out`; on error `out` is left as it was.
 fn encode_into(out: &mut Vec<u8>, rec: &StoredRecord) -> Result<(), JournalError> {
     encode_parts(
@@ -142,28 +153,68 @@ fn encode_parts(
     node: &str,
     data: &serde_json::Value,
 ) -> Result<(), JournalError> {
-    let data = data.to_string();
-    let body = FrameBodyRef {
+    let start = out.len();
+    let failed = |out: &mut Vec<u8>, reason: String| {
+        out.truncate(start);
+        JournalError::Encode {
+            stream: stream.to_string(),
+            reason,
+        }
+    };
+    out.extend_from_slice(&[0; HEADER]);
+    let head = FrameHead {
         epoch,
         seq,
         stream,
         ts,
-        node,
-        data: &data,
     };
-    let start = out.len();
-    out.extend_from_slice(&[0; HEADER]);
-    *out =
-        postcard::to_extend(&body, std::mem::take(out)).map_err(|source| JournalError::Encode {
-            stream: stream.to_string(),
-            source,
-        })?;
+    if let Err(e) = postcard::to_io(&head, &mut *out) {
+        return Err(failed(out, e.to_string()));
+    }
+    if let Err(e) = render_line(out, epoch, seq, ts, stream, node, data) {
+        return Err(failed(out, e.to_string()));
+    }
     let payload = start + HEADER;
     let len = (out.len() - payload) as u32;
     let crc = crc32c::crc32c(&out[payload..]);
     out[start..start + 4].copy_from_slice(&MAGIC);
     out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
     out[start + 8..payload].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+/// Appends the primary's line for a record: the JSON of [`StoredRecord`] (fields in SPEC order)
+/// and `\n`, written field by field so that `data` is serialised straight into the frame.
+fn render_line(
+    out: &mut Vec<u8>,
+    epoch: u64,
+    seq: u64,
+    ts: &str,
+    stream: &str,
+    node: &str,
+    data: &serde_json::Value,
+) -> serde_json::Result<()> {
+    use std::fmt::Write as _;
+    struct Bytes<'a>(&'a mut Vec<u8>);
+    impl std::fmt::Write for Bytes<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
+    }
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        Bytes(out),
+        "{{\"id\":\"{epoch}.{seq}\",\"epoch\":{epoch},\"seq\":{seq},\"ts\":"
+    );
+    serde_json::to_writer(&mut *out, ts)?;
+    out.extend_from_slice(b",\"stream\":");
+    serde_json::to_writer(&mut *out, stream)?;
+    out.extend_from_slice(b",\"node\":");
+    serde_json::to_writer(&mut *out, node)?;
+    out.extend_from_slice(b",\"data\":");
+    serde_json::to_writer(&mut *out, data)?;
+    out.extend_from_slice(b"}\n");
     Ok(())
 }
 
@@ -175,7 +226,7 @@ pub fn encode_frame(rec: &StoredRecord) -> Result<Vec<u8>, JournalError> {
 
 /// Decodes the frame at the start of `buf`: `Some((record, frame length))` only for a whole,
 /// checksummed, decodable frame.
-pub fn decode_frame(buf: &[u8]) -> Option<(StoredRecord, usize)> {
+pub fn decode_frame(buf: &[u8]) -> Option<(FrameView<'_>, usize)> {
     if buf.len() < HEADER || buf[..4] != MAGIC {
         return None;
     }
@@ -184,16 +235,87 @@ pub fn decode_frame(buf: &[u8]) -> Option<(StoredRecord, usize)> {
     if len > MAX_FRAME || buf.len() < HEADER + len {
         return None;
     }
-    let payload = &buf[HEADER..HEADER + len];
-    if crc32c::crc32c(payload) != crc {
+    if crc32c::crc32c(&buf[HEADER..HEADER + len]) != crc {
         return None;
     }
-    let body: FrameBody = postcard::from_bytes(payload).ok()?;
-    let data = serde_json::from_str(&body.data).ok()?;
-    Some((
-        StoredRecord::new(body.epoch, body.seq, body.ts, body.stream, body.node, data),
-        HEADER + len,
-    ))
+    Some((parse_payload(&buf[HEADER..HEADER + len])?, HEADER + len))
+}
+
+/// The record of a frame's payload (checksum already checked).
+fn parse_payload(payload: &[u8]) -> Option<FrameView<'_>> {
+    let (head, line): (FrameHead, _) = postcard::take_from_bytes(payload).ok()?;
+    if !line.ends_with(b"\n") {
+        return None;
+    }
+    Some(FrameView {
+        epoch: head.epoch,
+        seq: head.seq,
+        stream: head.stream,
+        ts: head.ts,
+        line,
+    })
+}
+
+/// Frames read from the journal: the bytes they were read from and where each one is.
+#[derive(Debug, Default)]
+pub struct Frames {
+    bytes: Vec<u8>,
+    /// Per frame: the position just after it, and its bytes in `bytes`.
+    at: Vec<(Position, std::ops::Range<usize>)>,
+}
+
+impl Frames {
+    /// Frames encoded from `records`, as if read from a journal (tests and tools).
+    pub fn of(records: &[StoredRecord]) -> Result<Frames, JournalError> {
+        let mut f = Frames::default();
+        for (i, r) in records.iter().enumerate() {
+            let start = f.bytes.len();
+            encode_into(&mut f.bytes, r)?;
+            let after = Position {
+                segment: 0,
+                offset: i as u64 + 1,
+            };
+            f.at.push((after, start..f.bytes.len()));
+        }
+        Ok(f)
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// The frames' bytes in the journal.
+    pub fn size(&self) -> usize {
+        self.at.iter().map(|(_, r)| r.len()).sum()
+    }
+
+    /// Frame `i`. Every frame held was checked and decoded once already, so this neither checks
+    /// its checksum again nor can fail.
+    pub fn get(&self, i: usize) -> FrameView<'_> {
+        let range = self.at[i].1.clone();
+        parse_payload(&self.bytes[range.start + HEADER..range.end])
+            .expect("a frame that decoded when it was read")
+    }
+
+    /// The journal position just after frame `i`.
+    pub fn after(&self, i: usize) -> Position {
+        self.at[i].0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = FrameView<'_>> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Every frame's record, parsed (tests and tools).
+    pub fn records(&self) -> Vec<StoredRecord> {
+        self.iter()
+            .map(|v| v.record().expect("a journal line is a record"))
+            .collect()
+    }
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -212,13 +334,13 @@ fn fsync_dir(dir: &Path) -> Result<(), JournalError> {
 }
 
 /// The frames of one segment's bytes, with the damage between them.
-struct Scan {
-    frames: Vec<(u64, usize, StoredRecord)>,
+struct Scan<'a> {
+    frames: Vec<(u64, usize, FrameView<'a>)>,
     /// (offset, length) of stretches that are not frames.
     damage: Vec<(u64, u64)>,
 }
 
-fn scan(buf: &[u8]) -> Scan {
+fn scan(buf: &[u8]) -> Scan<'_> {
     let mut frames = Vec::new();
     let mut damage = Vec::new();
     let mut off = 0usize;
@@ -308,10 +430,14 @@ impl Journal {
             let seg_records = frames.len() as u64;
             for (_, _, rec) in &frames {
                 let key = (rec.epoch, rec.seq);
-                match last.get(&rec.stream) {
-                    Some(&prev) if prev >= key => recovery.duplicates += 1,
-                    _ => {
-                        last.insert(rec.stream.clone(), key);
+                match last.get_mut(rec.stream) {
+                    Some(prev) if *prev >= key => recovery.duplicates += 1,
+                    Some(prev) => {
+                        *prev = key;
+                        recovery.records += 1;
+                    }
+                    None => {
+                        last.insert(rec.stream.to_string(), key);
                         recovery.records += 1;
                     }
                 }
@@ -374,7 +500,7 @@ impl Journal {
         dir: &Path,
         path: &Path,
         buf: &[u8],
-        frames: &[(u64, usize, StoredRecord)],
+        frames: &[(u64, usize, FrameView)],
         damage: &[(u64, u64)],
         recovery: &mut Recovery,
     ) -> Result<u64, JournalError> {
@@ -617,18 +743,24 @@ fn read_onto(file: &File, buf: &mut Vec<u8>, at: u64, want: usize) -> io::Result
     Ok(got)
 }
 
-/// Reads durable frames from `from` up to `end`, at most `max` records; returns them with the
-/// position after each, skipping anything that does not decode (recovery already moved damage
-/// aside, so that only happens to a reader racing a rotation, which then simply moves on).
+/// Reads durable frames from `from` up to `end`: at most `max` of them, and no more once they
+/// reach `max_bytes` (the first frame is always taken, however large). Returns them and the
+/// position after the last, skipping anything that does not decode (recovery already moved
+/// damage aside, so that only happens to a reader racing a rotation, which then simply moves on).
 pub fn read(
     dir: &Path,
     from: Position,
     end: Position,
     max: usize,
-) -> Result<(Vec<(Position, StoredRecord)>, Position), JournalError> {
-    let mut out = Vec::new();
+    max_bytes: usize,
+) -> Result<(Frames, Position), JournalError> {
+    let mut out = Frames::default();
     let mut pos = from;
-    while out.len() < max && pos < end {
+    let mut taken = 0usize;
+    let full = |out: &Frames, taken: usize| {
+        out.len() >= max || (taken >= max_bytes && !out.is_empty())
+    };
+    while !full(&out, taken) && pos < end {
         let path = segment_path(dir, pos.segment);
         let limit = if pos.segment == end.segment {
             end.offset
@@ -640,40 +772,45 @@ pub fn read(
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err("opening", &path)(e)),
         };
-        // `buf` holds the segment from `pos.offset` on, read as far as needed; `off` of it decoded.
-        let mut buf = Vec::new();
+        // This segment's bytes from `pos.offset` on go to `out.bytes` from `base` on, read as
+        // far as needed; `off` of them are decoded.
+        let base = out.bytes.len();
         let mut off = 0usize;
         let mut at_end = file.is_none();
         let mut chunk = READ_MIN;
         loop {
-            while out.len() < max {
-                match decode_frame(&buf[off..]) {
-                    Some((rec, n)) => {
+            while !full(&out, taken) {
+                match decode_frame(&out.bytes[base + off..]) {
+                    Some((_, n)) => {
+                        let at = base + off;
                         off += n;
-                        out.push((
-                            Position {
-                                segment: pos.segment,
-                                offset: pos.offset + off as u64,
-                            },
-                            rec,
-                        ));
+                        taken += n;
+                        let after = Position {
+                            segment: pos.segment,
+                            offset: pos.offset + off as u64,
+                        };
+                        out.at.push((after, at..at + n));
                     }
                     None => break,
                 }
             }
-            let Some(f) = file.as_ref().filter(|_| out.len() < max && !at_end) else {
+            let Some(f) = file.as_ref().filter(|_| !full(&out, taken) && !at_end) else {
                 break;
             };
-            // More is needed: the rest of a partly read frame, or the next frames.
-            let at = pos.offset + buf.len() as u64;
-            let want = limit.saturating_sub(at).min(chunk as u64) as usize;
-            let got = read_onto(f, &mut buf, at, want).map_err(io_err("reading", &path))?;
+            // More is needed: the rest of a partly read frame, or the next frames; not much
+            // more than the byte budget has room for.
+            let at = pos.offset + (out.bytes.len() - base) as u64;
+            let room = max_bytes.saturating_sub(out.bytes.len()).max(READ_MIN);
+            let want = limit.saturating_sub(at).min(chunk.min(room) as u64) as usize;
+            let got = read_onto(f, &mut out.bytes, at, want).map_err(io_err("reading", &path))?;
             at_end = got < want || at + got as u64 >= limit;
             chunk = (chunk * 2).min(READ_MAX);
         }
-        let consumed_all = at_end && off == buf.len();
+        let consumed_all = at_end && base + off == out.bytes.len();
+        // A partly read frame is read again next time; the next segment's bytes follow the last frame.
+        out.bytes.truncate(base + off);
         pos.offset += off as u64;
-        if out.len() >= max {
+        if full(&out, taken) {
             break;
         }
         if pos.segment < end.segment && consumed_all {
@@ -706,9 +843,36 @@ mod tests {
     }
 
     fn all(j: &Journal) -> Vec<StoredRecord> {
-        let (recs, _) = read(j.dir(), j.start(), j.end(), usize::MAX).unwrap();
-        assert_eq!(recs.len() as u64, j.records());
-        recs.into_iter().map(|(_, r)| r).collect()
+        let (frames, _) = read(j.dir(), j.start(), j.end(), usize::MAX, usize::MAX).unwrap();
+        assert_eq!(frames.len() as u64, j.records());
+        frames.records()
+    }
+
+    #[test]
+    fn a_frame_carries_the_primary_line_of_its_record() {
+        let rec = StoredRecord::new(
+            3,
+            1042,
+            "2026-11-21T10:00:00.123Z \"\\\u{1}é".into(),
+            "binance/trades".into(),
+            "pc \"x\"".into(),
+            json!({"p": [1, 2.5, null, -7], "s": "\n\u{2028}", "o": {}}),
+        );
+        let frame = encode_frame(&rec).unwrap();
+        let (view, n) = decode_frame(&frame).unwrap();
+        assert_eq!(n, frame.len());
+        let mut want = serde_json::to_vec(&rec).unwrap();
+        want.push(b'\n');
+        assert_eq!(
+            String::from_utf8_lossy(view.line),
+            String::from_utf8_lossy(&want)
+        );
+        assert_eq!(view.json(), &want[..want.len() - 1]);
+        assert_eq!(
+            (view.epoch, view.seq, view.stream, view.ts),
+            (3, 1042, "binance/trades", rec.ts.as_str())
+        );
+        assert_eq!(view.record().unwrap(), rec);
     }
 
     #[test]
@@ -851,7 +1015,7 @@ mod tests {
         }
         assert!(j.segments.len() > 3);
         let end = j.end();
-        let (recs, pos) = read(dir.path(), j.start(), end, usize::MAX).unwrap();
+        let (recs, pos) = read(dir.path(), j.start(), end, usize::MAX, usize::MAX).unwrap();
         assert_eq!(recs.len(), 10);
         assert_eq!(pos, end);
         let before = j.bytes();
@@ -881,17 +1045,25 @@ mod tests {
         }
         assert!(j.segments.len() > 2);
         let end = j.end();
-        for batch in [1, 7, 1000, usize::MAX] {
+        let limits = [1, 7, 1000, usize::MAX]
+            .map(|n| (n, usize::MAX))
+            .into_iter()
+            .chain([1, 4096, READ_MIN + 1, 1 << 20].map(|b| (usize::MAX, b)));
+        for (batch, bytes) in limits {
             let (mut got, mut pos) = (Vec::new(), j.start());
             while pos < end {
-                let (recs, next) = read(dir.path(), pos, end, batch).unwrap();
-                assert!(!recs.is_empty() && recs.len() <= batch, "batch {batch}");
+                let (frames, next) = read(dir.path(), pos, end, batch, bytes).unwrap();
+                assert!(!frames.is_empty() && frames.len() <= batch, "batch {batch}");
+                let size: usize = frames.at.iter().map(|(_, r)| r.len()).sum();
+                let last = frames.at.last().map_or(0, |(_, r)| r.len());
+                assert!(size - last < bytes, "{size} bytes read for a limit of {bytes}");
+                assert_eq!(frames.after(frames.len() - 1), next);
                 assert!(next > pos);
-                got.extend(recs.into_iter().map(|(_, r)| r));
+                got.extend(frames.records());
                 pos = next;
             }
             assert_eq!(pos, end);
-            assert_eq!(got, want, "batch {batch}");
+            assert_eq!(got, want, "batch {batch}, bytes {bytes}");
         }
     }
 

@@ -16,10 +16,11 @@
 //! [`Primary::append`]), so the newest file's last line is the stream's last id.
 
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use time::format_description::well_known::Rfc3339;
@@ -27,6 +28,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, UtcOffset};
 
+use crate::journal::FrameView;
 use crate::records::{valid_stream, StoredRecord};
 use crate::status::write_atomic;
 
@@ -170,52 +172,56 @@ impl Primary {
     ///
     /// A stream the store cannot hold ([`storable_stream`]) fails the whole batch with
     /// [`io::ErrorKind::InvalidInput`] before anything is written; retrying cannot help.
-    pub fn append(&self, batch: &[StoredRecord]) -> io::Result<AppendStats> {
+    pub fn append(&self, batch: &[FrameView<'_>]) -> io::Result<AppendStats> {
         self.ready()?;
-        if let Some(bad) = batch.iter().find(|r| !storable_stream(&r.stream)) {
+        if let Some(bad) = batch.iter().find(|r| !storable_stream(r.stream)) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "record {} has stream {:?}, which the primary store cannot hold",
-                    bad.id, bad.stream
+                    "record {}.{} has stream {:?}, which the primary store cannot hold",
+                    bad.epoch, bad.seq, bad.stream
                 ),
             ));
         }
         let today = OffsetDateTime::now_utc().date();
-        // One buffer per file, in order of first appearance, so each file takes one write.
-        let mut groups: Vec<(&str, Date, Vec<u8>, usize)> = Vec::new();
+        // The lines of each file, in order of first appearance, so each file takes one
+        // vectored write straight from the journal's bytes.
+        let mut groups: Vec<(&str, Date, Vec<&[u8]>)> = Vec::new();
         let mut group_of: HashMap<(&str, Date), usize> = HashMap::new();
-        let mut floor: HashMap<&str, Option<Date>> = HashMap::new();
-        let mut last: BTreeMap<&str, &StoredRecord> = BTreeMap::new();
+        let mut days: HashMap<&str, StreamDays> = HashMap::new();
+        let mut last: BTreeMap<&str, &FrameView> = BTreeMap::new();
         for r in batch {
-            let stream = r.stream.as_str();
-            let newest = match floor.get(stream) {
-                Some(d) => *d,
-                None => self.newest_day(stream)?,
+            let days = match days.entry(r.stream) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(StreamDays::new(self.newest_day(r.stream)?)),
             };
-            let day = file_day(&r.ts, newest, today);
-            floor.insert(stream, Some(day));
-            let i = *group_of.entry((stream, day)).or_insert_with(|| {
-                groups.push((stream, day, Vec::new(), 0));
+            let day = days.file_day(r.ts, today);
+            let i = *group_of.entry((r.stream, day)).or_insert_with(|| {
+                groups.push((r.stream, day, Vec::new()));
                 groups.len() - 1
             });
-            let buf = &mut groups[i].2;
-            serde_json::to_writer(&mut *buf, r)?;
-            buf.push(b'\n');
-            groups[i].3 += 1;
-            last.insert(stream, r);
+            groups[i].2.push(r.line);
+            last.insert(r.stream, r);
         }
 
         let mut stats = AppendStats::default();
         let mut dirty = BTreeSet::new();
-        for (stream, day, bytes, items) in &groups {
+        let mut written = Vec::with_capacity(groups.len());
+        for (stream, day, lines) in &groups {
             let dir = self.ensure_dir(&Path::new(RAW).join(stream), &mut dirty)?;
             let path = dir.join(day_file(*day));
-            if append_file(&path, bytes)? {
+            let (file, created) = open_for_append(&path)?;
+            write_lines(&file, lines)?;
+            if created {
                 dirty.insert(dir);
             }
-            stats.items += items;
-            stats.bytes += bytes.len();
+            written.push(file);
+            stats.items += lines.len();
+            stats.bytes += lines.iter().map(|l| l.len()).sum::<usize>();
+        }
+        // Every file is written before the first fsync, so the kernel writes them back together.
+        for file in &written {
+            file.sync_data()?;
         }
         // New files and directories exist for sure only once their parents' entries are synced.
         for dir in std::mem::take(&mut dirty) {
@@ -227,7 +233,7 @@ impl Primary {
             let parent = rel.parent().unwrap_or(Path::new(LATEST));
             let dir = self.ensure_dir(parent, &mut dirty)?;
             let name = rel.file_name().unwrap_or_default();
-            write_atomic(&dir.join(name), &serde_json::to_vec(r)?)?;
+            write_atomic(&dir.join(name), r.json())?;
         }
         for dir in dirty {
             sync_dir(&dir)?;
@@ -371,23 +377,60 @@ fn day_file(day: Date) -> String {
     format!("{name}.jsonl")
 }
 
-/// The day a record with `ts` is filed under, given the stream's newest file (see `append`).
-fn file_day(ts: &str, newest: Option<Date>, today: Date) -> Date {
-    let own = OffsetDateTime::parse(ts, &Rfc3339)
+/// The UTC day of `ts`, if it parses and lies no more than a day ahead of `today` (see `append`).
+fn ts_day(ts: &str, today: Date) -> Option<Date> {
+    OffsetDateTime::parse(ts, &Rfc3339)
         .ok()
         .map(|t| t.to_offset(UtcOffset::UTC).date())
-        .filter(|d| Some(*d) <= today.next_day());
-    match (own, newest) {
+        .filter(|d| Some(*d) <= today.next_day())
+}
+
+/// The day a record with `ts` is filed under, given the stream's newest file (see `append`).
+fn file_day(ts: &str, newest: Option<Date>, today: Date) -> Date {
+    match (ts_day(ts, today), newest) {
         (Some(d), n) => n.map_or(d, |n| d.max(n)),
         (None, Some(n)) => n,
         (None, None) => today,
     }
 }
 
-/// Appends `bytes` to `path` after cutting away a torn tail, fsynced; returns whether the file
+/// Files one stream's records of a batch by day: [`file_day`], without parsing every `ts`.
+struct StreamDays<'a> {
+    newest: Option<Date>,
+    /// The date part of the last UTC (`Z`) `ts` that parsed, and its day.
+    seen: Option<(&'a [u8], Date)>,
+}
+
+impl<'a> StreamDays<'a> {
+    fn new(newest: Option<Date>) -> Self {
+        Self { newest, seen: None }
+    }
+
+    fn file_day(&mut self, ts: &'a str, today: Date) -> Date {
+        // A UTC `ts` names its day in its first ten bytes, and a stream's records mostly share
+        // it. Should the rest of such a `ts` not parse, `file_day` would file it under the
+        // newest day, which is the same day (or a later one) as `seen` once a record of that
+        // day went in: either way the answer is the max of the two.
+        let prefix = ts.as_bytes().get(..10).filter(|_| ts.ends_with('Z'));
+        let day = match (prefix, self.seen) {
+            (Some(p), Some((seen, d))) if p == seen => self.newest.map_or(d, |n| d.max(n)),
+            _ => {
+                let own = ts_day(ts, today);
+                if let (Some(p), Some(d)) = (prefix, own) {
+                    self.seen = Some((p, d));
+                }
+                file_day(ts, self.newest, today)
+            }
+        };
+        self.newest = Some(day);
+        day
+    }
+}
+
+/// Opens `path` to append (creating it), cutting away a torn tail; returns whether the file
 /// was created (its directory entry then needs an fsync too).
-fn append_file(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    let (mut file, created) = match OpenOptions::new()
+fn open_for_append(path: &Path) -> io::Result<(File, bool)> {
+    let (file, created) = match OpenOptions::new()
         .read(true)
         .append(true)
         .create_new(true)
@@ -403,9 +446,25 @@ fn append_file(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     if !created {
         repair_tail(&file)?;
     }
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(created)
+    Ok((file, created))
+}
+
+/// Writes `lines` at the end of `file` with as few `writev` calls as `IOV_MAX` allows.
+fn write_lines(mut file: &File, lines: &[&[u8]]) -> io::Result<()> {
+    /// Linux's `IOV_MAX`: a longer vector fails with EINVAL.
+    const IOV_MAX: usize = 1024;
+    let mut slices: Vec<IoSlice> = lines.iter().map(|l| IoSlice::new(l)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = rest.len().min(IOV_MAX);
+        match file.write_vectored(&rest[..n]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut rest, written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Truncates a last line that has no `\n`: a crash mid-append. `last_ids` never counted it, so
@@ -893,6 +952,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Records appended as the sync actor does, from their journal frames.
+    trait AppendRecords {
+        fn append_records(&self, records: &[StoredRecord]) -> io::Result<AppendStats>;
+    }
+
+    impl AppendRecords for Primary {
+        fn append_records(&self, records: &[StoredRecord]) -> io::Result<AppendStats> {
+            let frames = crate::journal::Frames::of(records).unwrap();
+            self.append(&frames.iter().collect::<Vec<_>>())
+        }
+    }
+
     fn rec(stream: &str, epoch: u64, seq: u64, ts: &str) -> StoredRecord {
         StoredRecord::new(
             epoch,
@@ -952,7 +1023,7 @@ mod tests {
             })
             .cloned()
             .collect();
-        p.append(&todo).unwrap()
+        p.append_records(&todo).unwrap()
     }
 
     #[test]
@@ -962,7 +1033,7 @@ mod tests {
         batch.push(rec("binance/trades", 3, 3, "2026-11-21T00:00:00.001Z"));
         // 09:00 in Tokyo on the 21st is still the 20th in UTC.
         batch.push(rec("tokyo", 1, 1, "2026-11-21T08:00:00+09:00"));
-        let stats = p.append(&batch).unwrap();
+        let stats = p.append_records(&batch).unwrap();
         assert_eq!(stats.items, 4);
         assert_eq!(
             stats.bytes,
@@ -1032,7 +1103,7 @@ mod tests {
         batch.extend(recs("a", 1, 4, 5, "2026-11-20"));
         batch.extend(recs("a/b", 2, 1, 3, "2026-11-19"));
         batch.extend(recs("a/b/c", 1, 1, 1, "2026-11-21"));
-        p.append(&batch).unwrap();
+        p.append_records(&batch).unwrap();
         // A newest file created just before a crash, and one holding only garbage.
         put(&p, "a", "2026-11-21", "");
         put(&p, "a/b", "2026-11-20", "not json\n");
@@ -1066,7 +1137,7 @@ mod tests {
                 r
             })
             .collect();
-        p.append(&big).unwrap();
+        p.append_records(&big).unwrap();
         assert_eq!(p.last_ids().unwrap()["s"], (1, 5));
     }
 
@@ -1094,8 +1165,8 @@ mod tests {
             rec("s", 1, 3, "2026-11-20T23:59:59.999Z"),
             rec("s", 1, 4, "not a time"),
         ];
-        p.append(&batch[..2]).unwrap();
-        p.append(&batch[2..]).unwrap();
+        p.append_records(&batch[..2]).unwrap();
+        p.append_records(&batch[2..]).unwrap();
         assert_eq!(read(&p, "s", "2026-11-20"), line(&batch[0]));
         assert_eq!(read(&p, "s", "2026-11-21"), lines(&batch[1..]));
         assert_eq!(p.last_ids().unwrap()["s"], (1, 4));
@@ -1103,10 +1174,44 @@ mod tests {
     }
 
     #[test]
+    fn filing_by_the_cached_day_agrees_with_parsing_every_ts() {
+        use rand::{Rng, SeedableRng};
+        let today = OffsetDateTime::now_utc().date();
+        let tomorrow = day_file(today.next_day().unwrap()).replace(".jsonl", "");
+        let times = [
+            "2026-11-20T23:59:59.990Z".to_string(),
+            "2026-11-21T00:00:00.001Z".into(),
+            "2026-11-21T10:00:00Z".into(),
+            "2026-11-21Tgarbage Z".into(),
+            "2026-11-21T23:00:00-05:00".into(),
+            "2026-11-22T01:00:00+05:00".into(),
+            "2026-11-21".into(),
+            "garbage".into(),
+            "é".into(),
+            "2999-01-01T00:00:00Z".into(),
+            format!("{tomorrow}T12:00:00Z"),
+            format!("{tomorrow}Tbad Z"),
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..2000 {
+            let start = [None, Some(Date::from_calendar_date(2026, time::Month::November, 21).unwrap())]
+                [rng.random_range(0..2)];
+            let mut cached = StreamDays::new(start);
+            let mut newest = start;
+            for _ in 0..rng.random_range(1..12) {
+                let ts = &times[rng.random_range(0..times.len())];
+                let want = file_day(ts, newest, today);
+                newest = Some(want);
+                assert_eq!(cached.file_day(ts, today), want, "{ts} after {start:?}");
+            }
+        }
+    }
+
+    #[test]
     fn untrusted_times_go_to_today_for_a_new_stream() {
         let (_d, p) = store();
         let today = day_file(OffsetDateTime::now_utc().date());
-        p.append(&[
+        p.append_records(&[
             rec("s", 1, 1, "garbage"),
             rec("s", 1, 2, "2999-01-01T00:00:00Z"),
         ])
@@ -1131,7 +1236,7 @@ mod tests {
         ] {
             let mut batch = recs("ok", 1, 1, 1, "2026-11-21");
             batch.push(rec(bad, 1, 1, "2026-11-21T10:00:00Z"));
-            let err = p.append(&batch).unwrap_err();
+            let err = p.append_records(&batch).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad}");
         }
         // Nothing written at all, inside the root (but its marker) or beside it.
@@ -1165,7 +1270,7 @@ mod tests {
         let err = p.probe().unwrap_err();
         assert!(err.to_string().contains("is the NAS mounted?"), "{err}");
         assert!(p
-            .append(&[rec("s", 1, 1, "2026-11-21T10:00:00.000Z")])
+            .append_records(&[rec("s", 1, 1, "2026-11-21T10:00:00.000Z")])
             .is_err());
         assert!(p.last_ids().is_err());
         assert_eq!(
@@ -1182,7 +1287,7 @@ mod tests {
         p.init().unwrap();
         p.probe().unwrap();
         assert_eq!(
-            p.append(&[rec("s", 1, 1, "2026-11-21T10:00:00.000Z")])
+            p.append_records(&[rec("s", 1, 1, "2026-11-21T10:00:00.000Z")])
                 .unwrap()
                 .items,
             1
@@ -1196,7 +1301,7 @@ mod tests {
         batch.extend(recs("a", 1, 4, 4, "2026-11-21"));
         batch.extend(recs("a", 2, 1, 2, "2026-11-21"));
         batch.extend(recs("a/b", 1, 1, 1, "2026-11-21"));
-        p.append(&batch).unwrap();
+        p.append_records(&batch).unwrap();
         let report = p.verify().unwrap();
         assert!(report.is_clean(), "{report:?}");
         assert_eq!(report.records, 7);

@@ -22,9 +22,8 @@ use tokio::sync::oneshot;
 use crate::audit::AuditLog;
 use crate::board::{StatusBoard, SyncRun};
 use crate::clock;
-use crate::journal::{self, Position};
+use crate::journal::{self, FrameView, Position};
 use crate::primary::Primary;
-use crate::records::StoredRecord;
 use crate::storage::StorageHandle;
 use crate::{tick_every, AbortOnDrop};
 
@@ -148,7 +147,8 @@ pub struct Gap {
 /// What to send of a batch read from the journal, given the last ids on the primary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub to_send: Vec<StoredRecord>,
+    /// Which records of the batch to send, by index, in order.
+    pub to_send: Vec<usize>,
     /// The last ids once `to_send` is on the primary.
     pub last_ids: BTreeMap<String, (u64, u64)>,
     pub gaps: Vec<Gap>,
@@ -159,31 +159,35 @@ pub struct Plan {
 /// that does not follow its predecessor in the same epoch is reported as a gap.
 pub fn plan<'a>(
     last_ids: &BTreeMap<String, (u64, u64)>,
-    records: impl IntoIterator<Item = &'a StoredRecord>,
+    records: impl IntoIterator<Item = FrameView<'a>>,
 ) -> Plan {
     let mut ids = last_ids.clone();
     let mut to_send = Vec::new();
     let mut gaps = Vec::new();
-    for rec in records {
+    for (i, rec) in records.into_iter().enumerate() {
         let key = (rec.epoch, rec.seq);
-        match ids.get(&rec.stream) {
-            Some(&last) if last >= key => continue,
-            Some(&(e, s)) if e == rec.epoch && rec.seq != s + 1 => gaps.push(Gap {
-                stream: rec.stream.clone(),
-                epoch: e,
-                expected: s + 1,
-                got: rec.seq,
-            }),
-            None if rec.seq != 1 => gaps.push(Gap {
-                stream: rec.stream.clone(),
-                epoch: rec.epoch,
-                expected: 1,
-                got: rec.seq,
-            }),
-            _ => {}
+        let gap = |epoch, expected| Gap {
+            stream: rec.stream.to_string(),
+            epoch,
+            expected,
+            got: rec.seq,
+        };
+        match ids.get_mut(rec.stream) {
+            Some(last) if *last >= key => continue,
+            Some(last) => {
+                if last.0 == rec.epoch && rec.seq != last.1 + 1 {
+                    gaps.push(gap(last.0, last.1 + 1));
+                }
+                *last = key;
+            }
+            None => {
+                if rec.seq != 1 {
+                    gaps.push(gap(rec.epoch, 1));
+                }
+                ids.insert(rec.stream.to_string(), key);
+            }
         }
-        ids.insert(rec.stream.clone(), key);
-        to_send.push(rec.clone());
+        to_send.push(i);
     }
     Plan {
         to_send,
@@ -247,6 +251,8 @@ pub struct SyncState {
     /// Records passed (forwarded or already there) per segment still in the journal.
     passed: BTreeMap<u64, u64>,
     retry_delay: Duration,
+    /// How many bytes of journal the next batch reads at most (see [`SyncState::adapt_batch`]).
+    batch_bytes: usize,
     next_try: tokio::time::Instant,
     drain: Option<Drain>,
     _ticker: AbortOnDrop,
@@ -256,6 +262,10 @@ pub struct SyncState {
 
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Bounds of a batch's size in journal bytes; a fresh sync actor starts at [`BATCH_BYTES_START`].
+const BATCH_BYTES_MIN: usize = 64 << 10;
+const BATCH_BYTES_START: usize = 1 << 20;
+const BATCH_BYTES_MAX: usize = 32 << 20;
 
 impl SyncState {
     fn set_up(&mut self, up: bool, reason: &str) {
@@ -349,6 +359,21 @@ impl SyncState {
         }
     }
 
+    /// Sizes the next batch from how long this one's append took. Each fsync has a fixed cost,
+    /// so a backlog drains fastest in large batches; but one append must stay well inside
+    /// `io_timeout`, or a slow but healthy primary is taken for a hung one. So the size doubles
+    /// while an append takes under an eighth of `io_timeout` and halves when it takes over a
+    /// quarter, between [`BATCH_BYTES_MIN`] and [`BATCH_BYTES_MAX`]. Only a batch that the size
+    /// limited says anything about a larger one.
+    fn adapt_batch(&mut self, read: usize, took: Duration) {
+        let budget = self.args.io_timeout / 4;
+        if took > budget {
+            self.batch_bytes = (self.batch_bytes / 2).max(BATCH_BYTES_MIN);
+        } else if took < budget / 2 && read >= self.batch_bytes {
+            self.batch_bytes = (self.batch_bytes * 2).min(BATCH_BYTES_MAX);
+        }
+    }
+
     /// Reads the last ids back from the primary (after start or an outage).
     async fn load_ids(&mut self) -> Result<(), IoFailure> {
         let p = self.primary.clone();
@@ -378,14 +403,15 @@ impl SyncState {
             return Ok(false);
         }
         let dir = self.args.storage.journal_dir().clone();
-        let (from, batch) = (self.cursor, self.args.batch);
-        let (recs, next) =
-            tokio::task::spawn_blocking(move || journal::read(&dir, from, info.end, batch))
-                .await
-                .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
-                .map_err(|e| IoFailure::Failed(e.to_string()))?;
+        let (from, batch, batch_bytes) = (self.cursor, self.args.batch, self.batch_bytes);
+        let (frames, next) = tokio::task::spawn_blocking(move || {
+            journal::read(&dir, from, info.end, batch, batch_bytes)
+        })
+        .await
+        .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
+        .map_err(|e| IoFailure::Failed(e.to_string()))?;
         let ids = self.last_ids.as_ref().expect("loaded above");
-        let plan = plan(ids, recs.iter().map(|(_, r)| r));
+        let plan = plan(ids, frames.iter());
         if let Some(d) = &mut self.drain {
             d.gaps += plan.gaps.len() as u64;
         }
@@ -406,6 +432,11 @@ impl SyncState {
             last_ids: expect,
             ..
         } = plan;
+        let mut passed: BTreeMap<u64, u64> = BTreeMap::new();
+        for i in 0..frames.len() {
+            *passed.entry(frames.after(i).segment).or_default() += 1;
+        }
+        let read_bytes = frames.size();
         let started = Instant::now();
         let (items, bytes) = if to_send.is_empty() {
             (0, 0)
@@ -414,14 +445,18 @@ impl SyncState {
             let stats = self
                 .args
                 .io
-                .run(self.args.io_timeout, move || p.append(&to_send))
+                .run(self.args.io_timeout, move || {
+                    let views: Vec<FrameView> = to_send.iter().map(|&i| frames.get(i)).collect();
+                    p.append(&views)
+                })
                 .await?;
+            self.adapt_batch(read_bytes, started.elapsed());
             (stats.items as u64, stats.bytes as u64)
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         self.last_ids = Some(expect);
-        for (pos, _) in &recs {
-            *self.passed.entry(pos.segment).or_default() += 1;
+        for (segment, n) in passed {
+            *self.passed.entry(segment).or_default() += n;
         }
         self.cursor = next;
         self.retry_delay = RETRY_MIN;
@@ -615,6 +650,7 @@ impl Actor for SyncActor {
             cursor: info.start,
             passed: BTreeMap::new(),
             retry_delay: RETRY_MIN,
+            batch_bytes: BATCH_BYTES_START,
             next_try: tokio::time::Instant::now(),
             drain: None,
             args,
@@ -654,6 +690,7 @@ impl Actor for SyncActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::StoredRecord;
 
     fn rec(stream: &str, epoch: u64, seq: u64) -> StoredRecord {
         StoredRecord::new(
@@ -677,11 +714,12 @@ mod tests {
             rec("b", 1, 1),
             rec("a", 2, 1),
         ];
-        let p = plan(&last, &recs);
+        let frames = journal::Frames::of(&recs).unwrap();
+        let p = plan(&last, frames.iter());
         let sent: Vec<_> = p
             .to_send
             .iter()
-            .map(|r| (r.stream.as_str(), r.id.as_str()))
+            .map(|&i| (recs[i].stream.as_str(), recs[i].id.as_str()))
             .collect();
         assert_eq!(
             sent,
@@ -698,7 +736,7 @@ mod tests {
         );
         assert_eq!(p.last_ids["a"], (2, 1));
         assert_eq!(p.last_ids["b"], (1, 1));
-        let again = plan(&p.last_ids, &recs);
+        let again = plan(&p.last_ids, frames.iter());
         assert!(
             again.to_send.is_empty() && again.gaps.is_empty(),
             "a resend sends nothing"

@@ -439,25 +439,28 @@ impl System {
             }
             return false;
         }
-        let (recs, next) = journal::read(&self.jdir, self.cursor, end, max).expect("read");
+        let (frames, next) =
+            journal::read(&self.jdir, self.cursor, end, max, usize::MAX).expect("read");
         assert!(
-            !recs.is_empty() || next > self.cursor,
+            !frames.is_empty() || next > self.cursor,
             "forwarding is stuck at {:?} (end {end:?})",
             self.cursor
         );
-        let plan = sync::plan(&self.ids, recs.iter().map(|(_, r)| r));
+        let plan = sync::plan(&self.ids, frames.iter());
+        let to_send: Vec<_> = plan.to_send.iter().map(|&i| frames.get(i)).collect();
         assert!(
             plan.gaps.is_empty(),
             "gaps while forwarding: {:?}",
             plan.gaps
         );
         if let Some(Stop::TornPrimary(cut, crash)) = stop {
-            torn_primary_append(self.primary.root(), &plan.to_send, *cut);
+            let batch: Vec<StoredRecord> = to_send.iter().map(|v| v.record().unwrap()).collect();
+            torn_primary_append(self.primary.root(), &batch, *cut);
             self.interrupted(model, crash.as_ref());
             return true;
         }
-        if !plan.to_send.is_empty() {
-            self.primary.append(&plan.to_send).expect("primary append");
+        if !to_send.is_empty() {
+            self.primary.append(&to_send).expect("primary append");
         }
         if let Some(Stop::AfterPrimary(crash)) = stop {
             self.interrupted(model, crash.as_ref());
