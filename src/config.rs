@@ -185,7 +185,7 @@ impl Default for SyncConfig {
     fn default() -> Self {
         Self {
             interval: d(1),
-            batch: 1000,
+            batch: 100_000,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! - baseline: `cp` of the segment files into a directory, then `sync` of the copies and of that
 //!   directory (fsync each), timed together;
 //! - ours: a `StorageActor` over the journal (its recovery scan is reported but not timed), then
-//!   a `SyncActor` forwarding to a primary directory with the daemon's settings (`batch` 1000 from
+//!   a `SyncActor` forwarding to a primary directory with the daemon's settings (`batch` 100 000 from
 //!   `FORWARD_BENCH_BATCH`, `io_timeout` 3 s from `FORWARD_BENCH_IO_TIMEOUT_MS`, segments rotated
 //!   after 1 MiB), asked to forward at once as `fushi sync --now` does (rather than at its next
 //!   tick); timed from spawning it to the status board reporting a sync run done with no lag:
@@ -219,7 +219,7 @@ fn main() -> ExitCode {
         bytes: env_num("FORWARD_BENCH_MB", 100).max(1) * 1_000_000,
         record_bytes: env_num("FORWARD_BENCH_RECORD_BYTES", 256) as usize,
         streams: env_num("FORWARD_BENCH_STREAMS", 4).max(1),
-        batch: env_num("FORWARD_BENCH_BATCH", 1000).max(1) as usize,
+        batch: env_num("FORWARD_BENCH_BATCH", 100_000).max(1) as usize,
         io_timeout: Duration::from_millis(env_num("FORWARD_BENCH_IO_TIMEOUT_MS", 3000)),
         rounds: env_num("FORWARD_BENCH_ROUNDS", 2).max(1) as usize,
     };

@@ -256,12 +256,27 @@ fn parse_payload(payload: &[u8]) -> Option<FrameView<'_>> {
     })
 }
 
-/// Frames read from the journal: the bytes they were read from and where each one is.
+/// Frames read from the journal: the bytes they were read from, where each frame's parts lie in
+/// them, and the batch's stream names, each held once, so that planning and filing a batch
+/// index by stream instead of hashing every record's name again.
 #[derive(Debug, Default)]
 pub struct Frames {
     bytes: Vec<u8>,
-    /// Per frame: the position just after it, and its bytes in `bytes`.
-    at: Vec<(Position, std::ops::Range<usize>)>,
+    locs: Vec<Loc>,
+    streams: Vec<String>,
+    stream_index: HashMap<String, usize>,
+}
+
+/// One frame of [`Frames`]: ranges are into `Frames::bytes`.
+#[derive(Debug, Clone)]
+struct Loc {
+    after: Position,
+    size: usize,
+    epoch: u64,
+    seq: u64,
+    stream: usize,
+    ts: std::ops::Range<usize>,
+    line: std::ops::Range<usize>,
 }
 
 impl Frames {
@@ -275,35 +290,109 @@ impl Frames {
                 segment: 0,
                 offset: i as u64 + 1,
             };
-            f.at.push((after, start..f.bytes.len()));
+            f.take(start, after);
         }
         Ok(f)
     }
 
+    /// Records the frame that starts at `start` of `bytes` (decoding it, checksum and all);
+    /// returns its length, or None if there is no whole frame there.
+    fn take_at(&mut self, start: usize, segment: u64, segment_offset: u64) -> Option<usize> {
+        let (view, n) = decode_frame(&self.bytes[start..])?;
+        let base = self.bytes.as_ptr() as usize;
+        let at = |part: &[u8]| {
+            let from = part.as_ptr() as usize - base;
+            from..from + part.len()
+        };
+        let (ts, line) = (at(view.ts.as_bytes()), at(view.line));
+        let stream = match self.streams.last() {
+            // Records of one stream mostly come in runs.
+            Some(last) if last == view.stream => self.streams.len() - 1,
+            _ => match self.stream_index.get(view.stream) {
+                Some(&i) => i,
+                None => {
+                    self.streams.push(view.stream.to_string());
+                    self.stream_index
+                        .insert(view.stream.to_string(), self.streams.len() - 1);
+                    self.streams.len() - 1
+                }
+            },
+        };
+        self.locs.push(Loc {
+            after: Position {
+                segment,
+                offset: segment_offset + n as u64,
+            },
+            size: n,
+            epoch: view.epoch,
+            seq: view.seq,
+            stream,
+            ts,
+            line,
+        });
+        Some(n)
+    }
+
+    fn take(&mut self, start: usize, after: Position) {
+        let n = self
+            .take_at(start, after.segment, 0)
+            .expect("a frame just encoded");
+        self.locs.last_mut().expect("just pushed").after = after;
+        debug_assert_eq!(start + n, self.bytes.len());
+    }
+
+    /// Empties this, keeping the memory for another batch.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.locs.clear();
+        self.streams.clear();
+        self.stream_index.clear();
+    }
+
     pub fn len(&self) -> usize {
-        self.at.len()
+        self.locs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
+        self.locs.is_empty()
     }
 
     /// The frames' bytes in the journal.
     pub fn size(&self) -> usize {
-        self.at.iter().map(|(_, r)| r.len()).sum()
+        self.locs.iter().map(|l| l.size).sum()
     }
 
-    /// Frame `i`. Every frame held was checked and decoded once already, so this neither checks
-    /// its checksum again nor can fail.
+    /// The batch's stream names; [`Frames::stream_of`] indexes them.
+    pub fn streams(&self) -> &[String] {
+        &self.streams
+    }
+
+    /// The index in [`Frames::streams`] of frame `i`'s stream.
+    pub fn stream_of(&self, i: usize) -> usize {
+        self.locs[i].stream
+    }
+
+    /// Frame `i`'s (epoch, seq).
+    pub fn id(&self, i: usize) -> (u64, u64) {
+        (self.locs[i].epoch, self.locs[i].seq)
+    }
+
+    /// Frame `i`.
     pub fn get(&self, i: usize) -> FrameView<'_> {
-        let range = self.at[i].1.clone();
-        parse_payload(&self.bytes[range.start + HEADER..range.end])
-            .expect("a frame that decoded when it was read")
+        let l = &self.locs[i];
+        FrameView {
+            epoch: l.epoch,
+            seq: l.seq,
+            stream: &self.streams[l.stream],
+            // It was a str when the frame was decoded.
+            ts: std::str::from_utf8(&self.bytes[l.ts.clone()]).unwrap_or_default(),
+            line: &self.bytes[l.line.clone()],
+        }
     }
 
     /// The journal position just after frame `i`.
     pub fn after(&self, i: usize) -> Position {
-        self.at[i].0
+        self.locs[i].after
     }
 
     pub fn iter(&self) -> impl Iterator<Item = FrameView<'_>> {
@@ -721,26 +810,17 @@ impl Journal {
 /// large one takes few reads.
 const READ_MIN: usize = 64 << 10;
 const READ_MAX: usize = 8 << 20;
+/// The most [`read`] reserves up front for a batch's bytes.
+const RESERVE_MAX: usize = 64 << 20;
 
 /// Reads up to `want` bytes of `file` at `at` onto the end of `buf`; fewer only at end of file.
+/// `read_to_end` fills the spare capacity directly, so the buffer is never zeroed first.
 fn read_onto(file: &File, buf: &mut Vec<u8>, at: u64, want: usize) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let start = buf.len();
-    buf.resize(start + want, 0);
-    let mut got = 0;
-    while got < want {
-        match file.read_at(&mut buf[start + got..], at + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(start + got);
-                return Err(e);
-            }
-        }
-    }
-    buf.truncate(start + got);
-    Ok(got)
+    use std::io::Read;
+    let mut f = file;
+    f.seek(SeekFrom::Start(at))?;
+    buf.reserve(want);
+    f.take(want as u64).read_to_end(buf)
 }
 
 /// Reads durable frames from `from` up to `end`: at most `max` of them, and no more once they
@@ -754,12 +834,27 @@ pub fn read(
     max: usize,
     max_bytes: usize,
 ) -> Result<(Frames, Position), JournalError> {
-    let mut out = Frames::default();
+    read_into(Frames::default(), dir, from, end, max, max_bytes)
+}
+
+/// [`read`] into the buffers of an earlier batch: a fresh buffer of many megabytes costs a page
+/// fault (and the kernel zeroing a page) every 4 KiB before the first byte is read into it.
+pub fn read_into(
+    mut out: Frames,
+    dir: &Path,
+    from: Position,
+    end: Position,
+    max: usize,
+    max_bytes: usize,
+) -> Result<(Frames, Position), JournalError> {
+    out.clear();
+    // Reserved, not touched: a small read costs no more than it did.
+    out.bytes
+        .reserve(max_bytes.saturating_add(READ_MIN).min(RESERVE_MAX));
     let mut pos = from;
     let mut taken = 0usize;
-    let full = |out: &Frames, taken: usize| {
-        out.len() >= max || (taken >= max_bytes && !out.is_empty())
-    };
+    let full =
+        |out: &Frames, taken: usize| out.len() >= max || (taken >= max_bytes && !out.is_empty());
     while !full(&out, taken) && pos < end {
         let path = segment_path(dir, pos.segment);
         let limit = if pos.segment == end.segment {
@@ -780,16 +875,10 @@ pub fn read(
         let mut chunk = READ_MIN;
         loop {
             while !full(&out, taken) {
-                match decode_frame(&out.bytes[base + off..]) {
-                    Some((_, n)) => {
-                        let at = base + off;
+                match out.take_at(base + off, pos.segment, pos.offset + off as u64) {
+                    Some(n) => {
                         off += n;
                         taken += n;
-                        let after = Position {
-                            segment: pos.segment,
-                            offset: pos.offset + off as u64,
-                        };
-                        out.at.push((after, at..at + n));
                     }
                     None => break,
                 }
@@ -1054,9 +1143,12 @@ mod tests {
             while pos < end {
                 let (frames, next) = read(dir.path(), pos, end, batch, bytes).unwrap();
                 assert!(!frames.is_empty() && frames.len() <= batch, "batch {batch}");
-                let size: usize = frames.at.iter().map(|(_, r)| r.len()).sum();
-                let last = frames.at.last().map_or(0, |(_, r)| r.len());
-                assert!(size - last < bytes, "{size} bytes read for a limit of {bytes}");
+                let size = frames.size();
+                let last = frames.locs.last().map_or(0, |l| l.size);
+                assert!(
+                    size - last < bytes,
+                    "{size} bytes read for a limit of {bytes}"
+                );
                 assert_eq!(frames.after(frames.len() - 1), next);
                 assert!(next > pos);
                 got.extend(frames.records());

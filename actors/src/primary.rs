@@ -16,11 +16,10 @@
 //! [`Primary::append`]), so the newest file's last line is the stream's last id.
 
 use serde::Serialize;
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, IoSlice, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use time::format_description::well_known::Rfc3339;
@@ -28,7 +27,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, UtcOffset};
 
-use crate::journal::FrameView;
+use crate::journal::Frames;
 use crate::records::{valid_stream, StoredRecord};
 use crate::status::write_atomic;
 
@@ -172,37 +171,54 @@ impl Primary {
     ///
     /// A stream the store cannot hold ([`storable_stream`]) fails the whole batch with
     /// [`io::ErrorKind::InvalidInput`] before anything is written; retrying cannot help.
-    pub fn append(&self, batch: &[FrameView<'_>]) -> io::Result<AppendStats> {
+    pub fn append(&self, frames: &Frames, pick: &[usize]) -> io::Result<AppendStats> {
         self.ready()?;
-        if let Some(bad) = batch.iter().find(|r| !storable_stream(r.stream)) {
+        let streams = frames.streams();
+        if let Some(&bad) = pick
+            .iter()
+            .find(|&&i| !storable_stream(&streams[frames.stream_of(i)]))
+        {
+            let (epoch, seq) = frames.id(bad);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "record {}.{} has stream {:?}, which the primary store cannot hold",
-                    bad.epoch, bad.seq, bad.stream
+                    "record {epoch}.{seq} has stream {:?}, which the primary store cannot hold",
+                    streams[frames.stream_of(bad)]
                 ),
             ));
         }
         let today = OffsetDateTime::now_utc().date();
-        // The lines of each file, in order of first appearance, so each file takes one
-        // vectored write straight from the journal's bytes.
-        let mut groups: Vec<(&str, Date, Vec<&[u8]>)> = Vec::new();
-        let mut group_of: HashMap<(&str, Date), usize> = HashMap::new();
-        let mut days: HashMap<&str, StreamDays> = HashMap::new();
-        let mut last: BTreeMap<&str, &FrameView> = BTreeMap::new();
-        for r in batch {
-            let days = match days.entry(r.stream) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(StreamDays::new(self.newest_day(r.stream)?)),
+        // The lines of each file, in order of first appearance, so each file takes one write.
+        let mut groups: Vec<(usize, Date, Vec<&[u8]>)> = Vec::new();
+        // Per stream of the batch: how it is filed, the group of its current day, its last record.
+        let mut filing: Vec<Option<(StreamDays, usize, usize)>> = Vec::new();
+        filing.resize_with(streams.len(), || None);
+        for &i in pick {
+            let r = frames.get(i);
+            let stream = frames.stream_of(i);
+            let (days, group, last) = match &mut filing[stream] {
+                Some(f) => f,
+                none => none.insert((StreamDays::new(self.newest_day(r.stream)?), usize::MAX, i)),
             };
             let day = days.file_day(r.ts, today);
-            let i = *group_of.entry((r.stream, day)).or_insert_with(|| {
-                groups.push((r.stream, day, Vec::new()));
-                groups.len() - 1
-            });
-            groups[i].2.push(r.line);
-            last.insert(r.stream, r);
+            // Days only grow within a stream: a new day is a new group.
+            if groups.get(*group).is_none_or(|g| g.1 != day) {
+                groups.push((stream, day, Vec::new()));
+                *group = groups.len() - 1;
+            }
+            groups[*group].2.push(r.line);
+            *last = i;
         }
+        let mut last: Vec<(&str, usize)> = filing
+            .iter()
+            .enumerate()
+            .filter_map(|(s, f)| f.as_ref().map(|f| (streams[s].as_str(), f.2)))
+            .collect();
+        last.sort_unstable();
+        let groups: Vec<(&str, Date, Vec<&[u8]>)> = groups
+            .into_iter()
+            .map(|(s, d, l)| (streams[s].as_str(), d, l))
+            .collect();
 
         let mut stats = AppendStats::default();
         let mut dirty = BTreeSet::new();
@@ -228,7 +244,8 @@ impl Primary {
             sync_dir(&dir)?;
         }
 
-        for (stream, r) in last {
+        for (stream, n) in last {
+            let r = frames.get(n);
             let rel = Path::new(LATEST).join(format!("{stream}.json"));
             let parent = rel.parent().unwrap_or(Path::new(LATEST));
             let dir = self.ensure_dir(parent, &mut dirty)?;
@@ -449,22 +466,15 @@ fn open_for_append(path: &Path) -> io::Result<(File, bool)> {
     Ok((file, created))
 }
 
-/// Writes `lines` at the end of `file` with as few `writev` calls as `IOV_MAX` allows.
-fn write_lines(mut file: &File, lines: &[&[u8]]) -> io::Result<()> {
-    /// Linux's `IOV_MAX`: a longer vector fails with EINVAL.
-    const IOV_MAX: usize = 1024;
-    let mut slices: Vec<IoSlice> = lines.iter().map(|l| IoSlice::new(l)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let n = rest.len().min(IOV_MAX);
-        match file.write_vectored(&rest[..n]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => IoSlice::advance_slices(&mut rest, written),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// Writes `lines` at the end of `file`, gathered into large writes: copying a few hundred bytes
+/// at a time costs less in user space than as many `writev` segments in the kernel.
+fn write_lines(file: &File, lines: &[&[u8]]) -> io::Result<()> {
+    const GATHER: usize = 1 << 20;
+    let mut out = io::BufWriter::with_capacity(GATHER, file);
+    for line in lines {
+        out.write_all(line)?;
     }
-    Ok(())
+    out.flush()
 }
 
 /// Truncates a last line that has no `\n`: a crash mid-append. `last_ids` never counted it, so
@@ -959,8 +969,8 @@ mod tests {
 
     impl AppendRecords for Primary {
         fn append_records(&self, records: &[StoredRecord]) -> io::Result<AppendStats> {
-            let frames = crate::journal::Frames::of(records).unwrap();
-            self.append(&frames.iter().collect::<Vec<_>>())
+            let frames = Frames::of(records).unwrap();
+            self.append(&frames, &(0..frames.len()).collect::<Vec<_>>())
         }
     }
 
@@ -1194,8 +1204,10 @@ mod tests {
         ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         for _ in 0..2000 {
-            let start = [None, Some(Date::from_calendar_date(2026, time::Month::November, 21).unwrap())]
-                [rng.random_range(0..2)];
+            let start = [
+                None,
+                Some(Date::from_calendar_date(2026, time::Month::November, 21).unwrap()),
+            ][rng.random_range(0..2)];
             let mut cached = StreamDays::new(start);
             let mut newest = start;
             for _ in 0..rng.random_range(1..12) {

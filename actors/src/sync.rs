@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use crate::audit::AuditLog;
 use crate::board::{StatusBoard, SyncRun};
 use crate::clock;
-use crate::journal::{self, FrameView, Position};
+use crate::journal::{self, Frames, Position};
 use crate::primary::Primary;
 use crate::storage::StorageHandle;
 use crate::{tick_every, AbortOnDrop};
@@ -157,37 +157,37 @@ pub struct Plan {
 /// The forwarding rule: records at or below a stream's last id on the primary are skipped (so a
 /// resend after a crash duplicates nothing); anything else is sent in journal order, and a seq
 /// that does not follow its predecessor in the same epoch is reported as a gap.
-pub fn plan<'a>(
-    last_ids: &BTreeMap<String, (u64, u64)>,
-    records: impl IntoIterator<Item = FrameView<'a>>,
-) -> Plan {
-    let mut ids = last_ids.clone();
+pub fn plan(last_ids: &BTreeMap<String, (u64, u64)>, frames: &Frames) -> Plan {
+    let streams = frames.streams();
+    let mut last: Vec<Option<(u64, u64)>> =
+        streams.iter().map(|s| last_ids.get(s).copied()).collect();
     let mut to_send = Vec::new();
     let mut gaps = Vec::new();
-    for (i, rec) in records.into_iter().enumerate() {
-        let key = (rec.epoch, rec.seq);
-        let gap = |epoch, expected| Gap {
-            stream: rec.stream.to_string(),
-            epoch,
-            expected,
-            got: rec.seq,
+    for i in 0..frames.len() {
+        let (epoch, seq) = frames.id(i);
+        let stream = frames.stream_of(i);
+        let expected = match last[stream] {
+            Some(prev) if prev >= (epoch, seq) => continue,
+            Some((e, s)) if e == epoch => s + 1,
+            Some(_) => seq,
+            None => 1,
         };
-        match ids.get_mut(rec.stream) {
-            Some(last) if *last >= key => continue,
-            Some(last) => {
-                if last.0 == rec.epoch && rec.seq != last.1 + 1 {
-                    gaps.push(gap(last.0, last.1 + 1));
-                }
-                *last = key;
-            }
-            None => {
-                if rec.seq != 1 {
-                    gaps.push(gap(rec.epoch, 1));
-                }
-                ids.insert(rec.stream.to_string(), key);
-            }
+        if seq != expected {
+            gaps.push(Gap {
+                stream: streams[stream].clone(),
+                epoch,
+                expected,
+                got: seq,
+            });
         }
+        last[stream] = Some((epoch, seq));
         to_send.push(i);
+    }
+    let mut ids = last_ids.clone();
+    for (stream, id) in streams.iter().zip(last) {
+        if let Some(id) = id {
+            ids.insert(stream.clone(), id);
+        }
     }
     Plan {
         to_send,
@@ -242,6 +242,14 @@ struct Drain {
     gaps: u64,
 }
 
+type ReadTask = tokio::task::JoinHandle<Result<(Frames, Position), journal::JournalError>>;
+
+/// A journal read started ahead of need, from `from`.
+struct Prefetch {
+    from: Position,
+    task: ReadTask,
+}
+
 pub struct SyncState {
     args: SyncArgs,
     primary: Arc<Primary>,
@@ -251,6 +259,12 @@ pub struct SyncState {
     /// Records passed (forwarded or already there) per segment still in the journal.
     passed: BTreeMap<u64, u64>,
     retry_delay: Duration,
+    /// The next batch, being read while the last one is appended.
+    prefetch: Option<Prefetch>,
+    /// A batch's buffers, back from the primary, for the next read.
+    spare: Option<Frames>,
+    /// The release of forwarded segments in progress.
+    releasing: Option<AbortOnDrop>,
     /// How many bytes of journal the next batch reads at most (see [`SyncState::adapt_batch`]).
     batch_bytes: usize,
     next_try: tokio::time::Instant,
@@ -264,7 +278,7 @@ const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Bounds of a batch's size in journal bytes; a fresh sync actor starts at [`BATCH_BYTES_START`].
 const BATCH_BYTES_MIN: usize = 64 << 10;
-const BATCH_BYTES_START: usize = 1 << 20;
+const BATCH_BYTES_START: usize = 4 << 20;
 const BATCH_BYTES_MAX: usize = 32 << 20;
 
 impl SyncState {
@@ -359,19 +373,32 @@ impl SyncState {
         }
     }
 
-    /// Sizes the next batch from how long this one's append took. Each fsync has a fixed cost,
+    /// Reads the batch at `from` on a blocking thread.
+    fn start_read(&mut self, from: Position, end: Position) -> ReadTask {
+        let dir = self.args.storage.journal_dir().clone();
+        let (batch, bytes) = (self.args.batch, self.batch_bytes);
+        let spare = self.spare.take().unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            journal::read_into(spare, &dir, from, end, batch, bytes)
+        })
+    }
+
+    /// Sizes the next batch from how fast this one's append went. Each fsync has a fixed cost,
     /// so a backlog drains fastest in large batches; but one append must stay well inside
-    /// `io_timeout`, or a slow but healthy primary is taken for a hung one. So the size doubles
-    /// while an append takes under an eighth of `io_timeout` and halves when it takes over a
-    /// quarter, between [`BATCH_BYTES_MIN`] and [`BATCH_BYTES_MAX`]. Only a batch that the size
-    /// limited says anything about a larger one.
+    /// `io_timeout`, or a slow but healthy primary is taken for a hung one. So the next batch is
+    /// what the measured rate appends in an eighth of `io_timeout`, at most eight times this one
+    /// (a short append measures its rate poorly), between [`BATCH_BYTES_MIN`] and
+    /// [`BATCH_BYTES_MAX`]. A batch that was not full says nothing about a larger one.
     fn adapt_batch(&mut self, read: usize, took: Duration) {
-        let budget = self.args.io_timeout / 4;
-        if took > budget {
-            self.batch_bytes = (self.batch_bytes / 2).max(BATCH_BYTES_MIN);
-        } else if took < budget / 2 && read >= self.batch_bytes {
-            self.batch_bytes = (self.batch_bytes * 2).min(BATCH_BYTES_MAX);
-        }
+        let aim = self.args.io_timeout / 8;
+        let rate = read as f64 / took.as_secs_f64().max(1e-6);
+        let fits = (rate * aim.as_secs_f64()) as usize;
+        let next = if read >= self.batch_bytes {
+            fits.min(self.batch_bytes.saturating_mul(8))
+        } else {
+            fits.min(self.batch_bytes)
+        };
+        self.batch_bytes = next.clamp(BATCH_BYTES_MIN, BATCH_BYTES_MAX);
     }
 
     /// Reads the last ids back from the primary (after start or an outage).
@@ -395,6 +422,8 @@ impl SyncState {
         if self.cursor < info.start {
             self.cursor = info.start;
         }
+        // Segments released since: their counts no longer matter.
+        self.passed = self.passed.split_off(&info.start.segment);
         if self.cursor >= info.end {
             if let Some(d) = self.drain.take() {
                 self.complete(d);
@@ -402,16 +431,25 @@ impl SyncState {
             self.maybe_clean(&info).await;
             return Ok(false);
         }
-        let dir = self.args.storage.journal_dir().clone();
-        let (from, batch, batch_bytes) = (self.cursor, self.args.batch, self.batch_bytes);
-        let (frames, next) = tokio::task::spawn_blocking(move || {
-            journal::read(&dir, from, info.end, batch, batch_bytes)
-        })
-        .await
-        .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
-        .map_err(|e| IoFailure::Failed(e.to_string()))?;
+        let read = match self.prefetch.take() {
+            Some(p) if p.from == self.cursor => p.task,
+            _ => self.start_read(self.cursor, info.end),
+        };
+        let (frames, next) = read
+            .await
+            .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
+            .map_err(|e| IoFailure::Failed(e.to_string()))?;
+        // The next batch is read while this one is planned and appended: the journal comes
+        // from the page cache while the primary's fsync waits on its disk. A failed append
+        // leaves the cursor where it was, and the next call drops this read.
+        if next < info.end {
+            self.prefetch = Some(Prefetch {
+                from: next,
+                task: self.start_read(next, info.end),
+            });
+        }
         let ids = self.last_ids.as_ref().expect("loaded above");
-        let plan = plan(ids, frames.iter());
+        let plan = plan(ids, &frames);
         if let Some(d) = &mut self.drain {
             d.gaps += plan.gaps.len() as u64;
         }
@@ -446,10 +484,11 @@ impl SyncState {
                 .args
                 .io
                 .run(self.args.io_timeout, move || {
-                    let views: Vec<FrameView> = to_send.iter().map(|&i| frames.get(i)).collect();
-                    p.append(&views)
+                    p.append(&frames, &to_send).map(|stats| (stats, frames))
                 })
                 .await?;
+            let (stats, frames) = stats;
+            self.spare = Some(frames);
             self.adapt_batch(read_bytes, started.elapsed());
             (stats.items as u64, stats.bytes as u64)
         };
@@ -486,17 +525,24 @@ impl SyncState {
             }
         }
         if self.cursor.segment > info.start.segment {
-            match self.args.storage.release_before(self.cursor.segment).await {
-                Ok(_) => {
-                    let cut = self.cursor.segment;
-                    self.passed = self.passed.split_off(&cut);
-                }
-                Err(e) => {
-                    tracing::warn!(actor = "sync", event = "journal.release_failed", error = %e, "cannot release forwarded segments")
-                }
-            }
+            self.release(self.cursor.segment);
         }
         Ok(self.cursor < info.end)
+    }
+
+    /// Deletes the journal's segments before `cut`, all of whose records are on the primary, in
+    /// the background: forwarding goes on meanwhile, and the journal's info shows the result.
+    /// One release runs at a time; a later batch asks again with a later cut.
+    fn release(&mut self, cut: u64) {
+        if self.releasing.as_ref().is_some_and(|t| !t.0.is_finished()) {
+            return;
+        }
+        let storage = self.args.storage.clone();
+        self.releasing = Some(AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = storage.release_before(cut).await {
+                tracing::warn!(actor = "sync", event = "journal.release_failed", error = %e, "cannot release forwarded segments");
+            }
+        })));
     }
 
     /// Once everything is forwarded, rotate a large active segment so it can be released.
@@ -651,6 +697,9 @@ impl Actor for SyncActor {
             passed: BTreeMap::new(),
             retry_delay: RETRY_MIN,
             batch_bytes: BATCH_BYTES_START,
+            prefetch: None,
+            releasing: None,
+            spare: None,
             next_try: tokio::time::Instant::now(),
             drain: None,
             args,
@@ -715,7 +764,7 @@ mod tests {
             rec("a", 2, 1),
         ];
         let frames = journal::Frames::of(&recs).unwrap();
-        let p = plan(&last, frames.iter());
+        let p = plan(&last, &frames);
         let sent: Vec<_> = p
             .to_send
             .iter()
@@ -736,7 +785,7 @@ mod tests {
         );
         assert_eq!(p.last_ids["a"], (2, 1));
         assert_eq!(p.last_ids["b"], (1, 1));
-        let again = plan(&p.last_ids, frames.iter());
+        let again = plan(&p.last_ids, &frames);
         assert!(
             again.to_send.is_empty() && again.gaps.is_empty(),
             "a resend sends nothing"

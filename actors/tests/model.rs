@@ -446,21 +446,26 @@ impl System {
             "forwarding is stuck at {:?} (end {end:?})",
             self.cursor
         );
-        let plan = sync::plan(&self.ids, frames.iter());
-        let to_send: Vec<_> = plan.to_send.iter().map(|&i| frames.get(i)).collect();
+        let plan = sync::plan(&self.ids, &frames);
         assert!(
             plan.gaps.is_empty(),
             "gaps while forwarding: {:?}",
             plan.gaps
         );
         if let Some(Stop::TornPrimary(cut, crash)) = stop {
-            let batch: Vec<StoredRecord> = to_send.iter().map(|v| v.record().unwrap()).collect();
+            let batch: Vec<StoredRecord> = plan
+                .to_send
+                .iter()
+                .map(|&i| frames.get(i).record().unwrap())
+                .collect();
             torn_primary_append(self.primary.root(), &batch, *cut);
             self.interrupted(model, crash.as_ref());
             return true;
         }
-        if !to_send.is_empty() {
-            self.primary.append(&to_send).expect("primary append");
+        if !plan.to_send.is_empty() {
+            self.primary
+                .append(&frames, &plan.to_send)
+                .expect("primary append");
         }
         if let Some(Stop::AfterPrimary(crash)) = stop {
             self.interrupted(model, crash.as_ref());
