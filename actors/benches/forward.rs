@@ -15,7 +15,7 @@
 //!   segments released. The primary is verified afterwards (untimed).
 //!
 //! Figures are MB/s of journal bytes (10^6 bytes); the summary gives medians over
-//! `FORWARD_BENCH_ROUNDS` (2) rounds. `FUSHI_BENCH_DIR` moves the scratch directory.
+//! `FORWARD_BENCH_ROUNDS` (5) rounds. `FUSHI_BENCH_DIR` moves the scratch directory.
 
 mod support;
 
@@ -221,7 +221,7 @@ fn main() -> ExitCode {
         streams: env_num("FORWARD_BENCH_STREAMS", 4).max(1),
         batch: env_num("FORWARD_BENCH_BATCH", 100_000).max(1) as usize,
         io_timeout: Duration::from_millis(env_num("FORWARD_BENCH_IO_TIMEOUT_MS", 3000)),
-        rounds: env_num("FORWARD_BENCH_ROUNDS", 2).max(1) as usize,
+        rounds: env_num("FORWARD_BENCH_ROUNDS", 5).max(1) as usize,
     };
     let scratch = support::scratch("forward");
     println!(

@@ -305,19 +305,18 @@ impl Frames {
             from..from + part.len()
         };
         let (ts, line) = (at(view.ts.as_bytes()), at(view.line));
-        let stream = match self.streams.last() {
-            // Records of one stream mostly come in runs.
-            Some(last) if last == view.stream => self.streams.len() - 1,
-            _ => match self.stream_index.get(view.stream) {
-                Some(&i) => i,
-                None => {
-                    self.streams.push(view.stream.to_string());
-                    self.stream_index
-                        .insert(view.stream.to_string(), self.streams.len() - 1);
-                    self.streams.len() - 1
-                }
-            },
+        // A batch mostly holds a few streams: comparing with each costs less than hashing.
+        let known = if self.streams.len() <= 8 {
+            self.streams.iter().position(|s| s == view.stream)
+        } else {
+            self.stream_index.get(view.stream).copied()
         };
+        let stream = known.unwrap_or_else(|| {
+            self.streams.push(view.stream.to_string());
+            self.stream_index
+                .insert(view.stream.to_string(), self.streams.len() - 1);
+            self.streams.len() - 1
+        });
         self.locs.push(Loc {
             after: Position {
                 segment,
@@ -388,6 +387,16 @@ impl Frames {
             ts: std::str::from_utf8(&self.bytes[l.ts.clone()]).unwrap_or_default(),
             line: &self.bytes[l.line.clone()],
         }
+    }
+
+    /// Frame `i`'s line (as [`FrameView::line`]).
+    pub fn line(&self, i: usize) -> &[u8] {
+        &self.bytes[self.locs[i].line.clone()]
+    }
+
+    /// Frame `i`'s `ts`, as bytes: filing by day needs no UTF-8 check for most records.
+    pub fn ts_bytes(&self, i: usize) -> &[u8] {
+        &self.bytes[self.locs[i].ts.clone()]
     }
 
     /// The journal position just after frame `i`.

@@ -43,6 +43,36 @@ const CHUNK: u64 = 64 * 1024;
 /// up on the local disk under the mountpoint while the NAS is away.
 pub const MARKER: &str = ".fushi-primary";
 
+/// Records written to the primary by [`Primary::write`] and not yet durable.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The files written to, by path: one fsync each, however many writes went to it.
+    files: BTreeMap<PathBuf, File>,
+    /// Directories whose entries changed.
+    dirs: BTreeSet<PathBuf>,
+    /// Each stream's last record, for `latest/`.
+    latest: BTreeMap<String, Vec<u8>>,
+    stats: AppendStats,
+}
+
+impl Written {
+    /// What was written, in records and bytes.
+    pub fn stats(&self) -> AppendStats {
+        self.stats
+    }
+
+    /// Adds a later write to this one, so that one [`Primary::sync`] makes both durable.
+    pub fn merge(&mut self, later: Written) {
+        for (path, file) in later.files {
+            self.files.entry(path).or_insert(file);
+        }
+        self.dirs.extend(later.dirs);
+        self.latest.extend(later.latest);
+        self.stats.items += later.stats.items;
+        self.stats.bytes += later.stats.bytes;
+    }
+}
+
 /// The primary store rooted at one directory.
 #[derive(Debug, Clone)]
 pub struct Primary {
@@ -172,12 +202,20 @@ impl Primary {
     /// A stream the store cannot hold ([`storable_stream`]) fails the whole batch with
     /// [`io::ErrorKind::InvalidInput`] before anything is written; retrying cannot help.
     pub fn append(&self, frames: &Frames, pick: &[usize]) -> io::Result<AppendStats> {
+        let written = self.write(frames, pick)?;
+        self.sync(written)
+    }
+
+    /// The first half of [`Primary::append`]: records `pick` of `frames` written to their day
+    /// files, nothing fsynced. Nothing of it counts until [`Primary::sync`] returns; the sync
+    /// actor writes the next batch meanwhile (on another thread), which changes nothing that a
+    /// crash between the two could not leave behind anyway: whole lines after the last synced
+    /// one, or a torn last line that the next append cuts off.
+    pub fn write(&self, frames: &Frames, pick: &[usize]) -> io::Result<Written> {
         self.ready()?;
         let streams = frames.streams();
-        if let Some(&bad) = pick
-            .iter()
-            .find(|&&i| !storable_stream(&streams[frames.stream_of(i)]))
-        {
+        let unstorable: Vec<bool> = streams.iter().map(|s| !storable_stream(s)).collect();
+        if let Some(&bad) = pick.iter().find(|&&i| unstorable[frames.stream_of(i)]) {
             let (epoch, seq) = frames.id(bad);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -194,19 +232,22 @@ impl Primary {
         let mut filing: Vec<Option<(StreamDays, usize, usize)>> = Vec::new();
         filing.resize_with(streams.len(), || None);
         for &i in pick {
-            let r = frames.get(i);
             let stream = frames.stream_of(i);
             let (days, group, last) = match &mut filing[stream] {
                 Some(f) => f,
-                none => none.insert((StreamDays::new(self.newest_day(r.stream)?), usize::MAX, i)),
+                none => none.insert((
+                    StreamDays::new(self.newest_day(&streams[stream])?),
+                    usize::MAX,
+                    i,
+                )),
             };
-            let day = days.file_day(r.ts, today);
+            let day = days.file_day(frames.ts_bytes(i), today);
             // Days only grow within a stream: a new day is a new group.
             if groups.get(*group).is_none_or(|g| g.1 != day) {
                 groups.push((stream, day, Vec::new()));
                 *group = groups.len() - 1;
             }
-            groups[*group].2.push(r.line);
+            groups[*group].2.push(frames.line(i));
             *last = i;
         }
         let mut last: Vec<(&str, usize)> = filing
@@ -221,36 +262,56 @@ impl Primary {
             .collect();
 
         let mut stats = AppendStats::default();
-        let mut dirty = BTreeSet::new();
-        let mut written = Vec::with_capacity(groups.len());
+        let mut dirs = BTreeSet::new();
+        let mut files = BTreeMap::new();
         for (stream, day, lines) in &groups {
-            let dir = self.ensure_dir(&Path::new(RAW).join(stream), &mut dirty)?;
+            let dir = self.ensure_dir(&Path::new(RAW).join(stream), &mut dirs)?;
             let path = dir.join(day_file(*day));
             let (file, created) = open_for_append(&path)?;
             write_lines(&file, lines)?;
             if created {
-                dirty.insert(dir);
+                dirs.insert(dir);
             }
-            written.push(file);
+            files.insert(path, file);
             stats.items += lines.len();
             stats.bytes += lines.iter().map(|l| l.len()).sum::<usize>();
         }
-        // Every file is written before the first fsync, so the kernel writes them back together.
-        for file in &written {
+        let latest = last
+            .into_iter()
+            .map(|(stream, n)| (stream.to_string(), frames.get(n).json().to_vec()))
+            .collect();
+        Ok(Written {
+            files,
+            dirs,
+            latest,
+            stats,
+        })
+    }
+
+    /// The second half of [`Primary::append`]: makes what [`Primary::write`] wrote durable, then
+    /// replaces `latest/`.
+    pub fn sync(&self, written: Written) -> io::Result<AppendStats> {
+        let Written {
+            files,
+            dirs,
+            latest,
+            stats,
+        } = written;
+        // Every file was written before the first fsync, so the kernel writes them back together.
+        for file in files.values() {
             file.sync_data()?;
         }
         // New files and directories exist for sure only once their parents' entries are synced.
-        for dir in std::mem::take(&mut dirty) {
+        for dir in dirs {
             sync_dir(&dir)?;
         }
-
-        for (stream, n) in last {
-            let r = frames.get(n);
+        let mut dirty = BTreeSet::new();
+        for (stream, json) in latest {
             let rel = Path::new(LATEST).join(format!("{stream}.json"));
             let parent = rel.parent().unwrap_or(Path::new(LATEST));
             let dir = self.ensure_dir(parent, &mut dirty)?;
             let name = rel.file_name().unwrap_or_default();
-            write_atomic(&dir.join(name), r.json())?;
+            write_atomic(&dir.join(name), &json)?;
         }
         for dir in dirty {
             sync_dir(&dir)?;
@@ -418,20 +479,26 @@ struct StreamDays<'a> {
     seen: Option<(&'a [u8], Date)>,
 }
 
+/// `ts` as text, for parsing; what is not UTF-8 does not parse either.
+fn ts_str(ts: &[u8]) -> &str {
+    std::str::from_utf8(ts).unwrap_or("")
+}
+
 impl<'a> StreamDays<'a> {
     fn new(newest: Option<Date>) -> Self {
         Self { newest, seen: None }
     }
 
-    fn file_day(&mut self, ts: &'a str, today: Date) -> Date {
+    fn file_day(&mut self, ts: &'a [u8], today: Date) -> Date {
         // A UTC `ts` names its day in its first ten bytes, and a stream's records mostly share
         // it. Should the rest of such a `ts` not parse, `file_day` would file it under the
         // newest day, which is the same day (or a later one) as `seen` once a record of that
         // day went in: either way the answer is the max of the two.
-        let prefix = ts.as_bytes().get(..10).filter(|_| ts.ends_with('Z'));
+        let prefix = ts.get(..10).filter(|_| ts.ends_with(b"Z"));
         let day = match (prefix, self.seen) {
             (Some(p), Some((seen, d))) if p == seen => self.newest.map_or(d, |n| d.max(n)),
             _ => {
+                let ts = ts_str(ts);
                 let own = ts_day(ts, today);
                 if let (Some(p), Some(d)) = (prefix, own) {
                     self.seen = Some((p, d));
@@ -1064,6 +1131,36 @@ mod tests {
     }
 
     #[test]
+    fn writes_merged_into_one_sync_land_like_appends_and_latest_takes_the_newest() {
+        let (_d, p) = store();
+        let first = recs("a", 1, 1, 3, "2026-11-21");
+        let mut second = recs("a", 1, 4, 5, "2026-11-21");
+        second.extend(recs("b", 1, 1, 2, "2026-11-22"));
+        let (f1, f2) = (Frames::of(&first).unwrap(), Frames::of(&second).unwrap());
+        let mut written = p.write(&f1, &[0, 1, 2]).unwrap();
+        // Written, not synced: the lines are there for a reader already, latest/ is not.
+        assert_eq!(read(&p, "a", "2026-11-21"), lines(&first));
+        assert!(!p.root().join("latest/a.json").exists());
+        written.merge(p.write(&f2, &[0, 1, 2, 3]).unwrap());
+        assert_eq!(written.stats().items, 7);
+        let stats = p.sync(written).unwrap();
+        assert_eq!(stats.items, 7);
+        assert_eq!(
+            read(&p, "a", "2026-11-21"),
+            lines(&first) + &lines(&second[..2])
+        );
+        assert_eq!(read(&p, "b", "2026-11-22"), lines(&second[2..]));
+        let latest = |s: &str| -> StoredRecord {
+            serde_json::from_slice(&fs::read(p.root().join(format!("latest/{s}.json"))).unwrap())
+                .unwrap()
+        };
+        assert_eq!(latest("a"), second[1]);
+        assert_eq!(latest("b"), second[3]);
+        assert_eq!(p.last_ids().unwrap()["a"], (1, 5));
+        assert!(p.verify().unwrap().is_clean());
+    }
+
+    #[test]
     fn a_torn_tail_is_cut_and_the_resent_records_leave_no_duplicate_or_gap() {
         let all = recs("s", 1, 1, 8, "2026-11-21");
         // Two ways a crash can tear the last line: mid-record, and just before its newline.
@@ -1214,7 +1311,11 @@ mod tests {
                 let ts = &times[rng.random_range(0..times.len())];
                 let want = file_day(ts, newest, today);
                 newest = Some(want);
-                assert_eq!(cached.file_day(ts, today), want, "{ts} after {start:?}");
+                assert_eq!(
+                    cached.file_day(ts.as_bytes(), today),
+                    want,
+                    "{ts} after {start:?}"
+                );
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::audit::AuditLog;
 use crate::board::{StatusBoard, SyncRun};
 use crate::clock;
 use crate::journal::{self, Frames, Position};
-use crate::primary::Primary;
+use crate::primary::{AppendStats, Primary, Written};
 use crate::storage::StorageHandle;
 use crate::{tick_every, AbortOnDrop};
 
@@ -37,11 +37,20 @@ const RUNNING: u8 = 0;
 const DONE: u8 = 1;
 const ABANDONED: u8 = 2;
 
-/// Runs blocking primary I/O on a worker thread, with a timeout per call.
+/// Runs blocking primary I/O on worker threads, with a timeout per call.
 #[derive(Clone)]
 pub struct PrimaryIo {
-    worker: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
+    /// One worker per [`Lane`].
+    workers: Arc<[Mutex<Option<mpsc::Sender<Job>>>; 2]>,
     stuck: Arc<AtomicUsize>,
+}
+
+/// Which worker runs an operation. An append's fsyncs run on a lane of their own, so that the
+/// next batch is written while the last one is made durable; everything else runs on `Main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Main = 0,
+    Sync = 1,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,15 +66,21 @@ pub enum IoFailure {
 impl Default for PrimaryIo {
     fn default() -> Self {
         Self {
-            worker: Arc::new(Mutex::new(None)),
+            workers: Arc::new([Mutex::new(None), Mutex::new(None)]),
             stuck: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
 
 impl PrimaryIo {
-    fn sender(&self) -> Result<mpsc::Sender<Job>, IoFailure> {
-        let mut g = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+    fn worker(&self, lane: Lane) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<Job>>> {
+        self.workers[lane as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sender(&self, lane: Lane) -> Result<mpsc::Sender<Job>, IoFailure> {
+        let mut g = self.worker(lane);
         if let Some(tx) = &*g {
             return Ok(tx.clone());
         }
@@ -90,13 +105,23 @@ impl PrimaryIo {
         self.stuck.load(Ordering::SeqCst)
     }
 
-    /// Runs `f` on the worker; an answer later than `timeout` counts as a hung primary.
+    /// Runs `f` on the `Main` worker; an answer later than `timeout` counts as a hung primary.
     pub async fn run<T: Send + 'static>(
         &self,
         timeout: Duration,
         f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
     ) -> Result<T, IoFailure> {
-        let tx = self.sender()?;
+        self.run_on(Lane::Main, timeout, f).await
+    }
+
+    /// Runs `f` on the worker of `lane`, as [`PrimaryIo::run`] does.
+    pub async fn run_on<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        timeout: Duration,
+        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, IoFailure> {
+        let tx = self.sender(lane)?;
         let (done_tx, done_rx) = oneshot::channel();
         let stuck = self.stuck.clone();
         let fate = Arc::new(AtomicU8::new(RUNNING));
@@ -110,7 +135,7 @@ impl PrimaryIo {
             let _ = done_tx.send(r);
         });
         if tx.send(job).is_err() {
-            *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *self.worker(lane) = None;
             return Err(IoFailure::Failed("primary I/O thread is gone".into()));
         }
         match tokio::time::timeout(timeout, done_rx).await {
@@ -128,7 +153,7 @@ impl PrimaryIo {
                     self.stuck.fetch_sub(1, Ordering::SeqCst);
                 }
                 // Abandon the thread; the next call gets a fresh one.
-                *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *self.worker(lane) = None;
                 Err(IoFailure::Timeout(timeout))
             }
         }
@@ -242,6 +267,28 @@ struct Drain {
     gaps: u64,
 }
 
+/// A batch read from the journal, on its way to the primary: what holds once it is durable.
+struct Batch {
+    /// The last ids on the primary after it.
+    expect: BTreeMap<String, (u64, u64)>,
+    /// The journal position after it.
+    next: Position,
+    /// Its records per journal segment.
+    passed: BTreeMap<u64, u64>,
+    read_bytes: usize,
+    /// What of it was written to the primary (nothing if all was there already).
+    stats: AppendStats,
+    started: Instant,
+}
+
+/// Written batches being made durable by one fsync of everything they wrote (group commit on
+/// the primary), while the next batches are written.
+struct Syncing {
+    task: tokio::task::JoinHandle<Result<Duration, IoFailure>>,
+    batches: Vec<Batch>,
+    bytes: usize,
+}
+
 type ReadTask = tokio::task::JoinHandle<Result<(Frames, Position), journal::JournalError>>;
 
 /// A journal read started ahead of need, from `from`.
@@ -261,6 +308,11 @@ pub struct SyncState {
     retry_delay: Duration,
     /// The next batch, being read while the last one is appended.
     prefetch: Option<Prefetch>,
+    /// Batches written to the primary, not yet durable nor being made so, oldest first, with
+    /// what they wrote; only ever held during a tick.
+    unsynced: Vec<(Batch, Written)>,
+    /// The fsync running over earlier batches; only ever set during a tick.
+    syncing: Option<Syncing>,
     /// A batch's buffers, back from the primary, for the next read.
     spare: Option<Frames>,
     /// The release of forwarded segments in progress.
@@ -280,6 +332,9 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 const BATCH_BYTES_MIN: usize = 64 << 10;
 const BATCH_BYTES_START: usize = 4 << 20;
 const BATCH_BYTES_MAX: usize = 32 << 20;
+/// The most journal bytes one read takes: small enough that reading, writing and fsyncing
+/// overlap finely, large enough that each costs few calls.
+const READ_UNIT: usize = 4 << 20;
 
 impl SyncState {
     fn set_up(&mut self, up: bool, reason: &str) {
@@ -376,7 +431,7 @@ impl SyncState {
     /// Reads the batch at `from` on a blocking thread.
     fn start_read(&mut self, from: Position, end: Position) -> ReadTask {
         let dir = self.args.storage.journal_dir().clone();
-        let (batch, bytes) = (self.args.batch, self.batch_bytes);
+        let (batch, bytes) = (self.args.batch, self.batch_bytes.min(READ_UNIT));
         let spare = self.spare.take().unwrap_or_default();
         tokio::task::spawn_blocking(move || {
             journal::read_into(spare, &dir, from, end, batch, bytes)
@@ -413,7 +468,11 @@ impl SyncState {
         Ok(())
     }
 
-    /// Forwards one batch; Ok(true) when more may be waiting.
+    /// Forwards one batch; Ok(true) when more may be waiting. Batches go through a pipeline: a
+    /// batch is read from the journal while the one before is written to the primary, and the
+    /// batches written meanwhile are fsynced together while the next ones are written. A batch
+    /// counts (ids, cursor, release) only once it is durable, and in order. Ok(false) comes only
+    /// once nothing is in flight any more.
     async fn forward_once(&mut self) -> Result<bool, IoFailure> {
         if self.last_ids.is_none() {
             self.load_ids().await?;
@@ -424,7 +483,10 @@ impl SyncState {
         }
         // Segments released since: their counts no longer matter.
         self.passed = self.passed.split_off(&info.start.segment);
-        if self.cursor >= info.end {
+        // Reading goes on after the newest batch in flight, planned against the ids it leaves.
+        let from = self.newest().map_or(self.cursor, |b| b.next);
+        if from >= info.end {
+            self.land_all().await?;
             if let Some(d) = self.drain.take() {
                 self.complete(d);
             }
@@ -432,23 +494,25 @@ impl SyncState {
             return Ok(false);
         }
         let read = match self.prefetch.take() {
-            Some(p) if p.from == self.cursor => p.task,
-            _ => self.start_read(self.cursor, info.end),
+            Some(p) if p.from == from => p.task,
+            _ => self.start_read(from, info.end),
         };
         let (frames, next) = read
             .await
             .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
             .map_err(|e| IoFailure::Failed(e.to_string()))?;
-        // The next batch is read while this one is planned and appended: the journal comes
-        // from the page cache while the primary's fsync waits on its disk. A failed append
-        // leaves the cursor where it was, and the next call drops this read.
+        // The next batch is read while this one is planned and written. A failure leaves the
+        // cursor where it was, and the next call drops this read.
         if next < info.end {
             self.prefetch = Some(Prefetch {
                 from: next,
                 task: self.start_read(next, info.end),
             });
         }
-        let ids = self.last_ids.as_ref().expect("loaded above");
+        let ids = match self.newest() {
+            Some(b) => &b.expect,
+            None => self.last_ids.as_ref().expect("loaded above"),
+        };
         let plan = plan(ids, &frames);
         if let Some(d) = &mut self.drain {
             d.gaps += plan.gaps.len() as u64;
@@ -470,34 +534,135 @@ impl SyncState {
             last_ids: expect,
             ..
         } = plan;
-        let mut passed: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut batch = Batch {
+            expect,
+            next,
+            passed: BTreeMap::new(),
+            read_bytes: frames.size(),
+            stats: AppendStats::default(),
+            started: Instant::now(),
+        };
         for i in 0..frames.len() {
-            *passed.entry(frames.after(i).segment).or_default() += 1;
+            *batch.passed.entry(frames.after(i).segment).or_default() += 1;
         }
-        let read_bytes = frames.size();
-        let started = Instant::now();
-        let (items, bytes) = if to_send.is_empty() {
-            (0, 0)
+        // What is written but not durable is bounded, so that one fsync of it stays well inside
+        // io_timeout: past the bound, the running fsync must land first.
+        let pending: usize = self.unsynced.iter().map(|(b, _)| b.read_bytes).sum();
+        if pending >= self.batch_bytes {
+            self.land().await?;
+            self.start_sync();
+        }
+        let written = if to_send.is_empty() {
+            self.spare = Some(frames);
+            Written::default()
         } else {
             let p = self.primary.clone();
-            let stats = self
+            let started = Instant::now();
+            let (written, frames) = self
                 .args
                 .io
                 .run(self.args.io_timeout, move || {
-                    p.append(&frames, &to_send).map(|stats| (stats, frames))
+                    p.write(&frames, &to_send).map(|w| (w, frames))
                 })
                 .await?;
-            let (stats, frames) = stats;
             self.spare = Some(frames);
-            self.adapt_batch(read_bytes, started.elapsed());
-            (stats.items as u64, stats.bytes as u64)
+            self.adapt_batch(batch.read_bytes, started.elapsed());
+            written
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        self.last_ids = Some(expect);
-        for (segment, n) in passed {
+        batch.stats = written.stats();
+        self.unsynced.push((batch, written));
+        if self.syncing.as_ref().is_none_or(|s| s.task.is_finished()) {
+            self.land().await?;
+            self.start_sync();
+        }
+        Ok(true)
+    }
+
+    /// The newest batch read and not yet counted.
+    fn newest(&self) -> Option<&Batch> {
+        match self.unsynced.last() {
+            Some((b, _)) => Some(b),
+            None => self.syncing.as_ref().and_then(|s| s.batches.last()),
+        }
+    }
+
+    /// Starts one fsync over every batch written and not yet being synced.
+    fn start_sync(&mut self) {
+        debug_assert!(self.syncing.is_none());
+        if self.unsynced.is_empty() {
+            return;
+        }
+        let mut all = Written::default();
+        let mut batches = Vec::with_capacity(self.unsynced.len());
+        for (batch, written) in self.unsynced.drain(..) {
+            all.merge(written);
+            batches.push(batch);
+        }
+        let bytes = batches.iter().map(|b| b.read_bytes).sum();
+        let (p, io, timeout) = (
+            self.primary.clone(),
+            self.args.io.clone(),
+            self.args.io_timeout,
+        );
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            io.run_on(Lane::Sync, timeout, move || p.sync(all)).await?;
+            Ok(started.elapsed())
+        });
+        self.syncing = Some(Syncing {
+            task,
+            batches,
+            bytes,
+        });
+    }
+
+    /// Waits for the running fsync, if any, and counts its batches.
+    async fn land(&mut self) -> Result<(), IoFailure> {
+        let Some(Syncing {
+            task,
+            batches,
+            bytes,
+        }) = self.syncing.take()
+        else {
+            return Ok(());
+        };
+        let took = task
+            .await
+            .map_err(|e| IoFailure::Failed(format!("primary sync task failed: {e}")))??;
+        // A group that wrote nothing measured nothing.
+        if batches.iter().any(|b| b.stats.items > 0) {
+            self.adapt_batch(bytes, took);
+        }
+        for batch in batches {
+            self.commit(batch);
+        }
+        Ok(())
+    }
+
+    /// Makes every written batch durable and counts them.
+    async fn land_all(&mut self) -> Result<(), IoFailure> {
+        self.land().await?;
+        self.start_sync();
+        self.land().await
+    }
+
+    /// After a failure: counts what became durable, forgets what was written and not synced
+    /// (the ids are read back from the primary before forwarding resumes).
+    async fn abandon(&mut self) {
+        self.unsynced.clear();
+        let _ = self.land().await;
+    }
+
+    /// A batch is durable on the primary (or was there already): its ids, cursor and segments
+    /// count from now on.
+    fn commit(&mut self, batch: Batch) {
+        let (items, bytes) = (batch.stats.items as u64, batch.stats.bytes as u64);
+        let elapsed_ms = batch.started.elapsed().as_millis() as u64;
+        self.last_ids = Some(batch.expect);
+        for (segment, n) in batch.passed {
             *self.passed.entry(segment).or_default() += n;
         }
-        self.cursor = next;
+        self.cursor = batch.next;
         self.retry_delay = RETRY_MIN;
         let reached = self.drain.as_ref().map(|d| self.cursor >= d.target);
         if items > 0 {
@@ -524,10 +689,10 @@ impl SyncState {
                 self.complete(d);
             }
         }
-        if self.cursor.segment > info.start.segment {
+        let start = self.args.storage.info().borrow().start;
+        if self.cursor.segment > start.segment {
             self.release(self.cursor.segment);
         }
-        Ok(self.cursor < info.end)
     }
 
     /// Deletes the journal's segments before `cut`, all of whose records are on the primary, in
@@ -620,11 +785,16 @@ impl SyncState {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {
+                    self.abandon().await;
                     self.failed(&e);
                     break;
                 }
             }
         }
+        debug_assert!(
+            self.syncing.is_none() && self.unsynced.is_empty(),
+            "a batch outlived its tick"
+        );
         self.publish_lag();
     }
 
@@ -700,6 +870,8 @@ impl Actor for SyncActor {
             prefetch: None,
             releasing: None,
             spare: None,
+            unsynced: Vec::new(),
+            syncing: None,
             next_try: tokio::time::Instant::now(),
             drain: None,
             args,
