@@ -44,10 +44,15 @@ const CHUNK: u64 = 64 * 1024;
 pub const MARKER: &str = ".fushi-primary";
 
 /// Records written to the primary by [`Primary::write`] and not yet durable.
+///
+/// It holds files open on the primary, and closing one can block for as long as the NAS
+/// hangs (NFS flushes a file on close, a FUSE mount asks its daemon): [`Primary::sync`]
+/// closes them on its own thread, and one dropped anywhere else has them closed on a thread
+/// of their own, never on the caller's (the async runtime).
 #[derive(Debug, Default)]
 pub struct Written {
-    /// The files written to, by path: one fsync each, however many writes went to it.
-    files: BTreeMap<PathBuf, File>,
+    /// The files written to, in order; a file written by several batches is here once each.
+    files: Vec<(PathBuf, File)>,
     /// Directories whose entries changed.
     dirs: BTreeSet<PathBuf>,
     /// Each stream's last record, for `latest/`.
@@ -62,14 +67,24 @@ impl Written {
     }
 
     /// Adds a later write to this one, so that one [`Primary::sync`] makes both durable.
-    pub fn merge(&mut self, later: Written) {
-        for (path, file) in later.files {
-            self.files.entry(path).or_insert(file);
-        }
-        self.dirs.extend(later.dirs);
-        self.latest.extend(later.latest);
+    pub fn merge(&mut self, mut later: Written) {
+        self.files.append(&mut later.files);
+        self.dirs.append(&mut later.dirs);
+        self.latest.append(&mut later.latest);
         self.stats.items += later.stats.items;
         self.stats.bytes += later.stats.bytes;
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        let files = std::mem::take(&mut self.files);
+        if !files.is_empty() {
+            // Should no thread start, they are closed here after all: nothing better is left.
+            let _ = std::thread::Builder::new()
+                .name("fushi-close".into())
+                .spawn(move || drop(files));
+        }
     }
 }
 
@@ -175,16 +190,35 @@ impl Primary {
     /// The (epoch, seq) of each stream's last record: the last complete line of its newest date
     /// file, else of the newest older one that has one. Streams without a record are absent.
     /// The sync actor forwards only records above these, which makes forwarding idempotent.
+    ///
+    /// What is read back is made durable first: lines written and not yet fsynced (a sync
+    /// actor that crashed or gave up between writing a batch and syncing it) are in the page
+    /// cache, where a power cut could still take them, and an id counted from one would then
+    /// skip records for good. So every file read here, and the directories up to the root,
+    /// are fsynced before their ids count.
     pub fn last_ids(&self) -> io::Result<BTreeMap<String, (u64, u64)>> {
         self.ready()?;
         let mut out = BTreeMap::new();
+        let mut dirs = BTreeSet::new();
         for (stream, files) in self.streams()? {
             for (_, path) in files.iter().rev() {
-                if let Some(id) = last_id_in(path)? {
+                File::open(path)?.sync_data()?;
+                let id = last_id_in(path)?;
+                if let Some(id) = id {
                     out.insert(stream, id);
                     break;
                 }
             }
+            if let Some((_, path)) = files.last() {
+                let mut dir = path.parent();
+                while let Some(d) = dir.filter(|d| d.starts_with(&self.root)) {
+                    dirs.insert(d.to_path_buf());
+                    dir = d.parent();
+                }
+            }
+        }
+        for dir in dirs {
+            sync_dir(&dir)?;
         }
         Ok(out)
     }
@@ -231,15 +265,16 @@ impl Primary {
         // Per stream of the batch: how it is filed, the group of its current day, its last record.
         let mut filing: Vec<Option<(StreamDays, usize, usize)>> = Vec::new();
         filing.resize_with(streams.len(), || None);
+        // Per stream: the newest day file it had before this batch.
+        let mut newest: Vec<Option<Date>> = vec![None; streams.len()];
         for &i in pick {
             let stream = frames.stream_of(i);
             let (days, group, last) = match &mut filing[stream] {
                 Some(f) => f,
-                none => none.insert((
-                    StreamDays::new(self.newest_day(&streams[stream])?),
-                    usize::MAX,
-                    i,
-                )),
+                none => {
+                    newest[stream] = self.newest_day(&streams[stream])?;
+                    none.insert((StreamDays::new(newest[stream]), usize::MAX, i))
+                }
             };
             let day = days.file_day(frames.ts_bytes(i), today);
             // Days only grow within a stream: a new day is a new group.
@@ -256,50 +291,51 @@ impl Primary {
             .filter_map(|(s, f)| f.as_ref().map(|f| (streams[s].as_str(), f.2)))
             .collect();
         last.sort_unstable();
-        let groups: Vec<(&str, Date, Vec<&[u8]>)> = groups
-            .into_iter()
-            .map(|(s, d, l)| (streams[s].as_str(), d, l))
-            .collect();
 
-        let mut stats = AppendStats::default();
-        let mut dirs = BTreeSet::new();
-        let mut files = BTreeMap::new();
+        let mut written = Written::default();
         for (stream, day, lines) in &groups {
-            let dir = self.ensure_dir(&Path::new(RAW).join(stream), &mut dirs)?;
+            let dir =
+                self.ensure_dir(&Path::new(RAW).join(&streams[*stream]), &mut written.dirs)?;
+            // A stream's newest file holds its last id (see the module doc): before a newer
+            // day's file gets a line, the older one's lines must be durable, or a crash could
+            // keep the newer file and lose the older one's tail, and the ids read back would
+            // skip it. Once a day per stream, so it costs nothing worth mentioning.
+            if let Some(older) = newest[*stream].filter(|d| d < day) {
+                File::open(dir.join(day_file(older)))?.sync_data()?;
+                sync_dir(&dir)?;
+            }
+            newest[*stream] = Some(*day);
             let path = dir.join(day_file(*day));
             let (file, created) = open_for_append(&path)?;
             write_lines(&file, lines)?;
             if created {
-                dirs.insert(dir);
+                written.dirs.insert(dir);
             }
-            files.insert(path, file);
-            stats.items += lines.len();
-            stats.bytes += lines.iter().map(|l| l.len()).sum::<usize>();
+            written.files.push((path, file));
+            written.stats.items += lines.len();
+            written.stats.bytes += lines.iter().map(|l| l.len()).sum::<usize>();
         }
-        let latest = last
+        written.latest = last
             .into_iter()
             .map(|(stream, n)| (stream.to_string(), frames.get(n).json().to_vec()))
             .collect();
-        Ok(Written {
-            files,
-            dirs,
-            latest,
-            stats,
-        })
+        Ok(written)
     }
 
     /// The second half of [`Primary::append`]: makes what [`Primary::write`] wrote durable, then
     /// replaces `latest/`.
-    pub fn sync(&self, written: Written) -> io::Result<AppendStats> {
-        let Written {
-            files,
-            dirs,
-            latest,
-            stats,
-        } = written;
-        // Every file was written before the first fsync, so the kernel writes them back together.
-        for file in files.values() {
-            file.sync_data()?;
+    pub fn sync(&self, mut written: Written) -> io::Result<AppendStats> {
+        // Taken out, so that they are closed here, on this thread (see `Written`'s drop).
+        let files = std::mem::take(&mut written.files);
+        let dirs = std::mem::take(&mut written.dirs);
+        let latest = std::mem::take(&mut written.latest);
+        // Every file was written before the first fsync, so the kernel writes them back
+        // together; a file written by several batches is fsynced once.
+        let mut synced = BTreeSet::new();
+        for (path, file) in &files {
+            if synced.insert(path) {
+                file.sync_data()?;
+            }
         }
         // New files and directories exist for sure only once their parents' entries are synced.
         for dir in dirs {
@@ -316,7 +352,7 @@ impl Primary {
         for dir in dirty {
             sync_dir(&dir)?;
         }
-        Ok(stats)
+        Ok(written.stats)
     }
 
     /// Reads every stream's history in date order and reports gaps, duplicates, out-of-order

@@ -403,6 +403,10 @@ impl SyncState {
     }
 
     fn failed(&mut self, error: &IoFailure) {
+        if matches!(error, IoFailure::Timeout(_)) {
+            // Perhaps not hung but slow for the size: start again small.
+            self.batch_bytes = self.batch_bytes.min(BATCH_BYTES_START);
+        }
         let jitter = rand::random_range(0..=self.retry_delay.as_millis() as u64 / 4);
         let delay = self.retry_delay + Duration::from_millis(jitter);
         self.next_try = tokio::time::Instant::now() + delay;
@@ -438,17 +442,18 @@ impl SyncState {
         })
     }
 
-    /// Sizes the next batch from how fast this one's append went. Each fsync has a fixed cost,
-    /// so a backlog drains fastest in large batches; but one append must stay well inside
-    /// `io_timeout`, or a slow but healthy primary is taken for a hung one. So the next batch is
-    /// what the measured rate appends in an eighth of `io_timeout`, at most eight times this one
-    /// (a short append measures its rate poorly), between [`BATCH_BYTES_MIN`] and
-    /// [`BATCH_BYTES_MAX`]. A batch that was not full says nothing about a larger one.
-    fn adapt_batch(&mut self, read: usize, took: Duration) {
+    /// Sizes the unsynced bytes one fsync may cover (and so each read, up to [`READ_UNIT`])
+    /// from how fast the primary went. Each fsync has a fixed cost, so a backlog drains fastest
+    /// in large groups; but one operation must stay well inside `io_timeout`, or a slow but
+    /// healthy primary is taken for a hung one. So the size becomes what the measured rate
+    /// does in an eighth of `io_timeout`, between [`BATCH_BYTES_MIN`] and [`BATCH_BYTES_MAX`],
+    /// and grows (at most eightfold) only from a sync that covered the whole size (`durable`):
+    /// a short operation measures its rate poorly, and a write only fills the page cache.
+    fn adapt_batch(&mut self, bytes: usize, took: Duration, durable: bool) {
         let aim = self.args.io_timeout / 8;
-        let rate = read as f64 / took.as_secs_f64().max(1e-6);
+        let rate = bytes as f64 / took.as_secs_f64().max(1e-6);
         let fits = (rate * aim.as_secs_f64()) as usize;
-        let next = if read >= self.batch_bytes {
+        let next = if durable && bytes >= self.batch_bytes {
             fits.min(self.batch_bytes.saturating_mul(8))
         } else {
             fits.min(self.batch_bytes)
@@ -489,6 +494,10 @@ impl SyncState {
             self.land_all().await?;
             if let Some(d) = self.drain.take() {
                 self.complete(d);
+            }
+            // A release asked for while another ran was skipped: ask again.
+            if self.cursor.segment > info.start.segment {
+                self.release(self.cursor.segment);
             }
             self.maybe_clean(&info).await;
             return Ok(false);
@@ -566,7 +575,9 @@ impl SyncState {
                 })
                 .await?;
             self.spare = Some(frames);
-            self.adapt_batch(batch.read_bytes, started.elapsed());
+            // Writing fills the page cache, which says nothing about how fast the primary makes
+            // it durable: a slow write only ever makes batches smaller.
+            self.adapt_batch(batch.read_bytes, started.elapsed(), false);
             written
         };
         batch.stats = written.stats();
@@ -631,7 +642,7 @@ impl SyncState {
             .map_err(|e| IoFailure::Failed(format!("primary sync task failed: {e}")))??;
         // A group that wrote nothing measured nothing.
         if batches.iter().any(|b| b.stats.items > 0) {
-            self.adapt_batch(bytes, took);
+            self.adapt_batch(bytes, took, true);
         }
         for batch in batches {
             self.commit(batch);
@@ -646,11 +657,30 @@ impl SyncState {
         self.land().await
     }
 
-    /// After a failure: counts what became durable, forgets what was written and not synced
-    /// (the ids are read back from the primary before forwarding resumes).
+    /// After a failure: counts what became durable, and has what was written and not synced
+    /// synced in the background, uncounted. Its lines may already be visible on the primary,
+    /// where the ids read back before forwarding resumes would count them; and a sync that
+    /// hangs counts as stuck, which holds forwarding back until it is done.
     async fn abandon(&mut self) {
-        self.unsynced.clear();
         let _ = self.land().await;
+        if self.unsynced.is_empty() {
+            return;
+        }
+        let mut all = Written::default();
+        for (_, written) in self.unsynced.drain(..) {
+            all.merge(written);
+        }
+        let (p, io, timeout) = (
+            self.primary.clone(),
+            self.args.io.clone(),
+            self.args.io_timeout,
+        );
+        tokio::spawn(async move {
+            if let Err(e) = io.run_on(Lane::Sync, timeout, move || p.sync(all)).await {
+                tracing::warn!(actor = "sync", event = "collector.sync.failed", error = %e,
+                    "cannot sync a batch written before a failure; its records are sent again if missing");
+            }
+        });
     }
 
     /// A batch is durable on the primary (or was there already): its ids, cursor and segments
