@@ -361,6 +361,16 @@ pub struct SupervisorState {
     ctx: TreeContext,
 }
 
+/// A child's failure, as decided at once and written down later (see `on_failure`).
+struct Failure {
+    /// Consecutive failures, this one included.
+    n: u32,
+    error: String,
+    /// This failure escalates (the first of the streak to reach `escalate_after`).
+    escalate: bool,
+    delay: Duration,
+}
+
 pub struct SupervisorActor;
 
 enum Exit {
@@ -487,6 +497,18 @@ impl SupervisorState {
 
     /// Starts child `idx` now; a failed start goes down the failure path.
     async fn start_child(&mut self, myself: &ActorRef<SupervisorMsg>, idx: usize, restart: bool) {
+        self.start_child_noting(myself, idx, restart, None).await
+    }
+
+    /// [`SupervisorState::start_child`], writing down the failure it replaces (if any) only
+    /// once the replacement is started.
+    async fn start_child_noting(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        idx: usize,
+        restart: bool,
+        failure: Option<Failure>,
+    ) {
         let c = &mut self.children[idx];
         c.generation += 1;
         c.state = ActorState::Starting;
@@ -496,7 +518,9 @@ impl SupervisorState {
         };
         let fut = (c.spec.start)(ctx);
         let timeout = c.spec.start_timeout;
-        self.publish(idx, false, false, false);
+        if failure.is_none() {
+            self.publish(idx, false, false, false);
+        }
         let result = match timeout {
             Some(t) => tokio::time::timeout(t, fut)
                 .await
@@ -513,6 +537,16 @@ impl SupervisorState {
                 // worker cannot steal it: let it run before the bookkeeping below, which is
                 // what a caller waiting on the replacement would otherwise wait for.
                 tokio::task::yield_now().await;
+                if let Some(f) = failure {
+                    self.note_failure(idx, &f);
+                    self.publish(idx, false, true, false);
+                    self.note_restart_scheduled(
+                        idx,
+                        &f,
+                        None,
+                        &[self.children[idx].spec.name.clone()],
+                    );
+                }
                 let c = &mut self.children[idx];
                 let (generation, attempt, stable) =
                     (c.generation, c.consecutive, c.spec.policy.stable_after);
@@ -536,7 +570,19 @@ impl SupervisorState {
             }
             // Through on_exit, not straight to on_failure: a temporary child whose start fails
             // must not be restarted either (SPEC §3.1: temporary = never restarted).
-            Err(e) => self.on_exit(myself, idx, Exit::Failed(e)).await,
+            Err(e) => {
+                if let Some(f) = failure {
+                    self.note_failure(idx, &f);
+                    self.publish(idx, false, true, false);
+                    self.note_restart_scheduled(
+                        idx,
+                        &f,
+                        None,
+                        &[self.children[idx].spec.name.clone()],
+                    );
+                }
+                Box::pin(self.on_exit(myself, idx, Exit::Failed(e))).await
+            }
         }
     }
 
@@ -628,34 +674,29 @@ impl SupervisorState {
             c.streak_since = Some(clock::now_rfc3339());
         }
         c.last_error = Some(error.clone());
-        let policy = c.spec.policy.clone();
-        tracing::warn!(actor = c.path.as_str(), event = "supervisor.child.failed", attempt = n,
-            error = %error, "child failed");
-        self.audit(
-            idx,
-            "supervisor.child.failed",
-            json!({"error": error, "consecutive_failures": n}),
-        );
-
-        if n >= policy.escalate_after && !self.children[idx].escalated {
-            let c = &mut self.children[idx];
-            c.escalated = true;
-            let alert = Alert::Escalation {
-                actor: c.path.clone(),
-                failures: n,
-                last_error: c.last_error.clone(),
-                since: c.streak_since.clone().unwrap_or_else(clock::now_rfc3339),
-            };
-            self.audit(
-                idx,
-                "supervisor.child.escalated",
-                json!({"failures": n, "last_error": error}),
-            );
-            self.ctx.alerts.push(alert);
-            self.ctx.board.incr("escalations", 1);
+        let policy = &c.spec.policy;
+        let escalate = n >= policy.escalate_after && !c.escalated;
+        c.escalated |= escalate;
+        let fatal = policy.give_up_after > 0 && n >= policy.give_up_after;
+        let delay = policy.delay(n);
+        let failure = Failure {
+            n,
+            error,
+            escalate,
+            delay,
+        };
+        // An immediate restart of this child alone: the replacement first, and what the
+        // failure leaves to write down (log, audit, status, alert) once it runs, so that the
+        // restart does not wait on any of it.
+        let alone = self.strategy == Strategy::OneForOne;
+        if alone && !fatal && delay.is_zero() {
+            self.children[idx].generation += 1;
+            Box::pin(self.start_child_noting(myself, idx, true, Some(failure))).await;
+            return;
         }
+        self.note_failure(idx, &failure);
 
-        if policy.give_up_after > 0 && n >= policy.give_up_after {
+        if fatal {
             let c = &mut self.children[idx];
             c.state = ActorState::Fatal;
             c.generation += 1;
@@ -670,7 +711,6 @@ impl SupervisorState {
             return;
         }
 
-        let delay = policy.delay(n);
         let group: Vec<usize> = match self.strategy {
             Strategy::OneForOne => vec![idx],
             Strategy::OneForAll => (0..self.children.len())
@@ -704,20 +744,59 @@ impl SupervisorState {
                     .update(&self.children[j].path, |a| a.next_restart_at = Some(next));
             }
         }
-        let delay_ms = delay.as_millis() as u64;
-        tracing::info!(actor = self.children[idx].path.as_str(), event = "supervisor.child.restart_scheduled",
-            attempt = n, delay = ?delay, "restart scheduled");
-        self.audit(
-            idx,
-            "supervisor.child.restart_scheduled",
-            json!({"attempt": n, "delay_ms": delay_ms, "next_restart_at": next_at,
-                   "with": due.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()}),
-        );
+        let with: Vec<String> = due.iter().map(|(n, _)| n.clone()).collect();
+        self.note_restart_scheduled(idx, &failure, next_at, &with);
         if delay.is_zero() {
             Box::pin(self.restart_due(myself, due)).await;
         } else {
             send_after(myself, delay, SupervisorMsg::RestartDue(due));
         }
+    }
+
+    /// Writes down a failure of child `idx`: log, audit, and the escalation it may bring.
+    fn note_failure(&mut self, idx: usize, f: &Failure) {
+        let c = &self.children[idx];
+        tracing::warn!(actor = c.path.as_str(), event = "supervisor.child.failed", attempt = f.n,
+            error = %f.error, "child failed");
+        self.audit(
+            idx,
+            "supervisor.child.failed",
+            json!({"error": f.error, "consecutive_failures": f.n}),
+        );
+        if f.escalate {
+            let c = &self.children[idx];
+            let alert = Alert::Escalation {
+                actor: c.path.clone(),
+                failures: f.n,
+                last_error: c.last_error.clone(),
+                since: c.streak_since.clone().unwrap_or_else(clock::now_rfc3339),
+            };
+            self.audit(
+                idx,
+                "supervisor.child.escalated",
+                json!({"failures": f.n, "last_error": f.error}),
+            );
+            self.ctx.alerts.push(alert);
+            self.ctx.board.incr("escalations", 1);
+        }
+    }
+
+    /// Writes down the restart a failure of child `idx` scheduled, of the children `with`.
+    fn note_restart_scheduled(
+        &self,
+        idx: usize,
+        f: &Failure,
+        next_at: Option<String>,
+        with: &[String],
+    ) {
+        tracing::info!(actor = self.children[idx].path.as_str(), event = "supervisor.child.restart_scheduled",
+            attempt = f.n, delay = ?f.delay, "restart scheduled");
+        self.audit(
+            idx,
+            "supervisor.child.restart_scheduled",
+            json!({"attempt": f.n, "delay_ms": f.delay.as_millis() as u64, "next_restart_at": next_at,
+                   "with": with}),
+        );
     }
 
     /// Whether sibling `j` is taken down and restarted along with a failed child.

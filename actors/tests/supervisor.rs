@@ -11,7 +11,7 @@ use fushi_actors::board::ActorState;
 use fushi_actors::supervisor::{
     ControlError, RestartKind, RestartPolicy, Strategy, SupervisorMsg, Verb,
 };
-use harness::{gaps, ms, secs, Ctl, Harness, Mode, What};
+use harness::{exact_policy, gaps, ms, secs, Ctl, Harness, Mode, What};
 use ractor::call;
 use std::time::Duration;
 
@@ -172,6 +172,64 @@ async fn escalates_exactly_once_at_the_fourth_consecutive_failure() {
     assert_eq!(info.consecutive_failures, 8);
     assert!(h.board("a").escalated);
     assert_eq!(h.board.snapshot().0.health, "red");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_immediate_restart_writes_down_the_same_trail_after_the_replacement_starts() {
+    // Zero backoff takes the fast path: the replacement starts before its failure is logged,
+    // audited and counted; the record must still be complete, in order, with one escalation.
+    let mut h = Harness::new().await;
+    let a = Ctl::script([Mode::FailStart; 6], Mode::Run);
+    let policy = RestartPolicy {
+        backoff: vec![Duration::ZERO],
+        ..exact_policy()
+    };
+    h.spawn(
+        Strategy::OneForOne,
+        vec![h.child("a", &a).with_policy(policy)],
+    )
+    .await;
+    h.rec.until(secs(1)).await;
+    assert_eq!(
+        h.rec.starts("a").len(),
+        7,
+        "six failed starts, then one that runs"
+    );
+    assert_eq!(h.state("a").await, ActorState::Running);
+    let trail: Vec<String> = h
+        .audit
+        .events()
+        .into_iter()
+        .filter(|e| e.actor.as_deref() == Some("a"))
+        // The alert actor sends in its own time: checked on its own below.
+        .filter(|e| e.event != "alert.sent")
+        .map(|e| e.event)
+        .collect();
+    let (failed, scheduled, restarted) = (
+        "supervisor.child.failed",
+        "supervisor.child.restart_scheduled",
+        "supervisor.child.restarted",
+    );
+    let mut expected = vec![failed, scheduled];
+    for n in 2..=6 {
+        expected.push(failed);
+        if n == 4 {
+            expected.push("supervisor.child.escalated");
+        }
+        expected.push(scheduled);
+    }
+    expected.push(restarted);
+    assert_eq!(trail, expected);
+    let sched = h.audit(scheduled, "a");
+    assert!(
+        sched.iter().all(|e| e.payload["delay_ms"] == 0),
+        "{sched:?}"
+    );
+    assert_eq!(h.alerts().len(), 1);
+    assert_eq!(h.audit("alert.sent", "a").len(), 1);
+    let board = h.board("a");
+    assert_eq!((board.failures, board.restarts), (6, 1), "{board:?}");
+    assert!(board.escalated);
 }
 
 // --- 4. stable runs end a streak ---------------------------------------------------------------
