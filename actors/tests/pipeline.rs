@@ -1,0 +1,178 @@
+//! The sync actor's forwarding pipeline when the primary hangs in the middle of a drain: it is declared down in time, and once it answers again every record reaches it exactly once, in order.
+//!
+//! The hang is acted out without a mount: a job that waits on a gate is queued first on the
+//! `PrimaryIo` lane that makes written batches durable, so the actor's first group fsync waits
+//! behind it for as long as the test wants, exactly as behind a frozen NAS. By then batches
+//! are written and not synced, and more are being written: the pipeline is full. Real time
+//! with a short `io_timeout`, as the daemon's integration tests use; every wait is on an event.
+
+use fushi_actors::audit::AuditLog;
+use fushi_actors::board::StatusBoard;
+use fushi_actors::journal::{Journal, Pending};
+use fushi_actors::primary::Primary;
+use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
+use fushi_actors::sync::{Lane, PrimaryIo, SyncActor, SyncArgs, SyncMsg};
+use ractor::Actor;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const IO_TIMEOUT: Duration = Duration::from_millis(300);
+const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// Scheduling on a loaded two-core machine, beyond io_timeout + probe_interval.
+const MARGIN: Duration = Duration::from_millis(400);
+const SEGMENT_BYTES: u64 = 1 << 20;
+const RECORDS: u64 = 40_000;
+const STREAMS: u64 = 3;
+
+/// A journal holding `RECORDS` records of about 300 bytes over `STREAMS` streams: ~12 MB, so
+/// that the drain takes many batches of 500 records, several fsync groups and segments.
+fn backlog(dir: &Path) {
+    let (mut journal, _) = Journal::open(dir, SEGMENT_BYTES, Duration::from_secs(1)).unwrap();
+    let pad = "x".repeat(200);
+    for chunk in (0..RECORDS).collect::<Vec<_>>().chunks(1000) {
+        let group: Vec<Pending> = chunk
+            .iter()
+            .map(|i| Pending {
+                stream: format!("s/{}", i % STREAMS),
+                ts: "2026-11-21T10:00:00.000Z".into(),
+                data: serde_json::json!({ "i": i, "p": pad }),
+            })
+            .collect();
+        journal.append(1, "node", &group).unwrap();
+    }
+}
+
+/// Polls `f` every millisecond until it returns Some, for at most 30 s.
+async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_record_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (jdir, pdir) = (tmp.path().join("journal"), tmp.path().join("primary"));
+    backlog(&jdir);
+
+    // The gate: the sync lane's worker is busy until the test opens it.
+    let io = PrimaryIo::default();
+    let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+    let blocker = {
+        let io = io.clone();
+        tokio::spawn(async move {
+            io.run_on(Lane::Sync, Duration::from_secs(3600), move || {
+                let _ = gate.recv();
+                Ok(())
+            })
+            .await
+        })
+    };
+
+    let board = StatusBoard::new("node", "single", "test");
+    let audit = AuditLog::memory("node");
+    let handle = StorageHandle::new(jdir.clone());
+    let (storage, storage_join) = Actor::spawn(
+        None,
+        StorageActor,
+        StorageArgs {
+            handle: handle.clone(),
+            node: "node".into(),
+            epoch: 1,
+            max_local: u64::MAX,
+            segment_max: SEGMENT_BYTES,
+            board: board.clone(),
+            audit: audit.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let (sync, sync_join) = Actor::spawn(
+        None,
+        SyncActor,
+        SyncArgs {
+            primary: pdir.clone(),
+            primary_is_local: true,
+            forced_down: Default::default(),
+            storage: handle,
+            interval: Duration::from_millis(20),
+            probe_interval: PROBE_INTERVAL,
+            io_timeout: IO_TIMEOUT,
+            batch: 500,
+            rotate_after: SEGMENT_BYTES,
+            board: board.clone(),
+            audit: audit.clone(),
+            io: io.clone(),
+        },
+    )
+    .await
+    .unwrap();
+
+    let primary = |b: &StatusBoard| b.snapshot().0.storage.primary.clone();
+    wait_for("the primary up", || (primary(&board) == "up").then_some(())).await;
+    wait_for("the primary down behind the hung sync", || {
+        (primary(&board) == "down").then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took <= IO_TIMEOUT + PROBE_INTERVAL + MARGIN,
+        "a primary whose fsync hangs is down within io_timeout + probe_interval: took {took:?}"
+    );
+    let events = audit.events();
+    let failed = events
+        .iter()
+        .find(|e| e.event == "collector.sync.failed")
+        .expect("the failed sync is audited");
+    assert!(
+        failed.payload["error"]
+            .as_str()
+            .unwrap()
+            .contains("primary hung"),
+        "{failed:?}"
+    );
+    let lag = board.snapshot().0.storage.lag_records;
+    assert!(
+        lag > 0 && lag < RECORDS + 1,
+        "lag {lag} while the drain is held up"
+    );
+    // Nothing goes forward while an operation given up on may still land.
+    assert_eq!(io.stuck(), 1);
+
+    open_gate.send(()).unwrap();
+    blocker.await.unwrap().unwrap();
+    wait_for("every record forwarded", || {
+        let (doc, _) = board.snapshot();
+        (doc.storage.primary == "up" && doc.storage.lag_records == 0).then_some(())
+    })
+    .await;
+    assert_eq!(io.stuck(), 0);
+
+    sync.stop(None);
+    sync_join.await.unwrap();
+    storage.stop(None);
+    storage_join.await.unwrap();
+
+    let report = Primary::new(&pdir).verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.records, RECORDS, "every record once: {report:?}");
+    let mut ks = Vec::new();
+    for s in 0..STREAMS {
+        let dir = pdir.join("raw/s").join(s.to_string());
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                ks.push(v["data"]["i"].as_u64().unwrap());
+            }
+        }
+    }
+    ks.sort_unstable();
+    assert_eq!(ks, (0..RECORDS).collect::<Vec<_>>());
+}
