@@ -825,6 +825,8 @@ impl SyncState {
             self.syncing.is_none() && self.unsynced.is_empty(),
             "a batch outlived its tick"
         );
+        // Recycling buffers pays within a drain; between ticks it would only hold megabytes.
+        self.spare = None;
         self.publish_lag();
     }
 
