@@ -11,7 +11,7 @@ use fushi_actors::board::StatusBoard;
 use fushi_actors::journal::{Journal, Pending};
 use fushi_actors::primary::Primary;
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
-use fushi_actors::sync::{Lane, PrimaryIo, SyncActor, SyncArgs, SyncMsg};
+use fushi_actors::sync::{Lane, PrimaryIo, SyncActor, SyncArgs};
 use ractor::Actor;
 use std::path::Path;
 use std::time::{Duration, Instant};
