@@ -66,6 +66,17 @@ impl Written {
         self.stats
     }
 
+    /// Takes out the records meant for `latest/`, to be written with a later sync instead.
+    pub fn take_latest(&mut self) -> BTreeMap<String, Vec<u8>> {
+        std::mem::take(&mut self.latest)
+    }
+
+    /// Has this sync write `latest` too (newer entries of its own win).
+    pub fn add_latest(&mut self, mut latest: BTreeMap<String, Vec<u8>>) {
+        latest.append(&mut self.latest);
+        self.latest = latest;
+    }
+
     /// Adds a later write to this one, so that one [`Primary::sync`] makes both durable.
     pub fn merge(&mut self, mut later: Written) {
         self.files.append(&mut later.files);

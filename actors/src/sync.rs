@@ -313,6 +313,9 @@ pub struct SyncState {
     unsynced: Vec<(Batch, Written)>,
     /// The fsync running over earlier batches; only ever set during a tick.
     syncing: Option<Syncing>,
+    /// Each stream's newest record not yet in `latest/`, and when `latest/` was last replaced.
+    latest: BTreeMap<String, Vec<u8>>,
+    latest_at: Instant,
     /// A batch's buffers, back from the primary, for the next read.
     spare: Option<Frames>,
     /// The release of forwarded segments in progress.
@@ -335,6 +338,8 @@ const BATCH_BYTES_MAX: usize = 32 << 20;
 /// The most journal bytes one read takes: small enough that reading, writing and fsyncing
 /// overlap finely, large enough that each costs few calls.
 const READ_UNIT: usize = 4 << 20;
+/// How often `latest/` is replaced during a long drain.
+const LATEST_EVERY: Duration = Duration::from_secs(1);
 
 impl SyncState {
     fn set_up(&mut self, up: bool, reason: &str) {
@@ -559,7 +564,7 @@ impl SyncState {
         let pending: usize = self.unsynced.iter().map(|(b, _)| b.read_bytes).sum();
         if pending >= self.batch_bytes {
             self.land().await?;
-            self.start_sync();
+            self.start_sync(false);
         }
         let written = if to_send.is_empty() {
             self.spare = Some(frames);
@@ -584,7 +589,7 @@ impl SyncState {
         self.unsynced.push((batch, written));
         if self.syncing.as_ref().is_none_or(|s| s.task.is_finished()) {
             self.land().await?;
-            self.start_sync();
+            self.start_sync(false);
         }
         Ok(true)
     }
@@ -598,16 +603,25 @@ impl SyncState {
     }
 
     /// Starts one fsync over every batch written and not yet being synced.
-    fn start_sync(&mut self) {
+    ///
+    /// `latest/` is replaced at most once a [`LATEST_EVERY`] during a drain and at its end
+    /// (`last`), not with every group: it costs two fsyncs a stream, on the disk every group
+    /// waits for. Its records are those of groups synced by then (or by this one).
+    fn start_sync(&mut self, last: bool) {
         debug_assert!(self.syncing.is_none());
-        if self.unsynced.is_empty() {
-            return;
-        }
         let mut all = Written::default();
         let mut batches = Vec::with_capacity(self.unsynced.len());
-        for (batch, written) in self.unsynced.drain(..) {
+        for (batch, mut written) in self.unsynced.drain(..) {
+            self.latest.append(&mut written.take_latest());
             all.merge(written);
             batches.push(batch);
+        }
+        let latest_due = last || self.latest_at.elapsed() >= LATEST_EVERY;
+        if latest_due && !self.latest.is_empty() {
+            all.add_latest(std::mem::take(&mut self.latest));
+            self.latest_at = Instant::now();
+        } else if batches.is_empty() {
+            return;
         }
         let bytes = batches.iter().map(|b| b.read_bytes).sum();
         let (p, io, timeout) = (
@@ -653,7 +667,7 @@ impl SyncState {
     /// Makes every written batch durable and counts them.
     async fn land_all(&mut self) -> Result<(), IoFailure> {
         self.land().await?;
-        self.start_sync();
+        self.start_sync(true);
         self.land().await
     }
 
@@ -663,13 +677,14 @@ impl SyncState {
     /// hangs counts as stuck, which holds forwarding back until it is done.
     async fn abandon(&mut self) {
         let _ = self.land().await;
-        if self.unsynced.is_empty() {
+        if self.unsynced.is_empty() && self.latest.is_empty() {
             return;
         }
         let mut all = Written::default();
         for (_, written) in self.unsynced.drain(..) {
             all.merge(written);
         }
+        all.add_latest(std::mem::take(&mut self.latest));
         let (p, io, timeout) = (
             self.primary.clone(),
             self.args.io.clone(),
@@ -904,6 +919,8 @@ impl Actor for SyncActor {
             spare: None,
             unsynced: Vec::new(),
             syncing: None,
+            latest: BTreeMap::new(),
+            latest_at: Instant::now(),
             next_try: tokio::time::Instant::now(),
             drain: None,
             args,

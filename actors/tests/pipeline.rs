@@ -175,4 +175,11 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
     }
     ks.sort_unstable();
     assert_eq!(ks, (0..RECORDS).collect::<Vec<_>>());
+    // latest/ holds each stream's newest record once the drain is over.
+    for s in 0..STREAMS {
+        let text = std::fs::read(pdir.join(format!("latest/s/{s}.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let newest = (0..RECORDS).filter(|i| i % STREAMS == s).max().unwrap();
+        assert_eq!(v["data"]["i"], newest, "latest/s/{s}.json");
+    }
 }
