@@ -538,14 +538,7 @@ impl SupervisorState {
                 // what a caller waiting on the replacement would otherwise wait for.
                 tokio::task::yield_now().await;
                 if let Some(f) = failure {
-                    self.note_failure(idx, &f);
-                    self.publish(idx, false, true, false);
-                    self.note_restart_scheduled(
-                        idx,
-                        &f,
-                        None,
-                        &[self.children[idx].spec.name.clone()],
-                    );
+                    self.note_immediate_restart(idx, &f);
                 }
                 let c = &mut self.children[idx];
                 let (generation, attempt, stable) =
@@ -572,14 +565,7 @@ impl SupervisorState {
             // must not be restarted either (SPEC §3.1: temporary = never restarted).
             Err(e) => {
                 if let Some(f) = failure {
-                    self.note_failure(idx, &f);
-                    self.publish(idx, false, true, false);
-                    self.note_restart_scheduled(
-                        idx,
-                        &f,
-                        None,
-                        &[self.children[idx].spec.name.clone()],
-                    );
+                    self.note_immediate_restart(idx, &f);
                 }
                 Box::pin(self.on_exit(myself, idx, Exit::Failed(e))).await
             }
@@ -779,6 +765,15 @@ impl SupervisorState {
             self.ctx.alerts.push(alert);
             self.ctx.board.incr("escalations", 1);
         }
+    }
+
+    /// Writes down a failure of child `idx` that was restarted at once, alone: what
+    /// `on_failure` left for after the replacement's start.
+    fn note_immediate_restart(&mut self, idx: usize, f: &Failure) {
+        self.note_failure(idx, f);
+        self.publish(idx, false, true, false);
+        let name = self.children[idx].spec.name.clone();
+        self.note_restart_scheduled(idx, f, None, &[name]);
     }
 
     /// Writes down the restart a failure of child `idx` scheduled, of the children `with`.
