@@ -9,6 +9,13 @@
 //! from the primary and records at or below it are skipped, so a crash between the primary's fsync
 //! and the journal's release duplicates nothing. Segments are released only once every record in
 //! them is on the primary. Failed attempts back off exponentially with jitter.
+//!
+//! A backlog drains as a pipeline, so that the journal's reads, the primary's writes and its
+//! fsyncs overlap: the next batch is read from the journal while one is written to the primary
+//! (the `Main` lane of [`PrimaryIo`]), and the batches written meanwhile are fsynced together on
+//! the `Sync` lane (group commit, as the journal does). A batch counts — ids, cursor, release —
+//! only once its group is durable, and in order; what is written but not yet synced is bounded
+//! by a size that adapts so that one fsync stays well inside `io_timeout`.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
