@@ -2,7 +2,7 @@
 //!
 //! The system under test is a real [`Journal`] and a real [`Primary`], each in a directory of its
 //! own, and a forwarder that does what `SyncState::forward_once` does with the same pieces:
-//! [`journal::read`] from a cursor, [`sync::plan`], [`Primary::append`], then
+//! [`journal::read`] from a cursor, [`sync::plan`], [`Primary::write`] and [`Primary::sync`], then
 //! [`storage::save_ids`] and [`Journal::release_before`]. The model is the list of records each
 //! stream should end up with, in order: every acknowledged append, plus the whole frames of an
 //! unacknowledged append that a crash happened to leave on disk (recovery keeps every valid frame,
@@ -12,7 +12,8 @@
 //! then damages what was never fsynced, the way a power cut would (after redb's crash tests,
 //! whose backend loses unsynced writes): nothing; a prefix of an append that was in flight; random
 //! bytes or zeros after the durable end; a primary append cut off at any byte (whole lines
-//! before a torn one); the forwarder stopped after the primary's fsync, after saving the last ids,
+//! before a torn one); a batch written to the primary and never synced (the process crashed, or
+//! the fsync failed); the forwarder stopped after the primary's fsync, after saving the last ids,
 //! or halfway through a release whose unlinks were never made durable. A primary append that fails
 //! without a crash (the NAS went away, or answered after the timeout) makes the forwarder reload
 //! its ids from the primary and retry from the same cursor, as the sync actor does.
@@ -75,6 +76,10 @@ enum Stop {
     /// The primary append was fsynced, then the process crashed (`Some`), or the append's answer
     /// came too late and it counted as failed (`None`).
     AfterPrimary(Option<Damage>),
+    /// The batch was written to the primary and not synced (what the sync actor's pipeline
+    /// holds between its write and its group fsync), then the process crashed (`Some`) or the
+    /// fsync failed (`None`).
+    WrittenNotSynced(Option<Damage>),
     /// Crash after the last ids were saved, before the release.
     AfterIds(Damage),
     /// Crash halfway through a release: the unlinks not made durable (bits of the mask) are lost.
@@ -116,6 +121,7 @@ fn stop() -> impl Strategy<Value = Stop> {
     prop_oneof![
         (any::<Index>(), prop::option::of(damage())).prop_map(|(c, d)| Stop::TornPrimary(c, d)),
         prop::option::of(damage()).prop_map(Stop::AfterPrimary),
+        prop::option::of(damage()).prop_map(Stop::WrittenNotSynced),
         damage().prop_map(Stop::AfterIds),
         (any::<u8>(), damage()).prop_map(|(m, d)| Stop::MidRelease(m, d)),
     ]
@@ -462,10 +468,24 @@ impl System {
             self.interrupted(model, crash.as_ref());
             return true;
         }
+        if let Some(Stop::WrittenNotSynced(crash)) = stop {
+            if !plan.to_send.is_empty() {
+                drop(
+                    self.primary
+                        .write(&frames, &plan.to_send)
+                        .expect("primary write"),
+                );
+            }
+            self.interrupted(model, crash.as_ref());
+            return true;
+        }
         if !plan.to_send.is_empty() {
-            self.primary
-                .append(&frames, &plan.to_send)
-                .expect("primary append");
+            // As the sync actor does: written, then made durable.
+            let written = self
+                .primary
+                .write(&frames, &plan.to_send)
+                .expect("primary write");
+            self.primary.sync(written).expect("primary sync");
         }
         if let Some(Stop::AfterPrimary(crash)) = stop {
             self.interrupted(model, crash.as_ref());
