@@ -141,12 +141,12 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
     };
     if json_out {
         if names.is_empty() {
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!("{}", serde_json::to_string_pretty(&doc)?);
         } else {
-            println!("{}", serde_json::to_string_pretty(&selected)?);
+            outln!("{}", serde_json::to_string_pretty(&selected)?);
         }
     } else {
-        println!(
+        outln!(
             "node {}  health {}  mode {}  primary {}  journal {} B  lag {}  daemon recovered {}",
             doc.node,
             doc.health,
@@ -156,9 +156,13 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
             doc.storage.lag_records,
             doc.daemon_recovered
         );
-        println!(
+        outln!(
             "{:<28} {:<9} {:<24} {:>8} {:>9}  LAST ERROR",
-            "NAME", "STATE", "UPTIME / NEXT", "RESTARTS", "RECOVERED"
+            "NAME",
+            "STATE",
+            "UPTIME / NEXT",
+            "RESTARTS",
+            "RECOVERED"
         );
         for a in &selected {
             let state = if a.escalated {
@@ -166,7 +170,7 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
             } else {
                 a.state.as_str().to_string()
             };
-            println!(
+            outln!(
                 "{:<28} {:<9} {:<24} {:>8} {:>9}  {}",
                 a.name,
                 state,
@@ -177,7 +181,7 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
             );
         }
         for e in &doc.config.errors {
-            println!("config error: {e}");
+            outln!("config error: {e}");
         }
     }
     let all_running = selected.iter().all(|a| a.state == ActorState::Running);
@@ -191,7 +195,7 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
 pub fn control(t: &Target, verb: Verb, names: Vec<String>) -> anyhow::Result<u8> {
     match t.call(&Request::Control { verb, names }) {
         Ok(Response::Ok { message }) => {
-            println!("{message}");
+            outln!("{message}");
             Ok(EXIT_OK)
         }
         Ok(other) => bail!("unexpected answer {other:?}"),
@@ -204,12 +208,12 @@ pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
         Ok(d) => d,
         Err(ClientError::NotRunning { .. }) => {
             if json_out {
-                println!(
+                outln!(
                     "{}",
                     json!({"status": "critical", "reasons": ["daemon not running"]})
                 );
             } else {
-                println!("critical: the daemon is not running");
+                outln!("critical: the daemon is not running");
             }
             return Ok(2);
         }
@@ -222,14 +226,14 @@ pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
         _ => ("critical", 2),
     };
     if json_out {
-        println!(
+        outln!(
             "{}",
             json!({"status": word, "health": doc.health, "reasons": reasons})
         );
     } else {
-        println!("{word}");
+        outln!("{word}");
         for r in reasons {
-            println!("  {r}");
+            outln!("  {r}");
         }
     }
     Ok(code)
@@ -279,7 +283,7 @@ pub fn reasons(doc: &StatusDoc) -> Vec<String> {
 pub fn pid(t: &Target) -> anyhow::Result<u8> {
     match t.call(&Request::Pid) {
         Ok(Response::Pid { pid }) => {
-            println!("{pid}");
+            outln!("{pid}");
             Ok(EXIT_OK)
         }
         Ok(other) => bail!("unexpected answer {other:?}"),
@@ -290,7 +294,7 @@ pub fn pid(t: &Target) -> anyhow::Result<u8> {
 pub fn simple(t: &Target, req: Request) -> anyhow::Result<u8> {
     match t.call(&req) {
         Ok(Response::Ok { message }) => {
-            println!("{message}");
+            outln!("{message}");
             Ok(EXIT_OK)
         }
         Ok(other) => bail!("unexpected answer {other:?}"),
@@ -335,7 +339,7 @@ pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyh
     let mut last = match fetch(lines) {
         Ok(ls) => {
             for l in &ls {
-                println!("{l}");
+                outln!("{l}");
             }
             ls.last().cloned()
         }
@@ -355,7 +359,7 @@ pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyh
             .and_then(|l| ls.iter().rposition(|x| x == l))
             .map_or(0, |i| i + 1);
         for l in &ls[start..] {
-            println!("{l}");
+            outln!("{l}");
         }
         if let Some(l) = ls.last() {
             last = Some(l.clone());
@@ -403,10 +407,10 @@ pub fn audit(
         .filter(|e| event.as_ref().is_none_or(|g| glob(g, &e.event)))
         .collect();
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&picked)?);
+        outln!("{}", serde_json::to_string_pretty(&picked)?);
     } else {
         for e in picked {
-            println!(
+            outln!(
                 "{} {:<36} {:<24} {}",
                 e.ts,
                 e.event,
@@ -422,7 +426,7 @@ pub fn audit(
 pub fn check(config_path: &Path, init_primary: bool) -> anyhow::Result<u8> {
     let mut failed = false;
     let mut report = |ok: bool, what: &str, detail: String| {
-        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+        outln!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
         failed |= !ok;
     };
     let cfg = match Config::load(config_path) {
@@ -526,7 +530,7 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
         Err(e) => return down(e, EXIT_DAEMON_DOWN),
     };
     if json_out {
-        println!("{json}");
+        outln!("{json}");
         return Ok(EXIT_OK);
     }
     let d: serde_json::Value = serde_json::from_str(&json)?;
@@ -549,13 +553,13 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
         let items = list(key);
         if !items.is_empty() {
             any = true;
-            println!("{label}: {}", items.join(", "));
+            outln!("{label}: {}", items.join(", "));
         }
     }
     if !any {
-        println!("no changes");
+        outln!("no changes");
     } else if apply {
-        println!("applied");
+        outln!("applied");
     }
     Ok(EXIT_OK)
 }
@@ -568,7 +572,7 @@ pub fn sync(t: &Target, now: bool) -> anyhow::Result<u8> {
         Err(e) => return down(e, EXIT_DAEMON_DOWN),
     };
     let st = &doc.storage;
-    println!(
+    outln!(
         "primary {}; {} records ({} journal bytes) wait in the local journal; last sync: {}",
         st.primary,
         st.lag_records,
@@ -606,14 +610,14 @@ pub fn sync(t: &Target, now: bool) -> anyhow::Result<u8> {
         );
         if lag == 0 {
             eprintln!();
-            println!("journal drained; primary {}", doc.storage.primary);
+            outln!("journal drained; primary {}", doc.storage.primary);
             return Ok(EXIT_OK);
         }
         stalled = if lag >= last { stalled + 1 } else { 0 };
         last = lag;
         if stalled >= 20 || doc.storage.primary == "down" {
             eprintln!();
-            println!(
+            outln!(
                 "{lag} records still wait: primary {}; sync keeps retrying in the background",
                 doc.storage.primary
             );

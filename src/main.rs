@@ -1,5 +1,27 @@
 //! The `fushi` binary: parse the command line, run it, map errors to exit codes (78 for config errors).
 
+/// `println!` for a command's output. Should the reader go away (`fushi status | head -1`),
+/// the command ends quietly with success, as ripgrep does, instead of panicking in `println!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output_failed(e);
+        }
+    }};
+}
+
+/// `print!` for a command's output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = write!(stdout, $($arg)*).and_then(|()| stdout.flush()) {
+            $crate::output_failed(e);
+        }
+    }};
+}
+
 mod cli;
 mod config;
 mod control;
@@ -14,6 +36,16 @@ mod update;
 mod verify;
 
 use std::process::ExitCode;
+
+/// Ends the command after its output could not be written: quietly when nobody reads it any
+/// more (a closed pipe), with the error otherwise (a full disk under a redirection).
+fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("fushi: writing the output: {e}");
+    std::process::exit(1);
+}
 
 fn main() -> ExitCode {
     let cli = <cli::Cli as clap::Parser>::parse();

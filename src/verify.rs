@@ -27,9 +27,9 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<()> {
         .verify()
         .with_context(|| format!("reading primary store {}", root.display()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", human(&report));
+        out!("{}", human(&report));
     }
     if !report.is_clean() {
         bail!(

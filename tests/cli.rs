@@ -231,6 +231,27 @@ fn status_start_stop_restart_by_name_and_collectors_glob() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let env = Env::new(&config(TREE));
+    let _d = started(&env);
+    for args in [&["status"][..], &["status", "--json"], &["audit"]] {
+        // `fushi status | head -0`: the pipe's reader is gone before anything is written.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .arg("-c")
+            .arg(env.config())
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdout(writer)
+            .output()
+            .expect("running fushi");
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}: nothing on stderr, no panic");
+    }
+}
+
+#[test]
 fn check_reports_each_preflight_item() {
     let env = Env::new(&config(TREE));
     let out = fushi(&env, &["check"]);
