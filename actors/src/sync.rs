@@ -852,15 +852,18 @@ impl SyncState {
         self.publish_lag();
     }
 
-    async fn probe(&mut self) {
+    /// Probes the primary; true when it just came (back) up, so that its backlog can be
+    /// drained at once rather than at the next tick, up to `interval` later.
+    async fn probe(&mut self) -> bool {
         if self.args.forced_down.load(Ordering::SeqCst) {
             self.set_up(
                 false,
                 "primary-down injected (fushi inject primary-up ends it)",
             );
             self.publish_lag();
-            return;
+            return false;
         }
+        let mut came_up = false;
         let p = self.primary.clone();
         match self
             .args
@@ -878,11 +881,13 @@ impl SyncState {
                     // by the outage is superseded.
                     self.drain = None;
                     self.plan();
+                    came_up = true;
                 }
             }
             Err(e) => self.set_up(false, &format!("probe failed: {e}")),
         }
         self.publish_lag();
+        came_up
     }
 }
 
@@ -945,7 +950,11 @@ impl Actor for SyncActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SyncMsg::Tick => state.tick().await,
-            SyncMsg::Probe => state.probe().await,
+            SyncMsg::Probe => {
+                if state.probe().await {
+                    state.tick().await;
+                }
+            }
             SyncMsg::JournalChanged => state.publish_lag(),
             SyncMsg::Force(down, reply) => {
                 state.args.forced_down.store(down, Ordering::SeqCst);

@@ -1,4 +1,4 @@
-//! The sync actor's forwarding pipeline when the primary hangs in the middle of a drain: it is declared down in time, and once it answers again every record reaches it exactly once, in order.
+//! The sync actor's forwarding pipeline: a backlog drains as soon as the primary is up, and a primary that hangs in the middle of a drain is declared down in time and, once it answers again, gets every record exactly once, in order.
 //!
 //! The hang is acted out without a mount: a job that waits on a gate is queued first on the
 //! `PrimaryIo` lane that makes written batches durable, so the actor's first group fsync waits
@@ -14,6 +14,8 @@ use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
 use fushi_actors::sync::{Lane, PrimaryIo, SyncActor, SyncArgs};
 use ractor::Actor;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_millis(300);
@@ -54,6 +56,109 @@ async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// A storage actor over the journal in `jdir` and a sync actor forwarding it to `pdir`.
+struct Rig {
+    board: StatusBoard,
+    audit: AuditLog,
+    actors: Vec<(ractor::ActorCell, tokio::task::JoinHandle<()>)>,
+}
+
+impl Rig {
+    async fn spawn(
+        jdir: &Path,
+        pdir: &Path,
+        io: PrimaryIo,
+        interval: Duration,
+        forced_down: Arc<AtomicBool>,
+    ) -> Rig {
+        let board = StatusBoard::new("node", "single", "test");
+        let audit = AuditLog::memory("node");
+        let handle = StorageHandle::new(jdir.to_path_buf());
+        let (storage, storage_join) = Actor::spawn(
+            None,
+            StorageActor,
+            StorageArgs {
+                handle: handle.clone(),
+                node: "node".into(),
+                epoch: 1,
+                max_local: u64::MAX,
+                segment_max: SEGMENT_BYTES,
+                board: board.clone(),
+                audit: audit.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let (sync, sync_join) = Actor::spawn(
+            None,
+            SyncActor,
+            SyncArgs {
+                primary: pdir.to_path_buf(),
+                primary_is_local: true,
+                forced_down,
+                storage: handle,
+                interval,
+                probe_interval: PROBE_INTERVAL,
+                io_timeout: IO_TIMEOUT,
+                batch: 500,
+                rotate_after: SEGMENT_BYTES,
+                board: board.clone(),
+                audit: audit.clone(),
+                io,
+            },
+        )
+        .await
+        .unwrap();
+        Rig {
+            board,
+            audit,
+            actors: vec![
+                (sync.get_cell(), sync_join),
+                (storage.get_cell(), storage_join),
+            ],
+        }
+    }
+
+    async fn stop(self) {
+        for (cell, join) in self.actors {
+            cell.stop(None);
+            join.await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_as_soon_as_the_primary_is_up_not_at_the_next_tick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (jdir, pdir) = (tmp.path().join("journal"), tmp.path().join("primary"));
+    backlog(&jdir);
+    // The primary is down at start (as `fushi inject primary-down` makes it), so the first
+    // tick finds nothing to do; the next is an hour away. Only the probe that finds the
+    // primary back can start the drain.
+    let down = Arc::new(AtomicBool::new(true));
+    let rig = Rig::spawn(
+        &jdir,
+        &pdir,
+        PrimaryIo::default(),
+        Duration::from_secs(3600),
+        down.clone(),
+    )
+    .await;
+    wait_for("the primary down", || {
+        (rig.board.snapshot().0.storage.primary == "down").then_some(())
+    })
+    .await;
+    down.store(false, Ordering::SeqCst);
+    wait_for("the backlog drained", || {
+        let (doc, _) = rig.board.snapshot();
+        (doc.storage.primary == "up" && doc.storage.lag_records == 0 && doc.sync.last.is_some())
+            .then_some(())
+    })
+    .await;
+    rig.stop().await;
+    assert_eq!(Primary::new(&pdir).verify().unwrap().records, RECORDS);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_record_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -74,45 +179,16 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
         })
     };
 
-    let board = StatusBoard::new("node", "single", "test");
-    let audit = AuditLog::memory("node");
-    let handle = StorageHandle::new(jdir.clone());
-    let (storage, storage_join) = Actor::spawn(
-        None,
-        StorageActor,
-        StorageArgs {
-            handle: handle.clone(),
-            node: "node".into(),
-            epoch: 1,
-            max_local: u64::MAX,
-            segment_max: SEGMENT_BYTES,
-            board: board.clone(),
-            audit: audit.clone(),
-        },
-    )
-    .await
-    .unwrap();
     let started = Instant::now();
-    let (sync, sync_join) = Actor::spawn(
-        None,
-        SyncActor,
-        SyncArgs {
-            primary: pdir.clone(),
-            primary_is_local: true,
-            forced_down: Default::default(),
-            storage: handle,
-            interval: Duration::from_millis(20),
-            probe_interval: PROBE_INTERVAL,
-            io_timeout: IO_TIMEOUT,
-            batch: 500,
-            rotate_after: SEGMENT_BYTES,
-            board: board.clone(),
-            audit: audit.clone(),
-            io: io.clone(),
-        },
+    let rig = Rig::spawn(
+        &jdir,
+        &pdir,
+        io.clone(),
+        Duration::from_millis(20),
+        Default::default(),
     )
-    .await
-    .unwrap();
+    .await;
+    let (board, audit) = (rig.board.clone(), rig.audit.clone());
 
     let primary = |b: &StatusBoard| b.snapshot().0.storage.primary.clone();
     wait_for("the primary up", || (primary(&board) == "up").then_some(())).await;
@@ -154,10 +230,7 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
     .await;
     assert_eq!(io.stuck(), 0);
 
-    sync.stop(None);
-    sync_join.await.unwrap();
-    storage.stop(None);
-    storage_join.await.unwrap();
+    rig.stop().await;
 
     let report = Primary::new(&pdir).verify().unwrap();
     assert!(report.is_clean(), "{report:?}");
