@@ -241,6 +241,7 @@ pub struct SyncArgs {
     pub interval: Duration,
     pub probe_interval: Duration,
     pub io_timeout: Duration,
+    /// The most records one batch may hold (`[sync] batch`); its bytes are bounded too.
     pub batch: usize,
     /// Rotate the active segment once this much is forwarded, so that it can be released.
     pub rotate_after: u64,
@@ -313,7 +314,7 @@ pub struct SyncState {
     /// Records passed (forwarded or already there) per segment still in the journal.
     passed: BTreeMap<u64, u64>,
     retry_delay: Duration,
-    /// The next batch, being read while the last one is appended.
+    /// The next batch, being read while the last one is written.
     prefetch: Option<Prefetch>,
     /// Batches written to the primary, not yet durable nor being made so, oldest first, with
     /// what they wrote; only ever held during a tick.
