@@ -1101,6 +1101,7 @@ mod tests {
                 journal_bytes: 2048,
                 lag_records: 0,
                 journal_full: false,
+                forwarded: 0,
             },
             sync: SyncStatus {
                 pending: false,

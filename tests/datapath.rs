@@ -244,3 +244,46 @@ fn an_unmarked_primary_outside_the_data_dir_is_down_and_never_written() {
     });
     assert!(d.terminate().success());
 }
+
+#[test]
+fn the_lag_keeps_growing_while_sync_is_stopped_and_drains_once_it_runs_again() {
+    let env = Env::new(&listen_config("probe_interval = \"50ms\""));
+    let _d = env.start();
+    wait_for("the primary up", || {
+        (env.status()?["storage"]["primary"] == "up").then_some(())
+    });
+    let ctl = |verb: &str| {
+        let out = std::process::Command::new(bin())
+            .args([verb, "sync", "-c"])
+            .arg(env.config())
+            .env_remove("XDG_RUNTIME_DIR")
+            .output()
+            .expect("running fushi");
+        assert!(
+            out.status.success(),
+            "fushi {verb} sync: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ctl("stop");
+    let pusher = Pusher::start(env.path().join("in.sock"), 50);
+    wait_for("records acknowledged", || {
+        (pusher.acked_count() >= 500).then_some(())
+    });
+    let acked = pusher.acked_count() as u64;
+    // Nothing forwards them: the lag says so, though the sync actor that counts it is stopped.
+    wait_for("the lag in status.json", || {
+        let s = env.status()?;
+        let st = &s["storage"];
+        (st["lag_records"].as_u64()? >= acked && st["secondary"] == "used").then_some(())
+    });
+    ctl("start");
+    let (acked, _) = pusher.finish();
+    wait_for("the journal drained", || {
+        let s = env.status()?;
+        (s["storage"]["lag_records"] == 0).then_some(())
+    });
+    // Every acknowledged record, in order; lines sent but never acknowledged may follow.
+    let ks = primary_ks(&env.data().join("primary"), "test/k");
+    assert_eq!(ks[..acked.len().min(ks.len())], acked[..]);
+}

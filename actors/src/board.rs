@@ -108,6 +108,20 @@ pub struct StorageStatus {
     /// The journal reached `max_local` (or the disk refuses writes): producers are held back.
     #[serde(default)]
     pub journal_full: bool,
+    /// Records of the journal already on the primary, as the sync actor last counted them.
+    /// Every change of the journal derives the lag from it, so the lag keeps growing while the
+    /// sync actor is stopped or restarting instead of showing its last value.
+    #[serde(skip)]
+    pub forwarded: u64,
+}
+
+impl StorageStatus {
+    /// Sets the lag and what follows from it.
+    pub fn set_lag(&mut self, lag: u64, sync: &mut SyncStatus) {
+        self.lag_records = lag;
+        self.secondary = if lag > 0 { "used" } else { "idle" }.into();
+        sync.pending = lag > 0;
+    }
 }
 
 impl Default for StorageStatus {
@@ -118,6 +132,7 @@ impl Default for StorageStatus {
             journal_bytes: 0,
             lag_records: 0,
             journal_full: false,
+            forwarded: 0,
         }
     }
 }
@@ -305,20 +320,14 @@ impl StatusBoard {
         self.bump(g);
     }
 
-    /// The journal's size, and whether producers are held back (full or failing disk).
-    pub fn set_journal(&self, bytes: u64, full: bool) {
-        let mut g = self.lock();
-        if g.doc.storage.journal_bytes == bytes && g.doc.storage.journal_full == full {
-            return;
-        }
-        let transition = g.doc.storage.journal_full != full;
-        g.doc.storage.journal_bytes = bytes;
-        g.doc.storage.journal_full = full;
-        if transition {
-            self.bump(g);
-        } else {
-            self.bump_quiet(g);
-        }
+    /// The journal's size and records, and whether producers are held back (full or failing
+    /// disk); the lag follows from the records (see [`StorageStatus::forwarded`]).
+    pub fn set_journal(&self, bytes: u64, records: u64, full: bool) {
+        self.update_storage(|s, sync| {
+            s.journal_bytes = bytes;
+            s.journal_full = full;
+            s.set_lag(records.saturating_sub(s.forwarded), sync);
+        });
     }
 
     pub fn update_storage(&self, f: impl FnOnce(&mut StorageStatus, &mut SyncStatus)) {
@@ -532,7 +541,7 @@ mod tests {
         assert!(b.changed().now_or_never().is_some(), "a transition wakes");
         let v = b.snapshot().1;
         b.add_records("collectors/a", 5);
-        b.set_journal(4096, false);
+        b.set_journal(4096, 0, false);
         b.update_storage(|s, _| s.lag_records = 7);
         assert!(
             b.changed().now_or_never().is_none(),
@@ -556,10 +565,39 @@ mod tests {
             b.changed().now_or_never().is_some(),
             "secondary idle → used is a transition"
         );
-        b.set_journal(4096, true);
+        b.set_journal(4096, 0, true);
         assert!(
             b.changed().now_or_never().is_some(),
             "a full journal is a transition"
+        );
+    }
+
+    #[test]
+    fn the_lag_follows_the_journal_also_while_the_sync_actor_is_away() {
+        use futures::FutureExt;
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        // The sync actor counted 10 records of the journal as on the primary, then stopped.
+        b.update_storage(|s, y| {
+            s.forwarded = 10;
+            s.set_lag(0, y);
+        });
+        let _ = b.changed().now_or_never();
+        b.set_journal(8192, 25, false);
+        let doc = b.snapshot().0;
+        assert_eq!(doc.storage.lag_records, 15);
+        assert_eq!(doc.storage.secondary, "used");
+        assert!(doc.sync.pending);
+        assert!(
+            b.changed().now_or_never().is_some(),
+            "records waiting is a transition"
+        );
+        b.set_journal(9000, 40, false);
+        assert_eq!(b.snapshot().0.storage.lag_records, 30);
+        assert!(
+            !serde_json::to_string(&b.snapshot().0)
+                .unwrap()
+                .contains("forwarded"),
+            "the count is not part of status.json"
         );
     }
 

@@ -310,8 +310,11 @@ impl Writer {
             generation: self.generation,
         };
         self.info.send_replace(info);
-        self.board
-            .set_journal(info.bytes, self.full || self.failing_since.is_some());
+        self.board.set_journal(
+            info.bytes,
+            info.records,
+            self.full || self.failing_since.is_some(),
+        );
     }
 
     fn run(mut self) {

@@ -396,22 +396,24 @@ impl SyncState {
             .update_storage(|s, _| s.primary = to.to_string());
     }
 
-    fn lag(&self, info: &crate::storage::JournalInfo) -> u64 {
-        let passed: u64 = self
-            .passed
+    /// Records of the journal that are on the primary already.
+    fn forwarded(&self, info: &crate::storage::JournalInfo) -> u64 {
+        self.passed
             .range(info.start.segment..)
             .map(|(_, n)| n)
-            .sum();
-        info.records.saturating_sub(passed)
+            .sum()
+    }
+
+    fn lag(&self, info: &crate::storage::JournalInfo) -> u64 {
+        info.records.saturating_sub(self.forwarded(info))
     }
 
     fn publish_lag(&self) {
         let info = *self.args.storage.info().borrow();
-        let lag = self.lag(&info);
+        let forwarded = self.forwarded(&info);
         self.args.board.update_storage(|s, sync| {
-            s.lag_records = lag;
-            s.secondary = if lag > 0 { "used" } else { "idle" }.into();
-            sync.pending = lag > 0;
+            s.forwarded = forwarded;
+            s.set_lag(info.records.saturating_sub(forwarded), sync);
         });
     }
 
