@@ -190,10 +190,17 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
     .await;
     let (board, audit) = (rig.board.clone(), rig.audit.clone());
 
-    let primary = |b: &StatusBoard| b.snapshot().0.storage.primary.clone();
-    wait_for("the primary up", || (primary(&board) == "up").then_some(())).await;
+    // The switch to down is read from the audit log, not from the status board: here only the
+    // sync lane hangs, so the next probe (on the other lane) finds the primary up again at
+    // once, and a poll of the board can miss the short down.
+    let switched_down = |audit: &AuditLog| {
+        audit
+            .events()
+            .into_iter()
+            .any(|e| e.event == "collector.storage.switch" && e.payload["to"] == "down")
+    };
     wait_for("the primary down behind the hung sync", || {
-        (primary(&board) == "down").then_some(())
+        switched_down(&audit).then_some(())
     })
     .await;
     let took = started.elapsed();
