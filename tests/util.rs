@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -308,6 +309,46 @@ pub fn primary_ks(primary: &Path, stream: &str) -> Vec<u64> {
         }
     }
     out
+}
+
+/// The data-path oracle on the records `ks` of a stream on the primary: every acknowledged
+/// record exactly once and in order, nothing that was never sent; a line sent but never
+/// acknowledged (`maybe`) may be there or not. `explain` shows the surroundings of a duplicate
+/// before the failure.
+pub fn assert_acknowledged_once_in_order(
+    ks: &[u64],
+    acked: &[u64],
+    maybe: &[u64],
+    explain: impl Fn(u64),
+) {
+    let mut seen = HashSet::new();
+    for &k in ks {
+        if !seen.insert(k) {
+            explain(k);
+            panic!("record k={k} is on the primary twice");
+        }
+    }
+    assert!(
+        ks.windows(2).all(|w| w[0] < w[1]),
+        "records on the primary are out of order"
+    );
+    let acked_set: HashSet<u64> = acked.iter().copied().collect();
+    let maybe: HashSet<u64> = maybe.iter().copied().collect();
+    for k in ks {
+        assert!(
+            acked_set.contains(k) || maybe.contains(k),
+            "k={k} was never sent"
+        );
+    }
+    let on_primary: Vec<u64> = ks
+        .iter()
+        .copied()
+        .filter(|k| acked_set.contains(k))
+        .collect();
+    assert_eq!(
+        on_primary, acked,
+        "acknowledged records on the primary, in order"
+    );
 }
 
 /// A config with a `listen` collector on `unix:in.sock` (stream `test/k`), sync every 20 ms in

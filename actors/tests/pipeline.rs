@@ -44,15 +44,21 @@ fn backlog(dir: &Path) {
     }
 }
 
-/// Polls `f` every millisecond until it returns Some, for at most 30 s.
-async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Waits until `f` returns Some, checking it again at each status transition on `board` (all
+/// that is waited for here comes with one: the primary's state, the journal drained), for at
+/// most 30 s.
+async fn wait_for<T>(board: &StatusBoard, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        if tokio::time::timeout_at(deadline, board.changed())
+            .await
+            .is_err()
+        {
+            panic!("timed out waiting for {what}");
+        }
     }
 }
 
@@ -144,12 +150,12 @@ async fn a_backlog_drains_as_soon_as_the_primary_is_up_not_at_the_next_tick() {
         down.clone(),
     )
     .await;
-    wait_for("the primary down", || {
+    wait_for(&rig.board, "the primary down", || {
         (rig.board.snapshot().0.storage.primary == "down").then_some(())
     })
     .await;
     down.store(false, Ordering::SeqCst);
-    wait_for("the backlog drained", || {
+    wait_for(&rig.board, "the backlog drained", || {
         let (doc, _) = rig.board.snapshot();
         (doc.storage.primary == "up" && doc.storage.lag_records == 0 && doc.sync.last.is_some())
             .then_some(())
@@ -199,7 +205,7 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
             .into_iter()
             .any(|e| e.event == "collector.storage.switch" && e.payload["to"] == "down")
     };
-    wait_for("the primary down behind the hung sync", || {
+    wait_for(&board, "the primary down behind the hung sync", || {
         switched_down(&audit).then_some(())
     })
     .await;
@@ -230,7 +236,7 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
 
     open_gate.send(()).unwrap();
     blocker.await.unwrap().unwrap();
-    wait_for("every record forwarded", || {
+    wait_for(&board, "every record forwarded", || {
         let (doc, _) = board.snapshot();
         (doc.storage.primary == "up" && doc.storage.lag_records == 0).then_some(())
     })
