@@ -294,7 +294,6 @@ struct Batch {
 struct Syncing {
     task: tokio::task::JoinHandle<Result<Duration, IoFailure>>,
     batches: Vec<Batch>,
-    bytes: usize,
 }
 
 type ReadTask = tokio::task::JoinHandle<Result<(Frames, Position), journal::JournalError>>;
@@ -633,7 +632,6 @@ impl SyncState {
         } else if batches.is_empty() {
             return;
         }
-        let bytes = batches.iter().map(|b| b.read_bytes).sum();
         let (p, io, timeout) = (
             self.primary.clone(),
             self.args.io.clone(),
@@ -644,21 +642,12 @@ impl SyncState {
             io.run_on(Lane::Sync, timeout, move || p.sync(all)).await?;
             Ok(started.elapsed())
         });
-        self.syncing = Some(Syncing {
-            task,
-            batches,
-            bytes,
-        });
+        self.syncing = Some(Syncing { task, batches });
     }
 
     /// Waits for the running fsync, if any, and counts its batches.
     async fn land(&mut self) -> Result<(), IoFailure> {
-        let Some(Syncing {
-            task,
-            batches,
-            bytes,
-        }) = self.syncing.take()
-        else {
+        let Some(Syncing { task, batches }) = self.syncing.take() else {
             return Ok(());
         };
         let took = task
@@ -666,6 +655,7 @@ impl SyncState {
             .map_err(|e| IoFailure::Failed(format!("primary sync task failed: {e}")))??;
         // A group that wrote nothing measured nothing.
         if batches.iter().any(|b| b.stats.items > 0) {
+            let bytes = batches.iter().map(|b| b.read_bytes).sum();
             self.adapt_batch(bytes, took, true);
         }
         for batch in batches {
