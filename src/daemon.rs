@@ -38,12 +38,7 @@ pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
         tracing::error!(event = "config.invalid", error = %e,
             "config file is invalid; running on the last good copy until it is fixed");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("fushi")
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = fushi_actors::runtime::build().context("starting the async runtime")?;
     runtime.block_on(serve(config_path, loaded, ring))
 }
 

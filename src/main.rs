@@ -22,6 +22,10 @@ macro_rules! out {
     }};
 }
 
+/// The daemon's allocator (see `fushi_actors::runtime`); the CLI side shares the binary.
+#[global_allocator]
+static ALLOC: fushi_actors::runtime::Allocator = fushi_actors::runtime::Allocator;
+
 mod cli;
 mod config;
 mod control;

@@ -1,6 +1,6 @@
 #!/usr/bin/env escript
 %% -*- erlang -*-
-%%! +S 2:2 -noshell
+%%! +S 1:1 -noshell
 %%
 %% Restart latency of OTP's supervisor with zero backoff: the Erlang half of restart_latency.rs
 %% (beside this file), measuring exactly what the Rust half measures.
@@ -15,7 +15,7 @@
 %% Usage: otp_restart.escript Warmup Samples SpacingMs
 %% Output: lines starting with "#" are information; every other line is one sample, three phases
 %% in ns: crash -> replacement's init, init -> bench has its pid, bench has pid -> ping handled.
-%% Two schedulers (+S 2:2 above) match the daemon's two tokio workers. Logging is off, as in the
+%% One scheduler (+S 1:1 above) matches the daemon's one tokio scheduler thread. Logging is off, as in the
 %% Rust half (no tracing subscriber), so crash and supervisor reports cost no formatting.
 
 -module(otp_restart).

@@ -8,18 +8,22 @@
 //! handled − crash. OTP: `otp_restart.escript` beside this file does the same with a gen_server
 //! under `{one_for_one, 1000000, 1}` and `erlang:monotonic_time(nanosecond)`.
 //!
-//! Both sides run on two scheduler threads (ours: the daemon's runtime, multi-thread with 2
-//! workers; OTP: `+S 2:2`), without logging, with samples ~2 ms apart. The two sides alternate in
-//! rounds, each round warming up first, so a change in machine load hits both alike.
+//! Both sides run on one scheduler thread (ours: the daemon's runtime and allocator from
+//! [`fushi_actors::runtime`]; OTP: `+S 1:1`), without logging, with samples ~2 ms apart. Ours
+//! writes its audit events to the daemon's fsyncing audit file, in a temporary directory. The two
+//! sides alternate in rounds, each round warming up first, so a change in machine load hits both
+//! alike.
 //!
 //! Knobs (environment): `RESTART_BENCH_SAMPLES` per side (5000), `RESTART_BENCH_ROUNDS` (5),
 //! `RESTART_BENCH_WARMUP` per round (200), `RESTART_BENCH_SPACING_MS` (2),
-//! `RESTART_BENCH_RUNTIME` (`multi_thread` | `current_thread`), `RESTART_BENCH_AUDIT` (`memory` |
-//! `file`: the daemon's fsyncing audit file, in a temporary directory).
+//! `RESTART_BENCH_RUNTIME` (`daemon` | `multi_thread`: tokio's multi-thread runtime with 2
+//! workers, which the daemon ran on before, for comparison), `RESTART_BENCH_AUDIT` (`file` |
+//! `memory`: the tests' in-memory audit log, which keeps every event and so grows the heap).
 
 use fushi_actors::alert::AlertOutbox;
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::StatusBoard;
+use fushi_actors::runtime::Allocator;
 use fushi_actors::supervisor::{
     ChildSpec, RestartPolicy, Strategy, SupervisorActor, SupervisorArgs, SupervisorMsg, TreeContext,
 };
@@ -33,6 +37,10 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// The daemon's allocator, so that ours is measured as it runs.
+#[global_allocator]
+static ALLOC: Allocator = Allocator;
 
 enum ChildMsg {
     Crash,
@@ -106,7 +114,7 @@ struct Config {
     warmup: usize,
     samples: usize,
     spacing: Duration,
-    current_thread: bool,
+    multi_thread: bool,
     file_audit: bool,
 }
 
@@ -223,18 +231,15 @@ impl Ours {
     }
 }
 
-/// Runs `fut` to completion: on a worker for the multi-thread runtime, as the OTP bench process
-/// runs on a scheduler; on the only thread for the current-thread one.
-fn drive<F>(rt: &Runtime, current_thread: bool, fut: F) -> F::Output
+/// Runs `fut` to completion as a task of its own, as the OTP bench process is a process of its
+/// own: a current-thread runtime polls the future given to `block_on` only between rounds of its
+/// tasks, which would put the bench behind the supervisor's bookkeeping.
+fn drive<F>(rt: &Runtime, fut: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    if current_thread {
-        rt.block_on(fut)
-    } else {
-        rt.block_on(rt.spawn(fut)).expect("bench task")
-    }
+    rt.block_on(rt.spawn(fut)).expect("bench task")
 }
 
 fn find_in_path(exe: &str) -> Option<PathBuf> {
@@ -348,21 +353,21 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let runtime = std::env::var("RESTART_BENCH_RUNTIME").unwrap_or_else(|_| "multi_thread".into());
+    let runtime = std::env::var("RESTART_BENCH_RUNTIME").unwrap_or_else(|_| "daemon".into());
     let cfg = Config {
         rounds: env_num("RESTART_BENCH_ROUNDS", 5).max(1) as usize,
         warmup: env_num("RESTART_BENCH_WARMUP", 200) as usize,
         samples: env_num("RESTART_BENCH_SAMPLES", 5000).max(1) as usize,
         spacing: Duration::from_millis(env_num("RESTART_BENCH_SPACING_MS", 2)),
-        current_thread: match runtime.as_str() {
-            "multi_thread" => false,
-            "current_thread" => true,
-            other => panic!("RESTART_BENCH_RUNTIME={other:?}: use multi_thread or current_thread"),
+        multi_thread: match runtime.as_str() {
+            "daemon" => false,
+            "multi_thread" => true,
+            other => panic!("RESTART_BENCH_RUNTIME={other:?}: use daemon or multi_thread"),
         },
         file_audit: match std::env::var("RESTART_BENCH_AUDIT").as_deref() {
-            Err(_) | Ok("memory") => false,
-            Ok("file") => true,
-            Ok(other) => panic!("RESTART_BENCH_AUDIT={other:?}: use memory or file"),
+            Err(_) | Ok("file") => true,
+            Ok("memory") => false,
+            Ok(other) => panic!("RESTART_BENCH_AUDIT={other:?}: use file or memory"),
         },
     };
     println!(
@@ -372,10 +377,10 @@ fn main() -> ExitCode {
         cfg.rounds,
         cfg.warmup,
         cfg.spacing,
-        if cfg.current_thread {
-            "current_thread"
+        if cfg.multi_thread {
+            "multi_thread with 2 workers (not the daemon's)"
         } else {
-            "multi_thread with 2 workers (the daemon's runtime)"
+            "current_thread (the daemon's runtime)"
         },
         if cfg.file_audit {
             "a file (fsynced by its writer thread)"
@@ -384,19 +389,17 @@ fn main() -> ExitCode {
         }
     );
 
-    let mut builder = if cfg.current_thread {
-        tokio::runtime::Builder::new_current_thread()
+    let rt = if cfg.multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
     } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(2);
-        b
-    };
-    let rt = builder
-        .enable_all()
-        .build()
-        .expect("building the tokio runtime");
+        fushi_actors::runtime::build()
+    }
+    .expect("building the tokio runtime");
 
-    let mut tree = drive(&rt, cfg.current_thread, Ours::start(cfg.file_audit));
+    let mut tree = drive(&rt, Ours::start(cfg.file_audit));
     let (mut ours, mut otp) = (Vec::new(), Vec::new());
     let mut otp_info = Vec::new();
     for round in 0..cfg.rounds {
@@ -406,7 +409,7 @@ fn main() -> ExitCode {
             continue;
         }
         let (w, s) = (cfg.warmup, cfg.spacing);
-        let (back, got) = drive(&rt, cfg.current_thread, tree.run(w, n, s));
+        let (back, got) = drive(&rt, tree.run(w, n, s));
         tree = back;
         // Our runtime is idle (its workers parked) while the Erlang VM runs.
         let (o, info) = measure_otp(&escript, w, n, s);
@@ -420,7 +423,7 @@ fn main() -> ExitCode {
         otp.extend(o);
         otp_info = info;
     }
-    drive(&rt, cfg.current_thread, tree.stop());
+    drive(&rt, tree.stop());
     drop(rt);
 
     if !otp_info.is_empty() {

@@ -11,6 +11,7 @@ pub mod collectors;
 pub mod journal;
 pub mod primary;
 pub mod records;
+pub mod runtime;
 pub mod status;
 pub mod storage;
 pub mod supervisor;

@@ -1,0 +1,32 @@
+//! The daemon's async runtime and memory allocator, defined once so that the daemon and every benchmark run on the same ones.
+//!
+//! **One scheduler thread.** Every actor runs on a single-threaded tokio runtime, the shape of
+//! Erlang with `+S 1`. What could hold the thread is already elsewhere: the journal's writer
+//! thread, the primary's I/O lanes, the audit log's writer, and `spawn_blocking` for status.json.
+//! What is left on the runtime is message handling in microseconds. A second worker bought no
+//! throughput here and cost latency on every wake: a task spawned or woken while the other
+//! worker was parked woke it through a futex, the wakened worker then raced this one for the
+//! queue, and a zero-backoff restart took about twice as long (the `restart_latency` bench
+//! measures both). A single thread also keeps a quiet daemon quiet: one thread wakes for a timer,
+//! not two. The cost is that a task which blocks stalls every actor; nothing may block on this
+//! runtime, and the supervisor's watchdog ping (sd_notify `WATCHDOG=1` only while the root
+//! supervisor answers) lets systemd restart a daemon that did.
+//!
+//! **mimalloc.** Records and audit events are allocated on the runtime thread and freed on the
+//! writer threads. glibc's malloc takes the allocating arena's lock for such a free and trims
+//! and re-grows its heap top as memory comes and goes, so a restart after a quiet spell paid for
+//! fresh page faults; mimalloc frees across threads without a lock and keeps its pages. The
+//! binary declares it with `#[global_allocator] static ALLOC: Allocator = Allocator;`.
+
+pub use mimalloc::MiMalloc as Allocator;
+
+use tokio::runtime::{Builder, Runtime};
+
+/// The daemon's runtime: one scheduler thread (the caller's), timers and I/O enabled; blocking
+/// work goes to tokio's blocking pool, whose threads are named `fushi-blocking`.
+pub fn build() -> std::io::Result<Runtime> {
+    Builder::new_current_thread()
+        .enable_all()
+        .thread_name("fushi-blocking")
+        .build()
+}
