@@ -232,11 +232,7 @@ fn main() -> ExitCode {
         cfg.batch,
         cfg.rounds
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("building the tokio runtime");
+    let rt = fushi_actors::runtime::build().expect("building the daemon's runtime");
     let (mut ours, mut base, mut ratios) = (vec![], vec![], vec![]);
     for round in 1..=cfg.rounds {
         let dir = scratch.path().join(format!("round-{round}"));

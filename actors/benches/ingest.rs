@@ -2,7 +2,7 @@
 //!
 //! Ours: a `StorageActor` spawned with ractor (status board, memory audit log, `max_local`
 //! unbounded, 16 MiB segments like the daemon) in a scratch directory. Producers are tokio tasks
-//! on the daemon's runtime (multi-thread, 2 workers) calling `StorageHandle::append`, as the listen
+//! on the daemon's runtime (`fushi_actors::runtime`) calling `StorageHandle::append`, as the listen
 //! collector does for each connection. A record is a JSON object whose text is
 //! `INGEST_BENCH_RECORD_BYTES` long (256), spread over `INGEST_BENCH_STREAMS` streams, with a fresh
 //! RFC 3339 `ts` each. A call returns once its records are fsynced: that is the acknowledgement.
@@ -18,8 +18,8 @@
 //! The baseline is `fio --rw=write --bs=<our mean frame> --size=<our journal bytes>
 //! --fdatasync=<G> --fallocate=none` (appending to a fresh file like our journal), where G is the
 //! mean group size our writer achieved in that very run: records ÷ groups, a group being one
-//! `write` + one `fdatasync` of the writer thread (counted from the thread's `syscw` in
-//! `/proc/self/task/<tid>/io`, so storage needs no counter). fio is stopped after 4× our time
+//! `write` + one `fdatasync` of the writer thread (its `commits` in `JournalInfo`; the thread's
+//! `syscw` would also count the eventfd writes that wake the runtime). fio is stopped after 4× our time
 //! (`--runtime`; its bandwidth is then that of the part it did), so a disk in a slow spell cannot
 //! stretch the run. For the paced load fio also runs at `--rate_iops=<rate>`, and its fdatasync
 //! latency is the floor an acknowledgement cannot beat; it is per fdatasync, while ours is per
@@ -41,7 +41,6 @@ use fushi_actors::journal::Pending;
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle, StorageMsg};
 use ractor::{Actor, ActorRef};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,7 +52,6 @@ use tokio::task::JoinSet;
 /// The daemon's segment size (`src/tree.rs`).
 const SEGMENT_BYTES: u64 = 16 << 20;
 /// The writer thread's name (`storage.rs`).
-const WRITER_THREAD: &str = "fushi-journal";
 
 struct Config {
     records: u64,
@@ -85,39 +83,15 @@ impl Gen {
     }
 }
 
-/// A `StorageActor` of our own, with the tid of its writer thread.
+/// A `StorageActor` of our own.
 struct Storage {
     actor: ActorRef<StorageMsg>,
     join: tokio::task::JoinHandle<()>,
     handle: StorageHandle,
-    writer_tid: String,
-}
-
-/// Thread ids of this process named `name`.
-fn threads_named(name: &str) -> BTreeSet<String> {
-    let tasks = std::fs::read_dir("/proc/self/task").expect("listing /proc/self/task");
-    tasks
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// Write syscalls a thread made so far (`syscw`): one per group for the journal writer.
-fn write_calls(tid: &str) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/self/task/{tid}/io"))
-        .expect("reading the writer thread's I/O counters (needs task I/O accounting)");
-    io.lines()
-        .find_map(|l| l.strip_prefix("syscw:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("a syscw line in /proc/self/task/<tid>/io")
 }
 
 impl Storage {
     async fn start(dir: &Path) -> Storage {
-        let before = threads_named(WRITER_THREAD);
         let handle = StorageHandle::new(dir.join("journal"));
         let args = StorageArgs {
             handle: handle.clone(),
@@ -131,31 +105,15 @@ impl Storage {
         let (actor, join) = Actor::spawn(None, StorageActor, args)
             .await
             .expect("spawning the storage actor");
-        // A new thread takes its name itself, a moment after it was spawned.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let writer_tid = loop {
-            let new: Vec<String> = threads_named(WRITER_THREAD)
-                .difference(&before)
-                .cloned()
-                .collect();
-            match new.as_slice() {
-                [tid] => break tid.clone(),
-                [] if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(1)).await
-                }
-                other => panic!("expected one new journal writer thread, found {other:?}"),
-            }
-        };
         Storage {
             actor,
             join,
             handle,
-            writer_tid,
         }
     }
 
     fn groups(&self) -> u64 {
-        write_calls(&self.writer_tid)
+        self.handle.info().borrow().commits
     }
 
     fn bytes(&self) -> u64 {
@@ -436,14 +394,10 @@ fn main() -> ExitCode {
     let scratch = support::scratch("ingest");
     let root: PathBuf = scratch.path().to_path_buf();
     println!(
-        "durable ingest: {}-byte JSON records over {streams} streams, tokio multi-thread with 2 workers, {} rounds of ours then fio",
+        "durable ingest: {}-byte JSON records over {streams} streams, on the daemon's runtime, {} rounds of ours then fio",
         gen.bytes, cfg.rounds
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("building the tokio runtime");
+    let rt = fushi_actors::runtime::build().expect("building the daemon's runtime");
 
     let bench = Bench {
         rt,

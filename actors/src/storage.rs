@@ -36,6 +36,9 @@ pub struct JournalInfo {
     pub records: u64,
     /// Generation of the writer that published this (a restart starts a new one).
     pub generation: u64,
+    /// Group commits (one write and one fdatasync each) this writer made: records ÷ commits is
+    /// how many records one fsync carried.
+    pub commits: u64,
 }
 
 enum Cmd {
@@ -220,6 +223,7 @@ impl Actor for StorageActor {
             board: args.board.clone(),
             info: args.handle.info_tx.clone(),
             generation,
+            commits: 0,
             waiting: VecDeque::new(),
             full: false,
             failing_since: None,
@@ -291,6 +295,7 @@ struct Writer {
     board: StatusBoard,
     info: Arc<watch::Sender<JournalInfo>>,
     generation: u64,
+    commits: u64,
     /// Appends held back by a full journal or a failing disk, oldest first.
     waiting: VecDeque<Waiting>,
     full: bool,
@@ -308,6 +313,7 @@ impl Writer {
             bytes: self.journal.bytes(),
             records: self.journal.records(),
             generation: self.generation,
+            commits: self.commits,
         };
         self.info.send_replace(info);
         self.board.set_journal(
@@ -382,6 +388,7 @@ impl Writer {
             let all = group.iter().flat_map(|(r, _)| r.iter());
             match self.journal.append_seqs(self.epoch, &self.node, all) {
                 Ok(seqs) => {
+                    self.commits += 1;
                     if let Some(since) = self.failing_since.take() {
                         tracing::info!(
                             actor = "storage",

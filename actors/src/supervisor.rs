@@ -30,7 +30,8 @@ use ractor::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 
 use crate::alert::{Alert, AlertOutbox};
@@ -365,16 +366,23 @@ pub struct SupervisorState {
 struct Failure {
     /// Consecutive failures, this one included.
     n: u32,
-    error: String,
+    /// Rendered only when written down: formatting is no work for the restart to wait on.
+    error: ActorProcessingErr,
+    at: SystemTime,
     /// This failure escalates (the first of the streak to reach `escalate_after`).
     escalate: bool,
     delay: Duration,
+    /// The dead incarnation's cell and task, freed with the failure: after the replacement runs.
+    _remains: Remains,
 }
+
+/// What is left of a child's dead incarnation.
+type Remains = (Option<ActorCell>, Option<JoinHandle<()>>);
 
 pub struct SupervisorActor;
 
 enum Exit {
-    Failed(String),
+    Failed(ActorProcessingErr),
     Stopped(Option<String>),
 }
 
@@ -516,16 +524,21 @@ impl SupervisorState {
             path: c.path.clone(),
             supervisor: myself.get_cell(),
         };
-        let fut = (c.spec.start)(ctx);
+        let mut fut = (c.spec.start)(ctx);
         let timeout = c.spec.start_timeout;
         if failure.is_none() {
             self.publish(idx, false, false, false);
         }
-        let result = match timeout {
-            Some(t) => tokio::time::timeout(t, fut)
-                .await
-                .unwrap_or_else(|_| Err(format!("start timed out after {t:?}"))),
-            None => fut.await,
+        // A start that completes without waiting, as most do, needs no timer: arming and
+        // dropping one takes the timer driver's lock on the restart path.
+        let result = match futures::poll!(&mut fut) {
+            Poll::Ready(result) => result,
+            Poll::Pending => match timeout {
+                Some(t) => tokio::time::timeout(t, fut)
+                    .await
+                    .unwrap_or_else(|_| Err(format!("start timed out after {t:?}"))),
+                None => fut.await,
+            },
         };
         match result {
             Ok(started) => {
@@ -567,7 +580,7 @@ impl SupervisorState {
                 if let Some(f) = failure {
                     self.note_immediate_restart(idx, &f);
                 }
-                Box::pin(self.on_exit(myself, idx, Exit::Failed(e))).await
+                Box::pin(self.on_exit(myself, idx, Exit::Failed(e.into()))).await
             }
         }
     }
@@ -611,15 +624,17 @@ impl SupervisorState {
 
     async fn on_exit(&mut self, myself: &ActorRef<SupervisorMsg>, idx: usize, exit: Exit) {
         let c = &mut self.children[idx];
-        c.cell = None;
-        c.task = None;
+        let remains = (c.cell.take(), c.task.take());
         let error = match exit {
             Exit::Failed(e) => Some(e),
             Exit::Stopped(reason) => match c.spec.restart {
-                RestartKind::Permanent => Some(format!(
-                    "stopped by itself ({})",
-                    reason.as_deref().unwrap_or("no reason")
-                )),
+                RestartKind::Permanent => Some(
+                    format!(
+                        "stopped by itself ({})",
+                        reason.as_deref().unwrap_or("no reason")
+                    )
+                    .into(),
+                ),
                 RestartKind::Transient | RestartKind::Temporary => None,
             },
         };
@@ -634,6 +649,7 @@ impl SupervisorState {
             return;
         };
         if c.spec.restart == RestartKind::Temporary {
+            let error = error.to_string();
             c.state = ActorState::Stopped;
             c.last_error = Some(error.clone());
             tracing::warn!(actor = c.path.as_str(), event = "supervisor.child.failed", error = %error,
@@ -646,20 +662,20 @@ impl SupervisorState {
             );
             return;
         }
-        self.on_failure(myself, idx, error).await;
+        self.on_failure(myself, idx, error, remains).await;
     }
 
     /// A restart failure of child `idx`: count it, escalate or give up, and schedule the restart.
-    async fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, idx: usize, error: String) {
+    async fn on_failure(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        idx: usize,
+        error: ActorProcessingErr,
+        remains: Remains,
+    ) {
         let c = &mut self.children[idx];
-        c.cell = None;
-        c.task = None;
         c.consecutive += 1;
         let n = c.consecutive;
-        if n == 1 {
-            c.streak_since = Some(clock::now_rfc3339());
-        }
-        c.last_error = Some(error.clone());
         let policy = &c.spec.policy;
         let escalate = n >= policy.escalate_after && !c.escalated;
         c.escalated |= escalate;
@@ -668,8 +684,10 @@ impl SupervisorState {
         let failure = Failure {
             n,
             error,
+            at: SystemTime::now(),
             escalate,
             delay,
+            _remains: remains,
         };
         // An immediate restart of this child alone: the replacement first, and what the
         // failure leaves to write down (log, audit, status, alert) once it runs, so that the
@@ -741,26 +759,31 @@ impl SupervisorState {
 
     /// Writes down a failure of child `idx`: log, audit, and the escalation it may bring.
     fn note_failure(&mut self, idx: usize, f: &Failure) {
-        let c = &self.children[idx];
+        let error = f.error.to_string();
+        let c = &mut self.children[idx];
+        if f.n == 1 {
+            c.streak_since = Some(clock::rfc3339(f.at));
+        }
+        c.last_error = Some(error.clone());
         tracing::warn!(actor = c.path.as_str(), event = "supervisor.child.failed", attempt = f.n,
-            error = %f.error, "child failed");
+            error = %error, "child failed");
         self.audit(
             idx,
             "supervisor.child.failed",
-            json!({"error": f.error, "consecutive_failures": f.n}),
+            json!({"error": error, "consecutive_failures": f.n}),
         );
         if f.escalate {
             let c = &self.children[idx];
             let alert = Alert::Escalation {
                 actor: c.path.clone(),
                 failures: f.n,
-                last_error: c.last_error.clone(),
+                last_error: Some(error.clone()),
                 since: c.streak_since.clone().unwrap_or_else(clock::now_rfc3339),
             };
             self.audit(
                 idx,
                 "supervisor.child.escalated",
-                json!({"failures": f.n, "last_error": f.error}),
+                json!({"failures": f.n, "last_error": error}),
             );
             self.ctx.alerts.push(alert);
             self.ctx.board.incr("escalations", 1);
@@ -1061,9 +1084,7 @@ impl Actor for SupervisorActor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         let (id, exit) = match evt {
-            SupervisionEvent::ActorFailed(cell, err) => {
-                (cell.get_id(), Exit::Failed(err.to_string()))
-            }
+            SupervisionEvent::ActorFailed(cell, err) => (cell.get_id(), Exit::Failed(err)),
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 (cell.get_id(), Exit::Stopped(reason))
             }

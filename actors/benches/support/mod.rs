@@ -3,6 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The daemon's allocator, so that ours is measured as it runs.
+#[global_allocator]
+static ALLOC: fushi_actors::runtime::Allocator = fushi_actors::runtime::Allocator;
+
 /// A numeric knob from the environment, or `default`.
 pub fn env_num(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
