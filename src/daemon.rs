@@ -39,8 +39,15 @@ pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
             "config file is invalid; running on the last good copy until it is fixed");
     }
     let runtime = fushi_actors::runtime::build().context("starting the async runtime")?;
-    runtime.block_on(serve(config_path, loaded, ring))
+    let result = runtime.block_on(serve(config_path, loaded, ring));
+    // A blocking task stuck on a hung disk (a status.json write) must not hold the exit: nothing
+    // it could still do is needed, and the next start recovers from what is on disk.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    result
 }
+
+/// How long the exit waits for blocking tasks still running.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// The data dir a broken config most likely meant: its `node.data_dir` if that much parses.
 fn guess_data_dir(path: &Path) -> PathBuf {
@@ -328,7 +335,12 @@ impl Reconfig {
     }
 
     async fn diff_and_apply(&mut self, apply: bool) -> Result<String, String> {
-        let (new, text) = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        // Off the runtime's only thread: reading the file may wait on a busy disk.
+        let path = self.config_path.clone();
+        let (new, text) = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let d = update::diff(&self.running, &new);
         let json = serde_json::to_string(&d).map_err(|e| e.to_string())?;
         if !apply {
@@ -336,7 +348,12 @@ impl Reconfig {
         }
         update::apply(&self.root, &d, &new, &self.sink).await?;
         self.board.set_config_errors(Vec::new());
-        if let Err(e) = write_atomic(&self.last_good, text.as_bytes()) {
+        let last_good = self.last_good.clone();
+        // Its fsyncs share the disk with the journal's: off the runtime's only thread.
+        let saved = tokio::task::spawn_blocking(move || write_atomic(&last_good, text.as_bytes()))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = saved {
             tracing::warn!(event = "config.last_good_failed", error = %e, "cannot save the last good config");
         }
         self.audit.emit(

@@ -546,9 +546,8 @@ impl SupervisorState {
                 c.cell = Some(started.cell);
                 c.task = Some(started.task);
                 c.state = ActorState::Running;
-                // The replacement's task sits in this worker's next-task slot, where the other
-                // worker cannot steal it: let it run before the bookkeeping below, which is
-                // what a caller waiting on the replacement would otherwise wait for.
+                // Let the replacement, and whoever waits on it, run before the bookkeeping
+                // below: yielding puts this task behind every task that is ready now.
                 tokio::task::yield_now().await;
                 if let Some(f) = failure {
                     self.note_immediate_restart(idx, &f);

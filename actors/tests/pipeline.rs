@@ -133,7 +133,7 @@ impl Rig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_backlog_drains_as_soon_as_the_primary_is_up_not_at_the_next_tick() {
     let tmp = tempfile::tempdir().unwrap();
     let (jdir, pdir) = (tmp.path().join("journal"), tmp.path().join("primary"));
@@ -165,7 +165,7 @@ async fn a_backlog_drains_as_soon_as_the_primary_is_up_not_at_the_next_tick() {
     assert_eq!(Primary::new(&pdir).verify().unwrap().records, RECORDS);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_record_once() {
     let tmp = tempfile::tempdir().unwrap();
     let (jdir, pdir) = (tmp.path().join("journal"), tmp.path().join("primary"));

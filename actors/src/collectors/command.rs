@@ -74,7 +74,7 @@ pub struct CommandState {
     _ticker: Option<AbortOnDrop>,
 }
 
-fn spawn(
+async fn spawn(
     args: &CommandArgs,
     myself: &ActorRef<CommandMsg>,
     run: u64,
@@ -104,8 +104,12 @@ fn spawn(
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-    let mut child = cmd
-        .spawn()
+    // The parent waits until the child has exec'd: a program or cwd on a frozen mount would hold
+    // the caller as long, so not the runtime's only thread. Blocking-pool threads have the
+    // runtime's context, which the child's reaper needs.
+    let mut child = tokio::task::spawn_blocking(move || cmd.spawn())
+        .await
+        .map_err(|e| format!("cannot run {:?}: {e}", args.argv[0]))?
         .map_err(|e| format!("cannot run {:?}: {e}", args.argv[0]))?;
     let pid = child
         .id()
@@ -192,7 +196,7 @@ impl Actor for CommandActor {
         match state.args.every {
             None => {
                 state.run = 1;
-                state.group = Some(spawn(&state.args, &myself, 1)?);
+                state.group = Some(spawn(&state.args, &myself, 1).await?);
             }
             Some(every) => {
                 state._ticker = Some(tick_every(myself.clone(), every, || CommandMsg::Tick));
@@ -230,7 +234,7 @@ impl Actor for CommandActor {
                     return Ok(());
                 }
                 state.run += 1;
-                state.group = Some(spawn(&state.args, &myself, state.run)?);
+                state.group = Some(spawn(&state.args, &myself, state.run).await?);
                 if let Some(t) = state.args.timeout {
                     let (me, run) = (myself.clone(), state.run);
                     tokio::spawn(async move {
