@@ -8,6 +8,9 @@
 //! The test reads the store only through the backing dir, never through the mount, so a frozen
 //! FUSE daemon cannot hang the test.
 //!
+//! One test freezes a mount under a `command` collector's program instead: the exec hangs, and
+//! the daemon on its one scheduler thread must not hang with it.
+//!
 //! Every wait is on an event (status.json, audit lines, acknowledgements); the mounts are thawed
 //! and lazily unmounted by a guard, also when an assertion fails. The tests need root and bindfs
 //! (`apt-get install bindfs`) and print a SKIPPED line without them.
@@ -827,4 +830,111 @@ fn a_primary_that_takes_probes_but_refuses_appends_is_retried_with_backoff_not_a
     );
     let acked = rig.finish(peak);
     eprintln!("{TEST}: {acked} acknowledged in all");
+}
+
+/// Runs `fushi ARGS -c <config>`, which must succeed however long it takes (a hang fails the
+/// test at the harness's timeout); returns its stdout.
+fn ask(env: &Env, args: &[&str]) -> String {
+    let mut child = Command::new(bin())
+        .args(args)
+        .arg("-c")
+        .arg(env.config())
+        .current_dir(env.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running fushi");
+    wait_for(&format!("`fushi {}` to answer", args.join(" ")), || {
+        child.try_wait().expect("waiting for fushi")
+    });
+    let out = child.wait_with_output().expect("fushi's output");
+    assert!(
+        out.status.success(),
+        "fushi {}: {}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// The children of process `pid` that are still the `fushi` binary: forked, not yet exec'd.
+fn unexeced_children(pid: i32) -> Vec<u32> {
+    let me = bin().canonicalize().expect("the fushi binary");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            // Field 4 of /proc/<p>/stat is the parent; the name before it may hold spaces.
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            ppid == Some(pid)
+                && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe == me)
+        })
+        .collect()
+}
+
+/// A `command` collector whose program lies on a frozen mount hangs in exec; the daemon, on its
+/// one scheduler thread, must not hang with it: `fushi pid` and `fushi status` answer.
+#[test]
+fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
+    const TEST: &str = "outage::frozen_exec";
+    if !prerequisites(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let env = Env::new(&config(""));
+    let root = env.path().canonicalize().expect("canonical temp dir");
+    let (backing, mnt) = (root.join("backing"), root.join("mnt"));
+    std::fs::create_dir(&backing).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    let prog = backing.join("prog");
+    std::fs::write(&prog, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.write_config(&config(&format!(
+        "[[collector]]\nname = \"onnas\"\nkind = \"command\"\nargv = [\"{}\"]\n\
+         backoff = [\"50ms\"]\njitter = \"0s\"\n\n\
+         [[collector]]\nname = \"beat\"\nkind = \"heartbeat\"\n",
+        mnt.join("prog").display()
+    )));
+    let mut mounts = Mounts::default();
+    let bindfs = mounts.bindfs(&backing, &mnt);
+
+    let mut d = env.start();
+    // It runs from the mount (and fails, as `exit 1` does).
+    d.wait_audit("supervisor.child.restarted", "collectors/onnas", 1);
+    signal(bindfs, Signal::SIGSTOP);
+    let hung = wait_for(
+        "a restart of `onnas` hanging in exec on the frozen mount",
+        || {
+            let kids = unexeced_children(d.pid());
+            (!kids.is_empty()).then_some(kids)
+        },
+    );
+
+    // Both answers come from the daemon over its socket, served on the runtime's thread.
+    let pid = ask(&env, &["pid"]);
+    assert_eq!(pid.trim(), d.pid().to_string());
+    let s: Value =
+        serde_json::from_str(&ask(&env, &["status", "--json", "collectors/beat"])).expect("JSON");
+    let beat = s
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == "collectors/beat"))
+        .unwrap_or_else(|| panic!("collectors/beat in {s}"));
+    assert_eq!(beat["state"], "running", "{beat}");
+
+    // Thawed, the exec goes on and fails; the collector is restarted as before.
+    let a = env.audit();
+    let before = events(&a, "supervisor.child.restarted", "collectors/onnas").len();
+    signal(bindfs, Signal::SIGCONT);
+    d.wait_audit("supervisor.child.restarted", "collectors/onnas", before + 1);
+    let st = d.terminate();
+    assert!(st.success(), "fushi stopped cleanly: {st}");
+    println!("{TEST}: exec hung in {hung:?} while `fushi pid` and `fushi status` answered");
 }
