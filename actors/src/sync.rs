@@ -32,7 +32,7 @@ use crate::clock;
 use crate::journal::{self, Frames, Position};
 use crate::primary::{AppendStats, Primary, Written};
 use crate::storage::StorageHandle;
-use crate::{tick_every, AbortOnDrop};
+use crate::{tick_every, AbortOnDrop, Due};
 
 /// Primary workers that may hang in the kernel at once before we stop spawning more.
 pub const MAX_STUCK: usize = 4;
@@ -253,8 +253,8 @@ pub struct SyncArgs {
 }
 
 pub enum SyncMsg {
-    Tick,
-    Probe,
+    Tick(Due),
+    Probe(Due),
     /// `fushi sync --now`: retry at once, ignoring the backoff.
     Now(RpcReplyPort<()>),
     /// The journal grew or shrank: refresh the lag shown in status (no I/O).
@@ -894,8 +894,8 @@ impl Actor for SyncActor {
         myself: ActorRef<SyncMsg>,
         args: SyncArgs,
     ) -> Result<SyncState, ActorProcessingErr> {
-        let ticker = tick_every(myself.clone(), args.interval, || SyncMsg::Tick);
-        let prober = tick_every(myself.clone(), args.probe_interval, || SyncMsg::Probe);
+        let ticker = tick_every(myself.clone(), args.interval, SyncMsg::Tick);
+        let prober = tick_every(myself.clone(), args.probe_interval, SyncMsg::Probe);
         let primary = Arc::new(if args.primary_is_local {
             Primary::new(args.primary.clone())
         } else {
@@ -942,8 +942,8 @@ impl Actor for SyncActor {
         state: &mut SyncState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SyncMsg::Tick => state.tick().await,
-            SyncMsg::Probe => {
+            SyncMsg::Tick(_due) => state.tick().await,
+            SyncMsg::Probe(_due) => {
                 if state.probe().await {
                     state.tick().await;
                 }

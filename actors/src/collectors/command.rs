@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::read_line;
 use crate::records::{from_line, Line, RecordSink};
-use crate::{tick_every, AbortOnDrop};
+use crate::{tick_every, AbortOnDrop, Due};
 
 #[derive(Clone)]
 pub struct CommandActor;
@@ -44,7 +44,7 @@ pub struct CommandArgs {
 pub enum CommandMsg {
     Line(u64, Line),
     Exited(u64, String, bool),
-    Tick,
+    Tick(Due),
     TimedOut(u64),
 }
 
@@ -199,7 +199,7 @@ impl Actor for CommandActor {
                 state.group = Some(spawn(&state.args, &myself, 1).await?);
             }
             Some(every) => {
-                state._ticker = Some(tick_every(myself.clone(), every, || CommandMsg::Tick));
+                state._ticker = Some(tick_every(myself.clone(), every, CommandMsg::Tick));
             }
         }
         Ok(state)
@@ -224,7 +224,7 @@ impl Actor for CommandActor {
                 }
             }
             CommandMsg::Exited(..) => {}
-            CommandMsg::Tick => {
+            CommandMsg::Tick(_due) => {
                 if state.group.is_some() {
                     tracing::warn!(
                         actor = state.args.path.as_str(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::records::{Record, RecordSink};
-use crate::{tick_every, AbortOnDrop};
+use crate::{tick_every, AbortOnDrop, Due};
 
 #[derive(Clone)]
 pub struct HeartbeatActor;
@@ -22,7 +22,7 @@ pub struct HeartbeatArgs {
 }
 
 pub enum HeartbeatMsg {
-    Tick,
+    Tick(Due),
 }
 
 pub struct HeartbeatState {
@@ -41,7 +41,7 @@ impl Actor for HeartbeatActor {
         myself: ActorRef<HeartbeatMsg>,
         args: HeartbeatArgs,
     ) -> Result<HeartbeatState, ActorProcessingErr> {
-        let ticker = tick_every(myself, args.every, || HeartbeatMsg::Tick);
+        let ticker = tick_every(myself, args.every, HeartbeatMsg::Tick);
         Ok(HeartbeatState {
             args,
             beats: 0,
@@ -52,7 +52,7 @@ impl Actor for HeartbeatActor {
     async fn handle(
         &self,
         _myself: ActorRef<HeartbeatMsg>,
-        HeartbeatMsg::Tick: HeartbeatMsg,
+        HeartbeatMsg::Tick(_due): HeartbeatMsg,
         state: &mut HeartbeatState,
     ) -> Result<(), ActorProcessingErr> {
         state.beats += 1;
