@@ -32,7 +32,7 @@ struct Loaded {
 pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
     let loaded = load(config_path)?;
     let ring = logging::LogRing::default();
-    logging::init(log, loaded.cfg.node.mode == Mode::Debug, ring.clone())
+    let _log = logging::init(log, loaded.cfg.node.mode == Mode::Debug, ring.clone())
         .context("setting up logging")?;
     for e in &loaded.errors {
         tracing::error!(event = "config.invalid", error = %e,

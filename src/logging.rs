@@ -50,9 +50,22 @@ pub fn target_name() -> &'static str {
     }
 }
 
+/// Keeps the text log's writer thread; dropping it flushes what is still queued.
+#[must_use = "dropping the guard stops the text log's writer"]
+pub struct LogGuard {
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+/// Lines the text log may queue for a slow reader before it drops new ones.
+const TEXT_QUEUE_LINES: usize = 16 * 1024;
+
 /// Installs the global subscriber; `verbose` (mode debug) lowers the default level to debug.
 /// Every line also goes to `ring`, from which `fushi tail` reads.
-pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<()> {
+///
+/// Text goes to stderr through a writer thread: every actor runs on one thread (see
+/// `fushi_actors::runtime`), and a stderr pipe whose reader stalls must not stall them. When
+/// its queue is full, new lines are dropped, not waited for.
+pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<LogGuard> {
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter_for(verbose));
     let _ = RELOAD.set(handle);
     let journald = match target {
@@ -71,17 +84,25 @@ pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<(
             .with(layer)
             .with(ring.clone())
             .try_init()?;
+        Ok(LogGuard { _writer: None })
     } else {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(TEXT_QUEUE_LINES)
+            .thread_name("fushi-log")
+            .finish(std::io::stderr());
         let layer = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_target(false);
         tracing_subscriber::registry()
             .with(filter)
             .with(layer)
             .with(ring.clone())
             .try_init()?;
+        Ok(LogGuard {
+            _writer: Some(guard),
+        })
     }
-    Ok(())
 }
 
 /// The newest log lines in memory, for `fushi tail` when the daemon does not log to journald.

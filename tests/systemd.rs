@@ -1,4 +1,4 @@
-//! systemd integration: sd_notify messages on a NOTIFY_SOCKET the test owns, and journald fields.
+//! systemd integration and logging: sd_notify messages on a NOTIFY_SOCKET the test owns, journald fields, and a text log that cannot stall the daemon.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
@@ -164,4 +164,32 @@ fn the_unit_file_verifies_and_carries_the_spec_settings() {
         out.status.success() && stderr.trim().is_empty(),
         "systemd-analyze verify: {stderr}"
     );
+}
+
+/// A text log whose reader stalls (a full stderr pipe) drops lines instead of stalling the
+/// daemon: a heartbeat every millisecond fills the 64 KiB pipe within a second, and its records
+/// must keep coming long after.
+#[test]
+fn a_stalled_stderr_reader_does_not_stall_the_daemon() {
+    let env = Env::new(&config(
+        "[[collector]]\nname = \"beat\"\nkind = \"heartbeat\"\nevery = \"1ms\"\n",
+    ));
+    // The pipe's read end is held and never read.
+    let mut d = env.start_with(|cmd| {
+        cmd.stderr(std::process::Stdio::piped());
+    });
+    let beats = || {
+        env.status()?["actors"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == "collectors/beat")?["records"]
+            .as_u64()
+    };
+    // Each beat logs a line of over 100 bytes: 2000 beats are several pipes full.
+    wait_for("2000 heartbeats with nobody reading stderr", || {
+        beats().filter(|&n| n >= 2000)
+    });
+    assert!(d.child.stderr.is_some(), "the unread pipe is still ours");
+    let st = d.terminate();
+    assert!(st.success(), "fushi stopped cleanly: {st}");
 }

@@ -51,7 +51,6 @@ use tokio::task::JoinSet;
 
 /// The daemon's segment size (`src/tree.rs`).
 const SEGMENT_BYTES: u64 = 16 << 20;
-/// The writer thread's name (`storage.rs`).
 
 struct Config {
     records: u64,
