@@ -28,8 +28,8 @@ impl Drop for AbortOnDrop {
 }
 
 /// The token a periodic message carries: while it lives (until the handler is done with the
-/// message) the ticker sends no next one, so a handler slower than its period finds one message
-/// waiting, not a pile of them that it would then work through back to back.
+/// message) the ticker sends no next one. A handler slower than its period gets its next message
+/// at the first tick after it is done, not a pile of them to work through back to back.
 #[derive(Debug)]
 pub struct Due(std::sync::Arc<std::sync::atomic::AtomicBool>);
 

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::read_line;
 use crate::records::{from_line, Line, RecordSink};
@@ -67,14 +67,79 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// A child just forked, with the guard that kills its group and the flag its waiter raises.
+type Forked = (tokio::process::Child, ProcessGroup, watch::Sender<bool>);
+
+/// A fork request: the command, and where its child goes.
+type Job = (Command, oneshot::Sender<std::io::Result<Forked>>);
+
+/// The thread that forks this collector's children, one per incarnation of the actor.
+///
+/// A spawn waits until the child has exec'd, which a program or cwd on a frozen mount holds up
+/// indefinitely, so it must not run on the runtime's only thread. Nor on tokio's blocking pool:
+/// a child's parent-death signal follows the *thread* that forked it (prctl(2)), and pool threads
+/// exit when idle, which would kill the child with them. This thread lives exactly as long as
+/// the actor's state, the same span as the children it forks.
+struct Spawner {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Spawner {
+    fn start(path: &str) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        // The child's reaper registers with the runtime.
+        let runtime = tokio::runtime::Handle::current();
+        let path = path.to_string();
+        std::thread::Builder::new()
+            .name("fushi-spawn".into())
+            .spawn(move || {
+                let _entered = runtime.enter();
+                for (mut cmd, reply) in rx {
+                    let forked = cmd.spawn().and_then(|child| {
+                        let pid = child.id().ok_or_else(|| {
+                            std::io::Error::other("the child exited before it could be watched")
+                        })?;
+                        let (exited_tx, exited) = watch::channel(false);
+                        let group = ProcessGroup {
+                            pgid: Pid::from_raw(pid as i32),
+                            exited,
+                        };
+                        Ok((child, group, exited_tx))
+                    });
+                    // Nobody waits any more (the actor was killed or its start timed out): the
+                    // guard, dropped here, kills the group instead of leaving it running.
+                    if reply.send(forked).is_err() {
+                        tracing::warn!(
+                            actor = path.as_str(),
+                            event = "collector.command.abandoned",
+                            "a child forked after its collector stopped waiting; killed"
+                        );
+                    }
+                }
+            })?;
+        Ok(Self { jobs: tx })
+    }
+
+    async fn spawn(&self, cmd: Command) -> std::io::Result<Forked> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || std::io::Error::other("the spawner thread is gone");
+        self.jobs.send((cmd, tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
 pub struct CommandState {
     args: CommandArgs,
     run: u64,
     group: Option<ProcessGroup>,
     _ticker: Option<AbortOnDrop>,
+    /// Last, so dropped last: the group's guard kills the whole group before the spawner's
+    /// exit sends the parent-death signal to the group leader alone.
+    spawner: Spawner,
 }
 
 async fn spawn(
+    spawner: &Spawner,
     args: &CommandArgs,
     myself: &ActorRef<CommandMsg>,
     run: u64,
@@ -104,18 +169,12 @@ async fn spawn(
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-    // The parent waits until the child has exec'd: a program or cwd on a frozen mount would hold
-    // the caller as long, so not the runtime's only thread. Blocking-pool threads have the
-    // runtime's context, which the child's reaper needs.
-    let mut child = tokio::task::spawn_blocking(move || cmd.spawn())
+    let (mut child, group, exited_tx) = spawner
+        .spawn(cmd)
         .await
-        .map_err(|e| format!("cannot run {:?}: {e}", args.argv[0]))?
         .map_err(|e| format!("cannot run {:?}: {e}", args.argv[0]))?;
-    let pid = child
-        .id()
-        .ok_or_else(|| format!("{:?} exited before it could be watched", args.argv[0]))?;
+    let pid = group.pgid;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let (exited_tx, exited) = watch::channel(false);
 
     if let Some(stderr) = stderr {
         let path = args.path.clone();
@@ -150,11 +209,8 @@ async fn spawn(
         };
         let _ = me.cast(CommandMsg::Exited(run, text, ok));
     });
-    tracing::info!(actor = args.path.as_str(), event = "collector.command.spawned", pid, argv = ?args.argv, "spawned");
-    Ok(ProcessGroup {
-        pgid: Pid::from_raw(pid as i32),
-        exited,
-    })
+    tracing::info!(actor = args.path.as_str(), event = "collector.command.spawned", pid = pid.as_raw(), argv = ?args.argv, "spawned");
+    Ok(group)
 }
 
 impl CommandActor {
@@ -187,7 +243,10 @@ impl Actor for CommandActor {
         if args.argv.is_empty() {
             return Err("argv is empty".into());
         }
+        let spawner = Spawner::start(&args.path)
+            .map_err(|e| format!("cannot start the thread that runs commands: {e}"))?;
         let mut state = CommandState {
+            spawner,
             args,
             run: 0,
             group: None,
@@ -196,7 +255,7 @@ impl Actor for CommandActor {
         match state.args.every {
             None => {
                 state.run = 1;
-                state.group = Some(spawn(&state.args, &myself, 1).await?);
+                state.group = Some(spawn(&state.spawner, &state.args, &myself, 1).await?);
             }
             Some(every) => {
                 state._ticker = Some(tick_every(myself.clone(), every, CommandMsg::Tick));
@@ -234,7 +293,7 @@ impl Actor for CommandActor {
                     return Ok(());
                 }
                 state.run += 1;
-                state.group = Some(spawn(&state.args, &myself, state.run).await?);
+                state.group = Some(spawn(&state.spawner, &state.args, &myself, state.run).await?);
                 if let Some(t) = state.args.timeout {
                     let (me, run) = (myself.clone(), state.run);
                     tokio::spawn(async move {
