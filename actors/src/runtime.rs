@@ -2,9 +2,9 @@
 //!
 //! **One scheduler thread.** Every actor runs on a single-threaded tokio runtime, the shape of
 //! Erlang with `+S 1`. What could hold the thread is already elsewhere: the journal's writer
-//! thread, the primary's I/O lanes, the audit log's writer, and the blocking pool for status.json,
-//! config reloads and spawning commands. What is left on the runtime is message handling in
-//! microseconds. A second worker bought no throughput here and cost latency on every wake: a task
+//! thread, the primary's I/O lanes, the audit log's writer, each command collector's spawner,
+//! and the blocking pool for status.json and config reloads. What is left on the runtime is
+//! message handling in microseconds. A second worker bought no throughput here and cost latency on every wake: a task
 //! spawned or woken while the other worker was parked woke it through a futex, and the wakened
 //! worker then raced this one for the queue. In the `restart_latency` bench
 //! (`RESTART_BENCH_RUNTIME=multi_thread` compares) a zero-backoff restart took a p50 of 16.8 µs on
