@@ -91,8 +91,13 @@ pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<L
             .buffered_lines_limit(TEXT_QUEUE_LINES)
             .thread_name("fushi-log")
             .finish(std::io::stderr());
+        // Colours only for a person at a terminal (and not with NO_COLOR): escape codes in a log
+        // file or a pipe are noise.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && !matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty());
         let layer = tracing_subscriber::fmt::layer()
             .with_writer(writer)
+            .with_ansi(colour)
             .with_target(false);
         tracing_subscriber::registry()
             .with(filter)

@@ -96,6 +96,10 @@ argv = ["sleep", "1000"]
     let mut d = env.start();
     d.wait_audit("supervisor.child.started", "collectors", 1);
     assert!(d.terminate().success(), "{}", d.log());
+    // The log file gets plain text: colours are for a terminal.
+    let log = d.log();
+    assert!(log.contains("daemon.started"), "{log}");
+    assert!(!log.contains('\x1b'), "escape codes in a log file:\n{log}");
     let audit = env.audit();
     let stopped: Vec<&str> = events(&audit, "supervisor.child.stopped", "")
         .iter()
