@@ -1,8 +1,10 @@
 //! Logging setup: journald-native fields under systemd (or `--log journald`), readable text on stderr otherwise.
 //!
 //! Events are written fields-first (`actor`, `event`, `attempt`, `delay`, …). The journald layer
-//! is configured without a field prefix, so `actor` becomes `ACTOR=` and
-//! `journalctl -u fushi ACTOR=collectors/trades` finds an actor's lines.
+//! ([`crate::journald`]) writes them without a prefix, so `actor` becomes `ACTOR=` and
+//! `journalctl -u fushi ACTOR=collectors/trades` finds an actor's lines. Neither target can stall
+//! the daemon: journald entries are dropped when journald is not reading, text lines when
+//! stderr's reader is not.
 
 use anyhow::Context;
 use clap::ValueEnum;
@@ -75,10 +77,16 @@ pub fn init(target: LogTarget, verbose: bool, ring: LogRing) -> anyhow::Result<L
     };
     if journald {
         JOURNALD.store(true, std::sync::atomic::Ordering::SeqCst);
-        let layer = tracing_journald::layer()
-            .context("connecting to journald (/run/systemd/journal/socket); use --log text to log to stderr")?
-            .with_field_prefix(None)
-            .with_syslog_identifier("fushi".into());
+        let layer = crate::journald::JournaldLayer::new(
+            std::path::Path::new(crate::journald::SOCKET),
+            "fushi",
+        )
+        .with_context(|| {
+            format!(
+                "connecting to journald ({}); use --log text to log to stderr",
+                crate::journald::SOCKET
+            )
+        })?;
         tracing_subscriber::registry()
             .with(filter)
             .with(layer)

@@ -32,6 +32,7 @@ mod control;
 mod ctl;
 mod daemon;
 mod http;
+mod journald;
 mod logging;
 mod systemd;
 mod top;

@@ -98,7 +98,7 @@ escalate_after = 2
     );
     assert_eq!(
         heartbeat["PRIORITY"], "5",
-        "tracing-journald maps INFO to notice"
+        "INFO is journald's notice, as tracing-journald maps it too"
     );
     assert!(beat
         .iter()
