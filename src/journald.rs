@@ -10,7 +10,9 @@
 //! newlines. Names are upper-cased, `.` becomes `_`, any other character outside `[A-Z0-9_]` is
 //! left out, and leading `_` are stripped (journald reserves them): `actor` is `ACTOR=`, so
 //! `journalctl ACTOR=collectors/trades` finds an actor's lines. A value is cut at
-//! [`MAX_VALUE`] bytes so that an entry always fits in one datagram (no memfd needed). Entries
+//! [`MAX_VALUE`] bytes so that an entry always fits in one datagram (no memfd needed). PRIORITY
+//! follows the level (error 3, warn 4, info 5, debug 6, trace 7, as tracing-journald maps them)
+//! unless the event has a `priority` field of 0 to 7. Entries
 //! dropped while journald was not reading are counted in `FUSHI_LOG_DROPPED=` of the next entry
 //! that gets through.
 
@@ -64,14 +66,6 @@ impl JournaldLayer {
     fn encode(&self, event: &Event<'_>, dropped: u64) -> Vec<u8> {
         let meta = event.metadata();
         let mut buf = Vec::with_capacity(256);
-        let priority = match *meta.level() {
-            Level::ERROR => "3",
-            Level::WARN => "4",
-            Level::INFO => "5",
-            Level::DEBUG => "6",
-            Level::TRACE => "7",
-        };
-        put(&mut buf, "PRIORITY", priority.as_bytes());
         put(&mut buf, "SYSLOG_IDENTIFIER", self.identifier.as_bytes());
         put(&mut buf, "TARGET", meta.target().as_bytes());
         if let Some(file) = meta.file() {
@@ -87,10 +81,20 @@ impl JournaldLayer {
                 dropped.to_string().as_bytes(),
             );
         }
-        event.record(&mut Fields {
+        let mut fields = Fields {
             buf: &mut buf,
             text: String::new(),
+            priority: None,
+        };
+        event.record(&mut fields);
+        let priority = fields.priority.unwrap_or(match *meta.level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 5,
+            Level::DEBUG => 6,
+            Level::TRACE => 7,
         });
+        put(&mut buf, "PRIORITY", &[b'0' + priority]);
         buf
     }
 }
@@ -137,9 +141,26 @@ struct Fields<'a> {
     buf: &'a mut Vec<u8>,
     /// Reused for values that are formatted rather than given as text.
     text: String,
+    /// A `priority` field (0 emergency … 7 debug) in place of the level's: journald has more
+    /// levels than tracing, and an alert is `critical` (2), which no tracing level maps to.
+    priority: Option<u8>,
 }
 
 impl Visit for Fields<'_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match (field.name(), u8::try_from(value)) {
+            ("priority", Ok(p @ 0..=7)) => self.priority = Some(p),
+            _ => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match (field.name(), u8::try_from(value)) {
+            ("priority", Ok(p @ 0..=7)) => self.priority = Some(p),
+            _ => self.record_debug(field, &value),
+        }
+    }
+
     fn record_str(&mut self, field: &Field, value: &str) {
         put(self.buf, field_name(field), value.as_bytes());
     }
@@ -217,6 +238,22 @@ mod tests {
         assert_eq!(get(&fields, "SYSLOG_IDENTIFIER"), Some("fushi"));
         assert_eq!(get(&fields, "SECRET"), Some("1"), "leading _ is journald's");
         assert!(get(&fields, "CODE_LINE").is_some());
+
+        // An alert asks for journald's `critical`, which no tracing level is.
+        let layer = JournaldLayer::new(&path, "fushi").unwrap();
+        assert_eq!(journald.recv(&mut empty).unwrap(), 0, "the probe is empty");
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(
+                priority = 2,
+                event = "supervisor.child.escalated",
+                "escalated"
+            );
+        });
+        let n = journald.recv(&mut buf).unwrap();
+        let fields = parse(&buf[..n]);
+        assert_eq!(get(&fields, "PRIORITY"), Some("2"));
+        assert_eq!(fields.iter().filter(|(n, _)| n == "PRIORITY").count(), 1);
     }
 
     #[test]

@@ -119,8 +119,8 @@ escalate_after = 2
         .collect();
     assert_eq!(escalated.len(), 1, "one escalation per streak");
     assert_eq!(
-        escalated[0]["PRIORITY"], "3",
-        "escalations are logged at error level"
+        escalated[0]["PRIORITY"], "2",
+        "the journald alert channel is critical (SPEC §6)"
     );
     assert_eq!(escalated[0]["FAILURES"], "2");
     assert!(crash

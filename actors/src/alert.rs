@@ -77,6 +77,10 @@ pub trait AlertChannel: Send + Sync + 'static {
 /// The always-on channel: the daemon's log, which under systemd is journald.
 pub struct LogChannel;
 
+/// journald's `critical`, which SPEC §6 gives the journald channel: alerts stand out in
+/// `journalctl -p crit`. The daemon's journald layer takes a `priority` field over the level.
+const JOURNALD_PRIORITY: u8 = 2;
+
 impl AlertChannel for LogChannel {
     fn name(&self) -> &str {
         "journald"
@@ -91,6 +95,7 @@ impl AlertChannel for LogChannel {
                 event = "supervisor.child.escalated",
                 failures = *failures,
                 alert = "escalation",
+                priority = JOURNALD_PRIORITY,
                 "{}",
                 alert.text()
             ),
@@ -101,6 +106,7 @@ impl AlertChannel for LogChannel {
                 event = "supervisor.child.recovered",
                 failures = *failures,
                 alert = "recovered",
+                priority = JOURNALD_PRIORITY,
                 "{}",
                 alert.text()
             ),
