@@ -8,13 +8,13 @@
 //! The encoding is that of <https://systemd.io/JOURNAL_NATIVE_PROTOCOL/>, every field
 //! length-prefixed (`NAME\n`, a little-endian u64 length, the bytes, `\n`) so that values may hold
 //! newlines. Names are upper-cased, `.` becomes `_`, any other character outside `[A-Z0-9_]` is
-//! left out, and leading `_` are stripped (journald reserves them): `actor` is `ACTOR=`, so
-//! `journalctl ACTOR=collectors/trades` finds an actor's lines. A value is cut at
-//! [`MAX_VALUE`] bytes so that an entry always fits in one datagram (no memfd needed). PRIORITY
-//! follows the level (error 3, warn 4, info 5, debug 6, trace 7, as tracing-journald maps them)
-//! unless the event has a `priority` field of 0 to 7. Entries
-//! dropped while journald was not reading are counted in `FUSHI_LOG_DROPPED=` of the next entry
-//! that gets through.
+//! left out, leading `_` and digits are stripped (journald refuses them) and the rest is cut at
+//! 64 characters: `actor` is `ACTOR=`, so `journalctl ACTOR=collectors/trades` finds an actor's
+//! lines. A value is cut at [`MAX_VALUE`] bytes so that an entry always fits in one datagram (no
+//! memfd needed). PRIORITY follows the level (error 3, warn 4, info 5, debug 6, trace 7, as
+//! tracing-journald maps them) unless the event has a `priority` field of 0 to 7. Entries dropped
+//! while journald was not reading are counted in `FUSHI_LOG_DROPPED=` of the next entry that
+//! gets through.
 
 use std::fmt::Write as _;
 use std::io;
@@ -31,6 +31,7 @@ pub const SOCKET: &str = "/run/systemd/journal/socket";
 /// The most bytes of one field's value that are sent.
 const MAX_VALUE: usize = 32 * 1024;
 
+/// The layer; see the module doc.
 pub struct JournaldLayer {
     socket: UnixDatagram,
     path: PathBuf,
@@ -124,7 +125,8 @@ fn put(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
                 }
             })
             .filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
-            .skip_while(|&c| c == b'_'),
+            .skip_while(|&c| c == b'_' || c.is_ascii_digit())
+            .take(64),
     );
     if buf.len() == start {
         return; // no name left: journald would refuse the whole entry
@@ -237,6 +239,9 @@ mod tests {
         assert_eq!(get(&fields, "PRIORITY"), Some("4"));
         assert_eq!(get(&fields, "SYSLOG_IDENTIFIER"), Some("fushi"));
         assert_eq!(get(&fields, "SECRET"), Some("1"), "leading _ is journald's");
+        let mut named = Vec::new();
+        put(&mut named, "9lives.of-a_cat", b"v");
+        assert!(named.starts_with(b"LIVES_OFA_CAT\n"), "{named:?}");
         assert!(get(&fields, "CODE_LINE").is_some());
 
         // An alert asks for journald's `critical`, which no tracing level is.
