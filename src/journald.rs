@@ -10,11 +10,14 @@
 //! newlines. Names are upper-cased, `.` becomes `_`, any other character outside `[A-Z0-9_]` is
 //! left out, leading `_` and digits are stripped (journald refuses them) and the rest is cut at
 //! 64 characters: `actor` is `ACTOR=`, so `journalctl ACTOR=collectors/trades` finds an actor's
-//! lines. A value is cut at [`MAX_VALUE`] bytes so that an entry always fits in one datagram (no
-//! memfd needed). PRIORITY follows the level (error 3, warn 4, info 5, debug 6, trace 7, as
-//! tracing-journald maps them) unless the event has a `priority` field of 0 to 7. Entries dropped
-//! while journald was not reading are counted in `FUSHI_LOG_DROPPED=` of the next entry that
-//! gets through.
+//! lines; an event's field named like one this layer writes itself (`target`, `priority` that is
+//! not 0 to 7, …) is sent as `FUSHI_<NAME>`, so journald never gets two. A value is cut at
+//! [`MAX_VALUE`] bytes and an entry at [`MAX_ENTRY`], on UTF-8 boundaries, with
+//! `FUSHI_LOG_TRUNCATED=1`: an entry always fits in one datagram. PRIORITY follows the level
+//! (error 3, warn 4, info 5, debug 6, trace 7, as tracing-journald maps them) unless the event
+//! has a `priority` field of 0 to 7. Entries dropped while journald was not reading are counted
+//! in `FUSHI_LOG_DROPPED=` of the next entry that gets through. Spans are not sent: fushi logs
+//! its context as fields (`actor`, `event`).
 
 use std::fmt::Write as _;
 use std::io;
@@ -30,6 +33,11 @@ pub const SOCKET: &str = "/run/systemd/journal/socket";
 
 /// The most bytes of one field's value that are sent.
 const MAX_VALUE: usize = 32 * 1024;
+
+/// The most bytes of one entry: well below the 208 KiB that Linux allows one datagram by
+/// default, so that an entry is never refused for its size (tracing-journald sent such entries
+/// through a memfd; nothing of ours is that large).
+const MAX_ENTRY: usize = 96 * 1024;
 
 /// The layer; see the module doc.
 pub struct JournaldLayer {
@@ -85,10 +93,13 @@ impl JournaldLayer {
         let mut fields = Fields {
             buf: &mut buf,
             text: String::new(),
+            name: String::new(),
             priority: None,
+            truncated: false,
         };
         event.record(&mut fields);
-        let priority = fields.priority.unwrap_or(match *meta.level() {
+        let (priority, truncated) = (fields.priority, fields.truncated);
+        let priority = priority.unwrap_or(match *meta.level() {
             Level::ERROR => 3,
             Level::WARN => 4,
             Level::INFO => 5,
@@ -96,6 +107,9 @@ impl JournaldLayer {
             Level::TRACE => 7,
         });
         put(&mut buf, "PRIORITY", &[b'0' + priority]);
+        if truncated {
+            put(&mut buf, "FUSHI_LOG_TRUNCATED", b"1");
+        }
         buf
     }
 }
@@ -111,31 +125,61 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for JournaldLayer {
     }
 }
 
-/// Appends one field, length-prefixed, its name made journald-safe and its value cut to
-/// [`MAX_VALUE`].
-fn put(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
-    let start = buf.len();
-    buf.extend(
-        name.bytes()
+/// Fields this layer writes itself; an event's field of the same name is sent as `FUSHI_<name>`
+/// so that journald never gets two of them.
+const OWN_FIELDS: [&str; 7] = [
+    "SYSLOG_IDENTIFIER",
+    "TARGET",
+    "CODE_FILE",
+    "CODE_LINE",
+    "PRIORITY",
+    "FUSHI_LOG_DROPPED",
+    "FUSHI_LOG_TRUNCATED",
+];
+
+/// journald's rules for a field name: `[A-Z0-9_]`, not starting with `_` or a digit, at most
+/// 64 characters; `.` becomes `_`, lower case is raised, anything else is left out.
+fn sanitize(name: &str, out: &mut String) {
+    out.extend(
+        name.chars()
             .map(|c| {
-                if c == b'.' {
-                    b'_'
+                if c == '.' {
+                    '_'
                 } else {
                     c.to_ascii_uppercase()
                 }
             })
-            .filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
-            .skip_while(|&c| c == b'_' || c.is_ascii_digit())
+            .filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .skip_while(|&c| c == '_' || c.is_ascii_digit())
             .take(64),
     );
-    if buf.len() == start {
-        return; // no name left: journald would refuse the whole entry
+}
+
+/// Appends one field, length-prefixed, its name made journald-safe. An empty name is left out:
+/// journald would read it as the end of the entry.
+fn put(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
+    let mut clean = String::with_capacity(name.len());
+    sanitize(name, &mut clean);
+    if clean.is_empty() {
+        return;
     }
-    let value = &value[..value.len().min(MAX_VALUE)];
+    buf.extend_from_slice(clean.as_bytes());
     buf.push(b'\n');
     buf.extend_from_slice(&(value.len() as u64).to_le_bytes());
     buf.extend_from_slice(value);
     buf.push(b'\n');
+}
+
+/// At most `max` bytes of `value`, not splitting a UTF-8 character.
+fn cut(value: &[u8], max: usize) -> &[u8] {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while end > 0 && value[end] & 0xC0 == 0x80 {
+        end -= 1;
+    }
+    &value[..end]
 }
 
 /// Writes an event's fields; `message` becomes `MESSAGE`.
@@ -143,41 +187,71 @@ struct Fields<'a> {
     buf: &'a mut Vec<u8>,
     /// Reused for values that are formatted rather than given as text.
     text: String,
+    /// Reused for a field's journald name.
+    name: String,
     /// A `priority` field (0 emergency … 7 debug) in place of the level's: journald has more
     /// levels than tracing, and an alert is `critical` (2), which no tracing level maps to.
     priority: Option<u8>,
+    /// A value was cut, or a field left out, to keep the entry within [`MAX_ENTRY`].
+    truncated: bool,
+}
+
+impl Fields<'_> {
+    fn field(&mut self, field: &Field, value: &[u8]) {
+        self.name.clear();
+        match field.name() {
+            "message" => self.name.push_str("MESSAGE"),
+            name => {
+                sanitize(name, &mut self.name);
+                if OWN_FIELDS.contains(&self.name.as_str()) {
+                    self.name.insert_str(0, "FUSHI_");
+                }
+            }
+        }
+        // Room for this field's name and framing, and for what `encode` adds after the fields.
+        let room = MAX_ENTRY.saturating_sub(self.buf.len() + self.name.len() + 10 + 128);
+        let kept = cut(value, room.min(MAX_VALUE));
+        self.truncated |= kept.len() < value.len();
+        if kept.is_empty() && !value.is_empty() {
+            return;
+        }
+        put(self.buf, &self.name, kept);
+    }
+
+    fn priority(&mut self, field: &Field, value: Option<u8>) -> bool {
+        match value {
+            Some(p @ 0..=7) if field.name().eq_ignore_ascii_case("priority") => {
+                self.priority = Some(p);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Visit for Fields<'_> {
     fn record_u64(&mut self, field: &Field, value: u64) {
-        match (field.name(), u8::try_from(value)) {
-            ("priority", Ok(p @ 0..=7)) => self.priority = Some(p),
-            _ => self.record_debug(field, &value),
+        if !self.priority(field, u8::try_from(value).ok()) {
+            self.record_debug(field, &value);
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        match (field.name(), u8::try_from(value)) {
-            ("priority", Ok(p @ 0..=7)) => self.priority = Some(p),
-            _ => self.record_debug(field, &value),
+        if !self.priority(field, u8::try_from(value).ok()) {
+            self.record_debug(field, &value);
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        put(self.buf, field_name(field), value.as_bytes());
+        self.field(field, value.as_bytes());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.text.clear();
-        let _ = write!(self.text, "{value:?}");
-        put(self.buf, field_name(field), self.text.as_bytes());
-    }
-}
-
-fn field_name(field: &Field) -> &'static str {
-    match field.name() {
-        "message" => "MESSAGE",
-        name => name,
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let _ = write!(text, "{value:?}");
+        self.field(field, text.as_bytes());
+        self.text = text;
     }
 }
 
@@ -259,6 +333,26 @@ mod tests {
         let fields = parse(&buf[..n]);
         assert_eq!(get(&fields, "PRIORITY"), Some("2"));
         assert_eq!(fields.iter().filter(|(n, _)| n == "PRIORITY").count(), 1);
+
+        // Fields named like the layer's own are kept apart; a huge message is cut, not lost.
+        let layer = JournaldLayer::new(&path, "fushi").unwrap();
+        assert_eq!(journald.recv(&mut empty).unwrap(), 0, "the probe is empty");
+        let huge = "é".repeat(150_000);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(priority = "high", target = "mine", "{huge}");
+        });
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = journald.recv(&mut buf).unwrap();
+        assert!(n <= MAX_ENTRY, "{n} bytes");
+        let fields = parse(&buf[..n]);
+        assert_eq!(get(&fields, "PRIORITY"), Some("5"));
+        assert_eq!(get(&fields, "FUSHI_PRIORITY"), Some("high"));
+        assert_eq!(get(&fields, "FUSHI_TARGET"), Some("mine"));
+        assert_eq!(fields.iter().filter(|(n, _)| n == "TARGET").count(), 1);
+        let message = get(&fields, "MESSAGE").unwrap();
+        assert!(message.len() <= MAX_VALUE && message.chars().all(|c| c == 'é'));
+        assert_eq!(get(&fields, "FUSHI_LOG_TRUNCATED"), Some("1"));
     }
 
     #[test]
@@ -272,8 +366,9 @@ mod tests {
         let logger = std::thread::spawn(move || {
             let subscriber = tracing_subscriber::registry().with(layer);
             tracing::subscriber::with_default(subscriber, || {
-                // Far more than a socket queues (net.unix.max_dgram_qlen, 512 by default),
-                // with nothing reading: a blocking send would never return.
+                // Far more than a socket queues (net.unix.max_dgram_qlen: 10 by the kernel's
+                // default, 512 as systemd sets it), with nothing reading: a blocking send would
+                // never return.
                 for i in 0..5000 {
                     tracing::info!(i, "filler");
                 }
@@ -292,7 +387,16 @@ mod tests {
         // Once journald reads again, the next entry reports how many were lost.
         journald.set_nonblocking(true).unwrap();
         let mut buf = vec![0u8; 64 * 1024];
-        while journald.recv(&mut buf).is_ok() {}
+        let mut received = 0;
+        // The layer's empty probe at start is no entry.
+        while let Ok(n) = journald.recv(&mut buf) {
+            received += u64::from(n > 0);
+        }
+        assert_eq!(
+            received + lost,
+            5000,
+            "every entry is either received or counted"
+        );
         journald.set_nonblocking(false).unwrap();
         go.0.send(()).unwrap();
         logger.join().unwrap();
