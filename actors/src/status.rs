@@ -100,7 +100,12 @@ impl Actor for StatusActor {
         myself: ActorRef<StatusMsg>,
         args: StatusArgs,
     ) -> Result<StatusState, ActorProcessingErr> {
-        let old = match load(&args.path) {
+        // Off the runtime's only thread: a read may wait on a busy disk.
+        let path = args.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&path))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)));
+        let old = match loaded {
             Ok(old) => old,
             Err(e) => {
                 // Only a foreign hand can damage it (writes are atomic); start afresh, loudly.

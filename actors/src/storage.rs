@@ -191,11 +191,13 @@ impl Actor for StorageActor {
         let dir = args.handle.dir.clone();
         let segment_max = args.segment_max;
         // A previous incarnation's writer may still be finishing its last fsync: wait for its lock.
-        let (mut journal, recovery) = tokio::task::spawn_blocking(move || {
-            Journal::open(&dir, segment_max, Duration::from_secs(10))
+        let (mut journal, recovery, ids) = tokio::task::spawn_blocking(move || {
+            let (journal, recovery) = Journal::open(&dir, segment_max, Duration::from_secs(10))?;
+            let ids = load_ids(journal.dir());
+            Ok::<_, JournalError>((journal, recovery, ids))
         })
         .await??;
-        journal.seed_last_ids(&load_ids(journal.dir()));
+        journal.seed_last_ids(&ids);
         for (path, off, n) in &recovery.truncated {
             tracing::warn!(actor = "storage", event = "journal.recovered", segment = %path.display(), offset = off, bytes = n,
                 "truncated a torn journal tail");
