@@ -294,6 +294,9 @@ struct Batch {
 struct Syncing {
     task: tokio::task::JoinHandle<Result<Duration, IoFailure>>,
     batches: Vec<Batch>,
+    /// The `latest/` entries this sync writes, handed back should it fail: its records may be
+    /// durable all the same, and then nothing else would carry these entries again.
+    latest: BTreeMap<String, Vec<u8>>,
 }
 
 type ReadTask = tokio::task::JoinHandle<Result<(Frames, Position), journal::JournalError>>;
@@ -626,8 +629,10 @@ impl SyncState {
             batches.push(batch);
         }
         let latest_due = last || self.latest_at.elapsed() >= LATEST_EVERY;
+        let mut latest = BTreeMap::new();
         if latest_due && !self.latest.is_empty() {
-            all.add_latest(std::mem::take(&mut self.latest));
+            latest = std::mem::take(&mut self.latest);
+            all.add_latest(latest.clone());
             self.latest_at = Instant::now();
         } else if batches.is_empty() {
             return;
@@ -642,17 +647,37 @@ impl SyncState {
             io.run_on(Lane::Sync, timeout, move || p.sync(all)).await?;
             Ok(started.elapsed())
         });
-        self.syncing = Some(Syncing { task, batches });
+        self.syncing = Some(Syncing {
+            task,
+            batches,
+            latest,
+        });
     }
 
     /// Waits for the running fsync, if any, and counts its batches.
     async fn land(&mut self) -> Result<(), IoFailure> {
-        let Some(Syncing { task, batches }) = self.syncing.take() else {
+        let Some(Syncing {
+            task,
+            batches,
+            latest,
+        }) = self.syncing.take()
+        else {
             return Ok(());
         };
-        let took = task
+        let synced = task
             .await
-            .map_err(|e| IoFailure::Failed(format!("primary sync task failed: {e}")))??;
+            .map_err(|e| IoFailure::Failed(format!("primary sync task failed: {e}")))
+            .and_then(|r| r);
+        let took = match synced {
+            Ok(took) => took,
+            Err(e) => {
+                // Newer entries, from batches written since, win.
+                for (stream, line) in latest {
+                    self.latest.entry(stream).or_insert(line);
+                }
+                return Err(e);
+            }
+        };
         // A group that wrote nothing measured nothing.
         if batches.iter().any(|b| b.stats.items > 0) {
             let bytes = batches.iter().map(|b| b.read_bytes).sum();
@@ -681,10 +706,12 @@ impl SyncState {
             return;
         }
         let mut all = Written::default();
-        for (_, written) in self.unsynced.drain(..) {
+        for (_, mut written) in self.unsynced.drain(..) {
+            self.latest.append(&mut written.take_latest());
             all.merge(written);
         }
-        all.add_latest(std::mem::take(&mut self.latest));
+        // Kept as well: this sync may fail too, and the next drain's end writes them again.
+        all.add_latest(self.latest.clone());
         let (p, io, timeout) = (
             self.primary.clone(),
             self.args.io.clone(),

@@ -1,4 +1,4 @@
-//! The sync actor's forwarding pipeline: a backlog drains as soon as the primary is up, and a primary that hangs in the middle of a drain is declared down in time and, once it answers again, gets every record exactly once, in order.
+//! The sync actor's forwarding pipeline: a backlog drains as soon as the primary is up, a primary that hangs in the middle of a drain is declared down in time and, once it answers again, gets every record exactly once, in order, and `latest/` is written even when the sync that carried it failed.
 //!
 //! The hang is acted out without a mount: a job that waits on a gate is queued first on the
 //! `PrimaryIo` lane that makes written batches durable, so the actor's first group fsync waits
@@ -268,4 +268,65 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
         let newest = (0..RECORDS).filter(|i| i % STREAMS == s).max().unwrap();
         assert_eq!(v["data"]["i"], newest, "latest/s/{s}.json");
     }
+}
+
+/// The sync that writes `latest/` can fail after its records are durable (here: `latest` is a
+/// file, so the records land and `latest/` cannot be written). Those records are then on the
+/// primary and never sent again, so the entries that sync carried must be kept for a later one,
+/// not lost with it.
+#[tokio::test]
+async fn latest_entries_outlive_a_failed_sync_that_carried_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (jdir, pdir) = (tmp.path().join("journal"), tmp.path().join("primary"));
+    backlog(&jdir);
+    std::fs::create_dir_all(&pdir).unwrap();
+    let blocker = pdir.join("latest");
+    std::fs::write(&blocker, "not a directory\n").unwrap();
+
+    let rig = Rig::spawn(
+        &jdir,
+        &pdir,
+        PrimaryIo::default(),
+        Duration::from_millis(20),
+        Default::default(),
+    )
+    .await;
+    let (board, audit) = (rig.board.clone(), rig.audit.clone());
+    wait_for(&board, "a sync failing on latest/", || {
+        audit
+            .events()
+            .into_iter()
+            .any(|e| e.event == "collector.sync.failed")
+            .then_some(())
+    })
+    .await;
+    std::fs::remove_file(&blocker).unwrap();
+
+    // Each stream's newest record: the largest i with i % STREAMS == s.
+    let newest = |s: u64| (0..RECORDS).rev().find(|i| i % STREAMS == s).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for s in 0..STREAMS {
+        let path = pdir.join("latest/s").join(format!("{s}.json"));
+        // A file on disk has no event to wait on: it is looked for until the deadline.
+        let record = loop {
+            if let Ok(bytes) = std::fs::read(&path) {
+                break serde_json::from_slice::<serde_json::Value>(&bytes).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never written after the failed sync",
+                path.display()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(record["data"]["i"].as_u64(), Some(newest(s)), "{record}");
+    }
+    wait_for(&board, "every record forwarded", || {
+        (board.snapshot().0.storage.lag_records == 0).then_some(())
+    })
+    .await;
+    rig.stop().await;
+    let report = Primary::new(&pdir).verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.records, RECORDS, "every record once: {report:?}");
 }
