@@ -155,15 +155,10 @@ fn sanitize(name: &str, out: &mut String) {
     );
 }
 
-/// Appends one field, length-prefixed, its name made journald-safe. An empty name is left out:
-/// journald would read it as the end of the entry.
+/// Appends one field, length-prefixed. `name` is valid for journald already: the layer's own
+/// names are, and an event's go through [`sanitize`] first.
 fn put(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
-    let mut clean = String::with_capacity(name.len());
-    sanitize(name, &mut clean);
-    if clean.is_empty() {
-        return;
-    }
-    buf.extend_from_slice(clean.as_bytes());
+    buf.extend_from_slice(name.as_bytes());
     buf.push(b'\n');
     buf.extend_from_slice(&(value.len() as u64).to_le_bytes());
     buf.extend_from_slice(value);
@@ -203,6 +198,10 @@ impl Fields<'_> {
             "message" => self.name.push_str("MESSAGE"),
             name => {
                 sanitize(name, &mut self.name);
+                // Nothing left of the name: journald would read an empty one as the entry's end.
+                if self.name.is_empty() {
+                    return;
+                }
                 if OWN_FIELDS.contains(&self.name.as_str()) {
                     self.name.insert_str(0, "FUSHI_");
                 }
@@ -313,9 +312,12 @@ mod tests {
         assert_eq!(get(&fields, "PRIORITY"), Some("4"));
         assert_eq!(get(&fields, "SYSLOG_IDENTIFIER"), Some("fushi"));
         assert_eq!(get(&fields, "SECRET"), Some("1"), "leading _ is journald's");
-        let mut named = Vec::new();
-        put(&mut named, "9lives.of-a_cat", b"v");
-        assert!(named.starts_with(b"LIVES_OFA_CAT\n"), "{named:?}");
+        let mut named = String::new();
+        sanitize("9lives.of-a_cat", &mut named);
+        assert_eq!(named, "LIVES_OFA_CAT");
+        named.clear();
+        sanitize("_.-", &mut named);
+        assert_eq!(named, "", "nothing left of the name");
         assert!(get(&fields, "CODE_LINE").is_some());
 
         // An alert asks for journald's `critical`, which no tracing level is.
