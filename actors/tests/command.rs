@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Polls `f` until it gives a value; these are events in `/proc`, which has nothing to wait on.
+/// Polls `f` until it gives a value: a thread's exit shows only in `/proc`, which has nothing to
+/// wait on.
 async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + TIMEOUT;
     loop {
@@ -84,7 +85,9 @@ fn a_long_running_command_outlives_the_runtimes_idle_threads() {
             sink: RecordSink::new(board, StorageHandle::new(journal.path().to_path_buf())),
         };
         let (actor, task) = Actor::spawn(None, CommandActor, args).await.unwrap();
-        let child = wait_for("the sleep child", || children_named("sleep").pop()).await;
+        // The start returns once the child has exec'd.
+        let children = children_named("sleep");
+        assert_eq!(children.len(), 1, "one sleep child: {children:?}");
 
         // Give the blocking pool work, then let its idle thread exit.
         tokio::task::spawn_blocking(|| ()).await.unwrap();
@@ -94,16 +97,13 @@ fn a_long_running_command_outlives_the_runtimes_idle_threads() {
         .await;
         assert_eq!(
             children_named("sleep"),
-            [child],
+            children,
             "the command still runs after the pool's threads exited"
         );
 
-        // Stopping the collector still ends it.
+        // Stopping the collector still ends it: its stop waits for the child's exit.
         actor.stop(None);
         task.await.unwrap();
-        wait_for("the child to be gone", || {
-            children_named("sleep").is_empty().then_some(())
-        })
-        .await;
+        assert_eq!(children_named("sleep"), Vec::<u32>::new());
     });
 }
