@@ -419,6 +419,22 @@ impl SyncState {
         });
     }
 
+    /// A tick that ended without a failure: the last run is no longer the failed one, also when
+    /// it had nothing new to forward (its records were on the primary already, or it only wrote
+    /// `latest/`), which a forwarded batch would otherwise be the only one to say.
+    fn succeeded(&self) {
+        self.args.board.update_storage(|_, sync| {
+            if sync.last.as_ref().is_some_and(|l| !l.ok) {
+                sync.last = Some(SyncRun {
+                    at: clock::now_rfc3339(),
+                    items: 0,
+                    bytes: 0,
+                    ok: true,
+                });
+            }
+        });
+    }
+
     fn failed(&mut self, error: &IoFailure) {
         if matches!(error, IoFailure::Timeout(_)) {
             // Perhaps not hung but slow for the size: start again small.
@@ -852,10 +868,14 @@ impl SyncState {
         if self.args.io.stuck() > 0 {
             return;
         }
+        let mut done = false;
         loop {
             match self.forward_once().await {
                 Ok(true) => continue,
-                Ok(false) => break,
+                Ok(false) => {
+                    done = true;
+                    break;
+                }
                 Err(e) => {
                     self.abandon().await;
                     self.failed(&e);
@@ -870,6 +890,9 @@ impl SyncState {
         // Recycling buffers pays within a drain; between ticks it would only hold megabytes.
         self.spare = None;
         self.publish_lag();
+        if done {
+            self.succeeded();
+        }
     }
 
     /// Probes the primary; true when it just came (back) up, so that its backlog can be
