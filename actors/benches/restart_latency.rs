@@ -20,27 +20,27 @@
 //! workers, which the daemon ran on before, for comparison), `RESTART_BENCH_AUDIT` (`file` |
 //! `memory`: the tests' in-memory audit log, which keeps every event and so grows the heap).
 
+// The daemon's allocator comes with it; of its other helpers this bench uses a few.
+#[allow(dead_code)]
+mod support;
+
 use fushi_actors::alert::AlertOutbox;
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::StatusBoard;
-use fushi_actors::runtime::Allocator;
 use fushi_actors::supervisor::{
     ChildSpec, RestartPolicy, Strategy, SupervisorActor, SupervisorArgs, SupervisorMsg, TreeContext,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{env_num, find_in_path};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// The daemon's allocator, so that ours is measured as it runs.
-#[global_allocator]
-static ALLOC: Allocator = Allocator;
 
 enum ChildMsg {
     Crash,
@@ -116,15 +116,6 @@ struct Config {
     spacing: Duration,
     multi_thread: bool,
     file_audit: bool,
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
 }
 
 /// Our supervisor tree, kept alive across rounds.
@@ -240,13 +231,6 @@ where
     F::Output: Send + 'static,
 {
     rt.block_on(rt.spawn(fut)).expect("bench task")
-}
-
-fn find_in_path(exe: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(exe))
-        .find(|p| p.is_file())
 }
 
 /// One round of OTP's supervisor, from the escript; returns its info lines too.

@@ -1,4 +1,4 @@
-//! Helpers shared by the data-path benchmarks (`ingest`, `forward`): knobs, the scratch directory, tool lookup and figures.
+//! Helpers shared by the benchmarks of `fushi-actors`: the daemon's allocator, knobs, the scratch directory, tool lookup and figures.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
