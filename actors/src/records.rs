@@ -70,6 +70,7 @@ impl RecordSink {
         let n = records.len() as u64;
         let pending = records
             .into_iter()
+            .map(|r| keepable(collector, r))
             .map(|r| Pending {
                 stream: r.stream,
                 ts: r.ts,
@@ -88,9 +89,57 @@ pub const QUARANTINE: &str = "_quarantine";
 /// One input line as a collector read it: its bytes, or the length of a line over the limit.
 pub type Line = Result<Vec<u8>, usize>;
 
+/// The deepest `data` a record may have. serde_json refuses to read a document nested
+/// 128 levels deep, and the primary's line wraps `data` in one more object: 126 levels of data
+/// make a 127-level line, the deepest that `fushi verify` and the resume scan can still read.
+pub const MAX_DEPTH: usize = 126;
+
+/// Whether `v` nests more than `limit` levels (a scalar nests 0, `[]` and `{"a":1}` 1). The
+/// recursion ends at `limit`, so a value built in code, with no parser limit, is safe here too.
+fn deeper_than(v: &Value, limit: usize) -> bool {
+    match v {
+        Value::Array(items) => limit == 0 || items.iter().any(|c| deeper_than(c, limit - 1)),
+        Value::Object(map) => limit == 0 || map.values().any(|c| deeper_than(c, limit - 1)),
+        _ => false,
+    }
+}
+
+/// Whether `data` can be kept: its line on the primary must read back (see [`MAX_DEPTH`]).
+pub fn check_depth(data: &Value) -> Result<(), String> {
+    if deeper_than(data, MAX_DEPTH) {
+        return Err(format!(
+            "nested more than {MAX_DEPTH} levels deep, which the primary's line could not hold"
+        ));
+    }
+    Ok(())
+}
+
+/// The record itself, or, when its data cannot be kept (see [`check_depth`]), a
+/// [`QUARANTINE`] record holding its text: the backstop for a collector that builds records
+/// without [`from_line`].
+fn keepable(collector: &str, r: Record) -> Record {
+    let Err(error) = check_depth(&r.data) else {
+        return r;
+    };
+    tracing::warn!(
+        actor = collector,
+        event = "collector.quarantine",
+        stream = r.stream.as_str(),
+        reason = error.as_str(),
+        "record quarantined"
+    );
+    Record {
+        data: serde_json::json!({"collector": collector, "stream": r.stream, "error": error,
+                                 "line": r.data.to_string()}),
+        stream: QUARANTINE.into(),
+        ts: r.ts,
+    }
+}
+
 /// Turns an input line into a record for `stream`. JSON stays itself; other text becomes
 /// `{"line": …}` unless `json_only`; an over-long line, invalid UTF-8 or (with `json_only`)
-/// invalid JSON goes to [`QUARANTINE`] and the reason is returned beside it.
+/// invalid JSON goes to [`QUARANTINE`] and the reason is returned beside it. JSON nested
+/// deeper than [`MAX_DEPTH`] counts as invalid JSON: the primary could not hold it as JSON.
 pub fn from_line(
     collector: &str,
     stream: &str,
@@ -130,7 +179,10 @@ pub fn from_line(
             return bad("invalid UTF-8".into(), Some(lossy));
         }
     };
-    match serde_json::from_str::<Value>(&text) {
+    let parsed = serde_json::from_str::<Value>(&text)
+        .map_err(|e| format!("invalid JSON: {e}"))
+        .and_then(|data| check_depth(&data).map(|()| data));
+    match parsed {
         Ok(data) => (
             Record {
                 stream: stream.into(),
@@ -139,7 +191,7 @@ pub fn from_line(
             },
             None,
         ),
-        Err(e) if json_only => bad(format!("invalid JSON: {e}"), Some(text)),
+        Err(e) if json_only => bad(e, Some(text)),
         Err(_) => (
             Record {
                 stream: stream.into(),
@@ -198,6 +250,104 @@ mod tests {
             "line of 5000 bytes exceeds max_record_bytes (100)"
         );
         assert!(valid_stream(QUARANTINE));
+    }
+
+    /// A JSON line nesting `levels` deep, objects and arrays in turn: `{"a":[{"a":…}]}`.
+    fn nested(levels: usize) -> Vec<u8> {
+        let mut line = String::from("1");
+        for i in 0..levels {
+            line = match i % 2 {
+                0 => format!("[{line}]"),
+                _ => format!("{{\"a\":{line}}}"),
+            };
+        }
+        line.into_bytes()
+    }
+
+    /// The record's line on the primary, exactly as the journal renders it.
+    fn primary_line(r: &Record) -> Vec<u8> {
+        let stored = StoredRecord::new(
+            1,
+            1,
+            r.ts.clone(),
+            r.stream.clone(),
+            "n".into(),
+            r.data.clone(),
+        );
+        let frame = crate::journal::encode_frame(&stored).unwrap();
+        let (view, _) = crate::journal::decode_frame(&frame).unwrap();
+        view.line.to_vec()
+    }
+
+    #[test]
+    fn the_deepest_accepted_record_reads_back_from_the_primary_and_one_deeper_is_quarantined() {
+        let (r, e) = from_line("c", "s", Ok(nested(MAX_DEPTH)), 1 << 20, true);
+        assert_eq!((r.stream.as_str(), e), ("s", None));
+        let line = primary_line(&r);
+        let back: StoredRecord = serde_json::from_slice(&line).expect("the primary line parses");
+        assert_eq!(back.data, r.data);
+
+        // One level deeper still parses as input, but its primary line would not read back.
+        let deeper = nested(MAX_DEPTH + 1);
+        assert!(serde_json::from_slice::<Value>(&deeper).is_ok());
+        let too_deep = StoredRecord::new(
+            1,
+            1,
+            "t".into(),
+            "s".into(),
+            "n".into(),
+            serde_json::from_slice(&deeper).unwrap(),
+        );
+        assert!(serde_json::from_str::<Value>(&serde_json::to_string(&too_deep).unwrap()).is_err());
+        let (r, e) = from_line("c", "s", Ok(deeper.clone()), 1 << 20, true);
+        assert_eq!(r.stream, QUARANTINE);
+        assert!(e.unwrap().contains("nested more than 126 levels"));
+        assert_eq!(r.data["line"].as_str().unwrap().as_bytes(), deeper);
+        assert!(serde_json::from_slice::<Value>(&primary_line(&r)).is_ok());
+        // A command's line that cannot be kept as JSON is kept as text, like any other.
+        let (r, e) = from_line("c", "s", Ok(deeper.clone()), 1 << 20, false);
+        assert_eq!((r.stream.as_str(), e), ("s", None));
+        assert_eq!(r.data["line"].as_str().unwrap().as_bytes(), deeper);
+    }
+
+    #[test]
+    fn depth_is_counted_in_containers() {
+        assert!(check_depth(&serde_json::json!(1)).is_ok());
+        for levels in [1, 2, MAX_DEPTH - 1, MAX_DEPTH] {
+            let v: Value = serde_json::from_slice(&nested(levels)).unwrap();
+            assert!(check_depth(&v).is_ok(), "{levels}");
+        }
+        let v: Value = serde_json::from_slice(&nested(MAX_DEPTH + 1)).unwrap();
+        assert!(check_depth(&v).is_err());
+        // Only the deepest branch counts, wherever it is.
+        let v = serde_json::json!({"flat": 1, "deep": serde_json::from_slice::<Value>(&nested(MAX_DEPTH)).unwrap()});
+        assert!(check_depth(&v).is_err());
+        assert!(check_depth(&serde_json::json!([[], {}, [1, [2]]])).is_ok());
+    }
+
+    #[test]
+    fn a_record_built_too_deep_is_quarantined_with_its_text() {
+        let mut data = serde_json::json!(1);
+        for _ in 0..200 {
+            data = serde_json::json!([data]);
+        }
+        let r = keepable(
+            "c",
+            Record {
+                stream: "s".into(),
+                ts: "t".into(),
+                data: data.clone(),
+            },
+        );
+        assert_eq!(r.stream, QUARANTINE);
+        assert_eq!(r.data["stream"], "s");
+        assert_eq!(r.data["line"], data.to_string());
+        let ok = Record {
+            stream: "s".into(),
+            ts: "t".into(),
+            data: serde_json::json!({"a": [1]}),
+        };
+        assert_eq!(keepable("c", ok.clone()), ok);
     }
 
     #[test]
