@@ -1101,6 +1101,7 @@ mod tests {
                 journal_bytes: 2048,
                 lag_records: 0,
                 journal_full: false,
+                journal_error: None,
                 forwarded: 0,
             },
             sync: SyncStatus {

@@ -70,6 +70,7 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
             segment_max,
             board: ctx.board.clone(),
             audit: ctx.audit.clone(),
+            await_primary_ids: true,
         },
     );
     let sync = ChildSpec::actor(

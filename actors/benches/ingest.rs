@@ -100,6 +100,7 @@ impl Storage {
             segment_max: SEGMENT_BYTES,
             board: StatusBoard::new("bench-node", "single", "bench"),
             audit: AuditLog::memory("bench-node"),
+            await_primary_ids: false,
         };
         let (actor, join) = Actor::spawn(None, StorageActor, args)
             .await

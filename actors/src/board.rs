@@ -108,6 +108,10 @@ pub struct StorageStatus {
     /// The journal reached `max_local` (or the disk refuses writes): producers are held back.
     #[serde(default)]
     pub journal_full: bool,
+    /// What is wrong with the journal's disk while it is (a write, fsync or open that fails;
+    /// ids waiting for the primary's): health is red until it clears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_error: Option<String>,
     /// Records of the journal already on the primary, as the sync actor last counted them.
     /// Every change of the journal derives the lag from it, so the lag keeps growing while the
     /// sync actor is stopped or restarting instead of showing its last value.
@@ -132,6 +136,7 @@ impl Default for StorageStatus {
             journal_bytes: 0,
             lag_records: 0,
             journal_full: false,
+            journal_error: None,
             forwarded: 0,
         }
     }
@@ -341,6 +346,7 @@ impl StatusBoard {
                 s.primary.clone(),
                 s.secondary.clone(),
                 s.journal_full,
+                s.journal_error.clone(),
                 y.pending,
                 y.last.as_ref().map(|l| l.ok),
             )
@@ -461,6 +467,7 @@ impl StatusBoard {
 pub fn health(doc: &StatusDoc) -> &'static str {
     let red = !doc.config.errors.is_empty()
         || doc.storage.journal_full
+        || doc.storage.journal_error.is_some()
         || doc
             .actors
             .iter()

@@ -30,6 +30,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::faults;
 use crate::records::StoredRecord;
 
 /// `FSJ2`: frames carry the primary line (`FSJ1`, before any release, carried the fields).
@@ -127,6 +128,8 @@ pub struct Recovery {
     pub quarantined: Vec<(PathBuf, u64, u64, PathBuf)>,
     /// Frames dropped as duplicates of an earlier (stream, epoch, seq).
     pub duplicates: u64,
+    /// Segments removed for holding no frame (created just before a crash, or all damage).
+    pub removed: Vec<PathBuf>,
 }
 
 /// Appends the frame of `rec` to `out`; on error `out` is left as it was.
@@ -426,7 +429,8 @@ fn segment_number(path: &Path) -> Option<u64> {
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir)
+    faults::check(faults::Op::Fsync, dir)
+        .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())
         .map_err(io_err("fsyncing directory", dir))
 }
@@ -477,8 +481,15 @@ struct Seg {
 pub struct Journal {
     dir: PathBuf,
     /// Segment number → durable length and records, the last one being the active segment.
+    /// A segment is in here only once its file exists and its directory entry is durable.
     segments: BTreeMap<u64, Seg>,
-    active: File,
+    /// The last segment's file, open for appending; `None` once a failed write or fsync made it
+    /// unusable: the next append opens a new segment first, and fails while it cannot.
+    active: Option<File>,
+    /// Why the last rotation failed, while the active segment grows past `segment_max` for
+    /// want of a new one (it keeps taking records: nothing is lost, but nothing of it can be
+    /// released either until a rotation succeeds).
+    rotate_error: Option<String>,
     segment_max: u64,
     last: HashMap<String, (u64, u64)>,
     _lock: Flock<File>,
@@ -554,6 +565,7 @@ impl Journal {
             let is_last = i + 1 == count;
             if len == 0 && !is_last {
                 fs::remove_file(&path).map_err(io_err("removing empty segment", &path))?;
+                recovery.removed.push(path);
                 continue;
             }
             segments.insert(
@@ -575,7 +587,8 @@ impl Journal {
             Journal {
                 dir: dir.to_path_buf(),
                 segments,
-                active,
+                active: Some(active),
+                rotate_error: None,
                 segment_max,
                 last,
                 _lock: lock,
@@ -628,6 +641,7 @@ impl Journal {
 
     fn open_segment(dir: &Path, n: u64, len: u64) -> Result<File, JournalError> {
         let path = segment_path(dir, n);
+        faults::check(faults::Op::Open, &path).map_err(io_err("opening", &path))?;
         let mut f = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -735,32 +749,40 @@ impl Journal {
             next.insert(&p.stream, (epoch, seq));
             out.push(seq);
         }
+        if self.active.is_none() {
+            // The last write or fsync failed: that file is never written again.
+            self.open_next()?;
+        }
         let n = self.active_number();
         let path = segment_path(&self.dir, n);
         let before = self.segments[&n];
         let durable = before.bytes;
-        if let Err(e) = self.active.write_all(&buf) {
+        let Some(active) = self.active.as_mut() else {
+            unreachable!("opened above")
+        };
+        let written = faults::check(faults::Op::Write, &path).and_then(|()| active.write_all(&buf));
+        if let Err(e) = written {
             // A failed write (ENOSPC, EIO) left at most a partial group: cut it off and stay in
-            // this segment. Nothing of the group was acknowledged.
-            let _ = self.active.set_len(durable);
-            let _ = self.active.seek(SeekFrom::Start(durable));
+            // this segment. Nothing of the group was acknowledged. Should the cut itself fail,
+            // the file's end is unknown: it is written no more.
+            let cut = active
+                .set_len(durable)
+                .and_then(|()| active.seek(SeekFrom::Start(durable)).map(drop));
+            if cut.is_err() {
+                self.active = None;
+            }
             return Err(io_err("appending to", &path)(e));
         }
-        if let Err(e) = self.active.sync_data() {
+        let synced = faults::check(faults::Op::Fsync, &path).and_then(|()| active.sync_data());
+        if let Err(e) = synced {
             // fsyncgate: after a failed fsync the kernel may have dropped the dirty pages and
             // cleared the error, so a retried fsync on this file proves nothing. Cut back to what
-            // was durable and never write to this file again.
-            let _ = self.active.set_len(durable);
-            let _ = self.active.sync_data();
-            self.segments.insert(n + 1, Seg::default());
-            self.active = match Self::open_segment(&self.dir, n + 1, 0) {
-                Ok(f) => f,
-                Err(open_err) => {
-                    self.segments.remove(&(n + 1));
-                    return Err(open_err);
-                }
-            };
-            let _ = fsync_dir(&self.dir);
+            // was durable and never write to this file again; the next append opens a new
+            // segment (and fails, acknowledging nothing, for as long as that fails).
+            let _ = active.set_len(durable);
+            let _ = active.sync_data();
+            self.active = None;
+            let _ = self.open_next();
             return Err(io_err("fsyncing", &path)(e));
         }
         self.segments.insert(
@@ -773,11 +795,43 @@ impl Journal {
         self.last
             .extend(next.into_iter().map(|(k, v)| (k.to_string(), v)));
         if durable + buf.len() as u64 >= self.segment_max {
-            self.segments.insert(n + 1, Seg::default());
-            self.active = Self::open_segment(&self.dir, n + 1, 0)?;
-            fsync_dir(&self.dir)?;
+            // The group is durable and acknowledged whatever happens here: a rotation that
+            // fails leaves this segment active and is tried again with the next group.
+            match self.open_next() {
+                Ok(()) => self.rotate_error = None,
+                Err(e) => self.rotate_error = Some(e.to_string()),
+            }
         }
         Ok(out)
+    }
+
+    /// Makes segment n+1 the active one. Its file is created and its directory entry made
+    /// durable first: only then does it count (readers and releases go by `segments`), so a
+    /// failure here changes nothing and appends go on where they were.
+    fn open_next(&mut self) -> Result<(), JournalError> {
+        let n = self.active_number() + 1;
+        let file = Self::open_segment(&self.dir, n, 0)?;
+        if let Err(e) = fsync_dir(&self.dir) {
+            // Its entry may or may not survive a crash: an empty segment either way, which
+            // recovery removes. It does not count.
+            drop(file);
+            let _ = fs::remove_file(segment_path(&self.dir, n));
+            return Err(e);
+        }
+        self.segments.insert(n, Seg::default());
+        self.active = Some(file);
+        Ok(())
+    }
+
+    /// Why the active segment could not be rotated, while it cannot.
+    pub fn rotate_error(&self) -> Option<&str> {
+        self.rotate_error.as_deref()
+    }
+
+    /// Whether the active segment is unusable after a failed write or fsync (the next append
+    /// opens a new one).
+    pub fn poisoned(&self) -> bool {
+        self.active.is_none()
     }
 
     /// Deletes the closed segments before `segment`: everything in them is on the primary.
@@ -805,12 +859,12 @@ impl Journal {
     /// Starts a new segment so that the current one can be released once forwarded.
     pub fn rotate(&mut self) -> Result<(), JournalError> {
         let n = self.active_number();
-        if self.segments[&n].bytes == 0 {
+        if self.segments[&n].bytes == 0 && self.active.is_some() {
             return Ok(());
         }
-        self.segments.insert(n + 1, Seg::default());
-        self.active = Self::open_segment(&self.dir, n + 1, 0)?;
-        fsync_dir(&self.dir)
+        let r = self.open_next();
+        self.rotate_error = r.as_ref().err().map(|e| e.to_string());
+        r
     }
 }
 
@@ -1166,6 +1220,89 @@ mod tests {
             assert_eq!(pos, end);
             assert_eq!(got, want, "batch {batch}, bytes {bytes}");
         }
+    }
+
+    /// Issue 9, case 1: with the data dir out of inodes at a rotation, segment n+1 used to be
+    /// registered before its open succeeded, so appends went on into file n under n+1's name
+    /// and the next release deleted file n with every record in it.
+    #[test]
+    fn a_failed_segment_open_at_rotation_loses_no_acknowledged_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 100, Duration::from_secs(1)).unwrap();
+        faults::arm(faults::Op::Open, dir.path(), 0, u32::MAX, nix::libc::ENOSPC);
+        let mut acked = Vec::new();
+        for i in 0..10 {
+            acked.extend(j.append(1, "n", &[pending("a", i)]).unwrap());
+        }
+        assert!(
+            j.rotate_error().unwrap().contains("No space"),
+            "{:?}",
+            j.rotate_error()
+        );
+        assert!(j.rotate().is_err());
+        assert_eq!(
+            j.segments.len(),
+            1,
+            "no segment counts before its file exists"
+        );
+        // Everything is forwarded: a release deletes the closed segments, and there are none.
+        assert_eq!(j.release_before(j.end().segment + 1).unwrap(), 0);
+        assert_eq!(all(&j), acked);
+        faults::disarm(dir.path());
+        acked.extend(j.append(1, "n", &[pending("a", 10)]).unwrap());
+        assert_eq!(j.rotate_error(), None, "the next group rotates");
+        assert_eq!(j.segments.len(), 2);
+        assert_eq!(all(&j), acked);
+        drop(j);
+        let (j, rec) = open(dir.path());
+        assert_eq!(rec.records, 11);
+        assert_eq!(all(&j), acked);
+    }
+
+    /// After a failed fsync the segment is never written again; while no new one can be opened
+    /// nothing is acknowledged, and the ids of the failed groups are not consumed.
+    #[test]
+    fn after_a_failed_fsync_nothing_is_acknowledged_until_a_new_segment_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = open(dir.path());
+        let mut acked = j.append(1, "n", &[pending("a", 0)]).unwrap();
+        let first = segment_path(dir.path(), 1);
+        faults::arm(faults::Op::Fsync, &first, 0, 1, nix::libc::EIO);
+        faults::arm(faults::Op::Open, dir.path(), 0, u32::MAX, nix::libc::EMFILE);
+        let err = j.append(1, "n", &[pending("a", 1)]).unwrap_err();
+        assert!(err.to_string().contains("fsyncing"), "{err}");
+        assert!(j.poisoned());
+        for _ in 0..3 {
+            let err = j.append(1, "n", &[pending("a", 1)]).unwrap_err();
+            assert!(err.to_string().contains("opening"), "{err}");
+        }
+        assert_eq!(fs::metadata(&first).unwrap().len(), j.end().offset);
+        faults::disarm(dir.path());
+        let got = j.append(1, "n", &[pending("a", 1)]).unwrap();
+        assert_eq!(got[0].seq, 2, "failed groups consumed no id");
+        assert!(!j.poisoned() && j.end().segment == 2);
+        acked.extend(got);
+        assert_eq!(all(&j), acked);
+        drop(j);
+        let (j, _) = open(dir.path());
+        assert_eq!(all(&j), acked);
+    }
+
+    /// A write that fails leaves nothing of its group, and the segment goes on taking records.
+    #[test]
+    fn a_failed_write_acknowledges_nothing_and_the_next_one_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = open(dir.path());
+        let mut acked = j.append(1, "n", &[pending("a", 0)]).unwrap();
+        faults::arm(faults::Op::Write, dir.path(), 0, 2, nix::libc::ENOSPC);
+        for _ in 0..2 {
+            let err = j.append(1, "n", &[pending("a", 1)]).unwrap_err();
+            assert!(err.is_disk_full(), "{err}");
+        }
+        acked.extend(j.append(1, "n", &[pending("a", 1)]).unwrap());
+        assert_eq!(acked[1].seq, 2);
+        assert_eq!(j.end().segment, 1);
+        assert_eq!(all(&j), acked);
     }
 
     #[test]

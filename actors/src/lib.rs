@@ -8,6 +8,7 @@ pub mod audit;
 pub mod board;
 pub mod clock;
 pub mod collectors;
+pub mod faults;
 pub mod journal;
 pub mod primary;
 pub mod records;

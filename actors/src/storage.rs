@@ -10,7 +10,7 @@
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,6 +46,8 @@ enum Cmd {
     Append(Arc<Vec<Pending>>, oneshot::Sender<Vec<RecordId>>),
     Release(u64, oneshot::Sender<Result<u64, String>>),
     Rotate(oneshot::Sender<Result<(), String>>),
+    /// The primary holds these last ids: numbering continues above them.
+    Seed(BTreeMap<String, (u64, u64)>, oneshot::Sender<()>),
 }
 
 struct HandleInner {
@@ -120,6 +122,15 @@ impl StorageHandle {
         rx.await.unwrap_or_else(|_| Err("storage restarted".into()))
     }
 
+    /// Tells storage the last ids the primary holds, so that no id is ever handed out again at
+    /// or below them: a wiped, replaced or damaged journal no longer knows its own, and another
+    /// node may have written the same stream. Returns once the writer has them.
+    pub async fn seed(&self, ids: BTreeMap<String, (u64, u64)>) {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Seed(ids, tx)).await;
+        let _ = rx.await;
+    }
+
     /// Closes the active segment so that it can be released once forwarded.
     pub async fn rotate(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
@@ -145,6 +156,10 @@ pub struct StorageArgs {
     pub segment_max: u64,
     pub board: StatusBoard,
     pub audit: AuditLog,
+    /// Hold every append of a journal that knows no ids of its own (a fresh or wiped data dir)
+    /// until the sync actor has read the primary's ([`StorageHandle::seed`]). Only a test
+    /// without a primary turns this off.
+    pub await_primary_ids: bool,
 }
 
 pub enum StorageMsg {
@@ -163,11 +178,21 @@ const IDS_FILE: &str = "last-ids.json";
 
 /// The last ids [`save_ids`] left in the journal directory `dir`; none if there is no such file.
 pub fn load_ids(dir: &std::path::Path) -> BTreeMap<String, (u64, u64)> {
+    read_ids(dir).unwrap_or_default()
+}
+
+/// The saved last ids, or None when there is no readable file: the journal then knows nothing
+/// of the ids it handed out before.
+fn read_ids(dir: &std::path::Path) -> Option<BTreeMap<String, (u64, u64)>> {
     std::fs::read(dir.join(IDS_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
 }
+
+/// How often the writer saves the last ids while they change: what a zeroed or lost segment
+/// can take from the journal's own knowledge of its ids (the primary's, read at start, covers
+/// the rest).
+const SAVE_IDS_EVERY: Duration = Duration::from_secs(1);
 
 /// Saves the journal's last ids atomically; done before releasing segments, so that the ids
 /// outlive the segments that hold them.
@@ -193,11 +218,23 @@ impl Actor for StorageActor {
         // A previous incarnation's writer may still be finishing its last fsync: wait for its lock.
         let (mut journal, recovery, ids) = tokio::task::spawn_blocking(move || {
             let (journal, recovery) = Journal::open(&dir, segment_max, Duration::from_secs(10))?;
-            let ids = load_ids(journal.dir());
+            let ids = read_ids(journal.dir());
             Ok::<_, JournalError>((journal, recovery, ids))
         })
         .await??;
-        journal.seed_last_ids(&ids);
+        // A journal with neither frames nor saved ids (a new, wiped or replaced data dir) would
+        // number from 1.1 again, under ids the primary may hold already.
+        let knows_ids = ids.is_some() || !journal.last_ids().is_empty();
+        journal.seed_last_ids(&ids.unwrap_or_default());
+        for path in &recovery.removed {
+            tracing::warn!(actor = "storage", event = "journal.recovered", segment = %path.display(),
+                "removed an empty journal segment");
+            args.audit.emit(
+                "journal.recovered",
+                Some("storage"),
+                json!({"segment": path.display().to_string(), "action": "removed_empty"}),
+            );
+        }
         for (path, off, n) in &recovery.truncated {
             tracing::warn!(actor = "storage", event = "journal.recovered", segment = %path.display(), offset = off, bytes = n,
                 "truncated a torn journal tail");
@@ -229,6 +266,11 @@ impl Actor for StorageActor {
             waiting: VecDeque::new(),
             full: false,
             failing_since: None,
+            audit: args.audit.clone(),
+            unseeded: args.await_primary_ids && !knows_ids,
+            error: None,
+            saved_ids: None,
+            saved_at: Instant::now(),
         };
         writer.publish();
         let me = myself.clone();
@@ -302,7 +344,18 @@ struct Writer {
     waiting: VecDeque<Waiting>,
     full: bool,
     failing_since: Option<Instant>,
+    audit: AuditLog,
+    /// No ids are handed out until the primary's are known (see [`StorageArgs::await_primary_ids`]).
+    unseeded: bool,
+    /// What status shows as the journal's error, as last published.
+    error: Option<String>,
+    /// The last ids as last saved, and when.
+    saved_ids: Option<HashMap<String, (u64, u64)>>,
+    saved_at: Instant,
 }
+
+const UNSEEDED: &str = "the journal knows no ids of its own (a new or wiped data dir): records \
+    wait until the primary's last ids are read";
 
 /// Upper bound of one group, so that one fsync never waits on an unbounded write.
 const GROUP_MAX_RECORDS: usize = 16 * 1024;
@@ -323,6 +376,73 @@ impl Writer {
             info.records,
             self.full || self.failing_since.is_some(),
         );
+        let error = self.error.clone();
+        self.board.update_storage(|s, _| s.journal_error = error);
+    }
+
+    /// Sets what status says is wrong with the journal, auditing each change.
+    fn set_error(&mut self, error: Option<String>) {
+        if self.error == error {
+            return;
+        }
+        match &error {
+            Some(e) => {
+                tracing::error!(actor = "storage", event = "journal.write_failed", error = %e,
+                    "journal cannot take records; producers wait and nothing is acknowledged until it is durable");
+                self.audit
+                    .emit("journal.write_failed", Some("storage"), json!({"error": e}));
+            }
+            None => {
+                tracing::info!(
+                    actor = "storage",
+                    event = "journal.writable",
+                    "journal takes records again"
+                );
+                self.audit
+                    .emit("journal.writable", Some("storage"), json!({}));
+            }
+        }
+        self.error = error;
+    }
+
+    /// Saves the last ids when they changed and [`SAVE_IDS_EVERY`] has passed (or `now`).
+    fn save_ids_due(&mut self, now: bool) -> Result<(), String> {
+        let ids = self.journal.last_ids();
+        if self.saved_ids.as_ref() == Some(ids)
+            || (!now && self.saved_at.elapsed() < SAVE_IDS_EVERY)
+        {
+            return Ok(());
+        }
+        save_ids(&self.journal)?;
+        self.saved_ids = Some(self.journal.last_ids().clone());
+        self.saved_at = Instant::now();
+        Ok(())
+    }
+
+    fn seed(&mut self, ids: &BTreeMap<String, (u64, u64)>) {
+        self.journal.seed_last_ids(ids);
+        if self.unseeded {
+            // Numbering may start: the ids that matter are saved before the first is used.
+            match self.save_ids_due(true) {
+                Ok(()) => {
+                    self.unseeded = false;
+                    self.error = None;
+                    tracing::info!(
+                        actor = "storage",
+                        event = "journal.seeded",
+                        streams = ids.len(),
+                        "numbering continues above the primary's last ids"
+                    );
+                    self.audit.emit(
+                        "journal.seeded",
+                        Some("storage"),
+                        json!({"streams": ids.len()}),
+                    );
+                }
+                Err(e) => self.set_error(Some(e)),
+            }
+        }
+        self.publish();
     }
 
     fn run(mut self) {
@@ -352,6 +472,10 @@ impl Writer {
                         let _ = reply.send(self.journal.rotate().map_err(|e| e.to_string()));
                         self.publish();
                     }
+                    Cmd::Seed(ids, reply) => {
+                        self.seed(&ids);
+                        let _ = reply.send(());
+                    }
                 }
                 next = self.rx.try_recv().ok();
             }
@@ -360,7 +484,7 @@ impl Writer {
     }
 
     fn release(&mut self, segment: u64) -> Result<u64, String> {
-        save_ids(&self.journal)?;
+        self.save_ids_due(true)?;
         let freed = self
             .journal
             .release_before(segment)
@@ -373,7 +497,16 @@ impl Writer {
     fn commit(&mut self) {
         loop {
             self.full = self.journal.bytes() >= self.max_local;
-            if self.full || self.waiting.is_empty() {
+            if self.unseeded {
+                self.error = Some(UNSEEDED.into());
+            }
+            if self.full || self.unseeded || self.waiting.is_empty() {
+                if !self.unseeded && self.failing_since.is_none() {
+                    // Idle or full: the last ids reach disk even when no release comes.
+                    if let Err(e) = self.save_ids_due(false) {
+                        tracing::warn!(actor = "storage", event = "journal.write_failed", error = %e, "cannot save the last ids");
+                    }
+                }
                 self.publish();
                 return;
             }
@@ -391,14 +524,11 @@ impl Writer {
             match self.journal.append_seqs(self.epoch, &self.node, all) {
                 Ok(seqs) => {
                     self.commits += 1;
-                    if let Some(since) = self.failing_since.take() {
-                        tracing::info!(
-                            actor = "storage",
-                            event = "journal.writable",
-                            "journal writable again after {:?}",
-                            since.elapsed()
-                        );
-                    }
+                    self.failing_since = None;
+                    let rotate = self.journal.rotate_error().map(|e| {
+                        format!("cannot start a new segment ({e}); the active one grows past its size and cannot be released")
+                    });
+                    self.set_error(rotate);
                     let epoch = self.epoch;
                     let mut it = seqs.into_iter().map(|seq| RecordId { epoch, seq });
                     for (recs, reply) in group {
@@ -423,13 +553,12 @@ impl Writer {
     fn report(&mut self, e: &JournalError) {
         if self.failing_since.is_none() {
             self.failing_since = Some(Instant::now());
-            let what = if e.is_disk_full() {
-                "disk full"
-            } else {
-                "write failed"
-            };
-            tracing::error!(actor = "storage", event = "journal.write_failed", error = %e,
-                "journal {what}; producers wait and the append is retried, nothing is acknowledged until it is durable");
         }
+        let what = if e.is_disk_full() {
+            "disk full"
+        } else {
+            "write failed"
+        };
+        self.set_error(Some(format!("{what}: {e}")));
     }
 }

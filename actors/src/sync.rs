@@ -502,6 +502,9 @@ impl SyncState {
             .io
             .run(self.args.io_timeout, move || p.last_ids())
             .await?;
+        // Before anything is forwarded, storage numbers above them (a fresh journal waits for
+        // exactly this): an id the primary holds is never handed out again.
+        self.args.storage.seed(ids.clone()).await;
         self.last_ids = Some(ids);
         Ok(())
     }

@@ -91,6 +91,7 @@ impl Rig {
                 segment_max: SEGMENT_BYTES,
                 board: board.clone(),
                 audit: audit.clone(),
+                await_primary_ids: true,
             },
         )
         .await
