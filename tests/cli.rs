@@ -584,3 +584,85 @@ fn inject_needs_allow_inject_and_a_crash_is_a_failure_the_supervisor_restarts() 
     assert!(stdout(&now).contains("journal drained"), "{}", stdout(&now));
     assert!(d.terminate().success());
 }
+
+#[test]
+fn audit_skips_and_counts_unreadable_lines_and_shows_the_rest() {
+    let env = Env::new(&config(""));
+    std::fs::create_dir_all(env.data()).unwrap();
+    let event = |n: u32, extra: &str| {
+        format!(
+            "{{\"ts\":\"2026-01-01T00:00:0{n}.000Z\",\"event\":\"daemon.started\",\"node\":\"n\",\"payload\":{{\"n\":{n}{extra}}}}}\n"
+        )
+        .into_bytes()
+    };
+    let mut log = event(1, "");
+    log.extend_from_slice(b"\xff\xfe garbage, not even text\n");
+    // A stray byte inside a payload string: still an event worth showing.
+    let mut stray = event(2, ",\"note\":\"a\"");
+    let at = stray.windows(3).position(|w| w == b"\"a\"").unwrap() + 1;
+    stray[at] = 0xff;
+    log.extend_from_slice(&stray);
+    log.extend_from_slice(b"{\"ts\": cut by a crash\n");
+    log.extend_from_slice(&event(3, ""));
+    log.extend_from_slice(b"{\"ts\":\"2026-01-01T00:00:04.000Z\",\"eve");
+    std::fs::write(env.data().join("audit.jsonl"), &log).unwrap();
+
+    let out = fushi(&env, &["audit"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    for n in 1..=3 {
+        assert!(text.contains(&format!("\"n\":{n}")), "{text}");
+    }
+    assert!(text.contains('\u{fffd}'), "{text}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 unreadable line(s)") && err.contains("(line 2, 4)"),
+        "{err}"
+    );
+    assert!(err.contains("1 line(s)") && err.contains("U+FFFD"), "{err}");
+
+    let out = fushi(&env, &["audit", "--json", "--event", "daemon.*"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let events = json(&out);
+    let ns: Vec<u64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["payload"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns, [1, 2, 3]);
+}
+
+#[test]
+fn a_command_collectors_secrets_stay_out_of_the_log() {
+    let env = Env::new(&config(
+        r#"[[collector]]
+name = "poll"
+kind = "command"
+argv = ["sh", "-c", "sleep 300", "--token=s3cr3t-token", "https://bob:hunter2@nas.example/x", "--password", "pa55word"]
+"#,
+    ));
+    let mut d = started(&env);
+    d.wait_audit("supervisor.child.started", "collectors/poll", 1);
+    let log = wait_for("the spawned line in the log", || {
+        let log = d.log();
+        log.lines()
+            .find(|l| l.contains("collector.command.spawned"))
+            .map(str::to_string)
+    });
+    let tail = stdout(&fushi(&env, &["tail", "-n", "100", "collectors/poll"]));
+    let audit = std::fs::read_to_string(env.data().join("audit.jsonl")).unwrap();
+    for (what, text) in [("log", &d.log()), ("tail", &tail), ("audit", &audit)] {
+        for secret in ["s3cr3t-token", "hunter2", "pa55word"] {
+            assert!(!text.contains(secret), "{secret} in the {what}:\n{text}");
+        }
+    }
+    assert!(
+        log.contains("--token=***")
+            && log.contains("bob:***@nas.example")
+            && log.contains("\"***\""),
+        "{log}"
+    );
+    assert!(tail.contains("collector.command.spawned"), "{tail}");
+}

@@ -172,7 +172,7 @@ async fn spawn(
     let (mut child, group, exited_tx) = spawner
         .spawn(cmd)
         .await
-        .map_err(|e| format!("cannot run {:?}: {e}", args.argv[0]))?;
+        .map_err(|e| format!("cannot run {:?}: {e}", masked_argv(&args.argv[..1])[0]))?;
     let pid = group.pgid;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
 
@@ -209,8 +209,107 @@ async fn spawn(
         };
         let _ = me.cast(CommandMsg::Exited(run, text, ok));
     });
-    tracing::info!(actor = args.path.as_str(), event = "collector.command.spawned", pid = pid.as_raw(), argv = ?args.argv, "spawned");
+    tracing::info!(actor = args.path.as_str(), event = "collector.command.spawned", pid = pid.as_raw(), argv = ?masked_argv(&args.argv), "spawned");
     Ok(group)
+}
+
+/// `argv` as it may be logged (SPEC §9): values of secret-looking options (`--token=…`,
+/// `--password …`, `TOKEN=…`, URL query parameters), credentials in URLs (`https://u:pw@…`),
+/// `-u user:pw` and `Authorization: Bearer …` become `***`. Each element is looked at word by
+/// word, since with `shell = true` one element may hold a whole command line.
+fn masked_argv(argv: &[String]) -> Vec<String> {
+    let mut next = Next::Plain;
+    argv.iter()
+        .map(|arg| {
+            arg.split(' ')
+                .map(|word| mask_word(word, &mut next))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// What the previous word says of the next one.
+#[derive(Clone, Copy, PartialEq)]
+enum Next {
+    Plain,
+    /// It is a secret (after `--password` or `Authorization:`).
+    Secret,
+    /// It is `user:password` (after curl's `-u`).
+    UserPassword,
+}
+
+fn mask_word(word: &str, next: &mut Next) -> String {
+    if word.is_empty() {
+        return String::new();
+    }
+    let (now, name) = (*next, bare_name(word));
+    *next = Next::Plain;
+    match now {
+        // `Authorization: Bearer xyz`: the scheme stays readable, the credential after it not.
+        Next::Secret if matches!(name.as_str(), "bearer" | "basic" | "token" | "digest") => {
+            *next = Next::Secret;
+            return word.to_string();
+        }
+        Next::Secret => return "***".into(),
+        Next::UserPassword => {
+            return match word.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => word.to_string(),
+            }
+        }
+        Next::Plain => {}
+    }
+    let option_like = word.starts_with('-') || word.ends_with(':');
+    if option_like && !word.contains('=') {
+        if matches!(word, "-u" | "--user" | "--proxy-user") {
+            *next = Next::UserPassword;
+        } else if secret_name(&name) {
+            *next = Next::Secret;
+        }
+        return word.to_string();
+    }
+    let word = crate::audit::mask_url(word).unwrap_or_else(|| word.to_string());
+    // `key=value` pieces: the whole word (`--token=x`, `TOKEN=x`) or a URL's query parameters.
+    let mut out = String::with_capacity(word.len());
+    for piece in word.split_inclusive(['?', '&']) {
+        let (body, sep) = match piece.strip_suffix(['?', '&']) {
+            Some(b) => (b, &piece[b.len()..]),
+            None => (piece, ""),
+        };
+        match body.split_once('=') {
+            Some((key, _)) if secret_name(&bare_name(key)) => {
+                out.push_str(key);
+                out.push_str("=***");
+            }
+            _ => out.push_str(body),
+        }
+        out.push_str(sep);
+    }
+    out
+}
+
+/// A word as a name to look up: no quotes, dashes in front, colon behind; lower case, `_` for `-`.
+fn bare_name(word: &str) -> String {
+    word.trim_matches(['\'', '"'])
+        .trim_start_matches('-')
+        .trim_end_matches(':')
+        .to_ascii_lowercase()
+        .replace('-', "_")
+}
+
+/// Whether the audit log's masking (the one list of secret-looking names) would hide a value
+/// under `name`; an `Authorization` header is one too.
+fn secret_name(name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    if name.ends_with("authorization") {
+        return true;
+    }
+    let mut probe = serde_json::json!({ name: "" });
+    crate::audit::mask_secrets(&mut probe);
+    probe[name] == "***"
 }
 
 impl CommandActor {
@@ -327,5 +426,61 @@ impl Actor for CommandActor {
             // Dropping `group` sends SIGKILL to whatever is left of the group.
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_argv;
+
+    fn masked(argv: &[&str]) -> Vec<String> {
+        masked_argv(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn secrets_in_argv_are_masked_and_the_rest_is_kept() {
+        assert_eq!(
+            masked(&[
+                "poller",
+                "--token=abc123",
+                "--password",
+                "hunter2",
+                "--api-key",
+                "k",
+                "https://bob:pw@nas/x?topic=t&access_token=zzz",
+                "-H",
+                "Authorization: Bearer eyJ",
+                "-u",
+                "alice:s3cret",
+                "TOKEN=t",
+                "--verbose",
+                "plain",
+            ]),
+            [
+                "poller",
+                "--token=***",
+                "--password",
+                "***",
+                "--api-key",
+                "***",
+                "https://bob:***@nas/x?topic=t&access_token=***",
+                "-H",
+                "Authorization: Bearer ***",
+                "-u",
+                "alice:***",
+                "TOKEN=***",
+                "--verbose",
+                "plain",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shell_command_line_is_masked_word_by_word() {
+        assert_eq!(
+            masked(&["curl -s -u bob:pw https://x:y@h/p --secret q | jq ."]),
+            ["curl -s -u bob:*** https://x:***@h/p --secret *** | jq ."]
+        );
+        assert_eq!(masked(&["echo", "a  b", ""]), ["echo", "a  b", ""]);
     }
 }
