@@ -7,6 +7,7 @@
 //! document, so every error reads `FILE:LINE:COL: KEY: what is wrong; what to do`.
 
 use fushi_actors::primary::storable_stream;
+use fushi_actors::records::QUARANTINE;
 use fushi_actors::supervisor::{RestartKind, RestartPolicy, Strategy};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -17,6 +18,19 @@ use std::time::Duration;
 
 /// Exit code for configuration errors (EX_CONFIG).
 pub const EX_CONFIG: u8 = 78;
+
+/// The shortest restart delay a backoff step may ask for. A zero step takes the supervisor's
+/// immediate path (a restart in microseconds), so a command that fails at once is restarted
+/// ~800 times a second, each restart audited (~400 KB/s). 5 ms bounds that loop to about 200 a
+/// second. It is this low, and not the 100 ms a daemon needs in practice, because the tests drive
+/// crash loops through the real binary with 5 to 50 ms backoffs to stay fast.
+pub const MIN_RESTART_DELAY: Duration = Duration::from_millis(5);
+
+/// The smallest journal bound. Segments are `max_local / 8` but at least 4 KiB (`segment_sizes`
+/// in src/tree.rs), and only closed segments can be released: at 16 KiB the active segment is
+/// still at most a quarter of the bound, below it a full journal could be mostly one segment
+/// that never frees a byte, and at 0 every append waits forever.
+pub const MIN_MAX_LOCAL: u64 = 16 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -473,6 +487,19 @@ impl ByteSize {
     }
 }
 
+impl fmt::Display for ByteSize {
+    /// In the largest binary unit that divides it, so that errors echo what a config would say.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let n = self.0;
+        for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if n != 0 && n.trailing_zeros() >= shift {
+                return write!(f, "{} {unit}", n >> shift);
+            }
+        }
+        write!(f, "{n} B")
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         struct V;
@@ -577,6 +604,12 @@ impl Config {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
             invalid(path, text, offset, String::new(), e.message().to_string())
         })?;
+        // max_record_bytes defaults to 1 MiB, or to max_local when the journal is bounded below
+        // that: a default must not make a small journal invalid, only a value set above it.
+        let st = &mut cfg.storage;
+        if st.max_record_bytes.0 > st.max_local.0 && !is_set(text, "storage", "max_record_bytes") {
+            st.max_record_bytes = st.max_local;
+        }
         if let Some(p) = cfg.validate().into_iter().next() {
             let offset = locate(text, &p.at).unwrap_or(0);
             return Err(invalid(path, text, offset, key_string(&p.at), p.message));
@@ -637,22 +670,75 @@ impl Config {
             }
         }
         let s = &self.supervisor;
-        if s.backoff.is_empty() {
-            bad(
-                vec![Key("supervisor"), Key("backoff")],
-                "must list at least one delay, e.g. [\"5s\", \"10s\", \"15s\"]".into(),
-            );
+        let sup = |k| vec![Key("supervisor"), Key(k)];
+        if let Some((i, m)) = backoff_problem(&s.backoff) {
+            bad(indexed(sup("backoff"), i), m);
+        } else if let Some(m) = jitter_problem(s.jitter, &s.backoff, false) {
+            bad(sup("jitter"), m);
         }
         if s.escalate_after == 0 {
+            bad(sup("escalate_after"), "must be at least 1".into());
+        }
+        let periods = [
+            (sup("stable_after"), s.stable_after, STABLE_AFTER_WHY),
+            (sup("shutdown_timeout"), s.shutdown_timeout, SHUTDOWN_WHY),
+            (
+                vec![Key("storage"), Key("probe_interval")],
+                self.storage.probe_interval,
+                "the primary would never be probed, so it would never be found up",
+            ),
+            (
+                vec![Key("storage"), Key("io_timeout")],
+                self.storage.io_timeout,
+                "every operation on the primary would time out",
+            ),
+            (
+                vec![Key("sync"), Key("interval")],
+                self.sync.interval,
+                "nothing would ever be forwarded to the primary",
+            ),
+            (
+                vec![Key("leader"), Key("heartbeat")],
+                self.leader.heartbeat,
+                "the lease would be renewed in a busy loop",
+            ),
+            (
+                vec![Key("alert"), Key("repeat_after")],
+                self.alert.repeat_after,
+                "the same alert would be sent again at every occurrence",
+            ),
+        ];
+        for (at, value, why) in periods {
+            if let Some(m) = zero_problem(value, why) {
+                bad(at, m);
+            }
+        }
+        let st = &self.storage;
+        if st.max_local.0 < MIN_MAX_LOCAL {
             bad(
-                vec![Key("supervisor"), Key("escalate_after")],
-                "must be at least 1".into(),
+                vec![Key("storage"), Key("max_local")],
+                format!(
+                    "{} is below the minimum of {}: the journal keeps records in segments of at \
+                     least 4 KiB and can free only closed ones, so it needs room for four; use at \
+                     least \"16 KiB\"",
+                    st.max_local,
+                    ByteSize(MIN_MAX_LOCAL)
+                ),
             );
         }
-        if self.storage.max_record_bytes.0 == 0 {
+        if st.max_record_bytes.0 == 0 {
             bad(
                 vec![Key("storage"), Key("max_record_bytes")],
                 "must be greater than 0".into(),
+            );
+        } else if st.max_record_bytes.0 > st.max_local.0 {
+            bad(
+                vec![Key("storage"), Key("max_record_bytes")],
+                format!(
+                    "{} is above max_local ({}): one record would not fit in the journal; \
+                     lower it or raise max_local",
+                    st.max_record_bytes, st.max_local
+                ),
             );
         }
         if self.sync.batch == 0 {
@@ -750,19 +836,60 @@ impl Config {
                     ),
                 );
             }
+            let stream_key = if c.stream.is_some() { "stream" } else { "name" };
             if !storable_stream(c.stream()) {
-                bad(at(if c.stream.is_some() { "stream" } else { "name" }), format!(
+                bad(at(stream_key), format!(
                     "invalid stream {:?}: segments of [A-Za-z0-9._-] joined by '/', at most 128 bytes, no '.' or '..', \
                      no segment after the first named like a day file (YYYY-MM-DD.jsonl), none before the last ending in .json", c.stream()));
+            } else if reserved_stream(c.stream()) {
+                bad(
+                    at(stream_key),
+                    format!(
+                        "stream {:?} is reserved: the listen collector keeps rejected input lines \
+                         on {QUARANTINE:?}; set another stream",
+                        c.stream()
+                    ),
+                );
             }
-            if c.backoff.as_ref().is_some_and(Vec::is_empty) {
-                bad(at("backoff"), "must list at least one delay".into());
+            // The policy this collector runs with is the tree's defaults under its overrides: an
+            // override can break a rule the defaults keep (a short backoff under the default jitter).
+            let backoff = c.backoff.as_ref().unwrap_or(&s.backoff);
+            let jitter = c.jitter.unwrap_or(s.jitter);
+            if let Some(b) = &c.backoff {
+                if let Some((i, m)) = backoff_problem(b) {
+                    bad(indexed(at("backoff"), i), m);
+                }
+            }
+            if c.backoff.is_some() || c.jitter.is_some() {
+                // Blame the key this collector set: its jitter, else its backoff under the
+                // tree's jitter.
+                let (key, inherited) = match c.jitter {
+                    Some(_) => ("jitter", false),
+                    None => ("backoff", true),
+                };
+                if backoff_problem(backoff).is_none() {
+                    if let Some(m) = jitter_problem(jitter, backoff, inherited) {
+                        bad(at(key), m);
+                    }
+                }
             }
             if c.escalate_after == Some(0) {
                 bad(at("escalate_after"), "must be at least 1".into());
             }
-            if c.every.is_some_and(|e| e.is_zero()) {
-                bad(at("every"), "must be greater than 0".into());
+            let periods = [
+                ("every", c.every, "the collector could not be scheduled"),
+                (
+                    "timeout",
+                    c.timeout,
+                    "every periodic run would time out at once",
+                ),
+                ("stable_after", c.stable_after, STABLE_AFTER_WHY),
+                ("shutdown_timeout", c.shutdown_timeout, SHUTDOWN_WHY),
+            ];
+            for (key, value, why) in periods {
+                if let Some(m) = value.and_then(|v| zero_problem(v, why)) {
+                    bad(at(key), m);
+                }
             }
             match c.kind {
                 CollectorKind::Command if c.argv.is_empty() => bad(
@@ -834,12 +961,93 @@ impl Config {
                     format!("phase {:?} has no threshold in thresholds", slo.phase),
                 );
             }
+            if let Some(m) = zero_problem(slo.window, "a window must hold some time") {
+                bad(at("window"), m);
+            }
             if !(slo.warn_ratio > 0.0 && slo.warn_ratio <= 1.0) {
                 bad(at("warn_ratio"), "must be in (0, 1]".into());
             }
         }
         out
     }
+}
+
+const STABLE_AFTER_WHY: &str =
+    "every start would count as stable, so failure streaks would never grow and never escalate";
+const SHUTDOWN_WHY: &str = "every stop would kill the child without letting it finish";
+
+/// `at` with the index of an offending list element, when there is one.
+fn indexed(mut at: Vec<Seg>, i: Option<usize>) -> Vec<Seg> {
+    if let Some(i) = i {
+        at.push(Seg::Index(i));
+    }
+    at
+}
+
+/// What is wrong with a period or timeout that must not be zero.
+fn zero_problem(value: Duration, why: &str) -> Option<String> {
+    value
+        .is_zero()
+        .then(|| format!("must be greater than 0: with 0, {why}"))
+}
+
+/// What is wrong with a list of backoff steps, and at which step.
+fn backoff_problem(backoff: &[Duration]) -> Option<(Option<usize>, String)> {
+    if backoff.is_empty() {
+        return Some((
+            None,
+            "must list at least one delay, e.g. [\"5s\", \"10s\", \"15s\"]".into(),
+        ));
+    }
+    let (i, step) = backoff
+        .iter()
+        .enumerate()
+        .find(|(_, step)| **step < MIN_RESTART_DELAY)?;
+    Some((
+        Some(i),
+        format!(
+            "{} is below the minimum restart delay of {}: a child that fails at once would be \
+             restarted in a busy loop, hundreds of times a second, each restart audited; \
+             use at least \"{}\"",
+            fmt_duration(*step),
+            fmt_duration(MIN_RESTART_DELAY),
+            fmt_duration(MIN_RESTART_DELAY)
+        ),
+    ))
+}
+
+/// What is wrong with a jitter over `backoff`; `inherited` when the jitter is the tree's and
+/// the backoff a collector's own. Jitter spreads the restarts of many children over a fraction
+/// of their delay; above the largest step it dominates the schedule (`"1000h"` puts a restart
+/// days away), which is never what a backoff list means.
+fn jitter_problem(jitter: Duration, backoff: &[Duration], inherited: bool) -> Option<String> {
+    let largest = *backoff.iter().max()?;
+    (jitter > largest).then(|| {
+        let (whose, fix) = if inherited {
+            (" (from [supervisor])", "set this collector's jitter")
+        } else {
+            ("", "use a jitter")
+        };
+        format!(
+            "jitter{whose} ({}) is above the largest backoff step ({}): the random part would \
+             outweigh the backoff and could put a restart far away; {fix} of at most \"{}\"",
+            fmt_duration(jitter),
+            fmt_duration(largest),
+            fmt_duration(largest)
+        )
+    })
+}
+
+fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Whether a collector may not write to `stream`: [`QUARANTINE`] (and streams under it) holds
+/// the input lines the listen collector rejected, and must hold nothing else.
+fn reserved_stream(stream: &str) -> bool {
+    stream
+        .strip_prefix(QUARANTINE)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The defaults with only `node.data_dir` and `control.socket` taken from a file that does not
@@ -894,6 +1102,14 @@ fn invalid(path: &Path, text: &str, offset: usize, key: String, message: String)
         message,
         text: text_line,
     }
+}
+
+/// Whether `[section]` of `text` (which parsed already) sets `key`.
+fn is_set(text: &str, section: &str, key: &str) -> bool {
+    text.parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get(section)?.get(key).map(|_| ()))
+        .is_some()
 }
 
 /// The byte offset of the key at `at` in `text` (the key itself, or its table when absent).
@@ -1123,11 +1339,186 @@ rollback = ["rollback.sh"]
         );
     }
 
+    /// `text` fails at `line` on `key` with a message containing `says`.
+    fn refused(text: &str, line: usize, key: &str, says: &str) {
+        let e = err(text);
+        let head = e.lines().next().unwrap_or_default();
+        assert!(
+            head.starts_with(&format!("supervisor.toml:{line}:")),
+            "line {line}: {e}"
+        );
+        assert!(head.contains(&format!(" {key}: ")), "key {key}: {e}");
+        assert!(e.contains(says), "{says:?}: {e}");
+    }
+
+    #[test]
+    fn zero_periods_and_timeouts_are_refused() {
+        for (section, key) in [
+            ("supervisor", "stable_after"),
+            ("supervisor", "shutdown_timeout"),
+            ("storage", "probe_interval"),
+            ("storage", "io_timeout"),
+            ("sync", "interval"),
+            ("leader", "heartbeat"),
+            ("alert", "repeat_after"),
+        ] {
+            refused(
+                &format!("[node]\nid = \"n\"\n[{section}]\n{key} = \"0s\"\n"),
+                4,
+                &format!("{section}.{key}"),
+                "must be greater than 0",
+            );
+        }
+        let beat = "[[collector]]\nname = \"a\"\nkind = \"command\"\nargv = [\"x\"]\n";
+        for (key, extra) in [
+            ("every", ""),
+            ("timeout", "every = \"1s\"\n"),
+            ("stable_after", ""),
+            ("shutdown_timeout", ""),
+        ] {
+            refused(
+                &format!("{beat}{extra}{key} = \"0s\"\n"),
+                5 + extra.lines().count(),
+                &format!("collector[0].{key}"),
+                "must be greater than 0",
+            );
+        }
+        refused(
+            "[[slo]]\nname = \"s\"\nstream = \"a\"\nkind = \"lateness\"\nwindow = \"0s\"\n\
+             thresholds = { A = 1.0 }\n",
+            5,
+            "slo[0].window",
+            "must be greater than 0",
+        );
+    }
+
+    #[test]
+    fn a_journal_bound_below_four_segments_is_refused() {
+        refused(
+            "[storage]\nmax_local = \"0\"\n",
+            2,
+            "storage.max_local",
+            "0 B is below the minimum of 16 KiB",
+        );
+        refused(
+            "[storage]\nmax_local = \"16383\"\n",
+            2,
+            "storage.max_local",
+            "below the minimum",
+        );
+        let cfg = parse("[storage]\nmax_local = \"16 KiB\"\n").expect("16 KiB is enough");
+        assert_eq!(
+            cfg.storage.max_record_bytes,
+            ByteSize(16 << 10),
+            "the default record limit follows a journal bound below it"
+        );
+    }
+
+    #[test]
+    fn a_record_limit_of_zero_or_above_the_journal_bound_is_refused() {
+        refused(
+            "[storage]\nmax_record_bytes = 0\n",
+            2,
+            "storage.max_record_bytes",
+            "must be greater than 0",
+        );
+        refused(
+            "[storage]\nmax_local = \"1 MiB\"\nmax_record_bytes = \"2 MiB\"\n",
+            3,
+            "storage.max_record_bytes",
+            "2 MiB is above max_local (1 MiB)",
+        );
+        parse("[storage]\nmax_local = \"1 MiB\"\nmax_record_bytes = \"1 MiB\"\n")
+            .expect("a record as large as the journal bound");
+    }
+
+    #[test]
+    fn restart_delays_below_the_floor_are_refused() {
+        refused(
+            "[supervisor]\nbackoff = [\"0s\"]\njitter = \"0s\"\n",
+            2,
+            "supervisor.backoff[0]",
+            "below the minimum restart delay of 5ms",
+        );
+        let e = err("[supervisor]\nbackoff = [\"1s\", \"4ms\"]\n");
+        assert!(
+            e.starts_with("supervisor.toml:2:18: supervisor.backoff[1]: 4ms is below"),
+            "{e}"
+        );
+        refused(
+            "[[collector]]\nname = \"a\"\nkind = \"command\"\nargv = [\"false\"]\n\
+             backoff = [\"0s\"]\njitter = \"0s\"\n",
+            5,
+            "collector[0].backoff[0]",
+            "busy loop",
+        );
+        parse("[supervisor]\nbackoff = [\"5ms\"]\njitter = \"0s\"\n").expect("the floor itself");
+    }
+
+    #[test]
+    fn jitter_above_the_largest_backoff_step_is_refused() {
+        refused(
+            "[supervisor]\njitter = \"1000h\"\n",
+            2,
+            "supervisor.jitter",
+            "is above the largest backoff step (15s)",
+        );
+        let beat = "[[collector]]\nname = \"a\"\nkind = \"command\"\nargv = [\"false\"]\n";
+        refused(
+            &format!("{beat}jitter = \"16s\"\n"),
+            5,
+            "collector[0].jitter",
+            "above the largest backoff step (15s)",
+        );
+        // The collector's own backoff under the tree's default jitter of 1 s.
+        refused(
+            &format!("{beat}backoff = [\"100ms\"]\n"),
+            5,
+            "collector[0].backoff",
+            "jitter (from [supervisor]) (1s) is above the largest backoff step (100ms)",
+        );
+        parse(&format!(
+            "{beat}backoff = [\"100ms\"]\njitter = \"100ms\"\n"
+        ))
+        .expect("jitter up to the largest step");
+        parse("[supervisor]\nbackoff = [\"1s\"]\n").expect("the default jitter of 1s");
+    }
+
+    #[test]
+    fn the_quarantine_stream_is_reserved() {
+        refused(
+            "[[collector]]\nname = \"a\"\nkind = \"heartbeat\"\nstream = \"_quarantine\"\n",
+            4,
+            "collector[0].stream",
+            "\"_quarantine\" is reserved",
+        );
+        refused(
+            "[[collector]]\nname = \"a\"\nkind = \"heartbeat\"\nstream = \"_quarantine/x\"\n",
+            4,
+            "collector[0].stream",
+            "reserved",
+        );
+        refused(
+            "[[collector]]\nname = \"_quarantine\"\nkind = \"heartbeat\"\n",
+            2,
+            "collector[0].name",
+            "reserved",
+        );
+        parse("[[collector]]\nname = \"a\"\nkind = \"heartbeat\"\nstream = \"_quarantined\"\n")
+            .expect("only the quarantine stream itself is reserved");
+        parse("[[slo]]\nname = \"q\"\nstream = \"_quarantine\"\nkind = \"lateness\"\nthresholds = { A = 1.0 }\n")
+            .expect("an SLO may watch the quarantine");
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(ByteSize::parse("512 MiB").unwrap(), ByteSize(512 << 20));
         assert_eq!(ByteSize::parse("1GB").unwrap(), ByteSize(1_000_000_000));
         assert!(ByteSize::parse("1 parsec").unwrap_err().contains("unit"));
         assert!(err("[storage]\nmax_local = -1\n").contains("negative"));
+        assert_eq!(ByteSize(16 << 10).to_string(), "16 KiB");
+        assert_eq!(ByteSize(1 << 30).to_string(), "1 GiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000 B");
+        assert_eq!(ByteSize(0).to_string(), "0 B");
     }
 }
