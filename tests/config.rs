@@ -112,3 +112,172 @@ fn bad_sighup_reload_keeps_the_running_config_and_turns_health_red() {
     });
     assert!(d.terminate().success());
 }
+
+/// A config whose `extra` starts on line 4, with no HTTP endpoint (tests run in parallel).
+fn lines_from_4(extra: &str) -> String {
+    format!("[node]\ndata_dir = \"data\"\n\n{extra}\n[control]\nhttp = \"\"\n")
+}
+
+/// Runs `cmd` to its end and returns its exit code, stdout and stderr. A daemon that accepts
+/// the config never ends by itself: it is killed (dropped) once the wait times out.
+fn finish(env: &Env, mut cmd: std::process::Command) -> (Option<i32>, String, String) {
+    let (out, err) = (env.path().join("out.txt"), env.path().join("err.txt"));
+    cmd.stdout(std::fs::File::create(&out).expect("creating out.txt"))
+        .stderr(std::fs::File::create(&err).expect("creating err.txt"));
+    let mut d = Daemon {
+        child: cmd.spawn().expect("spawning fushi"),
+        data: env.data(),
+        log: err.clone(),
+    };
+    let child = &mut d.child;
+    let status = wait_for("fushi to refuse the config and exit", || {
+        child.try_wait().expect("waiting for fushi")
+    });
+    let read = |p| std::fs::read_to_string(p).unwrap_or_default();
+    (status.code(), read(&out), read(&err))
+}
+
+/// `fushi check` reports the config as failed and `fushi run` exits 78, both naming the file,
+/// `line` and `key`, with `says` in the message.
+fn refused(extra: &str, line: usize, key: &str, says: &str) {
+    let env = Env::new(&lines_from_4(extra));
+    let at = format!("supervisor.toml:{line}:");
+
+    let mut check = std::process::Command::new(bin());
+    check
+        .arg("check")
+        .arg("-c")
+        .arg(env.config())
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(std::process::Stdio::null());
+    let (code, out, _) = finish(&env, check);
+    let failed = out.lines().find(|l| l.starts_with("FAIL config"));
+    assert!(
+        failed.is_some_and(|l| l.contains(&at) && l.contains(&format!(" {key}: "))),
+        "fushi check on {extra:?} names {at} {key}:\n{out}"
+    );
+    assert_eq!(code, Some(1), "fushi check on {extra:?}:\n{out}");
+
+    let (code, _, err) = finish(&env, env.command());
+    assert_eq!(code, Some(78), "fushi run on {extra:?}:\n{err}");
+    assert!(
+        err.contains(&format!("{at}")) && err.contains(&format!(" {key}: ")) && err.contains(says),
+        "fushi run on {extra:?} names {at} {key} and says {says:?}:\n{err}"
+    );
+}
+
+#[test]
+fn zero_periods_exit_78_naming_the_key() {
+    let zero = "must be greater than 0";
+    refused("[sync]\ninterval = \"0s\"\n", 5, "sync.interval", zero);
+    refused(
+        "[storage]\nprobe_interval = \"0s\"\n",
+        5,
+        "storage.probe_interval",
+        zero,
+    );
+    refused(
+        "[storage]\nio_timeout = \"0ms\"\n",
+        5,
+        "storage.io_timeout",
+        zero,
+    );
+    refused(
+        "[supervisor]\nstable_after = \"0s\"\n",
+        5,
+        "supervisor.stable_after",
+        zero,
+    );
+    refused(
+        "[[collector]]\nname = \"p\"\nkind = \"command\"\nargv = [\"true\"]\nevery = \"1s\"\ntimeout = \"0s\"\n",
+        9,
+        "collector[0].timeout",
+        zero,
+    );
+}
+
+#[test]
+fn journal_and_record_sizes_that_cannot_work_exit_78_naming_the_key() {
+    refused(
+        "[storage]\nmax_local = \"0\"\n",
+        5,
+        "storage.max_local",
+        "below the minimum of 16 KiB",
+    );
+    refused(
+        "[storage]\nmax_local = \"1 MiB\"\nmax_record_bytes = \"4 MiB\"\n",
+        6,
+        "storage.max_record_bytes",
+        "above max_local",
+    );
+}
+
+#[test]
+fn restart_schedules_that_spin_or_stall_exit_78_naming_the_key() {
+    refused(
+        "[supervisor]\njitter = \"1000h\"\n",
+        5,
+        "supervisor.jitter",
+        "above the largest backoff step (15s)",
+    );
+    refused(
+        "[supervisor]\nbackoff = [\"0s\"]\njitter = \"0s\"\n",
+        5,
+        "supervisor.backoff[0]",
+        "below the minimum restart delay",
+    );
+    let flaky = "[[collector]]\nname = \"flaky\"\nkind = \"command\"\nargv = [\"false\"]\n";
+    refused(
+        &format!("{flaky}backoff = [\"0s\"]\njitter = \"0s\"\n"),
+        8,
+        "collector[0].backoff[0]",
+        "below the minimum restart delay",
+    );
+    refused(
+        &format!("{flaky}backoff = [\"100ms\"]\n"),
+        8,
+        "collector[0].backoff",
+        "jitter (from [supervisor]) (1s)",
+    );
+}
+
+#[test]
+fn the_quarantine_stream_is_no_collectors_and_exits_78() {
+    refused(
+        "[[collector]]\nname = \"beat\"\nkind = \"heartbeat\"\nstream = \"_quarantine\"\n",
+        7,
+        "collector[0].stream",
+        "reserved",
+    );
+}
+
+#[test]
+fn a_bad_value_with_a_last_good_copy_runs_on_it_with_red_health() {
+    let env = Env::new(&config(GOOD));
+    let mut d = env.start();
+    d.wait_audit("supervisor.child.started", "collectors/beat", 1);
+    assert!(d.terminate().success());
+    assert!(env.data().join("config.last-good.toml").exists());
+
+    // `[sync]` on line 8, its zero interval on line 9.
+    env.write_config(&config(&format!("[sync]\ninterval = \"0s\"\n\n{GOOD}")));
+    let mut d = env.start();
+    d.wait_audit("supervisor.child.started", "collectors/beat", 2);
+    let status = wait_for("status with config errors", || {
+        let s = env.status()?;
+        (!s["config"]["errors"].as_array()?.is_empty()).then_some(s)
+    });
+    assert_eq!(status["health"], "red", "{status}");
+    let error = status["config"]["errors"][0].as_str().unwrap_or_default();
+    assert!(
+        error.contains("supervisor.toml:9:") && error.contains("sync.interval: "),
+        "{status}"
+    );
+    // On the last good copy sync ticks and completes a run (a zero period panicked its ticker).
+    let pid = d.pid();
+    wait_for("a sync run of this daemon on the last good config", || {
+        let s = env.status()?;
+        (s["pid"] == pid && s["sync"]["last"]["ok"] == true).then_some(())
+    });
+    assert!(d.terminate().success());
+}
