@@ -248,6 +248,12 @@ pub fn reasons(doc: &StatusDoc) -> Vec<String> {
     if doc.storage.journal_full {
         out.push("journal full: collectors are held back".into());
     }
+    if let Some(e) = &doc.storage.journal_error {
+        out.push(format!("journal: {e}"));
+    }
+    if let Some(c) = &doc.sync.conflict {
+        out.push(format!("sync: {c}"));
+    }
     for a in &doc.actors {
         if a.escalated {
             out.push(format!(

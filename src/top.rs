@@ -1112,6 +1112,7 @@ mod tests {
                     bytes: 53211,
                     ok: true,
                 }),
+                conflict: None,
             },
             config: ConfigStatus {
                 path: "/etc/fushi/supervisor.toml".into(),

@@ -70,7 +70,8 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
             segment_max,
             board: ctx.board.clone(),
             audit: ctx.audit.clone(),
-            await_primary_ids: true,
+            // Two chances at the primary: a probe and the read of its ids.
+            seed_wait: 2 * cfg.storage.io_timeout + cfg.storage.probe_interval,
         },
     );
     let sync = ChildSpec::actor(

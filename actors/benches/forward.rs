@@ -131,7 +131,7 @@ async fn forward(cfg: &Config, journal_dir: &Path, primary_dir: &Path) -> Ours {
             segment_max: SEGMENT_BYTES,
             board: board.clone(),
             audit: audit.clone(),
-            await_primary_ids: true,
+            seed_wait: std::time::Duration::from_secs(5),
         },
     )
     .await

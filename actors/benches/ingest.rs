@@ -100,7 +100,7 @@ impl Storage {
             segment_max: SEGMENT_BYTES,
             board: StatusBoard::new("bench-node", "single", "bench"),
             audit: AuditLog::memory("bench-node"),
-            await_primary_ids: false,
+            seed_wait: std::time::Duration::ZERO,
         };
         let (actor, join) = Actor::spawn(None, StorageActor, args)
             .await

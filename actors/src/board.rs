@@ -155,6 +155,10 @@ pub struct SyncRun {
 pub struct SyncStatus {
     pub pending: bool,
     pub last: Option<SyncRun>,
+    /// A journal record whose id the primary holds with other data: forwarding stops before it
+    /// (skipping it would lose it) and health is red until it is resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
 }
 
 /// The whole status document: status.json, `fushi status --json` and `GET /status`.
@@ -347,6 +351,7 @@ impl StatusBoard {
                 s.secondary.clone(),
                 s.journal_full,
                 s.journal_error.clone(),
+                y.conflict.clone(),
                 y.pending,
                 y.last.as_ref().map(|l| l.ok),
             )
@@ -468,6 +473,7 @@ pub fn health(doc: &StatusDoc) -> &'static str {
     let red = !doc.config.errors.is_empty()
         || doc.storage.journal_full
         || doc.storage.journal_error.is_some()
+        || doc.sync.conflict.is_some()
         || doc
             .actors
             .iter()

@@ -343,6 +343,11 @@ impl Frames {
         debug_assert_eq!(start + n, self.bytes.len());
     }
 
+    /// Keeps only the first `n` frames.
+    pub fn truncate(&mut self, n: usize) {
+        self.locs.truncate(n);
+    }
+
     /// Empties this, keeping the memory for another batch.
     fn clear(&mut self) {
         self.bytes.clear();

@@ -16,17 +16,20 @@
 //! [`Primary::append`]), so the newest file's last line is the stream's last id.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use time::format_description::well_known::Rfc3339;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, UtcOffset};
 
+use crate::faults;
 use crate::journal::Frames;
 use crate::records::{valid_stream, StoredRecord};
 use crate::status::write_atomic;
@@ -51,6 +54,9 @@ pub const MARKER: &str = ".fushi-primary";
 /// of their own, never on the caller's (the async runtime).
 #[derive(Debug, Default)]
 pub struct Written {
+    /// The verified root handles the paths below resolve through: held until the sync, so that
+    /// they stay valid (and pinned to the store they were verified on) that long.
+    roots: Vec<Arc<Root>>,
     /// The files written to, in order; a file written by several batches is here once each.
     files: Vec<(PathBuf, File)>,
     /// Directories whose entries changed.
@@ -79,6 +85,7 @@ impl Written {
 
     /// Adds a later write to this one, so that one [`Primary::sync`] makes both durable.
     pub fn merge(&mut self, mut later: Written) {
+        self.roots.append(&mut later.roots);
         self.files.append(&mut later.files);
         self.dirs.append(&mut later.dirs);
         self.latest.append(&mut later.latest);
@@ -106,6 +113,35 @@ pub struct Primary {
     /// Local store (inside the data dir): created and marked on first use. Otherwise the
     /// marker must already be there ([`Primary::init`], `fushi check --init-primary`).
     create: bool,
+    /// Device and inode of the root as last verified: a store that changes them (remounted,
+    /// replaced, unmounted under a batch) is another store until its ids are read again.
+    identity: Arc<Mutex<Option<(u64, u64)>>>,
+}
+
+/// The root directory, opened once and verified to carry the marker; every operation of one
+/// batch resolves its paths through this handle, never through the root's path again.
+///
+/// A NAS unmounted between two operations leaves the bare mountpoint at the root's path: a
+/// check of the marker by path followed by writes by path sends the writes there. std has no
+/// `openat`, so the handle's `/proc/self/fd/N` path stands in for the directory fd: the kernel
+/// resolves it to the directory the fd was opened on, whatever is mounted at the root's path
+/// since, and std's whole API then works relative to it (as `openat(fd, …)` would).
+#[derive(Debug)]
+struct Root {
+    dir: File,
+    /// `/proc/self/fd/<fd of dir>`: valid while `dir` is open.
+    path: PathBuf,
+    /// The root's configured path, for messages and injected faults.
+    logical: PathBuf,
+}
+
+impl Root {
+    /// An injected failure of `op` on `path` (a path under [`Root::path`]), matched against the
+    /// path as configured.
+    fn fault(&self, op: faults::Op, path: &Path) -> io::Result<()> {
+        let rel = path.strip_prefix(&self.path).unwrap_or(path);
+        faults::check(op, &self.logical.join(rel))
+    }
 }
 
 /// What one [`Primary::append`] wrote: records, and bytes appended to `raw/`.
@@ -139,6 +175,7 @@ impl Primary {
         Self {
             root: root.into(),
             create: true,
+            identity: Arc::default(),
         }
     }
 
@@ -147,6 +184,7 @@ impl Primary {
         Self {
             root: root.into(),
             create: false,
+            identity: Arc::default(),
         }
     }
 
@@ -162,22 +200,51 @@ impl Primary {
         Ok(())
     }
 
-    /// Ready for use: a local store is created on demand, any other must carry the marker.
-    fn ready(&self) -> io::Result<()> {
+    /// Opens the root and verifies it through the handle: a local store is created on demand,
+    /// any other must carry the marker; and it must be the store last verified (same device and
+    /// inode), or this fails once, so that the caller reads its ids again.
+    fn open_root(&self) -> io::Result<Arc<Root>> {
         if self.create {
-            return self.init();
+            self.init()?;
         }
-        match fs::metadata(self.root.join(MARKER)) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "{} has no {MARKER} marker, so it is not the primary store (is the NAS mounted?); \
-                     mark the real store once with `fushi check --init-primary`",
-                    self.root.display()
-                ),
-            )),
-            Err(e) => Err(e),
+        faults::check(faults::Op::Open, &self.root)?;
+        let root = open_dir(&self.root)?;
+        let marked = faults::check(faults::Op::Marker, &self.root)
+            .and_then(|()| fs::metadata(root.path.join(MARKER)));
+        match marked {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "{} has no {MARKER} marker, so it is not the primary store (is the NAS mounted?); \
+                         mark the real store once with `fushi check --init-primary`",
+                        self.root.display()
+                    ),
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+        let meta = root.dir.metadata()?;
+        let id = (meta.dev(), meta.ino());
+        let mut known = self.identity.lock().unwrap_or_else(|p| p.into_inner());
+        match *known {
+            Some(was) if was != id => {
+                *known = Some(id);
+                Err(io::Error::other(format!(
+                    "primary store {} is another directory than before (device {}, inode {} \
+                     instead of {}, {}: remounted or replaced); its last ids are read again",
+                    self.root.display(),
+                    id.0,
+                    id.1,
+                    was.0,
+                    was.1
+                )))
+            }
+            _ => {
+                *known = Some(id);
+                Ok(Arc::new(root))
+            }
         }
     }
 
@@ -188,11 +255,11 @@ impl Primary {
     /// Creates, writes, fsyncs and removes a small uniquely named file in the root (creating the
     /// root if missing): the cheapest operation that proves the store takes durable writes.
     pub fn probe(&self) -> io::Result<()> {
-        self.ready()?;
+        let root = self.open_root()?;
         // A random name, so nodes probing one NAS never trip over each other's probe.
         let mut probe = tempfile::Builder::new()
             .prefix(".fushi-probe.")
-            .tempfile_in(&self.root)?;
+            .tempfile_in(&root.path)?;
         probe.write_all(b"fushi probe\n")?;
         probe.as_file().sync_all()?;
         probe.close()
@@ -208,10 +275,10 @@ impl Primary {
     /// skip records for good. So every file read here, and the directories up to the root,
     /// are fsynced before their ids count.
     pub fn last_ids(&self) -> io::Result<BTreeMap<String, (u64, u64)>> {
-        self.ready()?;
+        let root = self.open_root()?;
         let mut out = BTreeMap::new();
         let mut dirs = BTreeSet::new();
-        for (stream, files) in self.streams()? {
+        for (stream, files) in streams(&root.path)? {
             for (_, path) in files.iter().rev() {
                 File::open(path)?.sync_data()?;
                 let id = last_id_in(path)?;
@@ -222,7 +289,7 @@ impl Primary {
             }
             if let Some((_, path)) = files.last() {
                 let mut dir = path.parent();
-                while let Some(d) = dir.filter(|d| d.starts_with(&self.root)) {
+                while let Some(d) = dir.filter(|d| d.starts_with(&root.path)) {
                     dirs.insert(d.to_path_buf());
                     dir = d.parent();
                 }
@@ -257,7 +324,7 @@ impl Primary {
     /// crash between the two could not leave behind anyway: whole lines after the last synced
     /// one, or a torn last line that the next append cuts off.
     pub fn write(&self, frames: &Frames, pick: &[usize]) -> io::Result<Written> {
-        self.ready()?;
+        let root = self.open_root()?;
         let streams = frames.streams();
         let unstorable: Vec<bool> = streams.iter().map(|s| !storable_stream(s)).collect();
         if let Some(&bad) = pick.iter().find(|&&i| unstorable[frames.stream_of(i)]) {
@@ -283,7 +350,7 @@ impl Primary {
             let (days, group, last) = match &mut filing[stream] {
                 Some(f) => f,
                 none => {
-                    newest[stream] = self.newest_day(&streams[stream])?;
+                    newest[stream] = newest_day(&root.path, &streams[stream])?;
                     none.insert((StreamDays::new(newest[stream]), usize::MAX, i))
                 }
             };
@@ -305,19 +372,25 @@ impl Primary {
 
         let mut written = Written::default();
         for (stream, day, lines) in &groups {
-            let dir =
-                self.ensure_dir(&Path::new(RAW).join(&streams[*stream]), &mut written.dirs)?;
+            let dir = ensure_dir(
+                &root,
+                &Path::new(RAW).join(&streams[*stream]),
+                &mut written.dirs,
+            )?;
             // A stream's newest file holds its last id (see the module doc): before a newer
             // day's file gets a line, the older one's lines must be durable, or a crash could
             // keep the newer file and lose the older one's tail, and the ids read back would
             // skip it. Once a day per stream, so it costs nothing worth mentioning.
             if let Some(older) = newest[*stream].filter(|d| d < day) {
                 File::open(dir.join(day_file(older)))?.sync_data()?;
+                root.fault(faults::Op::Fsync, &dir)?;
                 sync_dir(&dir)?;
             }
             newest[*stream] = Some(*day);
             let path = dir.join(day_file(*day));
+            root.fault(faults::Op::Open, &path)?;
             let (file, created) = open_for_append(&path)?;
+            root.fault(faults::Op::Write, &path)?;
             write_lines(&file, lines)?;
             if created {
                 written.dirs.insert(dir);
@@ -326,6 +399,7 @@ impl Primary {
             written.stats.items += lines.len();
             written.stats.bytes += lines.iter().map(|l| l.len()).sum::<usize>();
         }
+        written.roots.push(root);
         written.latest = last
             .into_iter()
             .map(|(stream, n)| (stream.to_string(), frames.get(n).json().to_vec()))
@@ -340,30 +414,95 @@ impl Primary {
         let files = std::mem::take(&mut written.files);
         let dirs = std::mem::take(&mut written.dirs);
         let latest = std::mem::take(&mut written.latest);
+        let root = match written.roots.last() {
+            Some(r) => r.clone(),
+            None if latest.is_empty() => return Ok(written.stats),
+            None => self.open_root()?,
+        };
         // Every file was written before the first fsync, so the kernel writes them back
         // together; a file written by several batches is fsynced once.
         let mut synced = BTreeSet::new();
         for (path, file) in &files {
             if synced.insert(path) {
+                root.fault(faults::Op::Fsync, path)?;
                 file.sync_data()?;
             }
         }
         // New files and directories exist for sure only once their parents' entries are synced.
         for dir in dirs {
+            root.fault(faults::Op::Fsync, &dir)?;
             sync_dir(&dir)?;
         }
         let mut dirty = BTreeSet::new();
         for (stream, json) in latest {
             let rel = Path::new(LATEST).join(format!("{stream}.json"));
             let parent = rel.parent().unwrap_or(Path::new(LATEST));
-            let dir = self.ensure_dir(parent, &mut dirty)?;
+            let dir = ensure_dir(&root, parent, &mut dirty)?;
             let name = rel.file_name().unwrap_or_default();
+            root.fault(faults::Op::Rename, &dir)?;
             write_atomic(&dir.join(name), &json)?;
         }
         for dir in dirty {
             sync_dir(&dir)?;
         }
         Ok(written.stats)
+    }
+
+    /// Which of the frames `pick` the store does not hold as they are: each is at or below its
+    /// stream's last id here, which forwarding takes as "already sent", and this checks it. A
+    /// frame whose id is here with the same line was sent before (a resend after a crash); one
+    /// whose id is here with another line, or not here at all, is a conflict: the journal
+    /// numbered it under ids the store already holds (a wiped or restored journal, a second
+    /// writer), and skipping it would lose it. Reads each stream's files from the end, back to
+    /// the lowest id asked for.
+    pub fn not_held(&self, frames: &Frames, pick: &[usize]) -> io::Result<Vec<usize>> {
+        let root = self.open_root()?;
+        let mut by_stream: BTreeMap<usize, HashMap<(u64, u64), usize>> = BTreeMap::new();
+        for &i in pick {
+            by_stream
+                .entry(frames.stream_of(i))
+                .or_default()
+                .insert(frames.id(i), i);
+        }
+        let mut out = Vec::new();
+        for (stream, mut wanted) in by_stream {
+            let lowest = wanted.keys().min().copied().unwrap_or_default();
+            let name = &frames.streams()[stream];
+            let mut files: Vec<Date> = Vec::new();
+            if let Ok(entries) = fs::read_dir(root.path.join(RAW).join(name)) {
+                for e in entries {
+                    let e = e?;
+                    if e.file_type()?.is_file() {
+                        files.extend(e.file_name().to_str().and_then(date_of_file));
+                    }
+                }
+            }
+            files.sort_unstable();
+            let dir = root.path.join(RAW).join(name);
+            'files: for day in files.iter().rev() {
+                let file = File::open(dir.join(day_file(*day)))?;
+                let mut done = false;
+                each_line_backwards(&file, |line| {
+                    let Ok(id) = serde_json::from_slice::<LineId>(line) else {
+                        return true;
+                    };
+                    let id = (id.epoch, id.seq);
+                    if let Some(&i) = wanted.get(&id) {
+                        if frames.get(i).json() == line {
+                            wanted.remove(&id);
+                        }
+                    }
+                    done = wanted.is_empty() || id < lowest;
+                    !done
+                })?;
+                if done {
+                    break 'files;
+                }
+            }
+            out.extend(wanted.into_values());
+        }
+        out.sort_unstable();
+        Ok(out)
     }
 
     /// Reads every stream's history in date order and reports gaps, duplicates, out-of-order
@@ -375,11 +514,13 @@ impl Primary {
             streams: Vec::new(),
             problems: Vec::new(),
         };
-        for (stream, files) in self.streams()? {
+        // Read-only: a missing or unmarked root is reported, never created or refused.
+        let root = open_dir(&self.root)?;
+        for (stream, files) in streams(&root.path)? {
             let mut check = StreamCheck::new(&stream);
             let newest = files.len() - 1;
             for (i, (_, path)) in files.iter().enumerate() {
-                let rel = path.strip_prefix(&self.root).unwrap_or(path);
+                let rel = path.strip_prefix(&root.path).unwrap_or(path);
                 check.file(path, rel.display().to_string(), i == newest)?;
             }
             let (summary, problems) = check.finish();
@@ -389,103 +530,112 @@ impl Primary {
         }
         Ok(report)
     }
+}
 
-    /// The newest date of a stream's files, if it has any.
-    fn newest_day(&self, stream: &str) -> io::Result<Option<Date>> {
-        let dir = self.root.join(RAW).join(stream);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut newest = None;
-        for entry in entries {
+/// The newest date of a stream's files, if it has any.
+fn newest_day(root: &Path, stream: &str) -> io::Result<Option<Date>> {
+    let dir = root.join(RAW).join(stream);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut newest = None;
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        if let Some(day) = entry.file_name().to_str().and_then(date_of_file) {
+            newest = newest.max(Some(day));
+        }
+    }
+    Ok(newest)
+}
+
+/// Every stream under `raw/` of the root at `root` that has date files, with them oldest first;
+/// a missing `raw/` is an empty store.
+fn streams(root: &Path) -> io::Result<BTreeMap<String, Vec<(Date, PathBuf)>>> {
+    let mut out = BTreeMap::new();
+    let raw = root.join(RAW);
+    if !raw.is_dir() {
+        return Ok(out);
+    }
+    let mut stack = vec![(raw, String::new())];
+    while let Some((dir, stream)) = stack.pop() {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&dir)? {
             let entry = entry?;
-            if !entry.file_type()?.is_file() {
-                continue;
-            }
-            if let Some(day) = entry.file_name().to_str().and_then(date_of_file) {
-                newest = newest.max(Some(day));
+            // file_type does not follow symlinks: the walk stays inside the root.
+            let kind = entry.file_type()?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if kind.is_dir() {
+                let child = if stream.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{stream}/{name}")
+                };
+                // Anything that is not a stream name (a stray hidden dir) is not ours.
+                if valid_stream(&child) {
+                    stack.push((entry.path(), child));
+                }
+            } else if kind.is_file() && !stream.is_empty() {
+                if let Some(day) = date_of_file(name) {
+                    files.push((day, entry.path()));
+                }
             }
         }
-        Ok(newest)
+        if !files.is_empty() {
+            files.sort();
+            out.insert(stream, files);
+        }
     }
+    Ok(out)
+}
 
-    /// Every stream under `raw/` that has date files, with them oldest first. A missing root is
-    /// an error (the NAS is not there), a missing `raw/` an empty store.
-    fn streams(&self) -> io::Result<BTreeMap<String, Vec<(Date, PathBuf)>>> {
-        if !fs::metadata(&self.root)?.is_dir() {
-            return Err(io::Error::new(
+/// Creates `root/rel` and its missing ancestors (the root exists); each directory whose entries changed goes
+/// into `dirty`, to be fsynced before the write counts as durable.
+fn ensure_dir(root: &Root, rel: &Path, dirty: &mut BTreeSet<PathBuf>) -> io::Result<PathBuf> {
+    let full = root.path.join(rel);
+    // The common case costs one stat, not a mkdir per level on a NAS.
+    if full.is_dir() {
+        return Ok(full);
+    }
+    let mut path = root.path.clone();
+    for part in rel.components() {
+        let parent = path.clone();
+        path.push(part);
+        root.fault(faults::Op::Open, &path)?;
+        match fs::create_dir(&path) {
+            Ok(()) => {
+                dirty.insert(parent);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(path)
+}
+
+/// Opens `path` as a directory handle for reading only (`fushi verify`): no marker needed.
+fn open_dir(path: &Path) -> io::Result<Root> {
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(nix::libc::ENOTDIR) => io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("primary store {} is not a directory", self.root.display()),
-            ));
-        }
-        let mut out = BTreeMap::new();
-        let raw = self.root.join(RAW);
-        if !raw.is_dir() {
-            return Ok(out);
-        }
-        let mut stack = vec![(raw, String::new())];
-        while let Some((dir, stream)) = stack.pop() {
-            let mut files = Vec::new();
-            for entry in fs::read_dir(&dir)? {
-                let entry = entry?;
-                // file_type does not follow symlinks: the walk stays inside the root.
-                let kind = entry.file_type()?;
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if kind.is_dir() {
-                    let child = if stream.is_empty() {
-                        name.to_string()
-                    } else {
-                        format!("{stream}/{name}")
-                    };
-                    // Anything that is not a stream name (a stray hidden dir) is not ours.
-                    if valid_stream(&child) {
-                        stack.push((entry.path(), child));
-                    }
-                } else if kind.is_file() && !stream.is_empty() {
-                    if let Some(day) = date_of_file(name) {
-                        files.push((day, entry.path()));
-                    }
-                }
-            }
-            if !files.is_empty() {
-                files.sort();
-                out.insert(stream, files);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Creates `root/rel` and its missing ancestors; each directory whose entries changed goes
-    /// into `dirty`, to be fsynced before the write counts as durable.
-    fn ensure_dir(&self, rel: &Path, dirty: &mut BTreeSet<PathBuf>) -> io::Result<PathBuf> {
-        let full = self.root.join(rel);
-        // The common case costs one stat, not a mkdir per level on a NAS.
-        if full.is_dir() {
-            return Ok(full);
-        }
-        if !self.root.is_dir() {
-            fs::create_dir_all(&self.root)?;
-            if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
-                dirty.insert(parent.to_path_buf());
-            }
-        }
-        let mut path = self.root.clone();
-        for part in rel.components() {
-            let parent = path.clone();
-            path.push(part);
-            match fs::create_dir(&path) {
-                Ok(()) => {
-                    dirty.insert(parent);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(path)
-    }
+                format!("primary store {} is not a directory", path.display()),
+            ),
+            _ => e,
+        })?;
+    Ok(Root {
+        path: PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())),
+        logical: path.to_path_buf(),
+        dir,
+    })
 }
 
 fn date_of_file(name: &str) -> Option<Date> {
@@ -606,6 +756,52 @@ fn repair_tail(file: &File) -> io::Result<()> {
     let keep = rfind_newline(file, len)?.map_or(0, |p| p + 1);
     file.set_len(keep)?;
     file.sync_all()
+}
+
+/// Just the id of a primary line.
+#[derive(serde::Deserialize)]
+struct LineId {
+    epoch: u64,
+    seq: u64,
+}
+
+/// Calls `f` with each complete line of `file` (without its `\n`), last first, while it returns
+/// true. A torn last line is skipped. Reads [`CHUNK`]s from the end, so a long scan costs one
+/// read per chunk, not one per line.
+fn each_line_backwards(file: &File, mut f: impl FnMut(&[u8]) -> bool) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    let Some(last_nl) = rfind_newline(file, len)? else {
+        return Ok(());
+    };
+    // `data` holds the file's bytes from `lo` to just after a line's `\n`.
+    let mut hi = last_nl + 1;
+    let mut data: Vec<u8> = Vec::new();
+    loop {
+        let lo = hi.saturating_sub(CHUNK);
+        let mut chunk = vec![0u8; (hi - lo) as usize];
+        file.read_exact_at(&mut chunk, lo)?;
+        chunk.extend_from_slice(&data);
+        data = chunk;
+        // `end` is the index of the `\n` ending the line being cut out.
+        let mut end = data.len() - 1;
+        loop {
+            match data[..end].iter().rposition(|&b| b == b'\n') {
+                Some(p) => {
+                    if !f(&data[p + 1..end]) {
+                        return Ok(());
+                    }
+                    end = p;
+                }
+                None if lo == 0 => {
+                    f(&data[..end]);
+                    return Ok(());
+                }
+                None => break,
+            }
+        }
+        data.truncate(end + 1);
+        hi = lo;
+    }
 }
 
 /// The offset of the last `\n` before `end`.
@@ -1452,6 +1648,116 @@ mod tests {
                 .items,
             1
         );
+    }
+
+    /// Issue 9, case 3: the marker was checked once by path and everything after went by path,
+    /// so a NAS unmounted under a batch had the rest of it land in the bare mountpoint. Now one
+    /// verified handle carries the whole batch, its sync and its `latest/` entries.
+    #[test]
+    fn a_store_swapped_under_a_batch_never_gets_its_writes_and_is_another_store_after() {
+        let (d, _) = store();
+        let mnt = d.path().join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        let p = Primary::external(&mnt);
+        p.init().unwrap();
+        let batch = recs("s", 1, 1, 3, "2026-11-21");
+        let frames = Frames::of(&batch).unwrap();
+        let written = p.write(&frames, &[0, 1, 2]).unwrap();
+        // "Unmounted": the store moves away and an empty directory is left at its path.
+        let nas = d.path().join("nas");
+        fs::rename(&mnt, &nas).unwrap();
+        fs::create_dir(&mnt).unwrap();
+        p.sync(written).unwrap();
+        assert_eq!(
+            fs::read_dir(&mnt).unwrap().count(),
+            0,
+            "nothing in the mountpoint"
+        );
+        let on_nas = Primary::external(&nas);
+        assert_eq!(on_nas.last_ids().unwrap()["s"], (1, 3));
+        assert!(
+            nas.join("latest/s.json").is_file(),
+            "latest/ went with the batch"
+        );
+        let err = p.write(&frames, &[0]).unwrap_err();
+        assert!(err.to_string().contains("is the NAS mounted?"), "{err}");
+        assert!(p.probe().is_err() && p.last_ids().is_err());
+        assert_eq!(fs::read_dir(&mnt).unwrap().count(), 0, "still nothing");
+        // Mounted again: the same store is the same store.
+        fs::remove_dir(&mnt).unwrap();
+        fs::rename(&nas, &mnt).unwrap();
+        p.probe().unwrap();
+        assert_eq!(p.last_ids().unwrap()["s"], (1, 3));
+        // Another marked store in its place is refused once, so that its ids are read again.
+        let other = d.path().join("other");
+        Primary::external(&other).init().unwrap();
+        fs::rename(&mnt, &nas).unwrap();
+        fs::rename(&other, &mnt).unwrap();
+        let err = p.probe().unwrap_err();
+        assert!(
+            err.to_string().contains("another directory than before"),
+            "{err}"
+        );
+        p.probe().unwrap();
+        assert!(p.last_ids().unwrap().is_empty());
+    }
+
+    /// Issue 9, case 2: a frame at or below the primary's last id is only "already sent" when the
+    /// primary holds that very line; a reused id with other data is a conflict, never skipped.
+    #[test]
+    fn not_held_tells_a_resend_from_a_reused_id() {
+        let (_d, p) = store();
+        let mut on_primary = recs("s", 1, 1, 3, "2026-11-20");
+        on_primary.extend(recs("s", 1, 4, 6, "2026-11-21"));
+        on_primary.push({
+            let mut r = rec("s", 1, 7, "2026-11-21T10:00:00Z");
+            r.data = json!({"pad": "y".repeat(3 * CHUNK as usize)});
+            r
+        });
+        p.append_records(&on_primary).unwrap();
+        put(
+            &p,
+            "s",
+            "2026-11-21",
+            &(lines(&on_primary[3..]) + "{\"id\":\"1.8\""),
+        );
+        // The same records: a resend after a crash.
+        let frames = Frames::of(&on_primary).unwrap();
+        let all: Vec<usize> = (0..frames.len()).collect();
+        assert!(p.not_held(&frames, &all).unwrap().is_empty());
+        // A fresh journal numbering from 1.1 again: other data under ids the primary holds.
+        let mut reused = on_primary.clone();
+        reused[1].data = json!({"other": true});
+        reused[5].data = json!({"other": true});
+        let mut t = rec("t", 1, 1, "2026-11-21T10:00:00Z");
+        t.data = json!("never forwarded");
+        reused.push(t);
+        let frames = Frames::of(&reused).unwrap();
+        let all: Vec<usize> = (0..frames.len()).collect();
+        assert_eq!(p.not_held(&frames, &all).unwrap(), [1, 5, 7]);
+    }
+
+    /// Injected failures reach every step of a batch; a failed one leaves no line counted.
+    #[test]
+    fn injected_primary_failures_fail_the_operation_they_hit() {
+        use crate::faults::{self, Op};
+        for (op, what) in [
+            (Op::Open, "open"),
+            (Op::Write, "write"),
+            (Op::Fsync, "fsync"),
+            (Op::Rename, "rename"),
+            (Op::Marker, "marker"),
+        ] {
+            let (_d, p) = store();
+            let batch = recs("s", 1, 1, 2, "2026-11-21");
+            faults::arm(op, p.root(), 0, 1, nix::libc::EIO);
+            let r = p.append_records(&batch);
+            assert!(r.is_err(), "{what}: {r:?}");
+            faults::disarm(p.root());
+            forward(&p, &batch);
+            assert_eq!(p.last_ids().unwrap()["s"], (1, 2), "{what}");
+            assert!(p.verify().unwrap().is_clean(), "{what}");
+        }
     }
 
     #[test]

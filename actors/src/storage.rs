@@ -156,10 +156,13 @@ pub struct StorageArgs {
     pub segment_max: u64,
     pub board: StatusBoard,
     pub audit: AuditLog,
-    /// Hold every append of a journal that knows no ids of its own (a fresh or wiped data dir)
-    /// until the sync actor has read the primary's ([`StorageHandle::seed`]). Only a test
-    /// without a primary turns this off.
-    pub await_primary_ids: bool,
+    /// How long a journal that knows no ids of its own (a fresh or wiped data dir) holds its
+    /// appends for the primary's ([`StorageHandle::seed`], sent by the sync actor once it read
+    /// them): numbering from 1.1 again would reuse ids the primary may hold. A primary that
+    /// does not answer in time is down, and records must pile up in the journal all the same:
+    /// numbering then starts from the journal's own knowledge, and should an id turn out to be
+    /// taken, forwarding stops before it and says so (see the sync actor). Zero: no wait.
+    pub seed_wait: Duration,
 }
 
 pub enum StorageMsg {
@@ -267,7 +270,8 @@ impl Actor for StorageActor {
             full: false,
             failing_since: None,
             audit: args.audit.clone(),
-            unseeded: args.await_primary_ids && !knows_ids,
+            unseeded: (!args.seed_wait.is_zero() && !knows_ids)
+                .then(|| Instant::now() + args.seed_wait),
             error: None,
             saved_ids: None,
             saved_at: Instant::now(),
@@ -345,8 +349,9 @@ struct Writer {
     full: bool,
     failing_since: Option<Instant>,
     audit: AuditLog,
-    /// No ids are handed out until the primary's are known (see [`StorageArgs::await_primary_ids`]).
-    unseeded: bool,
+    /// No ids are handed out until the primary's are known or this deadline passes (see
+    /// [`StorageArgs::seed_wait`]).
+    unseeded: Option<Instant>,
     /// What status shows as the journal's error, as last published.
     error: Option<String>,
     /// The last ids as last saved, and when.
@@ -421,11 +426,11 @@ impl Writer {
 
     fn seed(&mut self, ids: &BTreeMap<String, (u64, u64)>) {
         self.journal.seed_last_ids(ids);
-        if self.unseeded {
+        if self.unseeded.is_some() {
             // Numbering may start: the ids that matter are saved before the first is used.
             match self.save_ids_due(true) {
                 Ok(()) => {
-                    self.unseeded = false;
+                    self.unseeded = None;
                     self.error = None;
                     tracing::info!(
                         actor = "storage",
@@ -436,7 +441,7 @@ impl Writer {
                     self.audit.emit(
                         "journal.seeded",
                         Some("storage"),
-                        json!({"streams": ids.len()}),
+                        json!({"from": "primary", "streams": ids.len()}),
                     );
                 }
                 Err(e) => self.set_error(Some(e)),
@@ -445,9 +450,26 @@ impl Writer {
         self.publish();
     }
 
+    /// A fresh journal whose primary did not answer in time numbers on its own (see
+    /// [`StorageArgs::seed_wait`]).
+    fn seed_expired(&mut self) {
+        if self.unseeded.is_some_and(|at| Instant::now() >= at) {
+            self.unseeded = None;
+            self.error = None;
+            tracing::warn!(actor = "storage", event = "journal.seeded",
+                "the primary's last ids could not be read in time: numbering starts from the journal's own; \
+                 should the primary hold any of these ids already, forwarding stops before them and says so");
+            self.audit.emit(
+                "journal.seeded",
+                Some("storage"),
+                json!({"from": "journal"}),
+            );
+        }
+    }
+
     fn run(mut self) {
         loop {
-            let blocked = self.full || self.failing_since.is_some();
+            let blocked = self.full || self.failing_since.is_some() || self.unseeded.is_some();
             // With appends held back, wake up now and then to retry them.
             let first = if blocked {
                 match self.rx.recv_timeout(Duration::from_millis(250)) {
@@ -497,11 +519,12 @@ impl Writer {
     fn commit(&mut self) {
         loop {
             self.full = self.journal.bytes() >= self.max_local;
-            if self.unseeded {
+            self.seed_expired();
+            if self.unseeded.is_some() {
                 self.error = Some(UNSEEDED.into());
             }
-            if self.full || self.unseeded || self.waiting.is_empty() {
-                if !self.unseeded && self.failing_since.is_none() {
+            if self.full || self.unseeded.is_some() || self.waiting.is_empty() {
+                if self.unseeded.is_none() && self.failing_since.is_none() {
                     // Idle or full: the last ids reach disk even when no release comes.
                     if let Err(e) = self.save_ids_due(false) {
                         tracing::warn!(actor = "storage", event = "journal.write_failed", error = %e, "cannot save the last ids");

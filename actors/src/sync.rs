@@ -68,6 +68,9 @@ pub enum IoFailure {
     TooManyStuck,
     #[error("{0}")]
     Failed(String),
+    /// The journal holds a record under an id the primary holds with other data.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl Default for PrimaryIo {
@@ -184,6 +187,9 @@ pub struct Plan {
     /// The last ids once `to_send` is on the primary.
     pub last_ids: BTreeMap<String, (u64, u64)>,
     pub gaps: Vec<Gap>,
+    /// Records at or below their stream's last id on the primary, by index: sent before, if
+    /// the primary holds them as they are ([`Primary::not_held`] checks).
+    pub skipped: Vec<usize>,
 }
 
 /// The forwarding rule: records at or below a stream's last id on the primary are skipped (so a
@@ -195,11 +201,15 @@ pub fn plan(last_ids: &BTreeMap<String, (u64, u64)>, frames: &Frames) -> Plan {
         streams.iter().map(|s| last_ids.get(s).copied()).collect();
     let mut to_send = Vec::new();
     let mut gaps = Vec::new();
+    let mut skipped = Vec::new();
     for i in 0..frames.len() {
         let (epoch, seq) = frames.id(i);
         let stream = frames.stream_of(i);
         let expected = match last[stream] {
-            Some(prev) if prev >= (epoch, seq) => continue,
+            Some(prev) if prev >= (epoch, seq) => {
+                skipped.push(i);
+                continue;
+            }
             Some((e, s)) if e == epoch => s + 1,
             Some(_) => seq,
             None => 1,
@@ -225,6 +235,7 @@ pub fn plan(last_ids: &BTreeMap<String, (u64, u64)>, frames: &Frames) -> Plan {
         to_send,
         last_ids: ids,
         gaps,
+        skipped,
     }
 }
 
@@ -424,6 +435,7 @@ impl SyncState {
     /// `latest/`), which a forwarded batch would otherwise be the only one to say.
     fn succeeded(&self) {
         self.args.board.update_storage(|_, sync| {
+            sync.conflict = None;
             if sync.last.as_ref().is_some_and(|l| !l.ok) {
                 sync.last = Some(SyncRun {
                     at: clock::now_rfc3339(),
@@ -542,10 +554,40 @@ impl SyncState {
             Some(p) if p.from == from => p.task,
             _ => self.start_read(from, info.end),
         };
-        let (frames, next) = read
+        let (mut frames, mut next) = read
             .await
             .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
             .map_err(|e| IoFailure::Failed(e.to_string()))?;
+        let ids = match self.newest() {
+            Some(b) => &b.expect,
+            None => self.last_ids.as_ref().expect("loaded above"),
+        };
+        let mut plan = plan(ids, &frames);
+        if !plan.skipped.is_empty() {
+            // "Already on the primary" is checked, not assumed: a reused id must not be skipped.
+            let (p, skipped) = (self.primary.clone(), std::mem::take(&mut plan.skipped));
+            let (conflicts, back) = self
+                .args
+                .io
+                .run(self.args.io_timeout, move || {
+                    p.not_held(&frames, &skipped).map(|c| (c, frames))
+                })
+                .await?;
+            frames = back;
+            if let Some(&first) = conflicts.first() {
+                if first == 0 {
+                    return Err(self.conflict(&frames, &conflicts));
+                }
+                // What comes before the conflict goes; the next call stops at it.
+                frames.truncate(first);
+                next = frames.after(first - 1);
+                let ids = match self.newest() {
+                    Some(b) => &b.expect,
+                    None => self.last_ids.as_ref().expect("loaded above"),
+                };
+                plan = self::plan(ids, &frames);
+            }
+        }
         // The next batch is read while this one is planned and written. A failure leaves the
         // cursor where it was, and the next call drops this read.
         if next < info.end {
@@ -554,11 +596,6 @@ impl SyncState {
                 task: self.start_read(next, info.end),
             });
         }
-        let ids = match self.newest() {
-            Some(b) => &b.expect,
-            None => self.last_ids.as_ref().expect("loaded above"),
-        };
-        let plan = plan(ids, &frames);
         if let Some(d) = &mut self.drain {
             d.gaps += plan.gaps.len() as u64;
         }
@@ -623,6 +660,45 @@ impl SyncState {
             self.start_sync(false);
         }
         Ok(true)
+    }
+
+    /// Reports records the journal holds under ids the primary holds with other data, and the
+    /// failure that stops forwarding before the first of them.
+    fn conflict(&mut self, frames: &Frames, conflicts: &[usize]) -> IoFailure {
+        let first = frames.get(conflicts[0]);
+        let msg = format!(
+            "journal record {}.{} of stream {:?} (and {} more of this batch) has an id the primary \
+             already holds with other data: two writers numbered the same ids (a journal restored \
+             from an old copy, or a second node on this store without leader election); \
+             forwarding stops before it so that neither is lost",
+            first.epoch,
+            first.seq,
+            first.stream,
+            conflicts.len() - 1
+        );
+        let was = self.args.board.snapshot().0.sync.conflict;
+        if was.as_deref() != Some(msg.as_str()) {
+            tracing::error!(
+                actor = "sync",
+                event = "journal.conflict",
+                stream = first.stream,
+                epoch = first.epoch,
+                seq = first.seq,
+                count = conflicts.len(),
+                "{msg}"
+            );
+            self.args.audit.emit(
+                "journal.conflict",
+                Some("sync"),
+                json!({"stream": first.stream, "epoch": first.epoch, "seq": first.seq,
+                       "count": conflicts.len()}),
+            );
+            let m = msg.clone();
+            self.args
+                .board
+                .update_storage(|_, sync| sync.conflict = Some(m));
+        }
+        IoFailure::Conflict(msg)
     }
 
     /// The newest batch read and not yet counted.

@@ -91,7 +91,7 @@ impl Rig {
                 segment_max: SEGMENT_BYTES,
                 board: board.clone(),
                 audit: audit.clone(),
-                await_primary_ids: true,
+                seed_wait: Duration::from_secs(5),
             },
         )
         .await
