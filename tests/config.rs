@@ -161,7 +161,7 @@ fn refused(extra: &str, line: usize, key: &str, says: &str) {
     let (code, _, err) = finish(&env, env.command());
     assert_eq!(code, Some(78), "fushi run on {extra:?}:\n{err}");
     assert!(
-        err.contains(&format!("{at}")) && err.contains(&format!(" {key}: ")) && err.contains(says),
+        err.contains(&at) && err.contains(&format!(" {key}: ")) && err.contains(says),
         "fushi run on {extra:?} names {at} {key} and says {says:?}:\n{err}"
     );
 }
