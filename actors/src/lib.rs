@@ -3,12 +3,14 @@
 //! The daemon (`src/` of the `fushi` package) builds a [`supervisor::SupervisorArgs`] from the
 //! config and spawns the root [`supervisor::SupervisorActor`]; everything below it lives here.
 
+pub mod accept;
 pub mod alert;
 pub mod audit;
 pub mod board;
 pub mod clock;
 pub mod collectors;
 pub mod faults;
+pub mod fdlimit;
 pub mod journal;
 pub mod primary;
 pub mod records;
