@@ -38,12 +38,42 @@ pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
         tracing::error!(event = "config.invalid", error = %e,
             "config file is invalid; running on the last good copy until it is fixed");
     }
+    raise_fd_limit();
     let runtime = fushi_actors::runtime::build().context("starting the async runtime")?;
     let result = runtime.block_on(serve(config_path, loaded, ring));
     // A blocking task stuck on a hung disk (a status.json write) must not hold the exit: nothing
     // it could still do is needed, and the next start recovers from what is on disk.
     runtime.shutdown_timeout(EXIT_GRACE);
     result
+}
+
+/// A soft descriptor limit below this is worth a warning: listen collectors get half of it for
+/// connections, the rest is shared by the journal, the primary, status and the control socket.
+const LOW_FD_LIMIT: u64 = 4096;
+
+/// Raises the soft descriptor limit to the hard one, as systemd expects of a daemon (its
+/// default soft limit is 1024), before anything sizes a budget from it; warns if it stays low.
+fn raise_fd_limit() {
+    match fushi_actors::fdlimit::raise() {
+        Ok(r) if r.now.soft < LOW_FD_LIMIT => tracing::warn!(
+            event = "daemon.fd_limit_low",
+            soft = r.now.soft,
+            hard = r.now.hard,
+            "the open-file limit is {} (hard limit {}): a flood of connections to a listen \
+             collector can exhaust it; raise the hard limit (LimitNOFILE=1024:65536 in the unit, or ulimit -Hn)",
+            r.now.soft,
+            r.now.hard
+        ),
+        Ok(r) => tracing::info!(
+            event = "daemon.fd_limit",
+            soft = r.now.soft,
+            was = r.before.soft,
+            "open-file limit {}",
+            r.now.soft
+        ),
+        Err(e) => tracing::warn!(event = "daemon.fd_limit_unknown", error = %e,
+            "cannot read or raise the open-file limit (RLIMIT_NOFILE)"),
+    }
 }
 
 /// How long the exit waits for blocking tasks still running.

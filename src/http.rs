@@ -8,6 +8,7 @@
 //! `control.http_token` set, each request must carry `Authorization: Bearer <token>`, compared in
 //! constant time.
 
+use fushi_actors::accept::{self, Labels, Policy};
 use fushi_actors::board::{Metrics, StatusBoard, StatusDoc, ACK_BUCKETS};
 use fushi_actors::AbortOnDrop;
 use http_body_util::Full;
@@ -27,11 +28,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Open connections beyond this are closed at once: the endpoint is for a scraper and a probe.
+/// Connections served at once; more wait until one closes: the endpoint is for a scraper and
+/// a probe.
 const MAX_CONNECTIONS: usize = 64;
 
 const JSON: &str = "application/json";
@@ -340,24 +341,19 @@ async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
     }
 }
 
-/// Accepts until aborted; the connections die with it (their `JoinSet` is dropped).
+/// Accepts by the daemon's accept policy until aborted; the connections die with it.
 async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) if conns.len() >= MAX_CONNECTIONS => drop(stream),
-                Ok((stream, _)) => {
-                    conns.spawn(serve_connection(stream, server.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(actor = "http", event = "http.accept_failed", error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
+    let labels = Labels {
+        actor: "http".into(),
+        events: "http".into(),
+    };
+    accept::run(
+        listener,
+        Policy::new(MAX_CONNECTIONS),
+        labels,
+        move |stream| serve_connection(stream, server.clone()),
+    )
+    .await
 }
 
 impl Actor for HttpActor {

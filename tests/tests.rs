@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod crash;
 mod datapath;
+mod fdflood;
 mod http;
 mod outage;
 mod restart;

@@ -5,6 +5,7 @@
 //! A client that sends nothing within [`READ_TIMEOUT`], an oversized frame, garbage or another
 //! protocol version gets a clear error and is dropped; none of it reaches the rest of the daemon.
 
+use fushi_actors::accept::{self, Labels, Policy};
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::StatusBoard;
 use fushi_actors::supervisor::SupervisorMsg;
@@ -26,6 +27,8 @@ use crate::logging::LogRing;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a start/stop/restart may take (shutdown timeouts included) before the CLI is told.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Clients served at once; more wait until one is done. The CLI opens one per command.
+const MAX_CONNECTIONS: usize = 64;
 
 /// What the control actor asks of the daemon's main loop.
 #[derive(Debug)]
@@ -327,19 +330,19 @@ impl Actor for ControlActor {
         let shared = args.shared;
         let listener = bind(&shared.socket).await?;
         tracing::info!(actor = "control", event = "control.listening", socket = %shared.socket.display(), "control socket ready");
-        let acceptor = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((conn, _)) => {
-                        tokio::spawn(serve(conn, shared.clone()));
-                    }
-                    Err(e) => {
-                        tracing::warn!(actor = "control", event = "control.accept_failed", error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
+        let labels = Labels {
+            actor: "control".into(),
+            events: "control".into(),
+        };
+        let policy = Policy::new(MAX_CONNECTIONS);
+        let acceptor = tokio::spawn(accept::run(listener, policy, labels, move |conn| {
+            // A request outlives the incarnation that took it (`restart control` gets its
+            // answer); only its slot goes with the accept loop.
+            let request = tokio::spawn(serve(conn, shared.clone()));
+            async move {
+                let _ = request.await;
             }
-        });
+        }));
         Ok(ControlState {
             _acceptor: AbortOnDrop(acceptor),
         })

@@ -161,12 +161,14 @@ async fn spawn(
     if let Some(cwd) = &args.cwd {
         cmd.current_dir(cwd);
     }
-    // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
+    // SAFETY: prctl(2) and setrlimit(2) are async-signal-safe and touch no memory of the parent.
     unsafe {
         // A `kill -9` of the daemon never reaches post_stop or the drop guard; without a parent
         // death signal the child would run on as an orphan outside systemd's cgroup cleanup.
         cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The daemon raised its own soft limit; a program using select(2) needs the old one.
+            crate::fdlimit::restore_for_child()
         });
     }
     let (mut child, group, exited_tx) = spawner

@@ -6,15 +6,20 @@
 //! `{"error":"…","line":K}\n` (K counts from 1) and is kept on the `_quarantine` stream; it
 //! counts towards N, since it is durable too. Lines already buffered are taken together into
 //! one append, so concurrent connections share fsyncs (group commit).
+//!
+//! Connections are accepted by the daemon's accept policy ([`crate::accept`]); every listen
+//! collector takes its connections from one budget sized from the descriptor limit, so a flood
+//! of idle connections leaves descriptors for the journal, status and control socket.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixListener};
-use tokio::task::JoinSet;
+use tokio::net::{TcpListener, TcpSocket, UnixListener, UnixSocket};
+use tokio::sync::Semaphore;
 
 use super::read_line;
+use crate::accept::{self, Labels, Policy};
 use crate::records::{from_line, RecordSink};
 use crate::AbortOnDrop;
 
@@ -40,6 +45,32 @@ pub struct ListenState {
 /// Lines taken into one append at most.
 const BATCH_LINES: usize = 4096;
 
+/// Connections the kernel holds for us while every slot is taken (std and tokio ask for 128):
+/// they cost no descriptor of ours, and a client among them is served when a slot frees.
+const BACKLOG: u32 = 1024;
+
+/// Bytes of read buffer per connection.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Connections all listen collectors hold at most, whatever the descriptor limit: 1024 read
+/// buffers are 64 MiB, an eighth of the unit's `MemoryMax`.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// The policy every listen collector accepts by: the connection budget of all of them together
+/// is half the soft descriptor limit (read once, after the daemon raised it), at least 16 and
+/// at most [`MAX_CONNECTIONS`]; the other half is the journal's, the status writer's, the
+/// control socket's and the runtime's. Each incarnation's connections give their slots back
+/// when they are dropped with it.
+fn policy() -> Policy {
+    static BUDGET: OnceLock<(Arc<Semaphore>, usize)> = OnceLock::new();
+    let (slots, n) = BUDGET.get_or_init(|| {
+        let soft = crate::fdlimit::get().map_or(1024, |l| l.soft);
+        let n = usize::try_from(soft / 2).map_or(MAX_CONNECTIONS, |n| n.clamp(16, MAX_CONNECTIONS));
+        (Arc::new(Semaphore::new(n)), n)
+    });
+    Policy::sharing(slots.clone(), *n)
+}
+
 enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
@@ -64,15 +95,35 @@ async fn bind(address: &str) -> std::io::Result<Listener> {
             }
             // The file stays on stop: the old incarnation's state is dropped after its successor
             // may already have bound here, and the next bind replaces a stale file anyway.
-            Ok(Listener::Unix(UnixListener::bind(&path)?))
+            let socket = UnixSocket::new_stream()?;
+            socket.bind(&path)?;
+            Ok(Listener::Unix(socket.listen(BACKLOG)?))
         }
-        None => Ok(Listener::Tcp(TcpListener::bind(address).await?)),
+        None => {
+            let addr = tokio::net::lookup_host(address)
+                .await?
+                .next()
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the address resolves to nothing",
+                    )
+                })?;
+            let socket = match addr {
+                std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            // As std and tokio do: a restarted collector rebinds while old connections linger.
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            Ok(Listener::Tcp(socket.listen(BACKLOG)?))
+        }
     }
 }
 
 async fn serve<S: AsyncRead + AsyncWrite>(conn: S, args: Arc<ListenArgs>) -> std::io::Result<()> {
     let (r, mut w) = tokio::io::split(conn);
-    let mut r = BufReader::with_capacity(64 * 1024, r);
+    let mut r = BufReader::with_capacity(READ_BUFFER, r);
     let (mut line_no, mut durable) = (0u64, 0u64);
     while let Some(first) = read_line(&mut r, args.max_record_bytes).await? {
         let mut lines = vec![first];
@@ -109,6 +160,13 @@ async fn serve<S: AsyncRead + AsyncWrite>(conn: S, args: Arc<ListenArgs>) -> std
     w.flush().await
 }
 
+/// One connection served to its end; how it ended matters to nobody but a debugging reader.
+async fn served<S: AsyncRead + AsyncWrite>(conn: S, args: Arc<ListenArgs>) {
+    if let Err(e) = serve(conn, args.clone()).await {
+        tracing::debug!(actor = args.path.as_str(), error = %e, "connection ended with an error");
+    }
+}
+
 impl Actor for ListenActor {
     type Msg = ListenMsg;
     type State = ListenState;
@@ -129,29 +187,19 @@ impl Actor for ListenActor {
             "listening"
         );
         let args = Arc::new(args);
-        let acceptor = tokio::spawn(async move {
-            // Dropping the set (when this task is aborted) aborts every connection with it.
-            let mut conns = JoinSet::new();
-            loop {
-                let accepted = match &listener {
-                    Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
-                        let _ = s.set_nodelay(true);
-                        conns.spawn(serve(s, args.clone()));
-                    }),
-                    Listener::Unix(l) => l.accept().await.map(|(s, _)| {
-                        conns.spawn(serve(s, args.clone()));
-                    }),
-                };
-                if let Err(e) = accepted {
-                    tracing::warn!(actor = args.path.as_str(), event = "collector.listen.accept_failed", error = %e, "accept failed");
-                }
-                while let Some(done) = conns.try_join_next() {
-                    if let Ok(Err(e)) = done {
-                        tracing::debug!(actor = args.path.as_str(), error = %e, "connection ended with an error");
-                    }
-                }
-            }
-        });
+        let labels = Labels {
+            actor: args.path.clone(),
+            events: "collector.listen".into(),
+        };
+        let acceptor = match listener {
+            Listener::Tcp(l) => tokio::spawn(accept::run(l, policy(), labels, move |s| {
+                let _ = s.set_nodelay(true);
+                served(s, args.clone())
+            })),
+            Listener::Unix(l) => tokio::spawn(accept::run(l, policy(), labels, move |s| {
+                served(s, args.clone())
+            })),
+        };
         Ok(ListenState {
             _acceptor: AbortOnDrop(acceptor),
         })
