@@ -6,7 +6,6 @@ mod cli;
 mod config;
 mod crash;
 mod datapath;
-mod holes;
 mod fdflood;
 mod http;
 mod nesting;
