@@ -71,7 +71,8 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
             board: ctx.board.clone(),
             audit: ctx.audit.clone(),
             // Two chances at the primary: a probe and the read of its ids.
-            seed_wait: 2 * cfg.storage.io_timeout + cfg.storage.probe_interval,
+            seed_wait: (cfg.storage.io_timeout.saturating_mul(2))
+                .saturating_add(cfg.storage.probe_interval),
         },
     );
     let sync = ChildSpec::actor(

@@ -7,6 +7,7 @@ mod config;
 mod crash;
 mod datapath;
 mod fdflood;
+mod holes;
 mod http;
 mod nesting;
 mod outage;

@@ -209,6 +209,12 @@ pub struct Pusher {
 impl Pusher {
     /// Starts pushing to `socket`, `chunk` lines between reads of the acks.
     pub fn start(socket: PathBuf, chunk: usize) -> Self {
+        Self::start_after(socket, chunk, 0)
+    }
+
+    /// [`Pusher::start`] with records numbered from `last + 1` (a second pusher after one that
+    /// pushed `1..=last`).
+    pub fn start_after(socket: PathBuf, chunk: usize, last: u64) -> Self {
         use std::io::{BufRead, BufReader, Write};
         use std::sync::atomic::Ordering;
         let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -216,7 +222,7 @@ impl Pusher {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (a, m, s) = (acked.clone(), maybe.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let mut k = 0u64;
+            let mut k = last;
             while !s.load(Ordering::SeqCst) {
                 let Ok(conn) = std::os::unix::net::UnixStream::connect(&socket) else {
                     std::thread::sleep(Duration::from_millis(2));
@@ -358,4 +364,51 @@ pub fn listen_config(storage: &str) -> String {
         "[storage]\n{storage}\n\n[sync]\ninterval = \"20ms\"\nbatch = 500\n\n\
          [[collector]]\nname = \"in\"\nkind = \"listen\"\nstream = \"test/k\"\naddress = \"unix:in.sock\"\n"
     ))
+}
+
+/// Runs `fushi verify` on the env's config and asserts it finds the primary clean.
+pub fn assert_verify_clean(env: &Env) {
+    let out = Command::new(bin())
+        .arg("verify")
+        .arg("-c")
+        .arg(env.config())
+        .current_dir(env.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running fushi verify");
+    assert!(
+        out.status.success(),
+        "fushi verify: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A filesystem mounted for one test, lazily unmounted on drop (also when an assertion fails).
+pub struct Mounted(pub PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Mounts a tmpfs with `opts` (e.g. `size=16m,nr_inodes=64`) on `dir`, creating it. The data-path
+/// tests that act out a full disk need root for it, as CI has; without it they fail, saying so.
+pub fn mount_tmpfs(dir: &Path, opts: &str) -> Mounted {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test mounts a tmpfs on {} and needs root (CI runs the suite as root)",
+        dir.display()
+    );
+    std::fs::create_dir_all(dir).expect("creating the mountpoint");
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", opts, "fushi-test"])
+        .arg(dir)
+        .status()
+        .expect("running mount");
+    assert!(ok.success(), "cannot mount a tmpfs on {}", dir.display());
+    Mounted(dir.to_path_buf())
 }

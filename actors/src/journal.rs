@@ -52,12 +52,24 @@ pub enum JournalError {
     },
     #[error("cannot encode a record of stream {stream:?}: {reason}")]
     Encode { stream: String, reason: String },
+    #[error(
+        "disk nearly full under {dir}: the journal keeps {reserve} bytes (one segment) free so \
+         that forwarding can always move a segment to the primary and release it; records wait \
+         until {want} bytes are free ({free} were when this was first seen)"
+    )]
+    Space {
+        dir: PathBuf,
+        free: u64,
+        reserve: u64,
+        want: u64,
+    },
 }
 
 impl JournalError {
     /// Disk full: the caller keeps the records and retries later instead of failing over.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, JournalError::Io { source, .. } if source.raw_os_error() == Some(nix::libc::ENOSPC))
+        matches!(self, JournalError::Space { .. })
+            || matches!(self, JournalError::Io { source, .. } if source.raw_os_error() == Some(nix::libc::ENOSPC))
     }
 }
 
@@ -424,6 +436,21 @@ impl Frames {
     }
 }
 
+/// The file that holds the journal's reserve of free space (see [`Journal::make_room`]).
+const BALLAST: &str = "reserve";
+/// The smallest segment, also on a tiny filesystem.
+const MIN_SEGMENT: u64 = 4 << 10;
+
+/// (total, available) bytes of the filesystem that holds `dir`.
+fn space(dir: &Path) -> io::Result<(u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    let unit = st.fragment_size() as u64;
+    Ok((
+        st.blocks() as u64 * unit,
+        st.blocks_available() as u64 * unit,
+    ))
+}
+
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:020}.seg"))
 }
@@ -491,6 +518,14 @@ pub struct Journal {
     /// The last segment's file, open for appending; `None` once a failed write or fsync made it
     /// unusable: the next append opens a new segment first, and fails while it cannot.
     active: Option<File>,
+    /// Space kept free on the journal's filesystem: one segment, which is what forwarding needs
+    /// to copy a whole segment to a primary on the same disk (the default layout) before it can
+    /// release it. Without it a full disk deadlocks: nothing can be forwarded for want of room,
+    /// and no room is made because nothing is forwarded.
+    reserve: u64,
+    /// Whether [`BALLAST`] holds the reserve for us: a disk that other programs fill to the last
+    /// byte still has it, given back the moment the journal finds the disk full.
+    ballast: bool,
     /// Why the last rotation failed, while the active segment grows past `segment_max` for
     /// want of a new one (it keeps taking records: nothing is lost, but nothing of it can be
     /// released either until a rotation succeeds).
@@ -588,11 +623,26 @@ impl Journal {
         let (&active_n, active_seg) = segments.iter().next_back().expect("at least one segment");
         let active = Self::open_segment(dir, active_n, active_seg.bytes)?;
         fsync_dir(dir)?;
+        // On a small filesystem, segments (and so the reserve) shrink with it.
+        let total = space(dir).map(|(total, _)| total).unwrap_or(u64::MAX);
+        let segment_max = segment_max.min((total / 16).max(MIN_SEGMENT));
+        let ballast_path = dir.join(BALLAST);
+        let ballast = match fs::metadata(&ballast_path) {
+            Ok(m) if m.len() == segment_max => true,
+            Ok(_) => {
+                // Sized for another segment size: made again at the right size when there is room.
+                let _ = fs::remove_file(&ballast_path);
+                false
+            }
+            Err(_) => false,
+        };
         Ok((
             Journal {
                 dir: dir.to_path_buf(),
                 segments,
                 active: Some(active),
+                reserve: segment_max,
+                ballast,
                 rotate_error: None,
                 segment_max,
                 last,
@@ -754,6 +804,7 @@ impl Journal {
             next.insert(&p.stream, (epoch, seq));
             out.push(seq);
         }
+        self.make_room(buf.len() as u64)?;
         if self.active.is_none() {
             // The last write or fsync failed: that file is never written again.
             self.open_next()?;
@@ -808,6 +859,58 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    /// Checks that `need` more bytes leave the reserve free (see [`Journal::reserve`]), keeping
+    /// the ballast file that holds the reserve: made when there is room for it on top, given back
+    /// when the disk is full, so that forwarding has room to release segments. Fails, before
+    /// anything is written, while there is too little room.
+    fn make_room(&mut self, need: u64) -> Result<(), JournalError> {
+        let (_, free) = space(&self.dir).map_err(io_err("checking free space under", &self.dir))?;
+        if free >= need + self.reserve {
+            if !self.ballast && free >= need + 2 * self.reserve {
+                self.ballast = self.make_ballast().is_ok();
+            }
+            return Ok(());
+        }
+        if self.ballast && free < need + self.reserve {
+            let path = self.dir.join(BALLAST);
+            if fs::remove_file(&path).is_ok() {
+                self.ballast = false;
+                let _ = fsync_dir(&self.dir);
+            }
+        }
+        Err(JournalError::Space {
+            dir: self.dir.clone(),
+            free,
+            reserve: self.reserve,
+            want: need + self.reserve,
+        })
+    }
+
+    fn make_ballast(&self) -> Result<(), JournalError> {
+        let path = self.dir.join(BALLAST);
+        let f = File::create(&path).map_err(io_err("creating", &path))?;
+        let made = nix::fcntl::fallocate(
+            &f,
+            nix::fcntl::FallocateFlags::empty(),
+            0,
+            self.reserve as i64,
+        )
+        .map_err(io::Error::from)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| File::open(&self.dir)?.sync_all());
+        if let Err(e) = made {
+            drop(f);
+            let _ = fs::remove_file(&path);
+            return Err(io_err("reserving space in", &path)(e));
+        }
+        Ok(())
+    }
+
+    /// The space kept free for forwarding, in bytes.
+    pub fn reserve(&self) -> u64 {
+        self.reserve
     }
 
     /// Makes segment n+1 the active one. Its file is created and its directory entry made

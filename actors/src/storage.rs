@@ -39,6 +39,9 @@ pub struct JournalInfo {
     /// Group commits (one write and one fdatasync each) this writer made: records ÷ commits is
     /// how many records one fsync carried.
     pub commits: u64,
+    /// Appends are held back (journal or disk full, a failing disk): the sync actor then
+    /// rotates the active segment as soon as it is forwarded, so that releasing it makes room.
+    pub blocked: bool,
 }
 
 enum Cmd {
@@ -226,7 +229,9 @@ impl Actor for StorageActor {
         })
         .await??;
         // A journal with neither frames nor saved ids (a new, wiped or replaced data dir) would
-        // number from 1.1 again, under ids the primary may hold already.
+        // number from 1.1 again, under ids the primary may hold already; a damaged one, or one
+        // restored from an old copy, from below them. So every start first asks the primary,
+        // which answers at once when it is up.
         let knows_ids = ids.is_some() || !journal.last_ids().is_empty();
         journal.seed_last_ids(&ids.unwrap_or_default());
         for path in &recovery.removed {
@@ -270,10 +275,11 @@ impl Actor for StorageActor {
             full: false,
             failing_since: None,
             audit: args.audit.clone(),
-            unseeded: (!args.seed_wait.is_zero() && !knows_ids)
-                .then(|| Instant::now() + args.seed_wait),
+            unseeded: (!args.seed_wait.is_zero()).then(|| Instant::now() + args.seed_wait),
+            knows_ids,
             error: None,
             saved_ids: None,
+            dirty: false,
             saved_at: Instant::now(),
         };
         writer.publish();
@@ -352,10 +358,15 @@ struct Writer {
     /// No ids are handed out until the primary's are known or this deadline passes (see
     /// [`StorageArgs::seed_wait`]).
     unseeded: Option<Instant>,
+    /// Whether the journal had ids of its own at start: waiting for the primary's is then
+    /// routine, and only a journal without them shows the wait as an error.
+    knows_ids: bool,
     /// What status shows as the journal's error, as last published.
     error: Option<String>,
     /// The last ids as last saved, and when.
     saved_ids: Option<HashMap<String, (u64, u64)>>,
+    /// Ids were handed out since the last save.
+    dirty: bool,
     saved_at: Instant,
 }
 
@@ -374,6 +385,7 @@ impl Writer {
             records: self.journal.records(),
             generation: self.generation,
             commits: self.commits,
+            blocked: self.full || self.failing_since.is_some(),
         };
         self.info.send_replace(info);
         self.board.set_journal(
@@ -418,9 +430,11 @@ impl Writer {
         {
             return Ok(());
         }
+        // Also a failed attempt waits its turn: a full disk is not retried (and logged) 4 times a second.
+        self.saved_at = Instant::now();
         save_ids(&self.journal)?;
         self.saved_ids = Some(self.journal.last_ids().clone());
-        self.saved_at = Instant::now();
+        self.dirty = false;
         Ok(())
     }
 
@@ -431,7 +445,7 @@ impl Writer {
             match self.save_ids_due(true) {
                 Ok(()) => {
                     self.unseeded = None;
-                    self.error = None;
+                    self.clear_unseeded_error();
                     tracing::info!(
                         actor = "storage",
                         event = "journal.seeded",
@@ -450,12 +464,18 @@ impl Writer {
         self.publish();
     }
 
+    fn clear_unseeded_error(&mut self) {
+        if self.error.as_deref() == Some(UNSEEDED) {
+            self.error = None;
+        }
+    }
+
     /// A fresh journal whose primary did not answer in time numbers on its own (see
     /// [`StorageArgs::seed_wait`]).
     fn seed_expired(&mut self) {
         if self.unseeded.is_some_and(|at| Instant::now() >= at) {
             self.unseeded = None;
-            self.error = None;
+            self.clear_unseeded_error();
             tracing::warn!(actor = "storage", event = "journal.seeded",
                 "the primary's last ids could not be read in time: numbering starts from the journal's own; \
                  should the primary hold any of these ids already, forwarding stops before them and says so");
@@ -469,7 +489,9 @@ impl Writer {
 
     fn run(mut self) {
         loop {
-            let blocked = self.full || self.failing_since.is_some() || self.unseeded.is_some();
+            // Held-back appends are retried now and then, and new ids saved once due.
+            let blocked =
+                self.full || self.failing_since.is_some() || self.unseeded.is_some() || self.dirty;
             // With appends held back, wake up now and then to retry them.
             let first = if blocked {
                 match self.rx.recv_timeout(Duration::from_millis(250)) {
@@ -520,7 +542,7 @@ impl Writer {
         loop {
             self.full = self.journal.bytes() >= self.max_local;
             self.seed_expired();
-            if self.unseeded.is_some() {
+            if self.unseeded.is_some() && !self.knows_ids {
                 self.error = Some(UNSEEDED.into());
             }
             if self.full || self.unseeded.is_some() || self.waiting.is_empty() {
@@ -547,6 +569,7 @@ impl Writer {
             match self.journal.append_seqs(self.epoch, &self.node, all) {
                 Ok(seqs) => {
                     self.commits += 1;
+                    self.dirty = true;
                     self.failing_since = None;
                     let rotate = self.journal.rotate_error().map(|e| {
                         format!("cannot start a new segment ({e}); the active one grows past its size and cannot be released")
@@ -574,14 +597,14 @@ impl Writer {
     }
 
     fn report(&mut self, e: &JournalError) {
-        if self.failing_since.is_none() {
+        let first = self.failing_since.is_none();
+        if first {
             self.failing_since = Some(Instant::now());
         }
-        let what = if e.is_disk_full() {
-            "disk full"
-        } else {
-            "write failed"
-        };
-        self.set_error(Some(format!("{what}: {e}")));
+        // The first error of a streak stands: one that only differs in how many bytes are free
+        // would audit every retry.
+        if first || self.error.is_none() {
+            self.set_error(Some(e.to_string()));
+        }
     }
 }

@@ -879,7 +879,9 @@ impl SyncState {
 
     /// Once everything is forwarded, rotate a large active segment so it can be released.
     async fn maybe_clean(&mut self, info: &crate::storage::JournalInfo) {
-        if info.end.offset >= self.args.rotate_after {
+        // A held-back journal (a full disk) gets its room back only from released segments.
+        let blocked = info.blocked && info.end.offset > 0;
+        if info.end.offset >= self.args.rotate_after || blocked {
             if let Err(e) = self.args.storage.rotate().await {
                 tracing::warn!(actor = "sync", event = "journal.rotate_failed", error = %e, "cannot rotate the journal");
             }
