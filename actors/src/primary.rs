@@ -382,7 +382,10 @@ impl Primary {
             // keep the newer file and lose the older one's tail, and the ids read back would
             // skip it. Once a day per stream, so it costs nothing worth mentioning.
             if let Some(older) = newest[*stream].filter(|d| d < day) {
-                File::open(dir.join(day_file(older)))?.sync_data()?;
+                // And a torn last line there is cut now: once a newer file exists no append
+                // goes to this one again, and a record it may have held is sent again anyway.
+                let (older, _) = open_for_append(&dir.join(day_file(older)))?;
+                older.sync_data()?;
                 root.fault(faults::Op::Fsync, &dir)?;
                 sync_dir(&dir)?;
             }

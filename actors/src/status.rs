@@ -61,14 +61,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    use crate::faults::{check, Op};
+    check(Op::Open, path)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".status.")
         .suffix(".tmp")
         .tempfile_in(dir)?;
+    check(Op::Write, path)?;
     tmp.write_all(bytes)?;
+    check(Op::Fsync, path)?;
     tmp.as_file().sync_all()?;
+    check(Op::Rename, path)?;
     tmp.persist(path).map_err(|e| e.error)?;
     // The rename is only durable once the directory entry is.
+    check(Op::Fsync, dir)?;
     std::fs::File::open(dir)?.sync_all()
 }
 

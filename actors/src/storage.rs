@@ -55,6 +55,9 @@ enum Cmd {
 
 struct HandleInner {
     writer: Option<mpsc::Sender<Cmd>>,
+    /// The primary's last ids as last seeded: a restarted writer numbers above them at once
+    /// instead of waiting for the sync actor to read them again (they only ever grow).
+    seed: Option<BTreeMap<String, (u64, u64)>>,
 }
 
 /// The producers' and the sync actor's way to the journal; it survives storage restarts.
@@ -70,7 +73,10 @@ impl StorageHandle {
     pub fn new(journal_dir: PathBuf) -> Self {
         let (info_tx, _) = watch::channel(JournalInfo::default());
         Self {
-            inner: Arc::new(Mutex::new(HandleInner { writer: None })),
+            inner: Arc::new(Mutex::new(HandleInner {
+                writer: None,
+                seed: None,
+            })),
             writer_changed: Arc::new(tokio::sync::Notify::new()),
             info_tx: Arc::new(info_tx),
             dir: journal_dir,
@@ -129,6 +135,14 @@ impl StorageHandle {
     /// or below them: a wiped, replaced or damaged journal no longer knows its own, and another
     /// node may have written the same stream. Returns once the writer has them.
     pub async fn seed(&self, ids: BTreeMap<String, (u64, u64)>) {
+        {
+            let mut g = self.lock();
+            let seed = g.seed.get_or_insert_with(BTreeMap::new);
+            for (stream, &id) in &ids {
+                let e = seed.entry(stream.clone()).or_insert(id);
+                *e = (*e).max(id);
+            }
+        }
         let (tx, rx) = oneshot::channel();
         self.send(Cmd::Seed(ids, tx)).await;
         let _ = rx.await;
@@ -234,6 +248,11 @@ impl Actor for StorageActor {
         // which answers at once when it is up.
         let knows_ids = ids.is_some() || !journal.last_ids().is_empty();
         journal.seed_last_ids(&ids.unwrap_or_default());
+        // Seeded before in this process (this is a restart of storage alone): no need to wait.
+        let seeded = args.handle.lock().seed.clone();
+        if let Some(seed) = &seeded {
+            journal.seed_last_ids(seed);
+        }
         for path in &recovery.removed {
             tracing::warn!(actor = "storage", event = "journal.recovered", segment = %path.display(),
                 "removed an empty journal segment");
@@ -275,7 +294,8 @@ impl Actor for StorageActor {
             full: false,
             failing_since: None,
             audit: args.audit.clone(),
-            unseeded: (!args.seed_wait.is_zero()).then(|| Instant::now() + args.seed_wait),
+            unseeded: (!args.seed_wait.is_zero() && seeded.is_none())
+                .then(|| Instant::now() + args.seed_wait),
             knows_ids,
             error: None,
             saved_ids: None,

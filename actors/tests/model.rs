@@ -18,6 +18,18 @@
 //! without a crash (the NAS went away, or answered after the timeout) makes the forwarder reload
 //! its ids from the primary and retry from the same cursor, as the sync actor does.
 //!
+//! Any journal or primary operation may also fail, as a full, read-only or vanishing disk makes it
+//! fail: an armed [`faults`] rule fails the next matching `open`, `write`, `fsync`, `rename` or
+//! marker check (after letting a few through) of the journal or the primary, wherever it falls.
+//! The forwarder reacts as the sync actor does (an append or a forward that fails is retried; its
+//! ids are read back from the primary first), and a journal that fails to open is opened again
+//! once the fault is gone, as the supervisor restarts storage. And the journal's whole directory
+//! may be lost (a new disk, a reinstall): what only it held is gone with it, so the model keeps
+//! what the primary holds, and the new journal must number on from the primary's last ids, as the
+//! storage actor does once the sync actor has read them ([`journal::Journal::seed_last_ids`]).
+//! Every record at or below the primary's last id that forwarding skips must be on the primary as
+//! it is ([`Primary::not_held`]): an id handed out twice would be a record skipped and lost.
+//!
 //! After every step: each stream on the primary is a prefix of the model's list (same ids and
 //! data, in order, no duplicate, a torn line only at the end of the newest file), the journal's
 //! last ids are the model's and never below the primary's, and recovery only ever truncated a
@@ -27,6 +39,7 @@
 //!
 //! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override the defaults (256 cases, a fixed seed).
 
+use fushi_actors::faults;
 use fushi_actors::journal::{self, encode_frame, Journal, Position, Recovery};
 use fushi_actors::primary::Primary;
 use fushi_actors::records::StoredRecord;
@@ -102,7 +115,31 @@ enum Op {
         whole: bool,
         damage: Damage,
     },
+    /// The next matching operation of the journal (`journal`) or the primary, after `skip`
+    /// others, fails.
+    Fail {
+        journal: bool,
+        op: usize,
+        skip: u32,
+        errno: usize,
+    },
+    /// The journal's directory is lost, and the process restarts on an empty one.
+    LoseJournal,
 }
+
+const FAULT_OPS: [faults::Op; 5] = [
+    faults::Op::Open,
+    faults::Op::Write,
+    faults::Op::Fsync,
+    faults::Op::Rename,
+    faults::Op::Marker,
+];
+const ERRNOS: [i32; 4] = [
+    nix::libc::ENOSPC,
+    nix::libc::EIO,
+    nix::libc::EMFILE,
+    nix::libc::EROFS,
+];
 
 fn recs() -> impl Strategy<Value = Vec<Rec>> {
     prop::collection::vec((0..STREAMS.len(), 1u8..=3), 1..=5)
@@ -134,6 +171,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1usize..=8, stop()).prop_map(|(max, s)| Op::Forward { max, stop: Some(s) }),
         1 => Just(Op::Rotate),
         2 => (any::<bool>(), damage()).prop_map(|(whole, damage)| Op::Crash { whole, damage }),
+        3 => (any::<bool>(), 0..FAULT_OPS.len(), 0u32..4, 0..ERRNOS.len())
+            .prop_map(|(journal, op, skip, errno)| Op::Fail { journal, op, skip, errno }),
+        1 => Just(Op::LoseJournal),
     ]
 }
 
@@ -297,9 +337,13 @@ struct System {
     jdir: PathBuf,
     primary: Primary,
     journal: Option<Journal>,
-    /// The forwarder's state: where it reads next and the last ids on the primary.
+    /// The forwarder's state: where it reads next and the last ids on the primary (`None`:
+    /// to be read back before the next forward).
     cursor: Position,
-    ids: BTreeMap<String, (u64, u64)>,
+    ids: Option<BTreeMap<String, (u64, u64)>>,
+    /// The primary's ids as the storage handle last had them (a restart of storage alone uses
+    /// them); gone with the process.
+    seeded: BTreeMap<String, (u64, u64)>,
     /// Makes every record's data unique.
     counter: u64,
     _dirs: (TempDir, TempDir),
@@ -313,7 +357,8 @@ impl System {
             primary: Primary::new(p.path()),
             journal: None,
             cursor: Position::default(),
-            ids: BTreeMap::new(),
+            ids: None,
+            seeded: BTreeMap::new(),
             counter: 0,
             _dirs: (j, p),
         };
@@ -325,12 +370,21 @@ impl System {
         self.journal.as_mut().expect("journal open")
     }
 
-    /// Opens the journal as the storage actor does (recovery, then the saved last ids) and, for a
-    /// process start, the forwarder as the sync actor does (ids from the primary, from the start).
+    /// Opens the journal as the storage actor does (recovery, then the saved last ids, then the
+    /// primary's) and, for a process start, the forwarder as the sync actor does (ids from the
+    /// primary, from the start). A journal that fails to open (an injected fault) is opened
+    /// again once the fault is gone, as the supervisor restarts storage.
     fn restart(&mut self, whole: bool) {
         assert!(self.journal.is_none());
-        let (mut j, recovery) =
-            Journal::open(&self.jdir, SEGMENT_MAX, Duration::from_secs(5)).expect("open journal");
+        let (mut j, recovery) = match Journal::open(&self.jdir, SEGMENT_MAX, Duration::from_secs(5))
+        {
+            Ok(opened) => opened,
+            Err(_) => {
+                faults::disarm(&self.jdir);
+                Journal::open(&self.jdir, SEGMENT_MAX, Duration::from_secs(5))
+                    .expect("open journal")
+            }
+        };
         j.seed_last_ids(&storage::load_ids(&self.jdir));
         let Recovery {
             quarantined,
@@ -343,10 +397,52 @@ impl System {
             "recovery did more than cut a tail: {recovery:?}"
         );
         if whole {
-            self.ids = self.primary.last_ids().expect("primary last ids");
+            // A new process's storage numbers nothing before the sync actor has read the
+            // primary's ids (or its wait for them expires: the case the forward's conflict check
+            // is for), and saves them as its own.
             self.cursor = j.start();
+            let ids = loop {
+                match self.primary.last_ids() {
+                    Ok(ids) => break ids,
+                    Err(_) => faults::disarm(self.primary.root()),
+                }
+            };
+            j.seed_last_ids(&ids);
+            let _ = storage::save_ids(&j);
+            self.seeded = ids.clone();
+            self.ids = Some(ids);
+        } else {
+            // A restarted storage actor takes the ids its handle was last seeded with.
+            j.seed_last_ids(&self.seeded);
         }
         self.journal = Some(j);
+    }
+
+    /// The last ids on the primary, read back if they are not known (and handed to the
+    /// journal, as the sync actor hands them to storage); None while that fails.
+    fn ids(&mut self) -> Option<BTreeMap<String, (u64, u64)>> {
+        if self.ids.is_none() {
+            let ids = self.primary.last_ids().ok()?;
+            self.journal().seed_last_ids(&ids);
+            for (stream, &id) in &ids {
+                let e = self.seeded.entry(stream.clone()).or_insert(id);
+                *e = (*e).max(id);
+            }
+            self.ids = Some(ids);
+        }
+        self.ids.clone()
+    }
+
+    /// The journal's directory is lost: what only it held is gone, what the primary holds stays.
+    fn lose_journal(&mut self, model: &mut Model) {
+        self.journal.take().expect("journal open");
+        fs::remove_dir_all(&self.jdir).expect("removing the journal");
+        let root = self.primary.root().to_path_buf();
+        for stream in STREAMS {
+            let held = faults::without(|| primary_records(&root, stream));
+            model.streams.insert(stream.to_string(), held);
+        }
+        self.restart(true);
     }
 
     /// Drops the journal (and with `whole` the forwarder), damages what was not fsynced, and
@@ -416,10 +512,10 @@ impl System {
                 data: self.data(),
             })
             .collect();
-        let stored = self
-            .journal()
-            .append(EPOCH, NODE, &pending)
-            .expect("append");
+        // A failed append acknowledges nothing; its producer sends it again later.
+        let Ok(stored) = self.journal().append(EPOCH, NODE, &pending) else {
+            return;
+        };
         assert_eq!(stored.len(), pending.len());
         for (rec, p) in stored.into_iter().zip(&pending) {
             assert_eq!(
@@ -441,10 +537,14 @@ impl System {
         }
         if self.cursor >= end {
             if end.offset >= ROTATE_AFTER {
-                self.journal().rotate().expect("rotate");
+                // A rotation that fails is tried again at the next forward.
+                let _ = self.journal().rotate();
             }
             return false;
         }
+        let Some(ids) = self.ids() else {
+            return true;
+        };
         let (frames, next) =
             journal::read(&self.jdir, self.cursor, end, max, usize::MAX).expect("read");
         assert!(
@@ -452,12 +552,28 @@ impl System {
             "forwarding is stuck at {:?} (end {end:?})",
             self.cursor
         );
-        let plan = sync::plan(&self.ids, &frames);
+        let plan = sync::plan(&ids, &frames);
         assert!(
             plan.gaps.is_empty(),
             "gaps while forwarding: {:?}",
             plan.gaps
         );
+        if !plan.skipped.is_empty() {
+            match self.primary.not_held(&frames, &plan.skipped) {
+                Ok(conflicts) => assert!(
+                    conflicts.is_empty(),
+                    "records skipped as forwarded that the primary does not hold: {:?}",
+                    conflicts
+                        .iter()
+                        .map(|&i| frames.get(i).record())
+                        .collect::<Vec<_>>()
+                ),
+                Err(_) => {
+                    self.interrupted(model, None);
+                    return true;
+                }
+            }
+        }
         if let Some(Stop::TornPrimary(cut, crash)) = stop {
             let batch: Vec<StoredRecord> = plan
                 .to_send
@@ -470,32 +586,35 @@ impl System {
         }
         if let Some(Stop::WrittenNotSynced(crash)) = stop {
             if !plan.to_send.is_empty() {
-                drop(
-                    self.primary
-                        .write(&frames, &plan.to_send)
-                        .expect("primary write"),
-                );
+                drop(self.primary.write(&frames, &plan.to_send));
             }
             self.interrupted(model, crash.as_ref());
             return true;
         }
         if !plan.to_send.is_empty() {
-            // As the sync actor does: written, then made durable.
-            let written = self
+            // As the sync actor does: written, then made durable; either failing, the ids are
+            // read back and the same batch is tried again.
+            let done = self
                 .primary
                 .write(&frames, &plan.to_send)
-                .expect("primary write");
-            self.primary.sync(written).expect("primary sync");
+                .and_then(|written| self.primary.sync(written));
+            if done.is_err() {
+                self.interrupted(model, None);
+                return true;
+            }
         }
         if let Some(Stop::AfterPrimary(crash)) = stop {
             self.interrupted(model, crash.as_ref());
             return true;
         }
-        self.ids = plan.last_ids;
+        self.ids = Some(plan.last_ids);
         self.cursor = next;
         if self.cursor.segment > start.segment {
             let cut = self.cursor.segment;
-            storage::save_ids(self.journal()).expect("save ids");
+            // As the writer's release: no segment goes before the ids are saved.
+            if storage::save_ids(self.journal()).is_err() {
+                return true;
+            }
             if let Some(Stop::AfterIds(damage)) = stop {
                 self.crash(model, true, damage);
                 return true;
@@ -506,7 +625,8 @@ impl System {
                 .filter(|&n| n < cut && n < active)
                 .map(|n| (n, fs::read(segment_path(&self.jdir, n)).unwrap()))
                 .collect();
-            self.journal().release_before(cut).expect("release");
+            // A release that fails is asked for again by a later forward.
+            let _ = self.journal().release_before(cut);
             if let Some(Stop::MidRelease(mask, damage)) = stop {
                 for (i, (n, bytes)) in doomed.iter().enumerate() {
                     if mask & (1 << (i % 8)) != 0 {
@@ -529,7 +649,7 @@ impl System {
     fn interrupted(&mut self, model: &mut Model, crash: Option<&Damage>) {
         match crash {
             Some(damage) => self.crash(model, true, damage),
-            None => self.ids = self.primary.last_ids().expect("primary last ids"),
+            None => self.ids = None,
         }
     }
 
@@ -551,7 +671,7 @@ impl System {
     /// The invariants that hold after every step.
     fn check(&self, model: &Model) {
         let root = self.primary.root().to_path_buf();
-        let primary_last = self.primary.last_ids().expect("primary last ids");
+        let primary_last = faults::without(|| self.primary.last_ids()).expect("primary last ids");
         let j = self.journal.as_ref().unwrap();
         for stream in STREAMS {
             let want = model.of(stream);
@@ -588,7 +708,7 @@ impl System {
                 "stream {stream}: not everything reached the primary"
             );
         }
-        let report = self.primary.verify().expect("verify");
+        let report = faults::without(|| self.primary.verify()).expect("verify");
         assert!(report.is_clean(), "verify: {:?}", report.problems);
         let total: usize = model.streams.values().map(Vec::len).sum();
         assert_eq!(report.records, total as u64);
@@ -612,11 +732,30 @@ fn run(ops: &[Op]) {
             Op::Forward { max, stop } => {
                 sys.forward(&mut model, *max, stop.as_ref());
             }
-            Op::Rotate => sys.journal().rotate().expect("rotate"),
+            Op::Rotate => {
+                let _ = sys.journal().rotate();
+            }
             Op::Crash { whole, damage } => sys.crash(&mut model, *whole, damage),
+            Op::Fail {
+                journal,
+                op,
+                skip,
+                errno,
+            } => {
+                let under = if *journal {
+                    sys.jdir.clone()
+                } else {
+                    sys.primary.root().to_path_buf()
+                };
+                faults::arm(FAULT_OPS[*op], &under, *skip, 1, ERRNOS[*errno]);
+            }
+            Op::LoseJournal => sys.lose_journal(&mut model),
         }
         sys.check(&model);
     }
+    // The disks are healthy again: everything must drain.
+    faults::disarm(&sys.jdir);
+    faults::disarm(sys.primary.root());
     sys.drain(&mut model);
     sys.check_drained(&model);
     // Idempotent across a restart, and the ids continue although their segments are gone.
