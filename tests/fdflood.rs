@@ -13,7 +13,7 @@ use crate::util::*;
 /// The daemon's open-file limit, soft and hard, so that it cannot raise it.
 const LIMIT: u64 = 256;
 /// Idle connections: more than the limit.
-const IDLE: usize = 400;
+const IDLE: usize = 300;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
