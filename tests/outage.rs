@@ -948,3 +948,66 @@ fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
     assert!(st.success(), "fushi stopped cleanly: {st}");
     println!("{TEST}: exec hung in {hung:?} while `fushi pid` and `fushi status` answered");
 }
+
+/// Issue 9, case 3: the store's marker used to be checked once per batch by path, and the
+/// batch's directories and files then created by path too, so a NAS unmounted during a drain
+/// had the rest of a batch land on the local disk in the bare mountpoint (and vanish from the
+/// NAS's history once it was mounted again). The primary here is the mountpoint itself, with no
+/// tripwire under it; it is unmounted three times, each time as soon as a drain has landed its
+/// first batch.
+#[test]
+fn a_store_unmounted_during_a_drain_gets_nothing_in_the_bare_mountpoint() {
+    const TEST: &str = "outage::unmounted_mid_drain";
+    if !prerequisites(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let env = Env::new(&listen_config(
+        "primary = \"mnt\"\nprobe_interval = \"100ms\"\nio_timeout = \"300ms\"",
+    ));
+    let root = env.path().canonicalize().expect("canonical temp dir");
+    let (mnt, backing) = (root.join("mnt"), root.join("backing"));
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::create_dir(&backing).unwrap();
+    let mut mounts = Mounts::default();
+    mounts.tmpfs(&backing, "1g");
+    std::fs::write(backing.join(".fushi-primary"), b"").unwrap();
+    let mut d = env.start();
+    let pusher = Pusher::start(env.path().join("in.sock"), 50);
+    let chunks = |env: &Env| events(&env.audit(), "collector.sync.chunk", "sync").len();
+    for round in 0..3 {
+        // A backlog while the store is away: the bare mountpoint has no marker, so it is down.
+        let before = pusher.acked_count();
+        wait_for(&format!("round {round}: a backlog"), || {
+            (pusher.acked_count() >= before + 20_000).then_some(())
+        });
+        let landed = chunks(&env);
+        mounts.bindfs(&backing, &mnt);
+        wait_for(&format!("round {round}: the drain's first batch"), || {
+            (chunks(&env) > landed).then_some(())
+        });
+        mounts.umount_lazy(&mnt);
+        wait_for(&format!("round {round}: the primary down"), || {
+            (env.status()?["storage"]["primary"] == "down").then_some(())
+        });
+        let stray: Vec<_> = std::fs::read_dir(&mnt)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "round {round}: written into the bare mountpoint: {stray:?}"
+        );
+    }
+    mounts.bindfs(&backing, &mnt);
+    let (acked, maybe) = pusher.finish();
+    let acked_set: HashSet<u64> = acked.iter().copied().collect();
+    wait_for("every acknowledged record on the store", || {
+        let have: HashSet<u64> = store_ks(&backing).into_iter().collect();
+        acked_set.is_subset(&have).then_some(())
+    });
+    assert!(d.terminate().success());
+    let ks = primary_ks(&backing, STREAM);
+    assert_acknowledged_once_in_order(&ks, &acked, &maybe, |_| {});
+    assert_verify_clean(&env);
+}
