@@ -224,3 +224,80 @@ fn a_full_disk_shared_with_the_primary_recovers_once_a_little_space_is_freed() {
     assert!(d.terminate().success());
     assert_verify_clean(&env);
 }
+
+/// The case the start-up wait for the primary's ids cannot cover: a journal restored from an old
+/// copy, started while the primary is away for longer than that wait, numbers from its stale ids
+/// under ids the primary already holds. Forwarding must not skip those records as already sent:
+/// it stops before them, audits `journal.conflict` and turns health red, and the records stay in
+/// the journal.
+#[test]
+fn a_journal_restored_from_an_old_copy_stops_at_the_conflict_instead_of_skipping() {
+    let env = Env::new(&listen_config(
+        "primary = \"nas\"\nprobe_interval = \"100ms\"\nio_timeout = \"300ms\"",
+    ));
+    let nas = env.path().join("nas");
+    std::fs::create_dir(&nas).unwrap();
+    let marker = nas.join(".fushi-primary");
+    std::fs::write(&marker, b"").unwrap();
+    let journal = env.data().join("journal");
+    let copy = env.path().join("journal-copy");
+    let (mut acked, mut maybe) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        let mut d = env.start();
+        let last = acked.iter().chain(&maybe).copied().max().unwrap_or(0);
+        let (a, m) = push(&env, last, 300);
+        acked.extend(a);
+        maybe.extend(m);
+        primary_holds(&nas, &acked);
+        assert!(d.terminate().success());
+        if round == 0 {
+            // The backup, taken after the first run.
+            let status = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&journal)
+                .arg(&copy)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    let on_primary = primary_ks(&nas, STREAM);
+    std::fs::remove_dir_all(&journal).unwrap();
+    std::fs::rename(&copy, &journal).unwrap();
+    // The store is away (unmarked) past the start-up wait: numbering goes on from the copy.
+    std::fs::rename(&marker, nas.join("marker-away")).unwrap();
+    let mut d = env.start();
+    d.wait_audit("journal.seeded", "storage", 3);
+    let last = acked.iter().chain(&maybe).copied().max().unwrap();
+    let (held, _) = push(&env, last, 100);
+    std::fs::rename(nas.join("marker-away"), &marker).unwrap();
+    let a = d.wait_audit("journal.conflict", "sync", 1);
+    let conflict = &events(&a, "journal.conflict", "sync")[0]["payload"];
+    assert_eq!(conflict["stream"], STREAM, "{conflict}");
+    let red = wait_for("the conflict in status", || {
+        let s = env.status()?;
+        s["sync"]["conflict"].is_string().then_some(s)
+    });
+    assert_eq!(red["health"], "red", "{red}");
+    assert!(
+        red["sync"]["conflict"]
+            .as_str()
+            .unwrap()
+            .contains("already holds with other data"),
+        "{red}"
+    );
+    // Nothing skipped, nothing deleted: the primary is as it was, the records wait in the journal.
+    assert_eq!(primary_ks(&nas, STREAM), on_primary);
+    assert!(
+        red["storage"]["lag_records"].as_u64().unwrap() >= held.len() as u64,
+        "{red}"
+    );
+    assert!(d.terminate().success());
+    let mut d = env.start();
+    let again = wait_for("the conflict seen again after a restart", || {
+        let s = env.status()?;
+        (s["sync"]["conflict"].is_string() && s["pid"] == d.pid()).then_some(s)
+    });
+    assert!(again["storage"]["lag_records"].as_u64().unwrap() >= held.len() as u64);
+    assert!(d.terminate().success());
+}
