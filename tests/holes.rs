@@ -228,10 +228,11 @@ fn a_full_disk_shared_with_the_primary_recovers_once_a_little_space_is_freed() {
 /// The case the start-up wait for the primary's ids cannot cover: a journal restored from an old
 /// copy, started while the primary is away for longer than that wait, numbers from its stale ids
 /// under ids the primary already holds. Forwarding must not skip those records as already sent:
-/// it stops before them, audits `journal.conflict` and turns health red, and the records stay in
-/// the journal.
+/// it finds the collision (`journal.conflict`), moves the stream's records from there on to new
+/// ids above the primary's, in order (`journal.rehomed`), and forwards them, also across a
+/// `kill -9` right after.
 #[test]
-fn a_journal_restored_from_an_old_copy_stops_at_the_conflict_instead_of_skipping() {
+fn a_journal_restored_from_an_old_copy_moves_its_colliding_records_to_new_ids() {
     let env = Env::new(&listen_config(
         "primary = \"nas\"\nprobe_interval = \"100ms\"\nio_timeout = \"300ms\"",
     ));
@@ -261,7 +262,7 @@ fn a_journal_restored_from_an_old_copy_stops_at_the_conflict_instead_of_skipping
             assert!(status.success());
         }
     }
-    let on_primary = primary_ks(&nas, STREAM);
+    let held_by_primary = primary_ks(&nas, STREAM).len();
     std::fs::remove_dir_all(&journal).unwrap();
     std::fs::rename(&copy, &journal).unwrap();
     // The store is away (unmarked) past the start-up wait: numbering goes on from the copy.
@@ -269,35 +270,32 @@ fn a_journal_restored_from_an_old_copy_stops_at_the_conflict_instead_of_skipping
     let mut d = env.start();
     d.wait_audit("journal.seeded", "storage", 3);
     let last = acked.iter().chain(&maybe).copied().max().unwrap();
-    let (held, _) = push(&env, last, 100);
+    let (a, m) = push(&env, last, 300);
+    acked.extend(a);
+    maybe.extend(m);
     std::fs::rename(nas.join("marker-away"), &marker).unwrap();
-    let a = d.wait_audit("journal.conflict", "sync", 1);
+    let a = d.wait_audit("journal.rehomed", "sync", 1);
     let conflict = &events(&a, "journal.conflict", "sync")[0]["payload"];
     assert_eq!(conflict["stream"], STREAM, "{conflict}");
-    let red = wait_for("the conflict in status", || {
-        let s = env.status()?;
-        s["sync"]["conflict"].is_string().then_some(s)
-    });
-    assert_eq!(red["health"], "red", "{red}");
-    assert!(
-        red["sync"]["conflict"]
-            .as_str()
-            .unwrap()
-            .contains("already holds with other data"),
-        "{red}"
+    let moved = &events(&a, "journal.rehomed", "sync")[0]["payload"];
+    assert_eq!(
+        moved["to"],
+        format!("1.{}", held_by_primary + 1),
+        "the moved records continue the primary's ids: {moved}"
     );
-    // Nothing skipped, nothing deleted: the primary is as it was, the records wait in the journal.
-    assert_eq!(primary_ks(&nas, STREAM), on_primary);
-    assert!(
-        red["storage"]["lag_records"].as_u64().unwrap() >= held.len() as u64,
-        "{red}"
-    );
-    assert!(d.terminate().success());
+    // A crash at once: the move is durable, nothing goes twice.
+    d.kill9();
     let mut d = env.start();
-    let again = wait_for("the conflict seen again after a restart", || {
+    let last = acked.iter().chain(&maybe).copied().max().unwrap();
+    let (a, m) = push(&env, last, 100);
+    acked.extend(a);
+    maybe.extend(m);
+    let ks = primary_holds(&nas, &acked);
+    wait_for("health green again", || {
         let s = env.status()?;
-        (s["sync"]["conflict"].is_string() && s["pid"] == d.pid()).then_some(s)
+        (s["health"] == "green" && s["pid"] == d.pid()).then_some(())
     });
-    assert!(again["storage"]["lag_records"].as_u64().unwrap() >= held.len() as u64);
     assert!(d.terminate().success());
+    assert_acknowledged_once_in_order(&ks, &acked, &maybe, |_| {});
+    assert_verify_clean(&env);
 }

@@ -24,7 +24,7 @@
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,9 @@ use crate::records::StoredRecord;
 
 /// `FSJ2`: frames carry the primary line (`FSJ1`, before any release, carried the fields).
 pub const MAGIC: [u8; 4] = *b"FSJ2";
+/// `FSJ3`: a copy of an earlier frame under a new id ([`Journal::rehome`]); its head also says
+/// which id it was and how many copies of the same group follow it.
+pub const MAGIC_COPY: [u8; 4] = *b"FSJ3";
 const HEADER: usize = 12;
 /// No frame is larger; a length field beyond it is damage, not a frame.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -91,6 +94,20 @@ struct FrameHead<'a> {
     ts: &'a str,
 }
 
+/// The head of a copy frame: a [`FrameHead`] and what it is a copy of.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct CopyHead<'a> {
+    epoch: u64,
+    seq: u64,
+    stream: &'a str,
+    ts: &'a str,
+    /// The (epoch, seq) of the frame this copies, which it supersedes.
+    was: (u64, u64),
+    /// Copies of the same group after this one: 0 ends the group, so that recovery can tell
+    /// a group a crash cut short (and drop all of it) from a whole one.
+    left: u32,
+}
+
 /// One frame's record, borrowed from the bytes it was decoded from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameView<'a> {
@@ -100,6 +117,9 @@ pub struct FrameView<'a> {
     pub ts: &'a str,
     /// The record's line on the primary, `\n` included.
     pub line: &'a [u8],
+    /// For a copy ([`Journal::rehome`]): the (epoch, seq) it was first stored under, and how
+    /// many copies of its group follow it.
+    pub copy_of: Option<((u64, u64), u32)>,
 }
 
 impl FrameView<'_> {
@@ -121,6 +141,9 @@ pub struct Pending {
     pub ts: String,
     pub data: serde_json::Value,
 }
+
+/// A record moved by [`Journal::rehome`]: its (epoch, seq) before and after.
+pub type Moved = ((u64, u64), (u64, u64));
 
 /// A place in the journal: a segment and a byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
@@ -154,11 +177,13 @@ fn encode_into(out: &mut Vec<u8>, rec: &StoredRecord) -> Result<(), JournalError
         &rec.ts,
         &rec.node,
         &rec.data,
+        None,
     )
 }
 
 /// Appends the frame of a record given by its parts, so the writer never has to build (and
 /// copy into) a `StoredRecord` just to encode it; on error `out` is left as it was.
+#[allow(clippy::too_many_arguments)]
 fn encode_parts(
     out: &mut Vec<u8>,
     epoch: u64,
@@ -167,6 +192,7 @@ fn encode_parts(
     ts: &str,
     node: &str,
     data: &serde_json::Value,
+    copy_of: Option<((u64, u64), u32)>,
 ) -> Result<(), JournalError> {
     let start = out.len();
     let failed = |out: &mut Vec<u8>, reason: String| {
@@ -177,13 +203,29 @@ fn encode_parts(
         }
     };
     out.extend_from_slice(&[0; HEADER]);
-    let head = FrameHead {
-        epoch,
-        seq,
-        stream,
-        ts,
+    let head = match copy_of {
+        None => postcard::to_io(
+            &FrameHead {
+                epoch,
+                seq,
+                stream,
+                ts,
+            },
+            &mut *out,
+        ),
+        Some((was, left)) => postcard::to_io(
+            &CopyHead {
+                epoch,
+                seq,
+                stream,
+                ts,
+                was,
+                left,
+            },
+            &mut *out,
+        ),
     };
-    if let Err(e) = postcard::to_io(&head, &mut *out) {
+    if let Err(e) = head {
         return Err(failed(out, e.to_string()));
     }
     if let Err(e) = render_line(out, epoch, seq, ts, stream, node, data) {
@@ -191,8 +233,9 @@ fn encode_parts(
     }
     let payload = start + HEADER;
     let len = (out.len() - payload) as u32;
-    let crc = crc32c::crc32c(&out[payload..]);
-    out[start..start + 4].copy_from_slice(&MAGIC);
+    let crc = checksum(copy_of.is_some(), &out[payload..]);
+    let magic = if copy_of.is_some() { MAGIC_COPY } else { MAGIC };
+    out[start..start + 4].copy_from_slice(&magic);
     out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
     out[start + 8..payload].copy_from_slice(&crc.to_le_bytes());
     Ok(())
@@ -239,10 +282,20 @@ pub fn encode_frame(rec: &StoredRecord) -> Result<Vec<u8>, JournalError> {
     Ok(out)
 }
 
+/// A frame's checksum. A copy's also covers its magic: `FSJ2` and `FSJ3` are one bit apart, and a
+/// flip must not turn a frame into a copy that parses (or a copy into a frame).
+fn checksum(copy: bool, payload: &[u8]) -> u32 {
+    if copy {
+        crc32c::crc32c_append(crc32c::crc32c(&MAGIC_COPY), payload)
+    } else {
+        crc32c::crc32c(payload)
+    }
+}
+
 /// Decodes the frame at the start of `buf`: `Some((record, frame length))` only for a whole,
 /// checksummed, decodable frame.
 pub fn decode_frame(buf: &[u8]) -> Option<(FrameView<'_>, usize)> {
-    if buf.len() < HEADER || buf[..4] != MAGIC {
+    if buf.len() < HEADER || (buf[..4] != MAGIC && buf[..4] != MAGIC_COPY) {
         return None;
     }
     let len = u32::from_le_bytes(buf[4..8].try_into().ok()?) as usize;
@@ -250,24 +303,35 @@ pub fn decode_frame(buf: &[u8]) -> Option<(FrameView<'_>, usize)> {
     if len > MAX_FRAME || buf.len() < HEADER + len {
         return None;
     }
-    if crc32c::crc32c(&buf[HEADER..HEADER + len]) != crc {
+    let copy = buf[..4] == MAGIC_COPY;
+    if checksum(copy, &buf[HEADER..HEADER + len]) != crc {
         return None;
     }
-    Some((parse_payload(&buf[HEADER..HEADER + len])?, HEADER + len))
+    Some((
+        parse_payload(&buf[HEADER..HEADER + len], copy)?,
+        HEADER + len,
+    ))
 }
 
 /// The record of a frame's payload (checksum already checked).
-fn parse_payload(payload: &[u8]) -> Option<FrameView<'_>> {
-    let (head, line): (FrameHead, _) = postcard::take_from_bytes(payload).ok()?;
+fn parse_payload(payload: &[u8], copy: bool) -> Option<FrameView<'_>> {
+    let (epoch, seq, stream, ts, copy_of, line) = if copy {
+        let (h, line): (CopyHead, _) = postcard::take_from_bytes(payload).ok()?;
+        (h.epoch, h.seq, h.stream, h.ts, Some((h.was, h.left)), line)
+    } else {
+        let (h, line): (FrameHead, _) = postcard::take_from_bytes(payload).ok()?;
+        (h.epoch, h.seq, h.stream, h.ts, None, line)
+    };
     if !line.ends_with(b"\n") {
         return None;
     }
     Some(FrameView {
-        epoch: head.epoch,
-        seq: head.seq,
-        stream: head.stream,
-        ts: head.ts,
+        epoch,
+        seq,
+        stream,
+        ts,
         line,
+        copy_of,
     })
 }
 
@@ -292,6 +356,7 @@ struct Loc {
     stream: usize,
     ts: std::ops::Range<usize>,
     line: std::ops::Range<usize>,
+    copy_of: Option<((u64, u64), u32)>,
 }
 
 impl Frames {
@@ -343,6 +408,7 @@ impl Frames {
             stream,
             ts,
             line,
+            copy_of: view.copy_of,
         });
         Some(n)
     }
@@ -406,6 +472,7 @@ impl Frames {
             // It was a str when the frame was decoded.
             ts: std::str::from_utf8(&self.bytes[l.ts.clone()]).unwrap_or_default(),
             line: &self.bytes[l.line.clone()],
+            copy_of: l.copy_of,
         }
     }
 
@@ -488,7 +555,10 @@ fn scan(buf: &[u8]) -> Scan<'_> {
         let start = off;
         let mut next = None;
         let mut probe = off + 1;
-        while let Some(i) = buf[probe..].windows(4).position(|w| w == MAGIC) {
+        while let Some(i) = buf[probe..]
+            .windows(4)
+            .position(|w| w == MAGIC || w == MAGIC_COPY)
+        {
             let at = probe + i;
             if decode_frame(&buf[at..]).is_some() {
                 next = Some(at);
@@ -501,6 +571,25 @@ fn scan(buf: &[u8]) -> Scan<'_> {
         off = end;
     }
     Scan { frames, damage }
+}
+
+/// Where a group of copies at the end of `frames` begins, if the group is incomplete (its last
+/// frame expects more of it).
+fn torn_copy_group(frames: &[(u64, usize, FrameView)]) -> Option<usize> {
+    let (_, _, last) = frames.last()?;
+    let (_, left) = last.copy_of?;
+    if left == 0 {
+        return None;
+    }
+    // Walk back over the group: each earlier copy expects one more after it.
+    let mut start = frames.len() - 1;
+    while start > 0 {
+        match frames[start - 1].2.copy_of {
+            Some((_, l)) if l == frames[start].2.copy_of.map_or(0, |c| c.1) + 1 => start -= 1,
+            _ => break,
+        }
+    }
+    Some(start)
 }
 
 /// A segment's durable length and how many records it holds.
@@ -532,6 +621,8 @@ pub struct Journal {
     rotate_error: Option<String>,
     segment_max: u64,
     last: HashMap<String, (u64, u64)>,
+    /// Frames copied elsewhere by [`Journal::rehome`]: (epoch, seq) per stream.
+    superseded: HashMap<String, HashSet<(u64, u64)>>,
     _lock: Flock<File>,
 }
 
@@ -571,13 +662,33 @@ impl Journal {
         let mut recovery = Recovery::default();
         let mut segments = BTreeMap::new();
         let mut last: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut superseded: HashMap<String, HashSet<(u64, u64)>> = HashMap::new();
         let count = numbers.len();
         for (i, n) in numbers.into_iter().enumerate() {
             let path = segment_path(dir, n);
             let buf = fs::read(&path).map_err(io_err("reading", &path))?;
-            let Scan { frames, damage } = scan(&buf);
+            let Scan {
+                mut frames,
+                mut damage,
+            } = scan(&buf);
+            // A group of copies that a crash cut short is dropped whole, originals kept: its
+            // last frame says more of the group should follow. Only the last segment can end so.
+            if i + 1 == count {
+                if let Some(cut) = torn_copy_group(&frames) {
+                    let at = frames[cut].0;
+                    damage.retain(|&(off, _)| off < at);
+                    damage.push((at, buf.len() as u64 - at));
+                    frames.truncate(cut);
+                }
+            }
             let seg_records = frames.len() as u64;
             for (_, _, rec) in &frames {
+                if let Some((was, _)) = rec.copy_of {
+                    superseded
+                        .entry(rec.stream.to_string())
+                        .or_default()
+                        .insert(was);
+                }
                 let key = (rec.epoch, rec.seq);
                 match last.get_mut(rec.stream) {
                     Some(prev) if *prev >= key => recovery.duplicates += 1,
@@ -646,6 +757,7 @@ impl Journal {
                 rotate_error: None,
                 segment_max,
                 last,
+                superseded,
                 _lock: lock,
             },
             recovery,
@@ -800,10 +912,83 @@ impl Journal {
                 Some((e, s)) if e == epoch => s + 1,
                 _ => 1,
             };
-            encode_parts(&mut buf, epoch, seq, &p.stream, &p.ts, node, &p.data)?;
+            encode_parts(&mut buf, epoch, seq, &p.stream, &p.ts, node, &p.data, None)?;
             next.insert(&p.stream, (epoch, seq));
             out.push(seq);
         }
+        self.write_group(&buf, out.len() as u64)?;
+        self.last
+            .extend(next.into_iter().map(|(k, v)| (k.to_string(), v)));
+        Ok(out)
+    }
+
+    /// Copies every frame of `stream` from `from` to the end of the journal (but those already
+    /// superseded) to the end, in order, under new ids, in one group, and marks the originals
+    /// superseded: forwarding then passes over them and sends the copies instead. This is how a
+    /// stream whose ids collide with the primary's (see the sync actor) gets ids above them
+    /// without losing a record or its order: every record of the stream from the collision on
+    /// moves, so nothing of it can come before the records it followed. Returns the
+    /// (original, copy) ids; on error nothing changed.
+    pub fn rehome(
+        &mut self,
+        epoch: u64,
+        stream: &str,
+        from: Position,
+    ) -> Result<Vec<Moved>, JournalError> {
+        let (frames, _) = read(&self.dir, from, self.end(), usize::MAX, usize::MAX)?;
+        let gone = self.superseded.get(stream);
+        let moving: Vec<usize> = (0..frames.len())
+            .filter(|&i| frames.get(i).stream == stream)
+            .filter(|&i| !gone.is_some_and(|g| g.contains(&frames.id(i))))
+            .collect();
+        let mut buf = Vec::new();
+        let mut moved = Vec::with_capacity(moving.len());
+        let mut last = self.last.get(stream).copied();
+        for (k, &i) in moving.iter().enumerate() {
+            let view = frames.get(i);
+            let rec = view.record().ok_or_else(|| JournalError::Encode {
+                stream: stream.to_string(),
+                reason: format!("frame {}.{} holds no record", view.epoch, view.seq),
+            })?;
+            let seq = match last {
+                Some((e, q)) if e == epoch => q + 1,
+                _ => 1,
+            };
+            let left = (moving.len() - k - 1) as u32;
+            let was = (view.epoch, view.seq);
+            encode_parts(
+                &mut buf,
+                epoch,
+                seq,
+                stream,
+                &rec.ts,
+                &rec.node,
+                &rec.data,
+                Some((was, left)),
+            )?;
+            last = Some((epoch, seq));
+            moved.push((was, (epoch, seq)));
+        }
+        if moved.is_empty() {
+            return Ok(moved);
+        }
+        self.write_group(&buf, moved.len() as u64)?;
+        if let Some(id) = last {
+            self.last.insert(stream.to_string(), id);
+        }
+        let set = self.superseded.entry(stream.to_string()).or_default();
+        set.extend(moved.iter().map(|(was, _)| *was));
+        Ok(moved)
+    }
+
+    /// The frames copied elsewhere by [`Journal::rehome`], per stream: forwarding passes them.
+    pub fn superseded(&self) -> &HashMap<String, HashSet<(u64, u64)>> {
+        &self.superseded
+    }
+
+    /// Writes one group of encoded frames (`records` of them) at the end of the active segment
+    /// and fsyncs it; on error nothing of it counts.
+    fn write_group(&mut self, buf: &[u8], records: u64) -> Result<(), JournalError> {
         self.make_room(buf.len() as u64)?;
         if self.active.is_none() {
             // The last write or fsync failed: that file is never written again.
@@ -816,7 +1001,7 @@ impl Journal {
         let Some(active) = self.active.as_mut() else {
             unreachable!("opened above")
         };
-        let written = faults::check(faults::Op::Write, &path).and_then(|()| active.write_all(&buf));
+        let written = faults::check(faults::Op::Write, &path).and_then(|()| active.write_all(buf));
         if let Err(e) = written {
             // A failed write (ENOSPC, EIO) left at most a partial group: cut it off and stay in
             // this segment. Nothing of the group was acknowledged. Should the cut itself fail,
@@ -845,11 +1030,9 @@ impl Journal {
             n,
             Seg {
                 bytes: durable + buf.len() as u64,
-                records: before.records + out.len() as u64,
+                records: before.records + records,
             },
         );
-        self.last
-            .extend(next.into_iter().map(|(k, v)| (k.to_string(), v)));
         if durable + buf.len() as u64 >= self.segment_max {
             // The group is durable and acknowledged whatever happens here: a rotation that
             // fails leaves this segment active and is tried again with the next group.
@@ -858,7 +1041,7 @@ impl Journal {
                 Err(e) => self.rotate_error = Some(e.to_string()),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Checks that `need` more bytes leave the reserve free (see [`Journal::reserve`]), keeping
@@ -1411,6 +1594,116 @@ mod tests {
         assert_eq!(acked[1].seq, 2);
         assert_eq!(j.end().segment, 1);
         assert_eq!(all(&j), acked);
+    }
+
+    /// A rehome moves every frame of its stream from a position on to new ids in one group, in
+    /// order, other streams untouched; the originals are superseded, also after a reopen.
+    #[test]
+    fn rehome_moves_a_stream_from_a_position_on_to_new_ids_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = open(dir.path());
+        j.append(1, "n", &[pending("a", 0), pending("b", 0)])
+            .unwrap();
+        let at = j.end();
+        let moving = j
+            .append(1, "n", &[pending("a", 1), pending("b", 1), pending("a", 2)])
+            .unwrap();
+        // The primary holds a up to 1.40 from another writer.
+        j.seed_last_ids(&BTreeMap::from([("a".to_string(), (1, 40))]));
+        let moved = j.rehome(1, "a", at).unwrap();
+        assert_eq!(moved, [((1, 2), (1, 41)), ((1, 3), (1, 42))]);
+        assert_eq!(j.append(1, "n", &[pending("a", 3)]).unwrap()[0].seq, 43);
+        let gone = j.superseded().clone();
+        assert_eq!(gone["a"], HashSet::from([(1, 2), (1, 3)]));
+        let live = |j: &Journal| -> Vec<(String, u64, serde_json::Value)> {
+            all(j)
+                .into_iter()
+                .filter(|r| {
+                    !j.superseded()
+                        .get(&r.stream)
+                        .is_some_and(|g| g.contains(&(r.epoch, r.seq)))
+                })
+                .map(|r| (r.stream, r.seq, r.data))
+                .collect()
+        };
+        let want = vec![
+            ("a".to_string(), 1, json!({"i": 0})),
+            ("b".to_string(), 1, json!({"i": 0})),
+            ("b".to_string(), 2, json!({"i": 1})),
+            ("a".to_string(), 41, moving[0].data.clone()),
+            ("a".to_string(), 42, moving[2].data.clone()),
+            ("a".to_string(), 43, json!({"i": 3})),
+        ];
+        assert_eq!(live(&j), want);
+        drop(j);
+        let (j, rec) = open(dir.path());
+        assert_eq!(
+            j.superseded(),
+            &gone,
+            "recovery finds the copies' originals"
+        );
+        assert_eq!(j.last_ids()["a"], (1, 43));
+        assert!(rec.truncated.is_empty());
+        assert_eq!(live(&j), want);
+    }
+
+    /// `FSJ2` and `FSJ3` are one bit apart: the flip is damage, not a copy (nor the reverse).
+    #[test]
+    fn a_bit_flip_between_frame_and_copy_magic_is_damage() {
+        let rec = StoredRecord::new(1, 1, "t".into(), "s".into(), "n".into(), json!({}));
+        let mut frame = encode_frame(&rec).unwrap();
+        assert!(decode_frame(&frame).is_some());
+        frame[3] ^= 0x01;
+        assert_eq!(&frame[..4], &MAGIC_COPY);
+        assert!(decode_frame(&frame).is_none());
+        let mut copy = Vec::new();
+        encode_parts(
+            &mut copy,
+            1,
+            2,
+            "s",
+            "t",
+            "n",
+            &json!({}),
+            Some(((1, 1), 0)),
+        )
+        .unwrap();
+        assert_eq!(decode_frame(&copy).unwrap().0.copy_of, Some(((1, 1), 0)));
+        copy[3] ^= 0x01;
+        assert!(decode_frame(&copy).is_none());
+    }
+
+    /// A group of copies cut short by a crash is dropped whole: the originals stay live and a
+    /// second rehome moves them again, so nothing is lost and nothing is there twice.
+    #[test]
+    fn a_rehome_torn_by_a_crash_is_dropped_whole_and_done_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = open(dir.path());
+        let from = j.start();
+        let pend: Vec<_> = (0..5).map(|i| pending("a", i)).collect();
+        j.append(1, "n", &pend).unwrap();
+        let before = j.end();
+        j.seed_last_ids(&BTreeMap::from([("a".to_string(), (1, 100))]));
+        assert_eq!(j.rehome(1, "a", from).unwrap().len(), 5);
+        drop(j);
+        let path = segment_path(dir.path(), 1);
+        let bytes = fs::read(&path).unwrap();
+        let first_copy = decode_frame(&bytes[before.offset as usize..]).unwrap().1;
+        // Cut after two whole copies and a half.
+        let cut = before.offset as usize + 2 * first_copy + first_copy / 2;
+        fs::write(&path, &bytes[..cut]).unwrap();
+        let (mut j, rec) = open(dir.path());
+        assert_eq!(
+            rec.truncated,
+            [(path.clone(), before.offset, (cut as u64) - before.offset)]
+        );
+        assert!(j.superseded().is_empty());
+        assert_eq!(j.last_ids()["a"], (1, 5));
+        assert_eq!(j.end(), before);
+        j.seed_last_ids(&BTreeMap::from([("a".to_string(), (1, 100))]));
+        let moved = j.rehome(1, "a", from).unwrap();
+        assert_eq!(moved.len(), 5);
+        assert_eq!(moved[0], ((1, 1), (1, 101)));
     }
 
     #[test]

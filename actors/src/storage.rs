@@ -51,7 +51,19 @@ enum Cmd {
     Rotate(oneshot::Sender<Result<(), String>>),
     /// The primary holds these last ids: numbering continues above them.
     Seed(BTreeMap<String, (u64, u64)>, oneshot::Sender<()>),
+    /// Move a stream's frames from a position on to new ids ([`Journal::rehome`]).
+    Rehome(String, Position, oneshot::Sender<Result<Rehomed, String>>),
 }
+
+/// What a rehome moved: how many records, and the first one's ids before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rehomed {
+    pub records: usize,
+    pub first: Option<((u64, u64), (u64, u64))>,
+}
+
+/// Frames copied elsewhere by [`Journal::rehome`], per stream: the sync actor passes them.
+pub type Superseded = HashMap<String, std::collections::HashSet<(u64, u64)>>;
 
 struct HandleInner {
     writer: Option<mpsc::Sender<Cmd>>,
@@ -66,6 +78,7 @@ pub struct StorageHandle {
     inner: Arc<Mutex<HandleInner>>,
     writer_changed: Arc<tokio::sync::Notify>,
     info_tx: Arc<watch::Sender<JournalInfo>>,
+    superseded: Arc<Mutex<Arc<Superseded>>>,
     dir: PathBuf,
 }
 
@@ -79,6 +92,7 @@ impl StorageHandle {
             })),
             writer_changed: Arc::new(tokio::sync::Notify::new()),
             info_tx: Arc::new(info_tx),
+            superseded: Arc::default(),
             dir: journal_dir,
         }
     }
@@ -148,6 +162,22 @@ impl StorageHandle {
         let _ = rx.await;
     }
 
+    /// Gives every record of `stream` from `from` on new ids above the journal's (and so the
+    /// primary's) last ones, keeping their order; see [`Journal::rehome`].
+    pub async fn rehome(&self, stream: &str, from: Position) -> Result<Rehomed, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Rehome(stream.to_string(), from, tx)).await;
+        rx.await.unwrap_or_else(|_| Err("storage restarted".into()))
+    }
+
+    /// The frames superseded by a rehome, as the writer last published them.
+    pub fn superseded(&self) -> Arc<Superseded> {
+        self.superseded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Closes the active segment so that it can be released once forwarded.
     pub async fn rotate(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
@@ -191,6 +221,10 @@ pub enum StorageMsg {
 pub struct StorageState {
     handle: StorageHandle,
     stop: Option<mpsc::Sender<Cmd>>,
+}
+
+fn publish_superseded(to: &Mutex<Arc<Superseded>>, journal: &Journal) {
+    *to.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(journal.superseded().clone());
 }
 
 /// Where the last ids live once the segments that held them are released.
@@ -278,6 +312,7 @@ impl Actor for StorageActor {
             args.audit.emit("journal.recovered", Some("storage"),
                 json!({"segments": recovery.segments, "records": recovery.records, "duplicates": recovery.duplicates}));
         }
+        publish_superseded(&args.handle.superseded, &journal);
         let (tx, rx) = mpsc::channel();
         let generation = args.handle.info_tx.borrow().generation + 1;
         let writer = Writer {
@@ -294,6 +329,7 @@ impl Actor for StorageActor {
             full: false,
             failing_since: None,
             audit: args.audit.clone(),
+            superseded: args.handle.superseded.clone(),
             unseeded: (!args.seed_wait.is_zero() && seeded.is_none())
                 .then(|| Instant::now() + args.seed_wait),
             knows_ids,
@@ -375,6 +411,9 @@ struct Writer {
     full: bool,
     failing_since: Option<Instant>,
     audit: AuditLog,
+    /// Where the superseded frames are published for the sync actor (the handle's, not the
+    /// handle itself: that would keep this thread's own channel open).
+    superseded: Arc<Mutex<Arc<Superseded>>>,
     /// No ids are handed out until the primary's are known or this deadline passes (see
     /// [`StorageArgs::seed_wait`]).
     unseeded: Option<Instant>,
@@ -540,11 +579,28 @@ impl Writer {
                         self.seed(&ids);
                         let _ = reply.send(());
                     }
+                    Cmd::Rehome(stream, from, reply) => {
+                        let _ = reply.send(self.rehome(&stream, from));
+                    }
                 }
                 next = self.rx.try_recv().ok();
             }
             self.commit();
         }
+    }
+
+    fn rehome(&mut self, stream: &str, from: Position) -> Result<Rehomed, String> {
+        let moved = self
+            .journal
+            .rehome(self.epoch, stream, from)
+            .map_err(|e| e.to_string())?;
+        self.dirty = true;
+        publish_superseded(&self.superseded, &self.journal);
+        self.publish();
+        Ok(Rehomed {
+            records: moved.len(),
+            first: moved.first().copied(),
+        })
     }
 
     fn release(&mut self, segment: u64) -> Result<u64, String> {

@@ -31,7 +31,7 @@ use crate::board::{StatusBoard, SyncRun};
 use crate::clock;
 use crate::journal::{self, Frames, Position};
 use crate::primary::{AppendStats, Primary, Written};
-use crate::storage::StorageHandle;
+use crate::storage::{StorageHandle, Superseded};
 use crate::{tick_every, AbortOnDrop, Due};
 
 /// Primary workers that may hang in the kernel at once before we stop spawning more.
@@ -193,18 +193,29 @@ pub struct Plan {
 }
 
 /// The forwarding rule: records at or below a stream's last id on the primary are skipped (so a
-/// resend after a crash duplicates nothing); anything else is sent in journal order, and a seq
-/// that does not follow its predecessor in the same epoch is reported as a gap.
-pub fn plan(last_ids: &BTreeMap<String, (u64, u64)>, frames: &Frames) -> Plan {
+/// resend after a crash duplicates nothing), and so are records a rehome moved to new ids
+/// (`superseded`: their copies follow); anything else is sent in journal order, and a seq that
+/// does not follow its predecessor in the same epoch is reported as a gap.
+pub fn plan(
+    last_ids: &BTreeMap<String, (u64, u64)>,
+    superseded: &Superseded,
+    frames: &Frames,
+) -> Plan {
     let streams = frames.streams();
     let mut last: Vec<Option<(u64, u64)>> =
         streams.iter().map(|s| last_ids.get(s).copied()).collect();
+    let gone: Vec<Option<&std::collections::HashSet<(u64, u64)>>> =
+        streams.iter().map(|s| superseded.get(s)).collect();
     let mut to_send = Vec::new();
     let mut gaps = Vec::new();
     let mut skipped = Vec::new();
     for i in 0..frames.len() {
         let (epoch, seq) = frames.id(i);
         let stream = frames.stream_of(i);
+        // Moved to new ids further on (a rehome): its copy is what goes.
+        if gone[stream].is_some_and(|g| g.contains(&(epoch, seq))) {
+            continue;
+        }
         let expected = match last[stream] {
             Some(prev) if prev >= (epoch, seq) => {
                 skipped.push(i);
@@ -554,7 +565,7 @@ impl SyncState {
             Some(p) if p.from == from => p.task,
             _ => self.start_read(from, info.end),
         };
-        let (mut frames, mut next) = read
+        let (mut frames, next) = read
             .await
             .map_err(|e| IoFailure::Failed(format!("journal reader failed: {e}")))?
             .map_err(|e| IoFailure::Failed(e.to_string()))?;
@@ -562,7 +573,8 @@ impl SyncState {
             Some(b) => &b.expect,
             None => self.last_ids.as_ref().expect("loaded above"),
         };
-        let mut plan = plan(ids, &frames);
+        let superseded = self.args.storage.superseded();
+        let mut plan = plan(ids, &superseded, &frames);
         if !plan.skipped.is_empty() {
             // "Already on the primary" is checked, not assumed: a reused id must not be skipped.
             let (p, skipped) = (self.primary.clone(), std::mem::take(&mut plan.skipped));
@@ -574,18 +586,12 @@ impl SyncState {
                 })
                 .await?;
             frames = back;
-            if let Some(&first) = conflicts.first() {
-                if first == 0 {
-                    return Err(self.conflict(&frames, &conflicts));
-                }
-                // What comes before the conflict goes; the next call stops at it.
-                frames.truncate(first);
-                next = frames.after(first - 1);
-                let ids = match self.newest() {
-                    Some(b) => &b.expect,
-                    None => self.last_ids.as_ref().expect("loaded above"),
-                };
-                plan = self::plan(ids, &frames);
+            if !conflicts.is_empty() {
+                // Each colliding stream moves to new ids from its first collision on, order
+                // kept; then this batch is read and planned again.
+                self.rehome(&frames, from, &conflicts).await?;
+                self.prefetch = None;
+                return Ok(true);
             }
         }
         // The next batch is read while this one is planned and written. A failure leaves the
@@ -660,6 +666,63 @@ impl SyncState {
             self.start_sync(false);
         }
         Ok(true)
+    }
+
+    /// Moves each stream with records in `conflicts` (ids the primary holds with other data) to
+    /// new ids from its first such record on ([`StorageHandle::rehome`]), audited as
+    /// `journal.conflict` and `journal.rehomed`. Should storage refuse, forwarding stops before
+    /// them (health red) rather than skip them as forwarded.
+    async fn rehome(
+        &mut self,
+        frames: &Frames,
+        from: Position,
+        conflicts: &[usize],
+    ) -> Result<(), IoFailure> {
+        let mut firsts: Vec<usize> = Vec::new();
+        for &i in conflicts {
+            if !firsts
+                .iter()
+                .any(|&f| frames.stream_of(f) == frames.stream_of(i))
+            {
+                firsts.push(i);
+            }
+        }
+        for i in firsts {
+            let view = frames.get(i);
+            let stream = view.stream.to_string();
+            let count = conflicts
+                .iter()
+                .filter(|&&c| frames.stream_of(c) == frames.stream_of(i))
+                .count();
+            let at = if i == 0 { from } else { frames.after(i - 1) };
+            match self.args.storage.rehome(&stream, at).await {
+                Ok(moved) => {
+                    let new = moved.first.map(|(_, n)| format!("{}.{}", n.0, n.1));
+                    tracing::warn!(actor = "sync", event = "journal.rehomed", stream = stream.as_str(),
+                        epoch = view.epoch, seq = view.seq, moved = moved.records,
+                        "journal record {}.{} of {stream:?} has an id the primary already holds with other data \
+                         (a journal restored from an old copy, or a second writer): this stream's records from \
+                         it on move to new ids from {}, in order", view.epoch, view.seq, new.as_deref().unwrap_or("-"));
+                    self.args.audit.emit(
+                        "journal.conflict",
+                        Some("sync"),
+                        json!({"stream": stream, "epoch": view.epoch, "seq": view.seq, "count": count}),
+                    );
+                    self.args.audit.emit(
+                        "journal.rehomed",
+                        Some("sync"),
+                        json!({"stream": stream, "from": format!("{}.{}", view.epoch, view.seq),
+                               "to": new, "records": moved.records}),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(actor = "sync", event = "journal.rehome_failed", error = %e,
+                        "cannot move colliding records to new ids");
+                    return Err(self.conflict(frames, conflicts));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reports records the journal holds under ids the primary holds with other data, and the
@@ -1125,7 +1188,7 @@ mod tests {
             rec("a", 2, 1),
         ];
         let frames = journal::Frames::of(&recs).unwrap();
-        let p = plan(&last, &frames);
+        let p = plan(&last, &Superseded::default(), &frames);
         let sent: Vec<_> = p
             .to_send
             .iter()
@@ -1146,7 +1209,7 @@ mod tests {
         );
         assert_eq!(p.last_ids["a"], (2, 1));
         assert_eq!(p.last_ids["b"], (1, 1));
-        let again = plan(&p.last_ids, &frames);
+        let again = plan(&p.last_ids, &Superseded::default(), &frames);
         assert!(
             again.to_send.is_empty() && again.gaps.is_empty(),
             "a resend sends nothing"

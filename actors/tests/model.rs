@@ -552,7 +552,8 @@ impl System {
             "forwarding is stuck at {:?} (end {end:?})",
             self.cursor
         );
-        let plan = sync::plan(&ids, &frames);
+        let superseded = self.journal().superseded().clone();
+        let plan = sync::plan(&ids, &superseded, &frames);
         assert!(
             plan.gaps.is_empty(),
             "gaps while forwarding: {:?}",
