@@ -6,7 +6,9 @@
 //! `line` is the record exactly as the primary stores it (SPEC §4.3, `\n` included), rendered
 //! once at ingest: forwarding is then a checked copy, and neither forwarding nor recovery ever
 //! parses JSON. The small postcard head repeats what they need to know without parsing the line
-//! (stream, id, and `ts` for the day file).
+//! (stream, id, and `ts` for the day file). A copy frame ([`MAGIC_COPY`], written by
+//! [`Journal::rehome`] when a stream's ids collide with the primary's) also names the id it was
+//! first stored under, which it supersedes.
 //!
 //! Recovery ([`Journal::open`]) runs on every start, cold or after a crash, and never fails on
 //! bad content: a damaged tail is truncated (`journal.recovered`), a damaged stretch followed by
@@ -20,7 +22,11 @@
 //! retrying fsync on the same file proves nothing: the segment is truncated back to its last
 //! durable length and closed, and the next attempt writes to a fresh segment. Frames that the
 //! kernel still flushes later would be duplicates of (stream, epoch, seq) already held, which
-//! recovery and readers drop.
+//! recovery and readers drop. The journal's state (its segments, its last ids) changes only once
+//! the operation behind it succeeded: a segment counts once its file exists and its directory
+//! entry is durable, so a failed `open` at a rotation leaves the journal appending where it was.
+//! And it keeps one segment of free space on its disk ([`Journal::reserve`]) so that forwarding to
+//! a primary on the same disk can always release segments.
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};

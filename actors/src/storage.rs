@@ -7,6 +7,11 @@
 //! while the journal is full (`max_local`) or the disk is, producers wait: back-pressure, never a
 //! drop. The actor itself only starts the thread (recovering the journal — the same code on a cold
 //! start and after a crash), watches it, and fails if it dies, so the supervisor restarts both.
+//!
+//! Ids never go back on what the primary holds: at start the writer waits (up to
+//! [`StorageArgs::seed_wait`]) for the primary's last ids, which the sync actor hands over
+//! ([`StorageHandle::seed`]), and numbers above them; a journal that was wiped, replaced or damaged
+//! would otherwise hand out ids the primary already has. Its own last ids are saved every second.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;

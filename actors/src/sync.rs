@@ -7,8 +7,12 @@
 //!
 //! Forwarding is idempotent: at start (and after each outage) the last id per stream is read back
 //! from the primary and records at or below it are skipped, so a crash between the primary's fsync
-//! and the journal's release duplicates nothing. Segments are released only once every record in
-//! them is on the primary. Failed attempts back off exponentially with jitter.
+//! and the journal's release duplicates nothing. "At or below" is checked, not assumed: such a
+//! record must be on the primary as it is ([`Primary::not_held`]); one whose id the primary holds
+//! with other data (a journal restored from an old copy, a second writer) moves to new ids with
+//! the rest of its stream ([`StorageHandle::rehome`]) and is forwarded under those. Segments are
+//! released only once every record in them is on the primary. Failed attempts back off
+//! exponentially with jitter.
 //!
 //! A backlog drains as a pipeline, so that the journal's reads, the primary's writes and its
 //! fsyncs overlap: the next batch is read from the journal while one is written to the primary
