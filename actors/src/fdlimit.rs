@@ -4,6 +4,7 @@
 //! daemon that needs more to raise its own soft limit (systemd.exec(5), `LimitNOFILE=`). Children
 //! get the old soft limit back, since programs built on select(2) break above 1024.
 
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,12 +27,13 @@ pub struct Raised {
 
 /// The limits in force.
 pub fn get() -> io::Result<Limits> {
-    sys::get()
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    Ok(Limits { soft, hard })
 }
 
 /// Sets both limits. Only a system call: safe between fork and exec (`pre_exec`).
 pub fn set(limits: Limits) -> io::Result<()> {
-    sys::set(limits)
+    setrlimit(Resource::RLIMIT_NOFILE, limits.soft, limits.hard).map_err(io::Error::from)
 }
 
 /// Raises the soft limit to the hard one and remembers the old soft limit for children.
@@ -60,76 +62,6 @@ pub fn restore_for_child() -> io::Result<()> {
                 ..now
             })
         }
-    }
-}
-
-/// getrlimit/setrlimit as 64-bit Linux (glibc and musl alike) declares them: `rlim_t` is a
-/// 64-bit unsigned integer and RLIMIT_NOFILE is 7 on every such architecture but MIPS and SPARC.
-#[cfg(all(
-    target_os = "linux",
-    target_pointer_width = "64",
-    not(any(target_arch = "mips64", target_arch = "sparc64"))
-))]
-mod sys {
-    use super::Limits;
-    use std::io;
-
-    const RLIMIT_NOFILE: std::ffi::c_int = 7;
-
-    #[repr(C)]
-    struct RLimit {
-        cur: u64,
-        max: u64,
-    }
-
-    extern "C" {
-        fn getrlimit(resource: std::ffi::c_int, rlim: *mut RLimit) -> std::ffi::c_int;
-        fn setrlimit(resource: std::ffi::c_int, rlim: *const RLimit) -> std::ffi::c_int;
-    }
-
-    pub fn get() -> io::Result<Limits> {
-        let mut r = RLimit { cur: 0, max: 0 };
-        // SAFETY: `r` is a valid, writable rlimit for the duration of the call.
-        if unsafe { getrlimit(RLIMIT_NOFILE, &mut r) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Limits {
-            soft: r.cur,
-            hard: r.max,
-        })
-    }
-
-    pub fn set(l: Limits) -> io::Result<()> {
-        let r = RLimit {
-            cur: l.soft,
-            max: l.hard,
-        };
-        // SAFETY: `r` is a valid rlimit for the duration of the call.
-        if unsafe { setrlimit(RLIMIT_NOFILE, &r) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    target_pointer_width = "64",
-    not(any(target_arch = "mips64", target_arch = "sparc64"))
-)))]
-mod sys {
-    use super::Limits;
-    use std::io;
-
-    pub fn get() -> io::Result<Limits> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "reading RLIMIT_NOFILE is not supported on this platform",
-        ))
-    }
-
-    pub fn set(_: Limits) -> io::Result<()> {
-        get().map(|_| ())
     }
 }
 
