@@ -12,7 +12,7 @@ fn kill9_at_random_moments_never_corrupts_status_and_counters_grow() {
 name = "flaky"
 kind = "command"
 argv = ["false"]
-backoff = ["5ms"]
+backoff = ["100ms"]
 jitter = "0s"
 escalate_after = 1000
 "#,
@@ -21,12 +21,22 @@ escalate_after = 1000
     let (mut last_recovered, mut last_restarts, mut last_failures) = (0, 0, 0);
     let runs = 50;
     for i in 0..runs {
-        // A kill within milliseconds of start may lose that run's daemon.started: count afresh.
-        let started = events(&env.audit(), "daemon.started", "").len();
+        // A kill within milliseconds of start may lose that run's audit lines: count afresh.
+        let audit = env.audit();
+        let started = events(&audit, "daemon.started", "").len();
+        let restarted = events(&audit, "supervisor.child.restarted", "collectors/flaky").len();
         let mut d = env.start();
-        // Half the kills land during start-up, half once the tree is busy restarting.
-        if i % 2 == 1 {
+        // Half the kills land during start-up, half once the tree is busy restarting: of those,
+        // every other one after this run's first restart, a backoff step (100 ms) after its
+        // first failure, so that the restart counter moves between kills too.
+        if i % 4 == 1 {
             d.wait_audit("daemon.started", "", started + 1);
+        } else if i % 4 == 3 {
+            d.wait_audit(
+                "supervisor.child.restarted",
+                "collectors/flaky",
+                restarted + 1,
+            );
         }
         // The kill instant is what is randomised here; nothing waits on this delay.
         std::thread::sleep(Duration::from_micros(rng.random_range(0..80_000)));

@@ -22,7 +22,7 @@ http = "{addr}"
 
 [supervisor]
 shutdown_timeout = "2s"
-backoff = ["20ms"]
+backoff = ["100ms"]
 jitter = "0s"
 escalate_after = 1000
 
@@ -335,7 +335,7 @@ fn escalated_actor_makes_health_critical_and_shows_in_metrics() {
 name = "crash"
 kind = "command"
 argv = ["false"]
-backoff = ["10ms"]
+backoff = ["100ms"]
 jitter = "0s"
 escalate_after = 2
 "#,
@@ -426,7 +426,7 @@ fn port_in_use_restarts_the_http_actor_with_backoff_while_the_rest_runs() {
     }
     let scheduled = events(&audit, "supervisor.child.restart_scheduled", "http");
     assert!(!scheduled.is_empty());
-    assert_eq!(scheduled[0]["payload"]["delay_ms"], 20, "{}", scheduled[0]);
+    assert_eq!(scheduled[0]["payload"]["delay_ms"], 100, "{}", scheduled[0]);
 
     // Everything else runs meanwhile, and the status says why http does not (status.json is
     // written asynchronously: wait until it has caught up with the failures).

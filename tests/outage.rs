@@ -903,7 +903,7 @@ fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
     std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     env.write_config(&config(&format!(
         "[[collector]]\nname = \"onnas\"\nkind = \"command\"\nargv = [\"{}\"]\n\
-         backoff = [\"50ms\"]\njitter = \"0s\"\n\n\
+         backoff = [\"100ms\"]\njitter = \"0s\"\n\n\
          [[collector]]\nname = \"beat\"\nkind = \"heartbeat\"\n",
         mnt.join("prog").display()
     )));

@@ -65,7 +65,7 @@ every = "50ms"
 name = "crash"
 kind = "command"
 argv = ["false"]
-backoff = ["10ms"]
+backoff = ["100ms"]
 jitter = "0s"
 escalate_after = 2
 "#,
