@@ -19,13 +19,13 @@ use std::time::Duration;
 /// Exit code for configuration errors (EX_CONFIG).
 pub const EX_CONFIG: u8 = 78;
 
-/// The shortest restart delay a backoff step may ask for. A zero step takes the supervisor's
-/// immediate path (a restart in microseconds), so a command that fails at once is restarted
-/// hundreds of times a second, each restart audited (~300 KB/s); a 5 ms step keeps that loop
-/// under 200 a second (about 85 measured, ~50 KB/s of audit). The floor is this low, and not
-/// the 100 ms a production config wants, because the integration tests drive crash loops
-/// through the real binary with 5 to 50 ms backoffs to stay fast.
-pub const MIN_RESTART_DELAY: Duration = Duration::from_millis(5);
+/// The shortest restart delay a backoff step may ask for: at most 10 restarts a second per
+/// child. A zero step takes the supervisor's immediate path (a restart in microseconds), so a
+/// command that fails at once is restarted in a busy loop, each restart audited (~800 a second
+/// and ~400 KB/s of audit, issue 9); a 5 ms step still spins (~100 a second, ~55 KB/s). At
+/// 100 ms a failing `false` is restarted 9.5 times a second, ~5 KB/s of audit (measured on the
+/// debug binary). The integration tests' crash loops use this floor too, with few restarts.
+pub const MIN_RESTART_DELAY: Duration = Duration::from_millis(100);
 
 /// The smallest journal bound. Segments are `max_local / 8` but at least 4 KiB (`segment_sizes`
 /// in src/tree.rs), and only closed segments can be released: at 16 KiB the active segment is
@@ -1007,11 +1007,12 @@ fn backoff_problem(backoff: &[Duration]) -> Option<(Option<usize>, String)> {
     Some((
         Some(i),
         format!(
-            "{} is below the minimum restart delay of {}: a child that fails at once would be \
-             restarted in a busy loop, hundreds of times a second, each restart audited; \
-             use at least \"{}\"",
+            "{} is below the minimum restart delay of {}, which holds a child that fails at once \
+             to at most {} restarts a second, each one audited (a zero step restarts it hundreds \
+             of times a second, a busy loop); use at least \"{}\"",
             fmt_duration(*step),
             fmt_duration(MIN_RESTART_DELAY),
+            Duration::from_secs(1).as_nanos() / MIN_RESTART_DELAY.as_nanos(),
             fmt_duration(MIN_RESTART_DELAY)
         ),
     ))
@@ -1439,12 +1440,20 @@ rollback = ["rollback.sh"]
             "[supervisor]\nbackoff = [\"0s\"]\njitter = \"0s\"\n",
             2,
             "supervisor.backoff[0]",
-            "below the minimum restart delay of 5ms",
+            "below the minimum restart delay of 100ms, which holds a child that fails at once \
+             to at most 10 restarts a second",
         );
-        let e = err("[supervisor]\nbackoff = [\"1s\", \"4ms\"]\n");
+        let e = err("[supervisor]\nbackoff = [\"1s\", \"99ms\"]\n");
         assert!(
-            e.starts_with("supervisor.toml:2:18: supervisor.backoff[1]: 4ms is below"),
+            e.starts_with("supervisor.toml:2:18: supervisor.backoff[1]: 99ms is below"),
             "{e}"
+        );
+        // 5 ms, the floor before, still let a failing child spin at ~100 restarts a second.
+        refused(
+            "[supervisor]\nbackoff = [\"5ms\"]\njitter = \"0s\"\n",
+            2,
+            "supervisor.backoff[0]",
+            "use at least \"100ms\"",
         );
         refused(
             "[[collector]]\nname = \"a\"\nkind = \"command\"\nargv = [\"false\"]\n\
@@ -1453,7 +1462,7 @@ rollback = ["rollback.sh"]
             "collector[0].backoff[0]",
             "busy loop",
         );
-        parse("[supervisor]\nbackoff = [\"5ms\"]\njitter = \"0s\"\n").expect("the floor itself");
+        parse("[supervisor]\nbackoff = [\"100ms\"]\njitter = \"0s\"\n").expect("the floor itself");
     }
 
     #[test]

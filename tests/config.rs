@@ -226,6 +226,14 @@ fn restart_schedules_that_spin_or_stall_exit_78_naming_the_key() {
         "supervisor.backoff[0]",
         "below the minimum restart delay",
     );
+    // 50 ms passed the old 5 ms floor; a child failing at once would restart 20 times a second.
+    refused(
+        "[supervisor]\nbackoff = [\"50ms\"]\njitter = \"0s\"\n",
+        5,
+        "supervisor.backoff[0]",
+        "minimum restart delay of 100ms, which holds a child that fails at once to at most 10 \
+         restarts a second",
+    );
     let flaky = "[[collector]]\nname = \"flaky\"\nkind = \"command\"\nargv = [\"false\"]\n";
     refused(
         &format!("{flaky}backoff = [\"0s\"]\njitter = \"0s\"\n"),
