@@ -107,8 +107,11 @@ struct CopyHead<'a> {
     seq: u64,
     stream: &'a str,
     ts: &'a str,
-    /// The (epoch, seq) of the frame this copies, which it supersedes.
+    /// The (epoch, seq) of the frame this copies, for the record.
     was: (u64, u64),
+    /// Where the frame this copies ends (segment, offset): the frame it supersedes. Not its
+    /// id, which the copy itself may reuse.
+    at: (u64, u64),
     /// Copies of the same group after this one: 0 ends the group, so that recovery can tell
     /// a group a crash cut short (and drop all of it) from a whole one.
     left: u32,
@@ -123,9 +126,19 @@ pub struct FrameView<'a> {
     pub ts: &'a str,
     /// The record's line on the primary, `\n` included.
     pub line: &'a [u8],
-    /// For a copy ([`Journal::rehome`]): the (epoch, seq) it was first stored under, and how
-    /// many copies of its group follow it.
-    pub copy_of: Option<((u64, u64), u32)>,
+    /// For a copy ([`Journal::rehome`]): what it copies.
+    pub copy_of: Option<CopyOf>,
+}
+
+/// What a copy frame copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyOf {
+    /// The (epoch, seq) the record was first stored under.
+    pub was: (u64, u64),
+    /// Where the original frame ends in the journal: the one this supersedes.
+    pub at: Position,
+    /// Copies of the same group after this one.
+    pub left: u32,
 }
 
 impl FrameView<'_> {
@@ -152,7 +165,7 @@ pub struct Pending {
 pub type Moved = ((u64, u64), (u64, u64));
 
 /// A place in the journal: a segment and a byte offset in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash, Serialize)]
 pub struct Position {
     pub segment: u64,
     pub offset: u64,
@@ -198,7 +211,7 @@ fn encode_parts(
     ts: &str,
     node: &str,
     data: &serde_json::Value,
-    copy_of: Option<((u64, u64), u32)>,
+    copy_of: Option<CopyOf>,
 ) -> Result<(), JournalError> {
     let start = out.len();
     let failed = |out: &mut Vec<u8>, reason: String| {
@@ -219,14 +232,15 @@ fn encode_parts(
             },
             &mut *out,
         ),
-        Some((was, left)) => postcard::to_io(
+        Some(c) => postcard::to_io(
             &CopyHead {
                 epoch,
                 seq,
                 stream,
                 ts,
-                was,
-                left,
+                was: c.was,
+                at: (c.at.segment, c.at.offset),
+                left: c.left,
             },
             &mut *out,
         ),
@@ -323,7 +337,15 @@ pub fn decode_frame(buf: &[u8]) -> Option<(FrameView<'_>, usize)> {
 fn parse_payload(payload: &[u8], copy: bool) -> Option<FrameView<'_>> {
     let (epoch, seq, stream, ts, copy_of, line) = if copy {
         let (h, line): (CopyHead, _) = postcard::take_from_bytes(payload).ok()?;
-        (h.epoch, h.seq, h.stream, h.ts, Some((h.was, h.left)), line)
+        let copy = CopyOf {
+            was: h.was,
+            at: Position {
+                segment: h.at.0,
+                offset: h.at.1,
+            },
+            left: h.left,
+        };
+        (h.epoch, h.seq, h.stream, h.ts, Some(copy), line)
     } else {
         let (h, line): (FrameHead, _) = postcard::take_from_bytes(payload).ok()?;
         (h.epoch, h.seq, h.stream, h.ts, None, line)
@@ -362,7 +384,7 @@ struct Loc {
     stream: usize,
     ts: std::ops::Range<usize>,
     line: std::ops::Range<usize>,
-    copy_of: Option<((u64, u64), u32)>,
+    copy_of: Option<CopyOf>,
 }
 
 impl Frames {
@@ -583,15 +605,15 @@ fn scan(buf: &[u8]) -> Scan<'_> {
 /// frame expects more of it).
 fn torn_copy_group(frames: &[(u64, usize, FrameView)]) -> Option<usize> {
     let (_, _, last) = frames.last()?;
-    let (_, left) = last.copy_of?;
-    if left == 0 {
+    if last.copy_of?.left == 0 {
         return None;
     }
     // Walk back over the group: each earlier copy expects one more after it.
     let mut start = frames.len() - 1;
     while start > 0 {
+        let here = frames[start].2.copy_of.map_or(0, |c| c.left);
         match frames[start - 1].2.copy_of {
-            Some((_, l)) if l == frames[start].2.copy_of.map_or(0, |c| c.1) + 1 => start -= 1,
+            Some(c) if c.left == here + 1 => start -= 1,
             _ => break,
         }
     }
@@ -627,8 +649,8 @@ pub struct Journal {
     rotate_error: Option<String>,
     segment_max: u64,
     last: HashMap<String, (u64, u64)>,
-    /// Frames copied elsewhere by [`Journal::rehome`]: (epoch, seq) per stream.
-    superseded: HashMap<String, HashSet<(u64, u64)>>,
+    /// Frames copied elsewhere by [`Journal::rehome`], by where they end.
+    superseded: HashSet<Position>,
     _lock: Flock<File>,
 }
 
@@ -668,7 +690,7 @@ impl Journal {
         let mut recovery = Recovery::default();
         let mut segments = BTreeMap::new();
         let mut last: HashMap<String, (u64, u64)> = HashMap::new();
-        let mut superseded: HashMap<String, HashSet<(u64, u64)>> = HashMap::new();
+        let mut superseded: HashSet<Position> = HashSet::new();
         let count = numbers.len();
         for (i, n) in numbers.into_iter().enumerate() {
             let path = segment_path(dir, n);
@@ -689,13 +711,15 @@ impl Journal {
             }
             let seg_records = frames.len() as u64;
             for (_, _, rec) in &frames {
-                if let Some((was, _)) = rec.copy_of {
-                    superseded
-                        .entry(rec.stream.to_string())
-                        .or_default()
-                        .insert(was);
-                }
                 let key = (rec.epoch, rec.seq);
+                if let Some(c) = rec.copy_of {
+                    // A copy may reuse an id of the frames it supersedes: never a duplicate.
+                    superseded.insert(c.at);
+                    let prev = last.entry(rec.stream.to_string()).or_insert(key);
+                    *prev = (*prev).max(key);
+                    recovery.records += 1;
+                    continue;
+                }
                 match last.get_mut(rec.stream) {
                     Some(prev) if *prev >= key => recovery.duplicates += 1,
                     Some(prev) => {
@@ -929,27 +953,29 @@ impl Journal {
     }
 
     /// Copies every frame of `stream` from `from` to the end of the journal (but those already
-    /// superseded) to the end, in order, under new ids, in one group, and marks the originals
+    /// superseded) to the end, in order, under new ids following `after` (the primary's last id
+    /// of the stream; the journal's own when None), in one group, and marks the originals
     /// superseded: forwarding then passes over them and sends the copies instead. This is how a
-    /// stream whose ids collide with the primary's (see the sync actor) gets ids above them
-    /// without losing a record or its order: every record of the stream from the collision on
-    /// moves, so nothing of it can come before the records it followed. Returns the
+    /// stream whose ids collide with the primary's (see the sync actor) gets ids that continue
+    /// the primary's without losing a record or its order: every record of the stream from the
+    /// collision on moves, so none of it can come before the records it followed, and the copies
+    /// may take ids the superseded frames had, so the primary gets no gap. Returns the
     /// (original, copy) ids; on error nothing changed.
     pub fn rehome(
         &mut self,
         epoch: u64,
         stream: &str,
         from: Position,
+        after: Option<(u64, u64)>,
     ) -> Result<Vec<Moved>, JournalError> {
         let (frames, _) = read(&self.dir, from, self.end(), usize::MAX, usize::MAX)?;
-        let gone = self.superseded.get(stream);
         let moving: Vec<usize> = (0..frames.len())
             .filter(|&i| frames.get(i).stream == stream)
-            .filter(|&i| !gone.is_some_and(|g| g.contains(&frames.id(i))))
+            .filter(|&i| !self.superseded.contains(&frames.after(i)))
             .collect();
         let mut buf = Vec::new();
         let mut moved = Vec::with_capacity(moving.len());
-        let mut last = self.last.get(stream).copied();
+        let mut last = after.or_else(|| self.last.get(stream).copied());
         for (k, &i) in moving.iter().enumerate() {
             let view = frames.get(i);
             let rec = view.record().ok_or_else(|| JournalError::Encode {
@@ -960,8 +986,11 @@ impl Journal {
                 Some((e, q)) if e == epoch => q + 1,
                 _ => 1,
             };
-            let left = (moving.len() - k - 1) as u32;
-            let was = (view.epoch, view.seq);
+            let copy = CopyOf {
+                was: (view.epoch, view.seq),
+                at: frames.after(i),
+                left: (moving.len() - k - 1) as u32,
+            };
             encode_parts(
                 &mut buf,
                 epoch,
@@ -970,25 +999,27 @@ impl Journal {
                 &rec.ts,
                 &rec.node,
                 &rec.data,
-                Some((was, left)),
+                Some(copy),
             )?;
             last = Some((epoch, seq));
-            moved.push((was, (epoch, seq)));
+            moved.push((copy.was, (epoch, seq)));
         }
         if moved.is_empty() {
             return Ok(moved);
         }
         self.write_group(&buf, moved.len() as u64)?;
         if let Some(id) = last {
-            self.last.insert(stream.to_string(), id);
+            let e = self.last.entry(stream.to_string()).or_insert(id);
+            *e = (*e).max(id);
         }
-        let set = self.superseded.entry(stream.to_string()).or_default();
-        set.extend(moved.iter().map(|(was, _)| *was));
+        self.superseded
+            .extend(moving.iter().map(|&i| frames.after(i)));
         Ok(moved)
     }
 
-    /// The frames copied elsewhere by [`Journal::rehome`], per stream: forwarding passes them.
-    pub fn superseded(&self) -> &HashMap<String, HashSet<(u64, u64)>> {
+    /// The frames copied elsewhere by [`Journal::rehome`], by where they end: forwarding
+    /// passes them.
+    pub fn superseded(&self) -> &HashSet<Position> {
         &self.superseded
     }
 
@@ -1148,6 +1179,8 @@ impl Journal {
             freed += self.segments.remove(n).map_or(0, |s| s.bytes);
         }
         if !doomed.is_empty() {
+            let first = self.start().segment;
+            self.superseded.retain(|p| p.segment >= first);
             fsync_dir(&self.dir)?;
         }
         Ok(freed)
@@ -1602,45 +1635,56 @@ mod tests {
         assert_eq!(all(&j), acked);
     }
 
-    /// A rehome moves every frame of its stream from a position on to new ids in one group, in
-    /// order, other streams untouched; the originals are superseded, also after a reopen.
+    /// The records forwarding would send, in order: every frame but the superseded ones.
+    fn live(j: &Journal) -> Vec<(String, u64, serde_json::Value)> {
+        let (frames, _) = read(j.dir(), j.start(), j.end(), usize::MAX, usize::MAX).unwrap();
+        (0..frames.len())
+            .filter(|&i| !j.superseded().contains(&frames.after(i)))
+            .map(|i| {
+                let r = frames.get(i).record().unwrap();
+                (r.stream, r.seq, r.data)
+            })
+            .collect()
+    }
+
+    /// A rehome moves every frame of its stream from a position on to ids following the
+    /// primary's, in one group, in order, other streams untouched; the originals are
+    /// superseded, also after a reopen. The copies may reuse ids of the frames they supersede
+    /// (a stale journal numbered past the primary's last id): the primary gets no gap.
     #[test]
-    fn rehome_moves_a_stream_from_a_position_on_to_new_ids_in_order() {
+    fn rehome_moves_a_stream_from_a_position_on_to_ids_after_the_primarys() {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, _) = open(dir.path());
         j.append(1, "n", &[pending("a", 0), pending("b", 0)])
             .unwrap();
         let at = j.end();
-        let moving = j
-            .append(1, "n", &[pending("a", 1), pending("b", 1), pending("a", 2)])
-            .unwrap();
-        // The primary holds a up to 1.40 from another writer.
-        j.seed_last_ids(&BTreeMap::from([("a".to_string(), (1, 40))]));
-        let moved = j.rehome(1, "a", at).unwrap();
-        assert_eq!(moved, [((1, 2), (1, 41)), ((1, 3), (1, 42))]);
-        assert_eq!(j.append(1, "n", &[pending("a", 3)]).unwrap()[0].seq, 43);
-        let gone = j.superseded().clone();
-        assert_eq!(gone["a"], HashSet::from([(1, 2), (1, 3)]));
-        let live = |j: &Journal| -> Vec<(String, u64, serde_json::Value)> {
-            all(j)
-                .into_iter()
-                .filter(|r| {
-                    !j.superseded()
-                        .get(&r.stream)
-                        .is_some_and(|g| g.contains(&(r.epoch, r.seq)))
-                })
-                .map(|r| (r.stream, r.seq, r.data))
-                .collect()
-        };
-        let want = vec![
+        // Numbered from a stale copy: a's 1.2..1.6, of which the primary holds 1.2..1.3 from
+        // another writer.
+        let stale: Vec<_> = (1..=5).map(|i| pending("a", i)).collect();
+        let mut moving = j.append(1, "n", &stale[..2]).unwrap();
+        j.append(1, "n", &[pending("b", 1)]).unwrap();
+        moving.extend(j.append(1, "n", &stale[2..]).unwrap());
+        let moved = j.rehome(1, "a", at, Some((1, 3))).unwrap();
+        let ids: Vec<_> = moved.iter().map(|m| m.1 .1).collect();
+        assert_eq!(ids, [4, 5, 6, 7, 8]);
+        assert_eq!(moved[0].0, (1, 2));
+        assert_eq!(j.last_ids()["a"], (1, 8));
+        assert_eq!(j.append(1, "n", &[pending("a", 9)]).unwrap()[0].seq, 9);
+        let mut want = vec![
             ("a".to_string(), 1, json!({"i": 0})),
             ("b".to_string(), 1, json!({"i": 0})),
             ("b".to_string(), 2, json!({"i": 1})),
-            ("a".to_string(), 41, moving[0].data.clone()),
-            ("a".to_string(), 42, moving[2].data.clone()),
-            ("a".to_string(), 43, json!({"i": 3})),
         ];
+        want.extend(
+            moving
+                .iter()
+                .zip(4..)
+                .map(|(r, seq)| ("a".to_string(), seq, r.data.clone())),
+        );
+        want.push(("a".to_string(), 9, json!({"i": 9})));
         assert_eq!(live(&j), want);
+        let gone = j.superseded().clone();
+        assert_eq!(gone.len(), 5);
         drop(j);
         let (j, rec) = open(dir.path());
         assert_eq!(
@@ -1648,7 +1692,8 @@ mod tests {
             &gone,
             "recovery finds the copies' originals"
         );
-        assert_eq!(j.last_ids()["a"], (1, 43));
+        assert_eq!(j.last_ids()["a"], (1, 9));
+        assert_eq!(rec.duplicates, 0, "a copy reusing an id is no duplicate");
         assert!(rec.truncated.is_empty());
         assert_eq!(live(&j), want);
     }
@@ -1663,18 +1708,16 @@ mod tests {
         assert_eq!(&frame[..4], &MAGIC_COPY);
         assert!(decode_frame(&frame).is_none());
         let mut copy = Vec::new();
-        encode_parts(
-            &mut copy,
-            1,
-            2,
-            "s",
-            "t",
-            "n",
-            &json!({}),
-            Some(((1, 1), 0)),
-        )
-        .unwrap();
-        assert_eq!(decode_frame(&copy).unwrap().0.copy_of, Some(((1, 1), 0)));
+        let of = CopyOf {
+            was: (1, 1),
+            at: Position {
+                segment: 3,
+                offset: 99,
+            },
+            left: 0,
+        };
+        encode_parts(&mut copy, 1, 2, "s", "t", "n", &json!({}), Some(of)).unwrap();
+        assert_eq!(decode_frame(&copy).unwrap().0.copy_of, Some(of));
         copy[3] ^= 0x01;
         assert!(decode_frame(&copy).is_none());
     }
@@ -1690,7 +1733,7 @@ mod tests {
         j.append(1, "n", &pend).unwrap();
         let before = j.end();
         j.seed_last_ids(&BTreeMap::from([("a".to_string(), (1, 100))]));
-        assert_eq!(j.rehome(1, "a", from).unwrap().len(), 5);
+        assert_eq!(j.rehome(1, "a", from, None).unwrap().len(), 5);
         drop(j);
         let path = segment_path(dir.path(), 1);
         let bytes = fs::read(&path).unwrap();
@@ -1707,7 +1750,7 @@ mod tests {
         assert_eq!(j.last_ids()["a"], (1, 5));
         assert_eq!(j.end(), before);
         j.seed_last_ids(&BTreeMap::from([("a".to_string(), (1, 100))]));
-        let moved = j.rehome(1, "a", from).unwrap();
+        let moved = j.rehome(1, "a", from, None).unwrap();
         assert_eq!(moved.len(), 5);
         assert_eq!(moved[0], ((1, 1), (1, 101)));
     }

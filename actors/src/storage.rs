@@ -56,8 +56,14 @@ enum Cmd {
     Rotate(oneshot::Sender<Result<(), String>>),
     /// The primary holds these last ids: numbering continues above them.
     Seed(BTreeMap<String, (u64, u64)>, oneshot::Sender<()>),
-    /// Move a stream's frames from a position on to new ids ([`Journal::rehome`]).
-    Rehome(String, Position, oneshot::Sender<Result<Rehomed, String>>),
+    /// Move a stream's frames from a position on to new ids after the primary's last one
+    /// ([`Journal::rehome`]).
+    Rehome(
+        String,
+        Position,
+        Option<(u64, u64)>,
+        oneshot::Sender<Result<Rehomed, String>>,
+    ),
 }
 
 /// What a rehome moved: how many records, and the first one's ids before and after.
@@ -68,7 +74,7 @@ pub struct Rehomed {
 }
 
 /// Frames copied elsewhere by [`Journal::rehome`], per stream: the sync actor passes them.
-pub type Superseded = HashMap<String, std::collections::HashSet<(u64, u64)>>;
+pub type Superseded = std::collections::HashSet<Position>;
 
 struct HandleInner {
     writer: Option<mpsc::Sender<Cmd>>,
@@ -167,11 +173,17 @@ impl StorageHandle {
         let _ = rx.await;
     }
 
-    /// Gives every record of `stream` from `from` on new ids above the journal's (and so the
-    /// primary's) last ones, keeping their order; see [`Journal::rehome`].
-    pub async fn rehome(&self, stream: &str, from: Position) -> Result<Rehomed, String> {
+    /// Gives every record of `stream` from `from` on new ids following `after` (the primary's
+    /// last id of the stream), keeping their order; see [`Journal::rehome`].
+    pub async fn rehome(
+        &self,
+        stream: &str,
+        from: Position,
+        after: Option<(u64, u64)>,
+    ) -> Result<Rehomed, String> {
         let (tx, rx) = oneshot::channel();
-        self.send(Cmd::Rehome(stream.to_string(), from, tx)).await;
+        self.send(Cmd::Rehome(stream.to_string(), from, after, tx))
+            .await;
         rx.await.unwrap_or_else(|_| Err("storage restarted".into()))
     }
 
@@ -584,8 +596,8 @@ impl Writer {
                         self.seed(&ids);
                         let _ = reply.send(());
                     }
-                    Cmd::Rehome(stream, from, reply) => {
-                        let _ = reply.send(self.rehome(&stream, from));
+                    Cmd::Rehome(stream, from, after, reply) => {
+                        let _ = reply.send(self.rehome(&stream, from, after));
                     }
                 }
                 next = self.rx.try_recv().ok();
@@ -594,10 +606,15 @@ impl Writer {
         }
     }
 
-    fn rehome(&mut self, stream: &str, from: Position) -> Result<Rehomed, String> {
+    fn rehome(
+        &mut self,
+        stream: &str,
+        from: Position,
+        after: Option<(u64, u64)>,
+    ) -> Result<Rehomed, String> {
         let moved = self
             .journal
-            .rehome(self.epoch, stream, from)
+            .rehome(self.epoch, stream, from, after)
             .map_err(|e| e.to_string())?;
         self.dirty = true;
         publish_superseded(&self.superseded, &self.journal);

@@ -208,8 +208,6 @@ pub fn plan(
     let streams = frames.streams();
     let mut last: Vec<Option<(u64, u64)>> =
         streams.iter().map(|s| last_ids.get(s).copied()).collect();
-    let gone: Vec<Option<&std::collections::HashSet<(u64, u64)>>> =
-        streams.iter().map(|s| superseded.get(s)).collect();
     let mut to_send = Vec::new();
     let mut gaps = Vec::new();
     let mut skipped = Vec::new();
@@ -217,7 +215,7 @@ pub fn plan(
         let (epoch, seq) = frames.id(i);
         let stream = frames.stream_of(i);
         // Moved to new ids further on (a rehome): its copy is what goes.
-        if gone[stream].is_some_and(|g| g.contains(&(epoch, seq))) {
+        if !superseded.is_empty() && superseded.contains(&frames.after(i)) {
             continue;
         }
         let expected = match last[stream] {
@@ -593,7 +591,11 @@ impl SyncState {
             if !conflicts.is_empty() {
                 // Each colliding stream moves to new ids from its first collision on, order
                 // kept; then this batch is read and planned again.
-                self.rehome(&frames, from, &conflicts).await?;
+                let ids = match self.newest() {
+                    Some(b) => b.expect.clone(),
+                    None => self.last_ids.clone().unwrap_or_default(),
+                };
+                self.rehome(&frames, from, &conflicts, &ids).await?;
                 self.prefetch = None;
                 return Ok(true);
             }
@@ -681,6 +683,7 @@ impl SyncState {
         frames: &Frames,
         from: Position,
         conflicts: &[usize],
+        primary_ids: &BTreeMap<String, (u64, u64)>,
     ) -> Result<(), IoFailure> {
         let mut firsts: Vec<usize> = Vec::new();
         for &i in conflicts {
@@ -699,7 +702,8 @@ impl SyncState {
                 .filter(|&&c| frames.stream_of(c) == frames.stream_of(i))
                 .count();
             let at = if i == 0 { from } else { frames.after(i - 1) };
-            match self.args.storage.rehome(&stream, at).await {
+            let after = primary_ids.get(&stream).copied();
+            match self.args.storage.rehome(&stream, at, after).await {
                 Ok(moved) => {
                     let new = moved.first.map(|(_, n)| format!("{}.{}", n.0, n.1));
                     tracing::warn!(actor = "sync", event = "journal.rehomed", stream = stream.as_str(),
