@@ -1434,6 +1434,8 @@ mod tests {
         let (mut j, rec) = open(dir.path());
         assert_eq!(rec.records, 0);
         assert_eq!(rec.truncated.len(), 1);
+        // The empty segment before the last is removed, and reported for storage to audit.
+        assert_eq!(rec.removed, [segment_path(dir.path(), 1)]);
         assert_eq!(j.append(1, "n", &[pending("a", 0)]).unwrap()[0].seq, 1);
         assert_eq!(all(&j).len(), 1);
     }
