@@ -203,8 +203,28 @@ fn idle_connections_beyond_the_fd_limit_cost_no_cpu_log_or_descriptors_and_hones
         "{status}"
     );
     assert!(events(&env.audit(), "supervisor.child.failed", "status").is_empty());
+    // The acknowledged records reach the primary, once each and in order.
+    let stream_dir = env.data().join("primary/raw/test/in");
+    let honest = wait_for("the honest records on the primary", || {
+        let mut got = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(&stream_dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).ok()?;
+            for line in text.lines() {
+                let v: Value = serde_json::from_str(line).ok()?;
+                got.extend(v["data"]["honest"].as_u64());
+            }
+        }
+        (got.len() >= 3).then_some(got)
+    });
+    assert_eq!(honest, [1, 2, 3]);
     drop(idle);
     assert!(d.terminate().success(), "{}", d.log());
+    assert_verify_clean(&env);
 }
 
 #[test]
