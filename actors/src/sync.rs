@@ -704,6 +704,9 @@ impl SyncState {
             let at = if i == 0 { from } else { frames.after(i - 1) };
             let after = primary_ids.get(&stream).copied();
             match self.args.storage.rehome(&stream, at, after).await {
+                // Nothing left to move (all of it superseded already): reading the batch again
+                // would find the same collision, for ever.
+                Ok(moved) if moved.records == 0 => return Err(self.conflict(frames, conflicts)),
                 Ok(moved) => {
                     let new = moved.first.map(|(_, n)| format!("{}.{}", n.0, n.1));
                     tracing::warn!(actor = "sync", event = "journal.rehomed", stream = stream.as_str(),
