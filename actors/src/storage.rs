@@ -498,6 +498,14 @@ impl Writer {
         self.error = error;
     }
 
+    /// Shows the journal's failed rotation as its error, or clears it once one succeeded.
+    fn show_rotate_error(&mut self) {
+        let rotate = self.journal.rotate_error().map(|e| {
+            format!("cannot start a new segment ({e}); the active one grows past its size and cannot be released")
+        });
+        self.set_error(rotate);
+    }
+
     /// Saves the last ids when they changed and [`SAVE_IDS_EVERY`] has passed (or `now`).
     fn save_ids_due(&mut self, now: bool) -> Result<(), String> {
         let ids = self.journal.last_ids();
@@ -590,6 +598,10 @@ impl Writer {
                     }
                     Cmd::Rotate(reply) => {
                         let _ = reply.send(self.journal.rotate().map_err(|e| e.to_string()));
+                        // A rotation asked for by sync clears (or shows) a failed one as well.
+                        if self.failing_since.is_none() {
+                            self.show_rotate_error();
+                        }
                         self.publish();
                     }
                     Cmd::Seed(ids, reply) => {
@@ -669,10 +681,7 @@ impl Writer {
                     self.commits += 1;
                     self.dirty = true;
                     self.failing_since = None;
-                    let rotate = self.journal.rotate_error().map(|e| {
-                        format!("cannot start a new segment ({e}); the active one grows past its size and cannot be released")
-                    });
-                    self.set_error(rotate);
+                    self.show_rotate_error();
                     let epoch = self.epoch;
                     let mut it = seqs.into_iter().map(|seq| RecordId { epoch, seq });
                     for (recs, reply) in group {
