@@ -16,7 +16,7 @@
 //! [`Primary::append`]), so the newest file's last line is the stream's last id.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -453,8 +453,10 @@ impl Primary {
 
     /// Which of the frames `pick` the store does not hold as they are: each is at or below its
     /// stream's last id here, which forwarding takes as "already sent", and this checks it. A
-    /// frame whose id is here with the same line was sent before (a resend after a crash); one
-    /// whose id is here with another line, or not here at all, is a conflict: the journal
+    /// frame whose id is here with the same line was sent before (a resend after a crash), and so
+    /// was one whose record is here under a higher id (moved by a rehome, then restored from an
+    /// older copy of the journal); one whose id is here with another line, or not here at all, is
+    /// a conflict: the journal
     /// numbered it under ids the store already holds (a wiped or restored journal, a second
     /// writer), and skipping it would lose it. Reads each stream's files from the end, back to
     /// the lowest id asked for.
@@ -482,6 +484,9 @@ impl Primary {
             }
             files.sort_unstable();
             let dir = root.path.join(RAW).join(name);
+            // The records (all but their ids) seen at or above the lowest id asked for: a
+            // record moved to a higher id (a rehome) is held all the same.
+            let mut moved: HashSet<Vec<u8>> = HashSet::new();
             'files: for day in files.iter().rev() {
                 let file = File::open(dir.join(day_file(*day)))?;
                 let mut done = false;
@@ -490,19 +495,30 @@ impl Primary {
                         return true;
                     };
                     let id = (id.epoch, id.seq);
-                    if let Some(&i) = wanted.get(&id) {
-                        if frames.get(i).json() == line {
+                    if id < lowest {
+                        done = true;
+                        return false;
+                    }
+                    match wanted.get(&id) {
+                        Some(&i) if frames.get(i).json() == line => {
                             wanted.remove(&id);
                         }
+                        _ => {
+                            moved.extend(without_id(line).map(<[u8]>::to_vec));
+                        }
                     }
-                    done = wanted.is_empty() || id < lowest;
+                    done = wanted.is_empty();
                     !done
                 })?;
                 if done {
                     break 'files;
                 }
             }
-            out.extend(wanted.into_values());
+            out.extend(
+                wanted.into_values().filter(|&i| {
+                    without_id(frames.get(i).json()).is_none_or(|r| !moved.contains(r))
+                }),
+            );
         }
         out.sort_unstable();
         Ok(out)
@@ -759,6 +775,13 @@ fn repair_tail(file: &File) -> io::Result<()> {
     let keep = rfind_newline(file, len)?.map_or(0, |p| p + 1);
     file.set_len(keep)?;
     file.sync_all()
+}
+
+/// A primary line without its id fields (`id`, `epoch`, `seq` come first, then `ts`): what a
+/// record is wherever it was numbered.
+fn without_id(line: &[u8]) -> Option<&[u8]> {
+    let at = line.windows(6).position(|w| w == b",\"ts\":")?;
+    Some(&line[at..])
 }
 
 /// Just the id of a primary line.
@@ -1738,6 +1761,12 @@ mod tests {
         let frames = Frames::of(&reused).unwrap();
         let all: Vec<usize> = (0..frames.len()).collect();
         assert_eq!(p.not_held(&frames, &all).unwrap(), [1, 5, 7]);
+        // A record the primary holds under a higher id (moved there by a rehome) is held.
+        let mut moved = on_primary[6].clone();
+        moved.id = "1.2".into();
+        moved.seq = 2;
+        let frames = Frames::of(&[moved]).unwrap();
+        assert!(p.not_held(&frames, &[0]).unwrap().is_empty());
     }
 
     /// Injected failures reach every step of a batch; a failed one leaves no line counted.

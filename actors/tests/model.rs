@@ -29,6 +29,10 @@
 //! storage actor does once the sync actor has read them ([`journal::Journal::seed_last_ids`]).
 //! Every record at or below the primary's last id that forwarding skips must be on the primary as
 //! it is ([`Primary::not_held`]): an id handed out twice would be a record skipped and lost.
+//! The journal's directory may also be replaced by a copy taken earlier (a backup restored) and
+//! started while the primary cannot be read, so that it numbers from its stale ids under ids the
+//! primary holds; the forwarder then finds the collision and moves the stream's records to new
+//! ids ([`Journal::rehome`]), as the sync actor does, and the model follows the move.
 //!
 //! After every step: each stream on the primary is a prefix of the model's list (same ids and
 //! data, in order, no duplicate, a torn line only at the end of the newest file), the journal's
@@ -125,6 +129,11 @@ enum Op {
     },
     /// The journal's directory is lost, and the process restarts on an empty one.
     LoseJournal,
+    /// A copy of the journal's directory is taken (a backup).
+    Snapshot,
+    /// The journal's directory is replaced by the last copy taken, and the process restarts on
+    /// it while the primary cannot be read: it numbers on from the copy's ids.
+    RestoreStale,
 }
 
 const FAULT_OPS: [faults::Op; 5] = [
@@ -174,6 +183,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<bool>(), 0..FAULT_OPS.len(), 0u32..4, 0..ERRNOS.len())
             .prop_map(|(journal, op, skip, errno)| Op::Fail { journal, op, skip, errno }),
         1 => Just(Op::LoseJournal),
+        1 => Just(Op::Snapshot),
+        1 => Just(Op::RestoreStale),
     ]
 }
 
@@ -311,11 +322,18 @@ fn torn_primary_append(root: &Path, batch: &[StoredRecord], cut: Index) {
 #[derive(Debug, Default)]
 struct Model {
     streams: BTreeMap<String, Vec<StoredRecord>>,
+    /// A restored copy of the journal numbers from stale ids until forwarding moves its records
+    /// to new ones: meanwhile the ids are not checked as they are added.
+    stale: bool,
 }
 
 impl Model {
     fn add(&mut self, rec: StoredRecord) {
         let list = self.streams.entry(rec.stream.clone()).or_default();
+        if self.stale {
+            list.push(rec);
+            return;
+        }
         // Ids are gap-free per stream and epoch.
         assert_eq!(
             (rec.epoch, rec.seq),
@@ -331,6 +349,36 @@ impl Model {
     fn of(&self, stream: &str) -> &[StoredRecord] {
         self.streams.get(stream).map_or(&[], |v| v)
     }
+
+    /// A rehome moved the last `moved.len()` records of `stream` to new ids, in order.
+    fn moved(&mut self, stream: &str, moved: &[journal::Moved]) {
+        let list = self.streams.get_mut(stream).expect("a stream with records");
+        let from = list.len() - moved.len();
+        for (rec, &(was, new)) in list[from..].iter_mut().zip(moved) {
+            assert_eq!(
+                (rec.epoch, rec.seq),
+                was,
+                "rehome moved {stream} out of order"
+            );
+            *rec = StoredRecord::new(
+                new.0,
+                new.1,
+                rec.ts.clone(),
+                rec.stream.clone(),
+                rec.node.clone(),
+                rec.data.clone(),
+            );
+        }
+    }
+
+    /// Every stream's ids run 1, 2, 3… (one epoch here).
+    fn contiguous(&self) -> bool {
+        self.streams.values().all(|l| {
+            l.iter()
+                .zip(1..)
+                .all(|(r, n)| (r.epoch, r.seq) == (EPOCH, n))
+        })
+    }
 }
 
 struct System {
@@ -344,6 +392,8 @@ struct System {
     /// The primary's ids as the storage handle last had them (a restart of storage alone uses
     /// them); gone with the process.
     seeded: BTreeMap<String, (u64, u64)>,
+    /// The last copy of the journal's directory: its files' names and bytes.
+    snapshot: Option<Vec<(std::ffi::OsString, Vec<u8>)>>,
     /// Makes every record's data unique.
     counter: u64,
     _dirs: (TempDir, TempDir),
@@ -359,6 +409,7 @@ impl System {
             cursor: Position::default(),
             ids: None,
             seeded: BTreeMap::new(),
+            snapshot: None,
             counter: 0,
             _dirs: (j, p),
         };
@@ -443,6 +494,66 @@ impl System {
             model.streams.insert(stream.to_string(), held);
         }
         self.restart(true);
+    }
+
+    fn snapshot(&mut self) {
+        let mut files = Vec::new();
+        for e in fs::read_dir(&self.jdir).expect("listing the journal") {
+            let e = e.expect("a journal entry");
+            if e.file_type().is_ok_and(|t| t.is_file()) && e.file_name() != "LOCK" {
+                files.push((
+                    e.file_name(),
+                    fs::read(e.path()).expect("reading the journal"),
+                ));
+            }
+        }
+        self.snapshot = Some(files);
+    }
+
+    /// Restores the last copy taken and restarts on it without the primary's ids, as a storage
+    /// actor whose wait for them expired does. What the copy holds and the primary does not yet
+    /// is forwarded from it; what only the replaced journal held is gone with it.
+    fn restore_stale(&mut self, model: &mut Model) {
+        let Some(files) = self.snapshot.clone() else {
+            return;
+        };
+        self.journal.take().expect("journal open");
+        fs::remove_dir_all(&self.jdir).expect("removing the journal");
+        fs::create_dir_all(&self.jdir).expect("creating the journal");
+        for (name, bytes) in &files {
+            fs::write(self.jdir.join(name), bytes).expect("restoring the journal");
+        }
+        let (mut j, _) = loop {
+            match Journal::open(&self.jdir, SEGMENT_MAX, Duration::from_secs(5)) {
+                Ok(opened) => break opened,
+                Err(_) => faults::disarm(&self.jdir),
+            }
+        };
+        j.seed_last_ids(&storage::load_ids(&self.jdir));
+        let root = self.primary.root().to_path_buf();
+        let (frames, _) = faults::without(|| {
+            journal::read(&self.jdir, j.start(), j.end(), usize::MAX, usize::MAX)
+        })
+        .expect("reading the restored journal");
+        // The model: what the primary holds, then every live record of the copy it does not
+        // hold (by content: a stale copy's ids say nothing), in journal order.
+        for stream in STREAMS {
+            let mut held = faults::without(|| primary_records(&root, stream));
+            let on_primary: Vec<serde_json::Value> = held.iter().map(|r| r.data.clone()).collect();
+            held.extend(
+                (0..frames.len())
+                    .filter(|&i| !j.superseded().contains(&frames.after(i)))
+                    .filter_map(|i| frames.get(i).record())
+                    .filter(|r| r.stream == *stream && !on_primary.contains(&r.data)),
+            );
+            model.streams.insert(stream.to_string(), held);
+        }
+        // Behind the primary until forwarding hands it the primary's ids, or moves its records.
+        model.stale = true;
+        self.cursor = j.start();
+        self.ids = None;
+        self.seeded = BTreeMap::new();
+        self.journal = Some(j);
     }
 
     /// Drops the journal (and with `whole` the forwarder), damages what was not fsynced, and
@@ -536,6 +647,12 @@ impl System {
             self.cursor = start;
         }
         if self.cursor >= end {
+            // A release that failed (its ids could not be saved) is asked for again, as the sync
+            // actor does once caught up.
+            if self.cursor.segment > start.segment && storage::save_ids(self.journal()).is_ok() {
+                let cut = self.cursor.segment;
+                let _ = self.journal().release_before(cut);
+            }
             if end.offset >= ROTATE_AFTER {
                 // A rotation that fails is tried again at the next forward.
                 let _ = self.journal().rotate();
@@ -561,14 +678,42 @@ impl System {
         );
         if !plan.skipped.is_empty() {
             match self.primary.not_held(&frames, &plan.skipped) {
-                Ok(conflicts) => assert!(
-                    conflicts.is_empty(),
-                    "records skipped as forwarded that the primary does not hold: {:?}",
-                    conflicts
-                        .iter()
-                        .map(|&i| frames.get(i).record())
-                        .collect::<Vec<_>>()
-                ),
+                Ok(conflicts) if conflicts.is_empty() => {}
+                Ok(conflicts) => {
+                    // Only a restored copy numbers under ids the primary holds.
+                    assert!(
+                        model.stale,
+                        "records skipped as forwarded that the primary does not hold: {:?}",
+                        conflicts
+                            .iter()
+                            .map(|&i| frames.get(i).record())
+                            .collect::<Vec<_>>()
+                    );
+                    // As the sync actor does: each colliding stream moves from its first
+                    // collision on, after the primary's last id; then the batch is read again.
+                    let mut done: Vec<usize> = Vec::new();
+                    for &i in &conflicts {
+                        let s = frames.stream_of(i);
+                        if done.contains(&s) {
+                            continue;
+                        }
+                        done.push(s);
+                        let stream = frames.streams()[s].clone();
+                        let at = if i == 0 {
+                            self.cursor
+                        } else {
+                            frames.after(i - 1)
+                        };
+                        match self
+                            .journal()
+                            .rehome(EPOCH, &stream, at, ids.get(&stream).copied())
+                        {
+                            Ok(moved) => model.moved(&stream, &moved),
+                            Err(_) => return true,
+                        }
+                    }
+                    return true;
+                }
                 Err(_) => {
                     self.interrupted(model, None);
                     return true;
@@ -669,6 +814,19 @@ impl System {
         panic!("the drain does not converge");
     }
 
+    /// A restored copy has caught up once every id in the model runs on from 1 and the journal's
+    /// last ids are the model's again: from then on ids are checked as they are added.
+    fn settle(&self, model: &mut Model) {
+        if !model.stale || !model.contiguous() {
+            return;
+        }
+        let j = self.journal.as_ref().unwrap();
+        let caught_up = STREAMS.iter().all(|stream| {
+            j.last_ids().get(*stream).copied() == model.of(stream).last().map(|r| (r.epoch, r.seq))
+        });
+        model.stale = !caught_up;
+    }
+
     /// The invariants that hold after every step.
     fn check(&self, model: &Model) {
         let root = self.primary.root().to_path_buf();
@@ -690,11 +848,13 @@ impl System {
                 got.last().map(key),
                 "stream {stream}: Primary::last_ids"
             );
-            assert_eq!(
-                j.last_ids().get(*stream).copied(),
-                want.last().map(key),
-                "stream {stream}: the journal's last id"
-            );
+            if !model.stale {
+                assert_eq!(
+                    j.last_ids().get(*stream).copied(),
+                    want.last().map(key),
+                    "stream {stream}: the journal's last id"
+                );
+            }
         }
     }
 
@@ -751,7 +911,10 @@ fn run(ops: &[Op]) {
                 faults::arm(FAULT_OPS[*op], &under, *skip, 1, ERRNOS[*errno]);
             }
             Op::LoseJournal => sys.lose_journal(&mut model),
+            Op::Snapshot => sys.snapshot(),
+            Op::RestoreStale => sys.restore_stale(&mut model),
         }
+        sys.settle(&mut model);
         sys.check(&model);
     }
     // The disks are healthy again: everything must drain.
