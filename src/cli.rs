@@ -20,7 +20,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogTarget::Auto)]
     pub log: LogTarget,
 
-    /// Control socket of the daemon [default: from the config]
+    /// Control socket of the daemon; with it, commands that talk to the daemon need no config
+    /// file [default: from the config]
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
@@ -64,9 +65,13 @@ pub enum Command {
         /// Keep printing new lines
         #[arg(short, long)]
         follow: bool,
-        /// How many lines
+        /// How many of the newest lines to print first (0 with -f: only new ones)
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: u32,
+        /// Print each line as a JSON string, one per line (JSON Lines, also with -f)
+        #[arg(long)]
+        json: bool,
+        /// The actor (and its children): a full path or an unambiguous last part, e.g. heartbeat
         name: Option<String>,
     },
     /// Audit events from <data_dir>/audit.jsonl (works with the daemon stopped)
@@ -115,12 +120,17 @@ pub enum Command {
     Pid,
     /// Stop the daemon: the tree stops in order
     Shutdown,
-    /// Pre-flight: config, paths, permissions, primary writable, socket free
+    /// Pre-flight: config, paths, permissions, command programs, primary marked, socket dir and
+    /// socket, HTTP port; a daemon already running on this config is reported, not a failure
     Check {
         /// Mark the primary store (a NAS) as fushi's, once: a store outside the data dir is only
         /// used when it carries this mark, so an unmounted NAS is never mistaken for it
         #[arg(long)]
         init_primary: bool,
+        /// With --init-primary: create the store's directory if it does not exist (without
+        /// it a missing path is refused: it is more often an unmounted NAS than a new store)
+        #[arg(long, requires = "init_primary")]
+        create: bool,
     },
     /// The dashboard: health dot, actor tree, storage, sync, leader, alerts (q quits, r restarts)
     Top,
@@ -132,10 +142,17 @@ pub enum Command {
     },
 }
 
+/// No config file at any of the default locations (a missing `-c FILE` is `ConfigError::Read`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no config file found (looked for {}); create one there or pass -c FILE", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+pub struct NoConfig {
+    pub searched: Vec<PathBuf>,
+}
+
 /// The config file to use: `-c`, else the first of the default locations that exists.
-pub fn config_path(explicit: Option<PathBuf>) -> PathBuf {
+pub fn config_path(explicit: Option<PathBuf>) -> Result<PathBuf, NoConfig> {
     if let Some(p) = explicit {
-        return p;
+        return Ok(p);
     }
     let mut candidates = vec![PathBuf::from("supervisor.toml")];
     if let Some(xdg) = std::env::var_os("XDG_CONFIG_HOME") {
@@ -144,11 +161,16 @@ pub fn config_path(explicit: Option<PathBuf>) -> PathBuf {
         candidates.push(PathBuf::from(home).join(".config/fushi/supervisor.toml"));
     }
     candidates.push(PathBuf::from("/etc/fushi/supervisor.toml"));
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .unwrap_or_else(|| candidates.swap_remove(0))
+    match candidates.iter().find(|p| p.exists()) {
+        Some(p) => Ok(p.clone()),
+        // Absolute, so that the message says where "./" was when run from elsewhere.
+        None => Err(NoConfig {
+            searched: candidates
+                .into_iter()
+                .map(|p| std::path::absolute(&p).unwrap_or(p))
+                .collect(),
+        }),
+    }
 }
 
 /// Runs the command; the exit code is part of each command's contract (see `ctl`).
@@ -157,22 +179,36 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     use crate::ctl::{self, Target};
     use fushi_actors::supervisor::Verb;
 
-    let config = config_path(cli.config);
-    let target = || Target::load(config.clone(), cli.socket.clone());
+    let found = config_path(cli.config);
+    let config = || found.clone();
+    let target = || Target::load(found.clone(), cli.socket.clone());
     match cli.command {
-        Command::Run => crate::daemon::run(&config, cli.log).map(|()| 0),
-        Command::Verify { json } => crate::verify::run(&config, json).map(|()| 0),
-        Command::Check { init_primary } => ctl::check(&config, init_primary),
+        Command::Run => crate::daemon::run(&config()?, cli.log).map(|()| 0),
+        Command::Verify { json } => crate::verify::run(&config()?, json).map(|()| 0),
+        Command::Check {
+            init_primary,
+            create,
+        } => ctl::check(&config()?, init_primary, create),
         Command::Status { names, json } => ctl::status(&target()?, &names, json),
-        Command::Start { names } => ctl::control(&target()?, Verb::Start, names),
-        Command::Stop { names } => ctl::control(&target()?, Verb::Stop, names),
-        Command::Restart { names } => ctl::control(&target()?, Verb::Restart, names),
+        Command::Start { names } => {
+            let t = target()?;
+            ctl::control(&t, Verb::Start, ctl::resolve_names(&t, names)?)
+        }
+        Command::Stop { names } => {
+            let t = target()?;
+            ctl::control(&t, Verb::Stop, ctl::resolve_names(&t, names)?)
+        }
+        Command::Restart { names } => {
+            let t = target()?;
+            ctl::control(&t, Verb::Restart, ctl::resolve_names(&t, names)?)
+        }
         Command::Health { json } => ctl::health(&target()?, json),
         Command::Tail {
             follow,
             lines,
+            json,
             name,
-        } => ctl::tail(&target()?, lines, follow, name),
+        } => ctl::tail(&target()?, lines, follow, name, json),
         Command::Audit { since, event, json } => ctl::audit(&target()?, since, event, json),
         Command::Mode { mode, for_ } => ctl::simple(
             &target()?,
@@ -183,7 +219,14 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         ),
         Command::Pid => ctl::pid(&target()?),
         Command::Sync { now, plan: _ } => ctl::sync(&target()?, now),
-        Command::Inject { what, name } => ctl::simple(&target()?, Request::Inject { what, name }),
+        Command::Inject { what, name } => {
+            let t = target()?;
+            let name = match name {
+                Some(n) if what == "crash" => ctl::resolve_names(&t, vec![n])?.pop(),
+                other => other,
+            };
+            ctl::simple(&t, Request::Inject { what, name })
+        }
         Command::Reread { json } => ctl::config_diff(&target()?, false, json),
         Command::Update { json } => ctl::config_diff(&target()?, true, json),
         Command::Top => crate::top::run(&target()?),

@@ -9,6 +9,7 @@ use fushi_actors::audit::AuditEvent;
 use fushi_actors::board::{ActorState, ActorStatus, StatusDoc};
 use fushi_actors::supervisor::Verb;
 use serde_json::json;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -27,21 +28,45 @@ pub struct Target {
     pub config_path: PathBuf,
     pub config: Config,
     pub socket: Option<PathBuf>,
+    /// Whether `config` was read from `config_path`: with `--socket` the daemon is reached
+    /// without a config file, and then `config` holds only defaults.
+    pub config_read: bool,
 }
 
 impl Target {
     /// A broken config file must not lock the user out of the running daemon (that is when
     /// they need `status` and `update` most): then only the socket's whereabouts are read.
-    pub fn load(config_path: PathBuf, socket: Option<PathBuf>) -> anyhow::Result<Self> {
+    /// With `--socket` no config file is needed at all.
+    pub fn load(
+        found: Result<PathBuf, crate::cli::NoConfig>,
+        socket: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let without_config = |config_path: PathBuf| Self {
+            config_path,
+            config: Config::default(),
+            socket: socket.clone(),
+            config_read: false,
+        };
+        let config_path = match found {
+            Ok(p) => p,
+            Err(no) if socket.is_some() => {
+                return Ok(without_config(no.searched[0].clone()));
+            }
+            Err(no) => return Err(no.into()),
+        };
         let config = match Config::load(&config_path) {
             Ok((config, _)) => config,
             Err(crate::config::ConfigError::Invalid { .. }) => crate::config::lenient(&config_path),
+            Err(crate::config::ConfigError::Read { .. }) if socket.is_some() => {
+                return Ok(without_config(config_path));
+            }
             Err(e) => return Err(e.into()),
         };
         Ok(Self {
             config_path,
             config,
             socket,
+            config_read: true,
         })
     }
 
@@ -85,6 +110,57 @@ fn selects(pattern: &str, name: &str) -> bool {
             .is_some_and(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
 }
 
+/// The actor paths `names` mean: a full path, `all` or a glob stays as it is; any other name
+/// is the last part(s) of exactly one actor's path (`heartbeat` → `collectors/heartbeat`). An
+/// unknown or ambiguous name is an error that lists the known ones.
+fn resolve(doc: &StatusDoc, names: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let known: Vec<&str> = doc.actors.iter().map(|a| a.name.as_str()).collect();
+    names.into_iter().map(|n| resolve_one(&known, n)).collect()
+}
+
+fn resolve_one(known: &[&str], n: String) -> anyhow::Result<String> {
+    if n == "all" || n.contains('*') || known.contains(&n.as_str()) {
+        return Ok(n);
+    }
+    let suffix = format!("/{n}");
+    let matching: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|a| a.ends_with(&suffix))
+        .collect();
+    match matching[..] {
+        [one] => Ok(one.to_string()),
+        [] => bail!("no actor named {n:?}; known: {}", known.join(", ")),
+        _ => bail!(
+            "{n:?} is ambiguous: it could be {}; give the full name",
+            matching.join(" or ")
+        ),
+    }
+}
+
+/// [`resolve`] against the running daemon, for the commands that send names to it. A daemon
+/// that cannot be asked gets the names as given: the command itself then says why. So does an
+/// unknown full path (`collectors/zz`): the supervisor answers it with the names of that level.
+pub fn resolve_names(t: &Target, names: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let Ok(doc) = status_doc(t) else {
+        return Ok(names);
+    };
+    let known: Vec<&str> = doc.actors.iter().map(|a| a.name.as_str()).collect();
+    names
+        .into_iter()
+        .map(|n| {
+            let suffix = format!("/{n}");
+            let unknown_path =
+                n.contains('/') && !known.iter().any(|k| *k == n || k.ends_with(&suffix));
+            if unknown_path {
+                Ok(n)
+            } else {
+                resolve_one(&known, n)
+            }
+        })
+        .collect()
+}
+
 fn ago(ts: &str) -> Option<Duration> {
     let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
     let now = time::OffsetDateTime::from(SystemTime::now());
@@ -125,10 +201,11 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
         Ok(d) => d,
         Err(e) => return down(e, EXIT_NOT_RUNNING),
     };
+    let names = resolve(&doc, names.to_vec())?;
     let selected: Vec<&ActorStatus> = if names.is_empty() {
         doc.actors.iter().collect()
     } else {
-        for n in names {
+        for n in &names {
             if !doc.actors.iter().any(|a| selects(n, &a.name)) {
                 let known: Vec<&str> = doc.actors.iter().map(|a| a.name.as_str()).collect();
                 bail!("no actor named {n:?}; known: {}", known.join(", "));
@@ -239,7 +316,11 @@ pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Why health is not green, one line each (SPEC §7 health rules).
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// Why health is not green, one line each: the rules of `board::health`, on the same figures.
 pub fn reasons(doc: &StatusDoc) -> Vec<String> {
     let mut out = Vec::new();
     for e in &doc.config.errors {
@@ -265,19 +346,35 @@ pub fn reasons(doc: &StatusDoc) -> Vec<String> {
                 "{} is fatal (gave up); `fushi start {}` revives it",
                 a.name, a.name
             ));
-        } else if matches!(a.state, ActorState::Starting | ActorState::Backoff)
-            || (a.restart == "permanent" && a.state != ActorState::Running)
-        {
+        } else if doc.patience.unsettled.contains(&a.name) {
+            if a.consecutive_failures >= 2 {
+                out.push(format!(
+                    "{} is {} after {} consecutive failures",
+                    a.name,
+                    a.state.as_str(),
+                    a.consecutive_failures
+                ));
+            } else {
+                out.push(format!(
+                    "{} is {} for longer than {}",
+                    a.name,
+                    a.state.as_str(),
+                    seconds(doc.patience.limit_ms)
+                ));
+            }
+        } else if fushi_actors::board::stopped_permanent(a) {
             out.push(format!("{} is {}", a.name, a.state.as_str()));
         }
     }
     if doc.storage.primary == "down" {
         out.push("primary store is down: records wait in the local journal".into());
     }
-    if doc.storage.lag_records > 0 {
+    if doc.patience.journal_late() {
         out.push(format!(
-            "{} records not yet on the primary",
-            doc.storage.lag_records
+            "{} records not yet on the primary, the oldest for {} (more than {} = 2 × sync.interval + io_timeout)",
+            doc.storage.lag_records,
+            seconds(doc.patience.lag_age_ms),
+            seconds(doc.patience.limit_ms)
         ));
     }
     if doc.mode != "prod" {
@@ -308,31 +405,52 @@ pub fn simple(t: &Target, req: Request) -> anyhow::Result<u8> {
     }
 }
 
-pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyhow::Result<u8> {
-    // Under journald the journal is the log: read it there (ACTOR= is a native field).
-    match status_doc(t) {
-        Ok(doc) if doc.log == "journald" => {
-            let mut cmd = std::process::Command::new("journalctl");
-            cmd.args(["--no-pager", "-o", "short-iso", "-n", &lines.to_string()])
-                .arg(format!("_PID={}", doc.pid))
-                .arg("SYSLOG_IDENTIFIER=fushi");
-            if follow {
-                cmd.arg("-f");
-            }
-            if let Some(a) = &actor {
-                cmd.arg(format!("ACTOR={a}"));
-            }
-            let status = cmd
-                .status()
-                .context("running journalctl (the daemon logs to journald)")?;
-            return Ok(if status.success() {
-                EXIT_OK
-            } else {
-                EXIT_FAILURE
-            });
-        }
-        Ok(_) => {}
+/// Prints one log line, as a JSON string with `--json` (JSON Lines, so that `-f` streams).
+fn print_line(line: &str, json_out: bool) -> anyhow::Result<()> {
+    if json_out {
+        outln!("{}", serde_json::to_string(line)?);
+    } else {
+        outln!("{line}");
+    }
+    Ok(())
+}
+
+pub fn tail(
+    t: &Target,
+    lines: u32,
+    follow: bool,
+    actor: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let doc = match status_doc(t) {
+        Ok(doc) => doc,
         Err(e) => return down(e, EXIT_DAEMON_DOWN),
+    };
+    let actor = match actor {
+        Some(a) => resolve(&doc, vec![a])?.pop(),
+        None => None,
+    };
+    // Under journald the journal is the log: read it there (ACTOR= is a native field).
+    if doc.log == "journald" {
+        let mut cmd = std::process::Command::new("journalctl");
+        cmd.args(["--no-pager", "-n", &lines.to_string()])
+            .args(["-o", if json_out { "json" } else { "short-iso" }])
+            .arg(format!("_PID={}", doc.pid))
+            .arg("SYSLOG_IDENTIFIER=fushi");
+        if follow {
+            cmd.arg("-f");
+        }
+        if let Some(a) = &actor {
+            cmd.arg(format!("ACTOR={a}"));
+        }
+        let status = cmd
+            .status()
+            .context("running journalctl (the daemon logs to journald)")?;
+        return Ok(if status.success() {
+            EXIT_OK
+        } else {
+            EXIT_FAILURE
+        });
     }
     let fetch = |n: u32| match t.call(&Request::Tail {
         lines: n,
@@ -342,10 +460,13 @@ pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyh
         Ok(other) => Err(ClientError::Daemon(format!("unexpected answer {other:?}"))),
         Err(e) => Err(e),
     };
-    let mut last = match fetch(lines) {
+    // Following needs the newest line as the mark to follow from, even when none is printed
+    // (`-n 0 -f`); without the mark everything in the ring would count as new.
+    let first = if follow { lines.max(1) } else { lines };
+    let mut last = match fetch(first) {
         Ok(ls) => {
-            for l in &ls {
-                outln!("{l}");
+            for l in &ls[ls.len().saturating_sub(lines as usize)..] {
+                print_line(l, json_out)?;
             }
             ls.last().cloned()
         }
@@ -365,7 +486,7 @@ pub fn tail(t: &Target, lines: u32, follow: bool, actor: Option<String>) -> anyh
             .and_then(|l| ls.iter().rposition(|x| x == l))
             .map_or(0, |i| i + 1);
         for l in &ls[start..] {
-            outln!("{l}");
+            print_line(l, json_out)?;
         }
         if let Some(l) = ls.last() {
             last = Some(l.clone());
@@ -396,6 +517,24 @@ pub fn glob(pattern: &str, s: &str) -> bool {
     true
 }
 
+/// The data dir the audit log is in: the config's, or, reached with `--socket` alone, that of
+/// the config the daemon runs with (a relative path is relative to the daemon's working dir).
+fn audit_dir(t: &Target) -> anyhow::Result<PathBuf> {
+    if t.config_read {
+        return Ok(t.config.node.data_dir.clone());
+    }
+    let doc = status_doc(t).context(
+        "finding the audit log without a config file (pass -c FILE to read it directly)",
+    )?;
+    let mut config = PathBuf::from(&doc.config.path);
+    if config.is_relative() {
+        let cwd = std::fs::read_link(format!("/proc/{}/cwd", doc.pid))
+            .context("finding the daemon's working dir (pass -c FILE instead)")?;
+        config = cwd.join(config);
+    }
+    Ok(crate::config::lenient(&config).node.data_dir)
+}
+
 /// Reads the audit log directly, so it works with the daemon stopped too. One bad line (a stray
 /// byte, a line a crash cut short) must not hide the rest: a line with bytes that are not UTF-8
 /// is shown with U+FFFD for them if it is JSON then, any other unreadable line is skipped, and
@@ -407,7 +546,7 @@ pub fn audit(
     json_out: bool,
 ) -> anyhow::Result<u8> {
     use std::io::Write as _;
-    let path = t.config.node.data_dir.join("audit.jsonl");
+    let path = audit_dir(t)?.join("audit.jsonl");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let (mut events, mut unreadable, mut replaced) = (Vec::new(), Vec::new(), 0usize);
     for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
@@ -466,8 +605,95 @@ pub fn audit(
     Ok(EXIT_OK)
 }
 
-/// Pre-flight: config, paths, permissions, primary writable, socket free.
-pub fn check(config_path: &Path, init_primary: bool) -> anyhow::Result<u8> {
+/// Where the daemon would find `program`: a path with a `/` as it is (against `cwd` if
+/// relative), any other name on `search` (the child's PATH, as `Command` looks it up); it must
+/// be a file this user may execute.
+fn find_program(program: &str, cwd: Option<&Path>, search: &OsStr) -> Result<PathBuf, String> {
+    use nix::unistd::{access, AccessFlags};
+    let executable = |p: &Path| p.is_file() && access(p, AccessFlags::X_OK).is_ok();
+    if program.contains('/') {
+        let p = match cwd {
+            Some(dir) if Path::new(program).is_relative() => dir.join(program),
+            _ => PathBuf::from(program),
+        };
+        return if executable(&p) {
+            Ok(p)
+        } else if p.exists() {
+            Err(format!("{} is not an executable file", p.display()))
+        } else {
+            Err(format!("{} does not exist", p.display()))
+        };
+    }
+    std::env::split_paths(search)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            format!(
+                "{program:?} is not an executable on PATH ({})",
+                search.to_string_lossy()
+            )
+        })
+}
+
+/// Whether the daemon can bind its socket in `dir`: there, or created (0700) under the
+/// nearest existing ancestor, as the control actor does.
+fn socket_dir(dir: &Path) -> Result<String, String> {
+    use nix::unistd::{access, AccessFlags};
+    let wx = AccessFlags::W_OK | AccessFlags::X_OK;
+    if dir.is_dir() {
+        return match access(dir, wx) {
+            Ok(()) => Ok(format!("{} exists", dir.display())),
+            Err(e) => Err(format!("{} is not writable: {e}", dir.display())),
+        };
+    }
+    if dir.exists() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let mut up = dir;
+    while let Some(parent) = up.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if parent.exists() {
+            return if parent.is_dir() && access(parent, wx).is_ok() {
+                Ok(format!(
+                    "{} does not exist; the daemon creates it (mode 700)",
+                    dir.display()
+                ))
+            } else {
+                Err(format!(
+                    "{} does not exist and cannot be created: {} is not a writable directory",
+                    dir.display(),
+                    parent.display()
+                ))
+            };
+        }
+        up = parent;
+    }
+    Err(format!("{} does not exist", dir.display()))
+}
+
+/// The pid in `GET /status` of whatever serves HTTP on `addr`, if it is a fushi.
+fn http_pid(addr: &str, token: Option<&str>, timeout: Duration) -> Option<u32> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let sock = addr.to_socket_addrs().ok()?.next()?;
+    let mut conn = std::net::TcpStream::connect_timeout(&sock, timeout).ok()?;
+    conn.set_read_timeout(Some(timeout)).ok()?;
+    let auth = token
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    // HTTP/1.0: the answer ends with the connection, so reading to the end is reading it all.
+    write!(conn, "GET /status HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").ok()?;
+    let mut answer = Vec::new();
+    conn.take(16 << 20).read_to_end(&mut answer).ok()?;
+    let body = answer.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let doc: serde_json::Value = serde_json::from_slice(&answer[body..]).ok()?;
+    doc["pid"].as_u64().and_then(|p| u32::try_from(p).ok())
+}
+
+/// Pre-flight: config, data dir, command programs, primary (marked), socket dir and socket,
+/// HTTP port. A daemon already running on this config is reported, not a failure: its socket
+/// and port are then in use by the very daemon this config describes.
+pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Result<u8> {
     let mut failed = false;
     let mut report = |ok: bool, what: &str, detail: String| {
         outln!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
@@ -504,60 +730,168 @@ pub fn check(config_path: &Path, init_primary: bool) -> anyhow::Result<u8> {
             format!("{mode:o} (want 700: status, audit and the socket live here)"),
         );
     }
-    // The probe runs on a thread: a hung NAS must not hang the check.
+    let inherited = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    for c in cfg.collectors.iter().filter(|c| c.enabled) {
+        if c.kind != crate::config::CollectorKind::Command {
+            continue;
+        }
+        let what = format!("program collectors/{}", c.name);
+        if c.shell {
+            report(
+                true,
+                &what,
+                "shell = true: /bin/sh resolves the command line when it runs".into(),
+            );
+            continue;
+        }
+        let Some(program) = c.argv.first() else {
+            report(false, &what, "argv is empty".into());
+            continue;
+        };
+        let search = c.env.get("PATH").map_or(inherited.clone(), Into::into);
+        match find_program(program, c.cwd.as_deref(), &search) {
+            Ok(p) => report(true, &what, format!("{}", p.display())),
+            Err(e) => report(false, &what, e),
+        }
+    }
+    for (i, ch) in cfg.alert.channels.iter().enumerate() {
+        if ch.kind != crate::config::AlertChannelKind::Command {
+            continue;
+        }
+        let what = format!("program alert.channel[{i}]");
+        match ch.argv.first() {
+            Some(program) => {
+                let search = ch.env.get("PATH").map_or(inherited.clone(), Into::into);
+                match find_program(program, None, &search) {
+                    Ok(p) => report(true, &what, format!("{}", p.display())),
+                    Err(e) => report(false, &what, e),
+                }
+            }
+            None => report(false, &what, "argv is empty".into()),
+        }
+    }
     let primary = cfg.storage.primary.clone();
     let local = primary.starts_with(data);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use fushi_actors::primary::Primary;
-        // Same rule as the daemon: only a store inside the data dir is created on demand.
-        let p = if local {
-            Primary::new(primary)
-        } else {
-            Primary::external(primary)
-        };
-        let r = if init_primary {
-            p.init().and_then(|()| p.probe())
-        } else {
-            p.probe()
-        };
-        let _ = tx.send(r);
-    });
-    let timeout = cfg.storage.io_timeout;
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(())) => report(
-            true,
-            "primary",
-            format!("{} is writable", cfg.storage.primary.display()),
-        ),
-        Ok(Err(e)) => report(
-            false,
-            "primary",
-            format!("{}: {e}", cfg.storage.primary.display()),
-        ),
-        Err(_) => report(
+    if init_primary && !create && !primary.exists() {
+        report(
             false,
             "primary",
             format!(
-                "{} did not answer within {timeout:?} (hung NAS?)",
-                cfg.storage.primary.display()
+                "{} does not exist, so it is not marked: is the NAS mounted? \
+                 (`fushi check --init-primary --create` creates and marks a new store)",
+                primary.display()
             ),
-        ),
+        );
+    } else {
+        // The probe runs on a thread: a hung NAS must not hang the check.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use fushi_actors::primary::Primary;
+            // Same rule as the daemon: only a store inside the data dir is created on demand.
+            let p = if local {
+                Primary::new(primary)
+            } else {
+                Primary::external(primary)
+            };
+            let r = if init_primary {
+                p.init().and_then(|()| p.probe())
+            } else {
+                p.probe()
+            };
+            let _ = tx.send(r);
+        });
+        let timeout = cfg.storage.io_timeout;
+        let shown = cfg.storage.primary.display();
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(())) if local => report(true, "primary", format!("{shown} is writable")),
+            Ok(Ok(())) => report(
+                true,
+                "primary",
+                format!(
+                    "{shown} is marked ({}) and writable",
+                    fushi_actors::primary::MARKER
+                ),
+            ),
+            Ok(Err(e)) => report(false, "primary", format!("{shown}: {e}")),
+            Err(_) => report(
+                false,
+                "primary",
+                format!("{shown} did not answer within {timeout:?} (hung NAS?)"),
+            ),
+        }
     }
     let socket = crate::control::socket_path(&cfg);
-    let in_use = std::os::unix::net::UnixStream::connect(&socket).is_ok();
-    report(
-        !in_use,
-        "socket",
-        if in_use {
-            format!(
-                "{} is in use: a daemon already runs there",
-                socket.display()
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        match socket_dir(dir) {
+            Ok(detail) => report(true, "socket dir", detail),
+            Err(detail) => report(false, "socket dir", detail),
+        }
+    }
+    let mut running = None;
+    match client::call(std::slice::from_ref(&socket), config_path, &Request::Pid) {
+        Ok(Response::Pid { pid }) => {
+            running = Some(pid);
+            report(
+                true,
+                "socket",
+                format!("{}: fushi is running, pid {pid}", socket.display()),
+            );
+        }
+        Ok(other) => report(
+            false,
+            "socket",
+            format!("{}: unexpected answer {other:?}", socket.display()),
+        ),
+        Err(ClientError::NotRunning { .. }) if std::fs::symlink_metadata(&socket).is_ok() => {
+            report(
+                true,
+                "socket",
+                format!(
+                    "{} is left over from a daemon that is gone; the next one replaces it",
+                    socket.display()
+                ),
             )
-        } else {
-            format!("{} is free", socket.display())
-        },
-    );
+        }
+        Err(ClientError::NotRunning { .. }) => {
+            report(true, "socket", format!("{} is free", socket.display()))
+        }
+        Err(e) => report(
+            false,
+            "socket",
+            format!("{} is in use: {e}", socket.display()),
+        ),
+    }
+    let addr = cfg.control.http.as_str();
+    if addr.is_empty() {
+        report(true, "http", "disabled (control.http = \"\")".into());
+    } else {
+        match std::net::TcpListener::bind(addr) {
+            Ok(_) => report(true, "http", format!("{addr} is free")),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let holder = http_pid(
+                    addr,
+                    cfg.control.http_token.as_deref(),
+                    cfg.storage.io_timeout,
+                );
+                match (holder, running) {
+                    (Some(h), Some(r)) if h == r => {
+                        report(true, "http", format!("{addr} is served by this fushi, pid {r}"))
+                    }
+                    (Some(h), _) => report(
+                        false,
+                        "http",
+                        format!("{addr} is in use by another fushi (pid {h}); give this one its own control.http"),
+                    ),
+                    (None, _) => report(
+                        false,
+                        "http",
+                        format!("{addr} is in use by another program; free it or set control.http"),
+                    ),
+                }
+            }
+            Err(e) => report(false, "http", format!("cannot bind {addr}: {e}")),
+        }
+    }
     Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
 }
 
@@ -686,5 +1020,30 @@ mod tests {
         assert!(glob("a*b*c", "a-x-b-y-c"));
         assert!(!glob("supervisor.*", "daemon.started"));
         assert!(glob("daemon.started", "daemon.started"));
+    }
+
+    #[test]
+    fn short_names_resolve_when_unambiguous() {
+        let known = [
+            "collectors",
+            "collectors/a",
+            "collectors/web/a",
+            "collectors/web/b",
+        ];
+        let one = |n: &str| resolve_one(&known, n.to_string()).map_err(|e| e.to_string());
+        assert_eq!(one("b").unwrap(), "collectors/web/b");
+        assert_eq!(one("web/a").unwrap(), "collectors/web/a");
+        assert_eq!(one("collectors/a").unwrap(), "collectors/a");
+        assert_eq!(one("collectors/*").unwrap(), "collectors/*");
+        assert_eq!(one("all").unwrap(), "all");
+        let e = one("a").unwrap_err();
+        assert!(
+            e.contains("ambiguous") && e.contains("collectors/web/a"),
+            "{e}"
+        );
+        let e = one("nosuch").unwrap_err();
+        assert!(e.contains("known: collectors, collectors/a"), "{e}");
+        // A name is a whole part: "b" is not the end of "web".
+        assert!(one("eb/b").is_err());
     }
 }

@@ -52,13 +52,31 @@ fn output_failed(e: std::io::Error) -> ! {
     std::process::exit(1);
 }
 
+/// The error and its causes, each said once: a message that already quotes its cause (as
+/// "cannot read config file …: <errno>; …" does) is not followed by it again.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if out.contains(&cause) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&cause);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = <cli::Cli as clap::Parser>::parse();
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("fushi: {e:#}");
-            let config_error = e.chain().any(|c| c.is::<config::ConfigError>());
+            eprintln!("fushi: {}", message(&e));
+            let config_error = e
+                .chain()
+                .any(|c| c.is::<config::ConfigError>() || c.is::<cli::NoConfig>());
             ExitCode::from(if config_error { config::EX_CONFIG } else { 1 })
         }
     }

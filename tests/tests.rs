@@ -3,12 +3,16 @@
 mod util;
 
 mod cli;
+mod cli_truth;
 mod config;
+mod control_all;
 mod crash;
 mod datapath;
 mod fdflood;
+mod health;
 mod holes;
 mod http;
+mod metrics;
 mod nesting;
 mod outage;
 mod restart;
