@@ -1118,6 +1118,7 @@ mod tests {
                 path: "/etc/fushi/supervisor.toml".into(),
                 errors: vec![],
             },
+            patience: Default::default(),
             actors: vec![
                 actor("status", ActorState::Running, 0, 0),
                 actor("storage", ActorState::Running, 1, 1),

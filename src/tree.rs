@@ -37,6 +37,13 @@ const EPOCH: u64 = 1;
 pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSink), ConfigError> {
     let policy = cfg.supervisor.policy();
     let timeout = cfg.supervisor.shutdown_timeout;
+    // SPEC §7: one sync that misses its turn and one that times out before the journal is late.
+    ctx.board.set_patience(
+        cfg.sync
+            .interval
+            .saturating_mul(2)
+            .saturating_add(cfg.storage.io_timeout),
+    );
     let status = ChildSpec::actor(
         "status",
         StatusActor,

@@ -217,7 +217,7 @@ impl Actor for AlertActor {
                     json!({"channel": ch.name(), "template": alert.template(), "alert": &alert});
                 match ch.deliver(&alert) {
                     Ok(()) => {
-                        state.args.board.incr("alerts_sent", 1);
+                        state.args.board.count(crate::board::Counter::AlertsSent, 1);
                         state
                             .args
                             .audit

@@ -6,7 +6,9 @@
 //! are restored from status.json once per process, so they keep growing across daemon restarts.
 
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::clock;
@@ -184,6 +186,107 @@ pub struct StatusDoc {
     pub sync: SyncStatus,
     pub config: ConfigStatus,
     pub actors: Vec<ActorStatus>,
+    /// What the time rules of health measured at this snapshot.
+    #[serde(default)]
+    pub patience: Patience,
+}
+
+/// The figures health's time rules (SPEC §7) were applied to, measured once at the snapshot, so
+/// that every reader (`health`, `status`, `GET /health`, `top`, `STATUS=`) judges the same
+/// figures by the same rule instead of each measuring again at its own moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Patience {
+    /// How long a record may wait in the journal, and an actor start or back off, before health
+    /// is degraded: `2 × sync.interval + io_timeout`, one sync that misses its turn and one
+    /// that times out. A record waits for the next sync as a matter of course.
+    pub limit_ms: u64,
+    /// Age of the oldest journal record not yet on the primary; 0 when none waits.
+    pub lag_age_ms: u64,
+    /// Actors starting or in backoff for longer than `limit_ms`, or after failing twice in a row
+    /// (a crash loop whose every backoff is short).
+    pub unsettled: Vec<String>,
+}
+
+impl Patience {
+    /// The journal is not drained in time: its oldest record waits longer than the limit.
+    pub fn journal_late(&self) -> bool {
+        self.lag_age_ms > self.limit_ms
+    }
+}
+
+/// `2 × sync.interval + io_timeout` with the default config; the daemon sets its own.
+const DEFAULT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Marks of when the journal grew, at most this many: past it the two oldest merge, keeping
+/// the older time, so the age of a record among them is overstated, never understated.
+const MAX_MARKS: usize = 1024;
+
+/// When the journal's records were appended, coarsely: enough to tell the age of the oldest
+/// one not yet forwarded, since records reach the primary in the order they were appended.
+#[derive(Debug)]
+struct AppendClock {
+    /// Records appended since this board began (the journal's count only ever grows by appends).
+    appended: u64,
+    /// The journal's record count as last published.
+    records: u64,
+    /// `(appended after the mark's appends, when the first of them came)`, oldest first.
+    marks: VecDeque<(u64, Instant)>,
+    /// Appends closer together than this share a mark.
+    resolution: Duration,
+}
+
+impl AppendClock {
+    fn new(limit: Duration) -> Self {
+        Self {
+            appended: 0,
+            records: 0,
+            marks: VecDeque::new(),
+            resolution: limit / 32,
+        }
+    }
+
+    /// The journal now holds `records`, `lag` of them not on the primary.
+    fn journal(&mut self, records: u64, lag: u64, now: Instant) {
+        let grew = records.saturating_sub(self.records);
+        self.records = records;
+        if grew > 0 {
+            self.appended += grew;
+            match self.marks.back_mut() {
+                Some((end, at)) if now.duration_since(*at) < self.resolution => *end += grew,
+                _ => self.marks.push_back((self.appended, now)),
+            }
+            if self.marks.len() > MAX_MARKS {
+                if let Some((end, _)) = self.marks.remove(1) {
+                    self.marks[0].0 = end;
+                }
+            }
+        }
+        self.lag(lag, now);
+    }
+
+    /// Forgets the marks once nothing waits. Marks are never dropped on a partial lag: a lag
+    /// published from an older journal count may understate it for a moment.
+    fn lag(&mut self, lag: u64, now: Instant) {
+        if lag == 0 {
+            self.marks.clear();
+        } else if self.marks.is_empty() {
+            // Records this board never saw appended (it began after them): as old as that.
+            self.marks.push_back((self.appended, now));
+        }
+    }
+
+    /// How long the oldest of the last `lag` appended records has waited.
+    fn oldest(&self, lag: u64, now: Instant) -> Duration {
+        if lag == 0 {
+            return Duration::ZERO;
+        }
+        let before = self.appended.saturating_sub(lag);
+        let i = self.marks.partition_point(|&(end, _)| end <= before);
+        self.marks
+            .get(i)
+            .or(self.marks.back())
+            .map_or(Duration::ZERO, |&(_, at)| now.duration_since(at))
+    }
 }
 
 /// What restoring from an older status.json found.
@@ -199,21 +302,65 @@ pub const ACK_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// A counter of [`Metrics`] that takes no label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// Records made durable in the journal (quarantined ones too).
+    RecordsIngested,
+    /// Records a sync wrote to the primary.
+    RecordsForwarded,
+    /// Changes of the primary between up and down, as audited (`collector.storage.switch`).
+    StorageSwitches,
+    Escalations,
+    AlertsSent,
+}
+
 /// Counters and the ack-latency histogram behind `GET /metrics`; in memory only.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
-    /// `records_ingested`, `records_forwarded`, `storage_switches`, `escalations`,
-    /// `alerts_sent`, `leader_failovers`…
-    pub counters: std::collections::BTreeMap<&'static str, u64>,
+    pub records_ingested: u64,
+    pub records_forwarded: u64,
+    pub storage_switches: u64,
+    pub escalations: u64,
+    pub alerts_sent: u64,
+    /// Input lines a collector answered with an error, per collector.
+    pub rejected: BTreeMap<String, u64>,
+    /// Records a collector's input put on the `_quarantine` stream, per collector.
+    pub quarantined: BTreeMap<String, u64>,
     /// Per bucket of [`ACK_BUCKETS`] (not cumulative), then the count beyond the last bound.
     pub ack_buckets: Vec<u64>,
     pub ack_sum: f64,
     pub ack_count: u64,
 }
 
+impl Metrics {
+    fn counter(&mut self, c: Counter) -> &mut u64 {
+        match c {
+            Counter::RecordsIngested => &mut self.records_ingested,
+            Counter::RecordsForwarded => &mut self.records_forwarded,
+            Counter::StorageSwitches => &mut self.storage_switches,
+            Counter::Escalations => &mut self.escalations,
+            Counter::AlertsSent => &mut self.alerts_sent,
+        }
+    }
+}
+
+fn add_to(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
+}
+
 struct Inner {
     metrics: Metrics,
     doc: StatusDoc,
+    limit: Duration,
+    clock: AppendClock,
+    /// When each actor entered its present state.
+    entered: HashMap<String, Instant>,
     version: u64,
     restored: bool,
     shutting_down: bool,
@@ -252,6 +399,7 @@ impl StatusBoard {
                 errors: Vec::new(),
             },
             actors: Vec::new(),
+            patience: Patience::default(),
         };
         Self {
             inner: Arc::new(Mutex::new(Inner {
@@ -260,6 +408,9 @@ impl StatusBoard {
                     ..Metrics::default()
                 },
                 doc,
+                limit: DEFAULT_LIMIT,
+                clock: AppendClock::new(DEFAULT_LIMIT),
+                entered: HashMap::new(),
                 version: 0,
                 restored: false,
                 shutting_down: false,
@@ -300,7 +451,12 @@ impl StatusBoard {
                 g.doc.actors.len() - 1
             }
         };
+        let was = g.doc.actors[idx].state;
         f(&mut g.doc.actors[idx]);
+        let state = g.doc.actors[idx].state;
+        if state != was || !g.entered.contains_key(name) {
+            g.entered.insert(name.to_string(), Instant::now());
+        }
         self.bump(g);
     }
 
@@ -308,6 +464,7 @@ impl StatusBoard {
     pub fn remove(&self, name: &str) {
         let mut g = self.lock();
         g.doc.actors.retain(|a| a.name != name);
+        g.entered.remove(name);
         self.bump(g);
     }
 
@@ -332,18 +489,50 @@ impl StatusBoard {
     /// The journal's size and records, and whether producers are held back (full or failing
     /// disk); the lag follows from the records (see [`StorageStatus::forwarded`]).
     pub fn set_journal(&self, bytes: u64, records: u64, full: bool) {
-        self.update_storage(|s, sync| {
+        self.storage_locked(Some(records), |s, sync| {
             s.journal_bytes = bytes;
             s.journal_full = full;
             s.set_lag(records.saturating_sub(s.forwarded), sync);
         });
     }
 
+    /// How long the journal may hold a record (and an actor start or back off) before health is
+    /// degraded; see [`Patience::limit_ms`].
+    pub fn set_patience(&self, limit: Duration) {
+        let mut g = self.lock();
+        g.limit = limit;
+        g.clock.resolution = limit / 32;
+        self.bump(g);
+    }
+
     pub fn update_storage(&self, f: impl FnOnce(&mut StorageStatus, &mut SyncStatus)) {
+        self.storage_locked(None, f)
+    }
+
+    /// One critical section for the change, the append clock and the switch counter, so that
+    /// the clock never sees a lag that does not belong to its journal count.
+    fn storage_locked(
+        &self,
+        records: Option<u64>,
+        f: impl FnOnce(&mut StorageStatus, &mut SyncStatus),
+    ) {
         let mut g = self.lock();
         let before = (g.doc.storage.clone(), g.doc.sync.clone());
         let inner = &mut *g;
         f(&mut inner.doc.storage, &mut inner.doc.sync);
+        let (now, lag) = (Instant::now(), inner.doc.storage.lag_records);
+        match records {
+            Some(r) => inner.clock.journal(r, lag, now),
+            None => inner.clock.lag(lag, now),
+        }
+        let (from, to) = (
+            before.0.primary.as_str(),
+            inner.doc.storage.primary.as_str(),
+        );
+        // As the sync actor audits a switch: every change, and a first probe that finds it down.
+        if from != to && (from != "unknown" || to == "down") {
+            inner.metrics.storage_switches += 1;
+        }
         let (st, sy) = (&g.doc.storage, &g.doc.sync);
         let shape = |s: &StorageStatus, y: &SyncStatus| {
             (
@@ -364,8 +553,23 @@ impl StatusBoard {
     }
 
     /// Adds to a counter; no status write is triggered (metrics are read on demand).
-    pub fn incr(&self, counter: &'static str, n: u64) {
-        *self.lock().metrics.counters.entry(counter).or_default() += n;
+    pub fn count(&self, counter: Counter, n: u64) {
+        *self.lock().metrics.counter(counter) += n;
+    }
+
+    /// Records a sync wrote to the primary.
+    pub fn count_forwarded(&self, n: u64) {
+        self.count(Counter::RecordsForwarded, n);
+    }
+
+    /// Input lines `collector` answered with an error.
+    pub fn rejected(&self, collector: &str, n: u64) {
+        add_to(&mut self.lock().metrics.rejected, collector, n);
+    }
+
+    /// Records of `collector` made durable on the `_quarantine` stream.
+    pub fn quarantined(&self, collector: &str, n: u64) {
+        add_to(&mut self.lock().metrics.quarantined, collector, n);
     }
 
     /// Records how long producers waited for records to be durable.
@@ -385,8 +589,10 @@ impl StatusBoard {
         self.lock().metrics.clone()
     }
 
+    /// Records of collector `name` made durable.
     pub fn add_records(&self, name: &str, n: u64) {
         let mut g = self.lock();
+        g.metrics.records_ingested += n;
         if let Some(a) = g.doc.actors.iter_mut().find(|a| a.name == name) {
             a.records += n;
             self.bump_quiet(g);
@@ -419,6 +625,27 @@ impl StatusBoard {
     pub fn snapshot(&self) -> (StatusDoc, u64) {
         let g = self.lock();
         let mut doc = g.doc.clone();
+        let now = Instant::now();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let unsettled = doc
+            .actors
+            .iter()
+            .filter(|a| {
+                // A second failure in a row is a crash loop, however short each backoff: no
+                // grace for it. A restart that runs again is settled until it fails again.
+                matches!(a.state, ActorState::Starting | ActorState::Backoff)
+                    && (a.consecutive_failures >= 2
+                        || g.entered
+                            .get(&a.name)
+                            .is_some_and(|at| now.duration_since(*at) > g.limit))
+            })
+            .map(|a| a.name.clone())
+            .collect();
+        doc.patience = Patience {
+            limit_ms: ms(g.limit),
+            lag_age_ms: ms(g.clock.oldest(doc.storage.lag_records, now)),
+            unsettled,
+        };
         doc.health = health(&doc).into();
         (doc, g.version)
     }
@@ -468,6 +695,11 @@ impl StatusBoard {
     }
 }
 
+/// A permanent actor stopped (by hand, or on its way there): no grace, it is not coming back.
+pub fn stopped_permanent(a: &ActorStatus) -> bool {
+    a.restart == "permanent" && matches!(a.state, ActorState::Stopping | ActorState::Stopped)
+}
+
 /// Health of SPEC §7: red beats yellow beats green.
 pub fn health(doc: &StatusDoc) -> &'static str {
     let red = !doc.config.errors.is_empty()
@@ -481,13 +713,13 @@ pub fn health(doc: &StatusDoc) -> &'static str {
     if red {
         return "red";
     }
+    // A record waiting for the next sync, or an actor restarting at once, is routine: only
+    // what outlasts the patience limit degrades health (else it flaps with every record).
     let yellow = doc.mode != "prod"
         || doc.storage.primary == "down"
-        || doc.storage.secondary == "used"
-        || doc.actors.iter().any(|a| {
-            matches!(a.state, ActorState::Starting | ActorState::Backoff)
-                || (a.restart == "permanent" && a.state != ActorState::Running)
-        });
+        || doc.patience.journal_late()
+        || !doc.patience.unsettled.is_empty()
+        || doc.actors.iter().any(stopped_permanent);
     if yellow {
         "yellow"
     } else {
@@ -509,7 +741,11 @@ mod tests {
         running(&b, "status");
         assert_eq!(b.snapshot().0.health, "green");
         b.update("collectors/a", |a| a.state = ActorState::Backoff);
-        assert_eq!(b.snapshot().0.health, "yellow");
+        assert_eq!(b.snapshot().0.health, "green", "a backoff within the grace");
+        b.set_patience(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(b.snapshot().0.health, "yellow", "beyond it");
+        assert_eq!(b.snapshot().0.patience.unsettled, ["collectors/a"]);
         b.update("collectors/a", |a| a.escalated = true);
         assert_eq!(b.snapshot().0.health, "red");
         b.update("collectors/a", |a| {
@@ -521,6 +757,96 @@ mod tests {
         b.set_config_errors(vec![]);
         b.set_mode("debug");
         assert_eq!(b.snapshot().0.health, "yellow");
+    }
+
+    #[test]
+    fn a_crash_loop_and_a_stopped_permanent_actor_degrade_without_grace() {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        b.update("collectors/a", |a| {
+            a.state = ActorState::Backoff;
+            a.consecutive_failures = 1
+        });
+        assert_eq!(b.snapshot().0.health, "green", "one failure, restarting");
+        b.update("collectors/a", |a| a.consecutive_failures = 2);
+        assert_eq!(
+            b.snapshot().0.health,
+            "yellow",
+            "failing again before stable"
+        );
+        b.update("collectors/a", |a| a.state = ActorState::Running);
+        assert_eq!(b.snapshot().0.health, "green", "running again");
+        b.update("collectors/a", |a| a.consecutive_failures = 0);
+        b.update("status", |a| a.state = ActorState::Stopped);
+        assert_eq!(b.snapshot().0.health, "yellow");
+    }
+
+    #[test]
+    fn a_lag_degrades_only_once_its_oldest_record_outlasts_the_limit() {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        b.set_patience(Duration::from_millis(300));
+        running(&b, "status");
+        b.update_storage(|s, _| s.primary = "up".into());
+        // One record a moment, each forwarded before the next: never late, however many.
+        let t0 = Instant::now();
+        let mut n = 0;
+        while t0.elapsed() < Duration::from_millis(600) {
+            n += 1;
+            b.set_journal(100 * n, n, false);
+            assert_eq!(b.snapshot().0.health, "green", "a record waiting its turn");
+            b.update_storage(|s, y| {
+                s.forwarded = n;
+                s.set_lag(0, y);
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Forwarding stalls while records keep coming: late once the first unforwarded one is.
+        let stalled = Instant::now();
+        let late = loop {
+            n += 1;
+            b.set_journal(100 * n, n, false);
+            let doc = b.snapshot().0;
+            if doc.health == "yellow" {
+                break doc;
+            }
+            assert!(stalled.elapsed() < Duration::from_secs(5), "never late");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let waited = stalled.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300),
+            "late after {waited:?}"
+        );
+        assert!(late.patience.journal_late());
+        assert!(late.patience.lag_age_ms >= 300);
+        // Part forwarded: the oldest left is younger; all forwarded: nothing waits.
+        b.update_storage(|s, y| {
+            s.forwarded = n - 1;
+            s.set_lag(1, y);
+        });
+        let doc = b.snapshot().0;
+        assert!(doc.patience.lag_age_ms < 100, "{:?}", doc.patience);
+        assert_eq!(doc.health, "green");
+        b.update_storage(|s, y| {
+            s.forwarded = n;
+            s.set_lag(0, y);
+        });
+        assert_eq!(b.snapshot().0.patience.lag_age_ms, 0);
+    }
+
+    #[test]
+    fn storage_switches_count_as_audited() {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        for p in ["up", "up", "down", "up"] {
+            b.update_storage(|s, _| s.primary = p.into());
+        }
+        assert_eq!(b.metrics().storage_switches, 2, "unknown → up is no switch");
+        let c = StatusBoard::new("n", "prod", "c.toml");
+        c.update_storage(|s, _| s.primary = "down".into());
+        assert_eq!(
+            c.metrics().storage_switches,
+            1,
+            "found down at the first probe"
+        );
     }
 
     #[test]
@@ -617,12 +943,19 @@ mod tests {
     #[test]
     fn metrics_count_and_bucket() {
         let b = StatusBoard::new("n", "prod", "c.toml");
-        b.incr("records_ingested", 3);
-        b.incr("records_ingested", 2);
+        b.add_records("collectors/a", 3);
+        b.add_records("collectors/a", 2);
+        b.count(Counter::RecordsForwarded, 4);
+        b.rejected("collectors/a", 1);
+        b.quarantined("collectors/a", 2);
         b.observe_ack(std::time::Duration::from_micros(700), 4);
         b.observe_ack(std::time::Duration::from_secs(10), 1);
         let m = b.metrics();
-        assert_eq!(m.counters["records_ingested"], 5);
+        assert_eq!((m.records_ingested, m.records_forwarded), (5, 4));
+        assert_eq!(
+            (m.rejected["collectors/a"], m.quarantined["collectors/a"]),
+            (1, 2)
+        );
         assert_eq!(m.ack_buckets[1], 4, "0.7 ms falls in the 1 ms bucket");
         assert_eq!(m.ack_buckets[ACK_BUCKETS.len()], 1, "beyond the last bound");
         assert_eq!(m.ack_count, 5);

@@ -61,6 +61,11 @@ impl RecordSink {
         Self { board, storage }
     }
 
+    /// Where collectors count what never becomes a record of their stream.
+    pub fn board(&self) -> &StatusBoard {
+        &self.board
+    }
+
     /// Returns once the records are durable in the journal (the moment they may be acknowledged),
     /// however long storage holds producers back.
     pub async fn submit(&self, collector: &str, records: Vec<Record>) -> Vec<RecordId> {
@@ -68,7 +73,7 @@ impl RecordSink {
             return Vec::new();
         }
         let n = records.len() as u64;
-        let pending = records
+        let pending: Vec<Pending> = records
             .into_iter()
             .map(|r| keepable(collector, r))
             .map(|r| Pending {
@@ -77,8 +82,14 @@ impl RecordSink {
                 data: r.data,
             })
             .collect();
+        let quarantined = pending.iter().filter(|p| p.stream == QUARANTINE).count() as u64;
+        let asked = std::time::Instant::now();
         let stored = self.storage.append(pending).await;
+        self.board.observe_ack(asked.elapsed(), n);
         self.board.add_records(collector, n);
+        if quarantined > 0 {
+            self.board.quarantined(collector, quarantined);
+        }
         stored
     }
 }

@@ -785,7 +785,7 @@ impl SupervisorState {
                 json!({"failures": f.n, "last_error": error}),
             );
             self.ctx.alerts.push(alert);
-            self.ctx.board.incr("escalations", 1);
+            self.ctx.board.count(crate::board::Counter::Escalations, 1);
         }
     }
 

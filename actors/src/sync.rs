@@ -907,6 +907,7 @@ impl SyncState {
         self.retry_delay = RETRY_MIN;
         let reached = self.drain.as_ref().map(|d| self.cursor >= d.target);
         if items > 0 {
+            self.args.board.count_forwarded(items);
             self.args.board.update_storage(|_, sync| {
                 sync.last = Some(SyncRun {
                     at: clock::now_rfc3339(),

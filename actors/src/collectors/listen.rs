@@ -135,6 +135,7 @@ async fn serve<S: AsyncRead + AsyncWrite>(conn: S, args: Arc<ListenArgs>) -> std
         }
         let mut records = Vec::with_capacity(lines.len());
         let mut reply = String::new();
+        let mut rejected = 0;
         for line in lines {
             line_no += 1;
             let (record, problem) =
@@ -149,8 +150,12 @@ async fn serve<S: AsyncRead + AsyncWrite>(conn: S, args: Arc<ListenArgs>) -> std
                 );
                 reply.push_str(&serde_json::json!({"error": error, "line": line_no}).to_string());
                 reply.push('\n');
+                rejected += 1;
             }
             records.push(record);
+        }
+        if rejected > 0 {
+            args.sink.board().rejected(&args.path, rejected);
         }
         durable += records.len() as u64;
         args.sink.submit(&args.path, records).await;
