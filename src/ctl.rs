@@ -316,7 +316,11 @@ pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Why health is not green, one line each (SPEC §7 health rules).
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// Why health is not green, one line each: the rules of `board::health`, on the same figures.
 pub fn reasons(doc: &StatusDoc) -> Vec<String> {
     let mut out = Vec::new();
     for e in &doc.config.errors {
@@ -342,19 +346,35 @@ pub fn reasons(doc: &StatusDoc) -> Vec<String> {
                 "{} is fatal (gave up); `fushi start {}` revives it",
                 a.name, a.name
             ));
-        } else if matches!(a.state, ActorState::Starting | ActorState::Backoff)
-            || (a.restart == "permanent" && a.state != ActorState::Running)
-        {
+        } else if doc.patience.unsettled.contains(&a.name) {
+            if a.consecutive_failures >= 2 {
+                out.push(format!(
+                    "{} is {} after {} consecutive failures",
+                    a.name,
+                    a.state.as_str(),
+                    a.consecutive_failures
+                ));
+            } else {
+                out.push(format!(
+                    "{} is {} for longer than {}",
+                    a.name,
+                    a.state.as_str(),
+                    seconds(doc.patience.limit_ms)
+                ));
+            }
+        } else if fushi_actors::board::stopped_permanent(a) {
             out.push(format!("{} is {}", a.name, a.state.as_str()));
         }
     }
     if doc.storage.primary == "down" {
         out.push("primary store is down: records wait in the local journal".into());
     }
-    if doc.storage.lag_records > 0 {
+    if doc.patience.journal_late() {
         out.push(format!(
-            "{} records not yet on the primary",
-            doc.storage.lag_records
+            "{} records not yet on the primary, the oldest for {} (more than {} = 2 × sync.interval + io_timeout)",
+            doc.storage.lag_records,
+            seconds(doc.patience.lag_age_ms),
+            seconds(doc.patience.limit_ms)
         ));
     }
     if doc.mode != "prod" {
