@@ -208,6 +208,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         ring,
         socket: crate::control::socket_path(cfg),
         allow_inject: cfg.control.allow_inject,
+        bound: Default::default(),
     });
     args.children.push(
         ChildSpec::actor(
@@ -218,7 +219,8 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
             },
         )
         .with_policy(cfg.supervisor.policy())
-        .with_shutdown_timeout(cfg.supervisor.shutdown_timeout),
+        .with_shutdown_timeout(cfg.supervisor.shutdown_timeout)
+        .essential(),
     );
     if !cfg.control.http.is_empty() {
         let http = crate::http::HttpArgs {
@@ -229,7 +231,8 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         args.children.push(
             ChildSpec::actor("http", crate::http::HttpActor, http)
                 .with_policy(cfg.supervisor.policy())
-                .with_shutdown_timeout(cfg.supervisor.shutdown_timeout),
+                .with_shutdown_timeout(cfg.supervisor.shutdown_timeout)
+                .essential(),
         );
     }
     audit.emit(

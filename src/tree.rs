@@ -116,8 +116,12 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
         },
     )
     .with_policy(policy.clone());
-    let children = vec![status, alert, storage, sync]
+    // sync may be stopped: the daemon stays reachable and the journal keeps every record until
+    // it runs again (a way to hold forwarding during maintenance of the primary).
+    let children = vec![status, alert, storage]
         .into_iter()
+        .map(|c| c.essential())
+        .chain(std::iter::once(sync))
         .map(|c| c.with_policy(policy.clone()).with_shutdown_timeout(timeout))
         .chain(std::iter::once(collectors))
         .collect();

@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod cli_truth;
 mod config;
+mod control_all;
 mod crash;
 mod datapath;
 mod fdflood;

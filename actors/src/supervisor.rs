@@ -29,6 +29,7 @@ use ractor::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -156,6 +157,12 @@ pub struct ChildSpec {
     pub start: StartFn,
     /// The child is itself a [`SupervisorActor`]: control requests for `name/…` are routed to it.
     pub supervisor: bool,
+    /// One of the daemon's own actors: a control request may restart it, alone, but never stop
+    /// it, since the daemon cannot be reached or stopped in order without it.
+    pub essential: bool,
+    /// Stopped by an operator and not started since. Shared by every clone of the spec, so it
+    /// outlives a restart of the parent supervisor, whose next incarnation is built from clones.
+    held: Arc<AtomicBool>,
 }
 
 impl ChildSpec {
@@ -171,6 +178,8 @@ impl ChildSpec {
             start_timeout: Some(Duration::from_secs(30)),
             start: Arc::new(start),
             supervisor: false,
+            essential: false,
+            held: Arc::default(),
         }
     }
 
@@ -229,6 +238,21 @@ impl ChildSpec {
     pub fn with_shutdown_timeout(mut self, t: Duration) -> Self {
         self.shutdown_timeout = t;
         self
+    }
+
+    /// Marks the child one of the daemon's own actors (see [`ChildSpec::essential`]).
+    pub fn essential(mut self) -> Self {
+        self.essential = true;
+        self
+    }
+
+    /// Whether an operator stopped the child and has not started it since.
+    pub fn held(&self) -> bool {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::Relaxed);
     }
 }
 
@@ -295,6 +319,14 @@ pub enum ControlError {
         supervisor: String,
         known: Vec<String>,
     },
+    #[error(
+        "{path} is one of the daemon's own actors and is never stopped through the control socket \
+         (the daemon would be left unreachable); `fushi restart {path}` restarts it, \
+         `fushi shutdown` stops the daemon"
+    )]
+    Essential { path: String },
+    #[error("restart the daemon's own actors one at a time, not {} together", paths.join(", "))]
+    EssentialTogether { paths: Vec<String> },
 }
 
 pub enum SupervisorMsg {
@@ -881,6 +913,7 @@ impl SupervisorState {
         let (nested, local): (Vec<String>, Vec<String>) =
             names.into_iter().partition(|n| n.contains('/'));
         let idxs = self.resolve(&local)?;
+        self.check_essential(verb, &idxs)?;
         let mut routes: Vec<(usize, String)> = Vec::new();
         for name in nested {
             let (head, rest) = name.split_once('/').unwrap_or((&name, ""));
@@ -920,12 +953,14 @@ impl SupervisorState {
         match verb {
             Verb::Stop => {
                 for &i in idxs.iter().rev() {
+                    self.children[i].spec.hold(true);
                     self.stop_child(i, "requested").await;
                 }
             }
             Verb::Start => {
                 for &i in &idxs {
                     let c = &mut self.children[i];
+                    c.spec.hold(false);
                     if matches!(c.state, ActorState::Stopped | ActorState::Fatal) {
                         // A manual start is a fresh start: the failure streak is forgiven.
                         c.consecutive = 0;
@@ -939,11 +974,31 @@ impl SupervisorState {
                     self.stop_child(i, "restart requested").await;
                 }
                 for &i in &idxs {
+                    // The operator starts it again: what they stopped before is forgiven.
+                    self.children[i].spec.hold(false);
                     self.start_child(myself, i, true).await;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Refuses a stop of the daemon's own actors, and a restart of several at once: with
+    /// `control` or `storage` down the request that asked for it could not even be answered.
+    fn check_essential(&self, verb: Verb, idxs: &[usize]) -> Result<(), ControlError> {
+        let essential: Vec<String> = idxs
+            .iter()
+            .map(|&i| &self.children[i])
+            .filter(|c| c.spec.essential)
+            .map(|c| c.path.clone())
+            .collect();
+        match (verb, &essential[..]) {
+            (Verb::Stop, [path, ..]) => Err(ControlError::Essential { path: path.clone() }),
+            (Verb::Restart, [_, _, ..]) => {
+                Err(ControlError::EssentialTogether { paths: essential })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn info(&self) -> Vec<ChildInfo> {
@@ -983,8 +1038,20 @@ impl Actor for SupervisorActor {
             ctx: args.ctx,
         };
         for idx in 0..state.children.len() {
+            let c = &state.children[idx];
+            if c.spec.held() {
+                // An operator stopped it under this supervisor's previous incarnation; a restart
+                // of the parent is not theirs to undo.
+                tracing::info!(
+                    actor = c.path.as_str(),
+                    event = "supervisor.child.held",
+                    "left stopped: stopped by the operator until `fushi start`"
+                );
+                state.publish(idx, false, false, false);
+                continue;
+            }
             // A sibling's failed start under one_for_all may already have scheduled this one.
-            if state.children[idx].state == ActorState::Stopped {
+            if c.state == ActorState::Stopped {
                 state.start_child(&myself, idx, false).await;
             }
         }

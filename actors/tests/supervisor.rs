@@ -977,3 +977,79 @@ async fn a_live_actor_is_found_by_its_tree_path() {
     assert_eq!(h.rec.starts("x"), [secs(0), secs(5)]);
     assert_eq!(h.board("collectors/x").failures, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_daemons_own_children_restart_alone_and_are_never_stopped_by_control() {
+    let mut h = Harness::new().await;
+    h.spawn(
+        Strategy::OneForOne,
+        vec![
+            h.runner("a").essential(),
+            h.runner("b").essential(),
+            h.runner("c"),
+        ],
+    )
+    .await;
+    h.rec.until(secs(5)).await;
+
+    // Refused before anything is done: `c`, named first, is not stopped either.
+    let err = control(&h, Verb::Stop, &["c", "a"]).await.unwrap_err();
+    assert_eq!(err, ControlError::Essential { path: "a".into() });
+    let err = control(&h, Verb::Stop, &["*"]).await.unwrap_err();
+    assert_eq!(err, ControlError::Essential { path: "a".into() });
+    let err = control(&h, Verb::Restart, &["a", "b"]).await.unwrap_err();
+    assert_eq!(
+        err,
+        ControlError::EssentialTogether {
+            paths: vec!["a".into(), "b".into()]
+        }
+    );
+    assert!(
+        h.rec.since(secs(1)).is_empty(),
+        "{:?}",
+        h.rec.since(secs(1))
+    );
+
+    control(&h, Verb::Restart, &["a", "c"]).await.unwrap();
+    assert_eq!(h.rec.starts("a"), [secs(0), secs(5)]);
+    assert_eq!(h.rec.starts("c"), [secs(0), secs(5)]);
+    control(&h, Verb::Stop, &["c"]).await.unwrap();
+    for (path, state) in [
+        ("a", ActorState::Running),
+        ("b", ActorState::Running),
+        ("c", ActorState::Stopped),
+    ] {
+        assert_eq!(h.board(path).state, state, "{path}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manual_stop_outlives_a_restart_of_the_parent_until_a_manual_start() {
+    let mut h = Harness::new().await;
+    let collectors = h.sub_supervisor(
+        "collectors",
+        Strategy::OneForOne,
+        vec![h.runner("x"), h.runner("y")],
+    );
+    h.spawn(Strategy::OneForOne, vec![collectors]).await;
+
+    control(&h, Verb::Stop, &["collectors/x"]).await.unwrap();
+    h.rec.until(secs(5)).await;
+    control(&h, Verb::Restart, &["collectors"]).await.unwrap();
+    assert_eq!(h.board("collectors").state, ActorState::Running);
+    assert_eq!(h.board("collectors/x").state, ActorState::Stopped);
+    assert_eq!(h.board("collectors/y").state, ActorState::Running);
+    assert_eq!(h.rec.starts("x"), [secs(0)]);
+    assert_eq!(h.rec.starts("y"), [secs(0), secs(5)]);
+    // Nor does a stop of the whole group and a start of it bring the child back.
+    control(&h, Verb::Stop, &["collectors"]).await.unwrap();
+    control(&h, Verb::Start, &["collectors"]).await.unwrap();
+    assert_eq!(h.board("collectors/x").state, ActorState::Stopped);
+    assert_eq!(h.rec.starts("x"), [secs(0)]);
+
+    control(&h, Verb::Start, &["collectors/x"]).await.unwrap();
+    h.rec.until(secs(10)).await;
+    control(&h, Verb::Restart, &["collectors"]).await.unwrap();
+    assert_eq!(h.board("collectors/x").state, ActorState::Running);
+    assert_eq!(h.rec.starts("x"), [secs(0), secs(5), secs(10)]);
+}

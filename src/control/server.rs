@@ -12,9 +12,9 @@ use fushi_actors::supervisor::SupervisorMsg;
 use fushi_actors::AbortOnDrop;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -57,6 +57,9 @@ pub struct Shared {
     pub socket: PathBuf,
     /// `control.allow_inject`: failure injection is refused unless the config allows it.
     pub allow_inject: bool,
+    /// Device and inode of the socket file this process bound last: a restarted control actor
+    /// finds its own socket there, not another fushi's.
+    pub bound: Mutex<Option<(u64, u64)>>,
 }
 
 #[derive(Clone)]
@@ -103,6 +106,41 @@ async fn bind(path: &PathBuf) -> Result<UnixListener, String> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("restricting {}: {e}", path.display()))?;
     Ok(listener)
+}
+
+/// The identity of the file at `path`, if there is one.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Removes the socket file this process bound before, left by an earlier incarnation of this
+/// actor: [`bind`] would otherwise probe it, and a listener not closed yet would pass for
+/// another fushi, which failed the restart and put the daemon out of reach for a backoff.
+fn forget_own_socket(shared: &Shared) {
+    let mine = *shared.bound.lock().unwrap_or_else(|e| e.into_inner());
+    if mine.is_some() && file_id(&shared.socket) == mine {
+        if let Err(e) = std::fs::remove_file(&shared.socket) {
+            tracing::warn!(actor = "control", event = "control.unlink_failed", error = %e,
+                socket = %shared.socket.display(), "cannot remove this daemon's previous socket");
+        }
+    }
+}
+
+/// `all` means every collector, as in supervisorctl: the daemon's own actors are only ever named
+/// one by one, and a request that swept them up stopped the socket it came in on.
+fn every_collector(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            if n == "all" {
+                "collectors/*".to_string()
+            } else {
+                n.clone()
+            }
+        })
+        .collect()
 }
 
 async fn read_request(conn: &mut UnixStream) -> Result<Request, FrameError> {
@@ -200,9 +238,10 @@ async fn handle(req: Request, shared: &Shared) -> Response {
             let Some(root) = shared.root.get() else {
                 return error("the daemon is still starting; try again in a moment");
             };
+            let targets = every_collector(&names);
             let call = ractor::call_t!(
                 root,
-                |reply| SupervisorMsg::Control(verb, names.clone(), reply),
+                |reply| SupervisorMsg::Control(verb, targets.clone(), reply),
                 CONTROL_TIMEOUT.as_millis() as u64
             );
             match call {
@@ -341,7 +380,9 @@ impl Actor for ControlActor {
         args: ControlArgs,
     ) -> Result<ControlState, ActorProcessingErr> {
         let shared = args.shared;
+        forget_own_socket(&shared);
         let listener = bind(&shared.socket).await?;
+        *shared.bound.lock().unwrap_or_else(|e| e.into_inner()) = file_id(&shared.socket);
         tracing::info!(actor = "control", event = "control.listening", socket = %shared.socket.display(), "control socket ready");
         let labels = Labels {
             actor: "control".into(),
@@ -368,5 +409,18 @@ impl Actor for ControlActor {
         _state: &mut ControlState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {}
+    }
+
+    /// Closes the listener before the actor counts as stopped: a replacement started right after
+    /// (`fushi restart control`) must not find it still accepting.
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ControlMsg>,
+        state: &mut ControlState,
+    ) -> Result<(), ActorProcessingErr> {
+        let acceptor = &mut state._acceptor.0;
+        acceptor.abort();
+        let _ = acceptor.await;
+        Ok(())
     }
 }
