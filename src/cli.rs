@@ -85,11 +85,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Switch the daemon's mode: prod, debug (verbose logs) or diag
+    /// Show the daemon's mode, or switch it: prod, debug (verbose logs) or diag
     Mode {
-        mode: String,
+        /// The mode to switch to; without it, the mode the daemon runs in is shown
+        mode: Option<String>,
         /// Return to the configured mode after this long, e.g. 30m
-        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        #[arg(long = "for", value_parser = humantime::parse_duration, requires = "mode")]
         for_: Option<std::time::Duration>,
     },
     /// Show how the config file differs from the running config
@@ -210,7 +211,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             name,
         } => ctl::tail(&target()?, lines, follow, name, json),
         Command::Audit { since, event, json } => ctl::audit(&target()?, since, event, json),
-        Command::Mode { mode, for_ } => ctl::simple(
+        Command::Mode { mode: None, .. } => ctl::show_mode(&target()?),
+        Command::Mode {
+            mode: Some(mode),
+            for_,
+        } => ctl::simple(
             &target()?,
             Request::Mode {
                 mode,

@@ -394,6 +394,17 @@ pub fn pid(t: &Target) -> anyhow::Result<u8> {
     }
 }
 
+/// `fushi mode` alone: the mode the daemon runs in.
+pub fn show_mode(t: &Target) -> anyhow::Result<u8> {
+    match status_doc(t) {
+        Ok(doc) => {
+            outln!("{}", doc.mode);
+            Ok(EXIT_OK)
+        }
+        Err(e) => down(e, EXIT_DAEMON_DOWN),
+    }
+}
+
 pub fn simple(t: &Target, req: Request) -> anyhow::Result<u8> {
     match t.call(&req) {
         Ok(Response::Ok { message }) => {

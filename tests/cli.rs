@@ -207,8 +207,19 @@ fn status_start_stop_restart_by_name_and_collectors_glob() {
         (json(&fushi(&env, &["status", "--json"]))["mode"] == "debug").then_some(())
     });
     assert_eq!(code(&fushi(&env, &["health"])), 1, "debug mode is degraded");
+    // Without an argument, the mode is shown.
+    let out = fushi(&env, &["mode"]);
+    assert_eq!(
+        (code(&out), stdout(&out).trim()),
+        (0, "debug"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(code(&fushi(&env, &["mode", "loud"])), 1);
     assert_eq!(code(&fushi(&env, &["mode", "prod"])), 0);
+    wait_for("mode prod shown", || {
+        (stdout(&fushi(&env, &["mode"])).trim() == "prod").then_some(())
+    });
 
     let out = fushi(&env, &["shutdown"]);
     assert_eq!(code(&out), 0);
@@ -549,13 +560,20 @@ fn inject_needs_allow_inject_and_a_crash_is_a_failure_the_supervisor_restarts() 
         "{}",
         stderr(&out)
     );
-    assert!(d.terminate().success());
-
     // The harness config ends with [control]; allow_inject goes into that section.
     let allowed =
         config(&beats(&[("a", "1h")])).replace("[control]\n", "[control]\nallow_inject = true\n");
     assert!(allowed.contains("allow_inject = true"), "{allowed}");
     env.write_config(&allowed);
+    // Set in the file, not yet in the running daemon: the refusal says what is missing.
+    let out = fushi(&env, &["inject", "crash", "collectors/a"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("running config") && stderr(&out).contains("restart the daemon"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(d.terminate().success());
     let mut d = started(&env);
     let out = fushi(&env, &["inject", "crash", "collectors/a"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));

@@ -318,8 +318,12 @@ async fn handle(req: Request, shared: &Shared) -> Response {
         }
         Request::Inject { what, name } => {
             if !shared.allow_inject {
+                // The running config's value, which may differ from the file's: [control] is
+                // read at start only, so saying "set it" to someone who did would be no help.
                 return error(
-                    "failure injection is disabled; set control.allow_inject = true to allow it",
+                    "failure injection is disabled in the running config; set control.allow_inject = true \
+                     in the config file and restart the daemon ([control] changes take effect at a restart, \
+                     not with `fushi update`)",
                 );
             }
             match (what.as_str(), name) {
