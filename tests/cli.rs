@@ -1,58 +1,9 @@
 //! The control CLI against the real daemon: every subcommand, its `--json` shape and exit code, and the socket's defences.
 
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Output;
 
 use crate::util::*;
-
-const TREE: &str = r#"[[collector]]
-name = "a"
-kind = "heartbeat"
-every = "1h"
-
-[[collector]]
-name = "b"
-kind = "heartbeat"
-every = "1h"
-"#;
-
-fn fushi(env: &Env, args: &[&str]) -> Output {
-    std::process::Command::new(bin())
-        .args(args)
-        .arg("-c")
-        .arg(env.config())
-        .env_remove("XDG_RUNTIME_DIR")
-        .output()
-        .expect("running fushi")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
-}
-
-/// Starts the daemon and waits until its socket answers.
-fn started(env: &Env) -> Daemon {
-    let mut d = env.start();
-    d.wait_audit("supervisor.child.started", "control", 1);
-    wait_for("the control socket", || {
-        (code(&fushi(env, &["pid"])) == 0).then_some(())
-    });
-    d
-}
 
 fn state(env: &Env, name: &str) -> String {
     let doc = json(&fushi(env, &["status", "--json"]));
@@ -69,7 +20,7 @@ fn state(env: &Env, name: &str) -> String {
 
 #[test]
 fn status_start_stop_restart_by_name_and_collectors_glob() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
 
     let out = fushi(&env, &["status"]);
@@ -243,7 +194,7 @@ fn status_start_stop_restart_by_name_and_collectors_glob() {
 
 #[test]
 fn a_reader_that_goes_away_ends_the_command_quietly() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let _d = started(&env);
     for args in [&["status"][..], &["status", "--json"], &["audit"]] {
         // `fushi status | head -0`: the pipe's reader is gone before anything is written.
@@ -264,7 +215,7 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
 
 #[test]
 fn check_reports_each_preflight_item() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let out = fushi(&env, &["check"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     for item in ["config", "data dir", "primary", "socket"] {
@@ -302,7 +253,7 @@ fn check_reports_each_preflight_item() {
 
 #[test]
 fn a_second_daemon_on_the_same_data_dir_refuses_and_a_stale_socket_is_replaced() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
     let out = env.command().output().unwrap();
     assert_eq!(code(&out), 1);
@@ -339,7 +290,7 @@ fn text(frame: &[u8]) -> String {
 
 #[test]
 fn garbage_truncated_oversized_and_wrong_version_frames_get_clear_errors_and_harm_nothing() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
     let sock = env.data().join("fushi.sock");
 
@@ -397,7 +348,7 @@ fn another_uid_cannot_use_the_socket() {
         );
         return;
     }
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
     let sock = env.data().join("fushi.sock");
     let mode =

@@ -4,21 +4,10 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::util::*;
-
-const TREE: &str = r#"[[collector]]
-name = "a"
-kind = "heartbeat"
-every = "1h"
-
-[[collector]]
-name = "b"
-kind = "heartbeat"
-every = "1h"
-"#;
 
 /// A config whose `[control]` section is `control` (the shared `config` helper ends in its own).
 fn config_with(extra: &str, control: &str) -> String {
@@ -28,51 +17,11 @@ fn config_with(extra: &str, control: &str) -> String {
     )
 }
 
-/// `fushi ARGS` with nothing of this machine's environment that could point it elsewhere.
-fn bare(args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("XDG_CONFIG_HOME")
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn fushi(env: &Env, args: &[&str]) -> Output {
-    bare(args)
-        .arg("-c")
-        .arg(env.config())
-        .current_dir(env.path())
-        .output()
-        .expect("running fushi")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// The line of `check`'s report about `item`.
 fn item<'a>(out: &'a str, item: &str) -> &'a str {
     out.lines()
         .find(|l| l[4..].trim_start().starts_with(&format!("{item}:")))
         .unwrap_or_else(|| panic!("no {item:?} line in:\n{out}"))
-}
-
-fn started(env: &Env) -> Daemon {
-    let mut d = env.start();
-    d.wait_audit("supervisor.child.started", "control", 1);
-    wait_for("the control socket", || {
-        (code(&fushi(env, &["pid"])) == 0).then_some(())
-    });
-    d
 }
 
 #[test]
@@ -128,7 +77,7 @@ argv = ["fushi-no-such-program | cat"]
 fn check_fails_a_socket_dir_that_cannot_be_made_and_passes_one_the_daemon_makes() {
     // A regular file where a directory of the socket's path should be: no uid can create it.
     let env = Env::new(&config_with(
-        TREE,
+        TWO_BEATS,
         "http = \"\"\nsocket = \"blocked/run/fushi.sock\"",
     ));
     std::fs::write(env.path().join("blocked"), "a file\n").unwrap();
@@ -141,7 +90,7 @@ fn check_fails_a_socket_dir_that_cannot_be_made_and_passes_one_the_daemon_makes(
     );
 
     env.write_config(&config_with(
-        TREE,
+        TWO_BEATS,
         "http = \"\"\nsocket = \"run/sub/fushi.sock\"",
     ));
     let out = fushi(&env, &["check"]);
@@ -157,7 +106,7 @@ fn check_fails_a_socket_dir_that_cannot_be_made_and_passes_one_the_daemon_makes(
 #[test]
 fn the_daemon_creates_a_missing_socket_dir_0700_instead_of_crash_looping() {
     let env = Env::new(&config_with(
-        TREE,
+        TWO_BEATS,
         "http = \"\"\nsocket = \"run/sub/fushi.sock\"",
     ));
     let mut d = env.start();
@@ -186,7 +135,7 @@ fn the_daemon_creates_a_missing_socket_dir_0700_instead_of_crash_looping() {
 fn check_fails_a_busy_http_port() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
     let addr = busy.local_addr().unwrap();
-    let env = Env::new(&config_with(TREE, &format!("http = \"{addr}\"")));
+    let env = Env::new(&config_with(TWO_BEATS, &format!("http = \"{addr}\"")));
     let out = fushi(&env, &["check"]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     let line = item(&stdout(&out), "http").to_string();
@@ -206,7 +155,10 @@ fn check_against_a_running_daemon_reports_it_instead_of_failing() {
         .and_then(|l| l.local_addr())
         .expect("picking a free port")
         .port();
-    let env = Env::new(&config_with(TREE, &format!("http = \"127.0.0.1:{port}\"")));
+    let env = Env::new(&config_with(
+        TWO_BEATS,
+        &format!("http = \"127.0.0.1:{port}\""),
+    ));
     let mut d = started(&env);
     d.wait_audit("supervisor.child.started", "http", 1);
     let out = fushi(&env, &["check"]);
@@ -228,7 +180,7 @@ fn check_against_a_running_daemon_reports_it_instead_of_failing() {
 #[test]
 fn init_primary_refuses_a_missing_path_unless_told_to_create_it() {
     let env = Env::new(&config_with(
-        &format!("{TREE}\n[storage]\nprimary = \"nas/store\"\n"),
+        &format!("{TWO_BEATS}\n[storage]\nprimary = \"nas/store\"\n"),
         "http = \"\"",
     ));
     let store = env.path().join("nas/store");
@@ -266,7 +218,7 @@ fn empty_home() -> tempfile::TempDir {
 
 #[test]
 fn socket_alone_is_enough_from_any_directory() {
-    let env = Env::new(&config_with(TREE, "http = \"\""));
+    let env = Env::new(&config_with(TWO_BEATS, "http = \"\""));
     let mut d = started(&env);
     let home = empty_home();
     let socket = env.data().join("fushi.sock");
@@ -339,7 +291,7 @@ fn a_missing_config_lists_the_paths_searched_once() {
 
 #[test]
 fn short_names_resolve_and_unknown_names_list_the_known_ones() {
-    let env = Env::new(&config_with(TREE, "http = \"\""));
+    let env = Env::new(&config_with(TWO_BEATS, "http = \"\""));
     let mut d = started(&env);
 
     let out = fushi(&env, &["status", "a", "--json"]);
@@ -384,7 +336,7 @@ fn short_names_resolve_and_unknown_names_list_the_known_ones() {
 
 #[test]
 fn tail_takes_json() {
-    let env = Env::new(&config_with(TREE, "http = \"\""));
+    let env = Env::new(&config_with(TWO_BEATS, "http = \"\""));
     let mut d = started(&env);
     let out = fushi(&env, &["tail", "--json", "-n", "5", "collectors/a"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -402,7 +354,7 @@ fn tail_takes_json() {
 
 #[test]
 fn tail_n_0_f_follows_only_new_lines() {
-    let env = Env::new(&config_with(TREE, "http = \"\""));
+    let env = Env::new(&config_with(TWO_BEATS, "http = \"\""));
     let mut d = started(&env);
     let old: Vec<String> = stdout(&fushi(&env, &["tail", "-n", "10000"]))
         .lines()

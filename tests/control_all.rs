@@ -5,33 +5,8 @@ use std::process::Output;
 
 use crate::util::*;
 
-const TREE: &str = r#"[[collector]]
-name = "a"
-kind = "heartbeat"
-every = "1h"
-
-[[collector]]
-name = "b"
-kind = "heartbeat"
-every = "1h"
-"#;
-
 /// The actors that keep the daemon reachable and its data safe.
 const OWN: [&str; 4] = ["status", "alert", "storage", "control"];
-
-fn fushi(env: &Env, args: &[&str]) -> Output {
-    std::process::Command::new(bin())
-        .args(args)
-        .arg("-c")
-        .arg(env.config())
-        .env_remove("XDG_RUNTIME_DIR")
-        .output()
-        .expect("running fushi")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
 
 fn said(o: &Output) -> String {
     format!(
@@ -40,15 +15,6 @@ fn said(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn started(env: &Env) -> Daemon {
-    let mut d = env.start();
-    d.wait_audit("supervisor.child.started", "control", 1);
-    wait_for("the control socket", || {
-        (code(&fushi(env, &["pid"])) == 0).then_some(())
-    });
-    d
 }
 
 /// The status document as the daemon answers it right now (not status.json on disk).
@@ -82,7 +48,7 @@ fn count(env: &Env, event: &str, actor: &str) -> usize {
 
 #[test]
 fn stop_all_stops_every_collector_and_leaves_the_daemon_answering() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
 
     let out = fushi(&env, &["stop", "all"]);
@@ -123,7 +89,7 @@ fn stop_all_stops_every_collector_and_leaves_the_daemon_answering() {
 
 #[test]
 fn the_daemons_own_actors_are_refused_a_stop_and_restart_one_at_a_time() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
 
     for own in ["control", "storage"] {
@@ -167,7 +133,7 @@ fn the_daemons_own_actors_are_refused_a_stop_and_restart_one_at_a_time() {
 
 #[test]
 fn restart_control_keeps_the_socket_and_the_cli_working() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
 
     for round in 1..=3 {
@@ -189,7 +155,7 @@ fn restart_control_keeps_the_socket_and_the_cli_working() {
 
 #[test]
 fn a_stopped_collector_stays_stopped_across_a_restart_of_collectors() {
-    let env = Env::new(&config(TREE));
+    let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
 
     assert_eq!(code(&fushi(&env, &["stop", "collectors/a"])), 0);

@@ -15,13 +15,6 @@ const LIMIT: u64 = 256;
 /// Idle connections: more than the limit.
 const IDLE: usize = 300;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
-}
-
 fn flood_config(port: u16) -> String {
     config(&format!(
         "[[collector]]\nname = \"in\"\nkind = \"listen\"\nstream = \"test/in\"\naddress = \"127.0.0.1:{port}\"\n\n\
@@ -29,36 +22,19 @@ fn flood_config(port: u16) -> String {
     ))
 }
 
-/// A daemon limited to [`LIMIT`] descriptors with its listen collector up on a free port. The
-/// port is free when picked but may be taken before the daemon binds it: then another is tried.
+/// A daemon limited to [`LIMIT`] descriptors with its listen collector up on a free port.
 fn start() -> (Env, Daemon, SocketAddr) {
-    for _ in 0..5 {
-        let port = free_port();
-        let env = Env::new(&flood_config(port));
-        let mut d = env.start_with(|cmd| {
-            let limits = Limits {
-                soft: LIMIT,
-                hard: LIMIT,
-            };
-            // SAFETY: setrlimit(2) alone, async-signal-safe, between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || fdlimit::set(limits));
-            }
-        });
-        let audit = wait_for("the listen collector to start or fail", || {
-            if let Ok(Some(st)) = d.child.try_wait() {
-                panic!("fushi exited ({st}):\n{}", d.log());
-            }
-            let a = env.audit();
-            let done = !events(&a, "supervisor.child.started", "collectors/in").is_empty()
-                || !events(&a, "supervisor.child.failed", "collectors/in").is_empty();
-            done.then_some(a)
-        });
-        if events(&audit, "supervisor.child.failed", "collectors/in").is_empty() {
-            return (env, d, SocketAddr::from(([127, 0, 0, 1], port)));
+    let (env, d, port) = start_on_free_port("collectors/in", flood_config, |cmd| {
+        let limits = Limits {
+            soft: LIMIT,
+            hard: LIMIT,
+        };
+        // SAFETY: setrlimit(2) alone, async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || fdlimit::set(limits));
         }
-    }
-    panic!("no free port for the listen collector after 5 tries");
+    });
+    (env, d, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// Runs `fushi ARGS` with a deadline: a daemon out of descriptors never answers at all.

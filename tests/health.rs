@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,16 +22,6 @@ fn health_config() -> String {
         INTERVAL.as_millis()
     ))
     .replace("[control]\n", "[control]\nallow_inject = true\n")
-}
-
-fn fushi(env: &Env, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("-c")
-        .arg(env.config())
-        .env_remove("XDG_RUNTIME_DIR")
-        .output()
-        .expect("running fushi")
 }
 
 fn health(env: &Env) -> (i32, String) {

@@ -30,35 +30,13 @@ escalate_after = 1000
     )
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
-}
-
-/// Starts a daemon with HTTP on a free loopback port. The port is free when picked but may be
-/// taken before the daemon binds it: then the http actor fails, and this tries another port.
+/// Starts a daemon with HTTP on a free loopback port.
 fn start(control: &str, extra: &str) -> (Env, Daemon, u16) {
-    for _ in 0..5 {
-        let port = free_port();
-        let env = Env::new(&http_config(&format!("127.0.0.1:{port}"), control, extra));
-        let mut d = env.start();
-        let bound = wait_for("the http actor to start or fail", || {
-            if let Ok(Some(st)) = d.child.try_wait() {
-                panic!("fushi exited ({st}):\n{}", d.log());
-            }
-            let a = env.audit();
-            if !events(&a, "supervisor.child.started", "http").is_empty() {
-                return Some(true);
-            }
-            (!events(&a, "supervisor.child.failed", "http").is_empty()).then_some(false)
-        });
-        if bound {
-            return (env, d, port);
-        }
-    }
-    panic!("no free port for the HTTP endpoint after 5 tries");
+    start_on_free_port(
+        "http",
+        |port| http_config(&format!("127.0.0.1:{port}"), control, extra),
+        |_| {},
+    )
 }
 
 #[derive(Debug)]

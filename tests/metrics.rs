@@ -1,7 +1,7 @@
 //! `GET /metrics` counts what production did: records through a real `listen` collector (a bad line and a too-deep one among them) show as ingested, forwarded, rejected, quarantined and in the ack histogram, and a primary outage as storage switches.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
@@ -36,13 +36,6 @@ address = "unix:in.sock"
     )
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
-}
-
 /// The body of `GET /metrics`, or None while nothing answers.
 fn metrics(port: u16) -> Option<String> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -64,27 +57,9 @@ fn sample(body: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// Starts a daemon whose HTTP endpoint answers; a port taken in between is tried again.
+/// Starts a daemon whose HTTP endpoint answers.
 fn start() -> (Env, Daemon, u16) {
-    for _ in 0..5 {
-        let port = free_port();
-        let env = Env::new(&metrics_config(port));
-        let mut d = env.start();
-        let bound = wait_for("the http actor to start or fail", || {
-            if let Ok(Some(st)) = d.child.try_wait() {
-                panic!("fushi exited ({st}):\n{}", d.log());
-            }
-            let a = env.audit();
-            if !events(&a, "supervisor.child.started", "http").is_empty() {
-                return Some(true);
-            }
-            (!events(&a, "supervisor.child.failed", "http").is_empty()).then_some(false)
-        });
-        if bound {
-            return (env, d, port);
-        }
-    }
-    panic!("no free port for the HTTP endpoint after 5 tries");
+    start_on_free_port("http", metrics_config, |_| {})
 }
 
 #[test]

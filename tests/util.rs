@@ -412,3 +412,98 @@ pub fn mount_tmpfs(dir: &Path, opts: &str) -> Mounted {
     assert!(ok.success(), "cannot mount a tmpfs on {}", dir.display());
     Mounted(dir.to_path_buf())
 }
+
+/// Two heartbeat collectors, `a` and `b`, that emit once an hour: a tree to start, stop and name.
+pub const TWO_BEATS: &str = r#"[[collector]]
+name = "a"
+kind = "heartbeat"
+every = "1h"
+
+[[collector]]
+name = "b"
+kind = "heartbeat"
+every = "1h"
+"#;
+
+/// `fushi ARGS` with nothing of this machine's environment that could point it elsewhere.
+pub fn bare(args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// `fushi ARGS -c <the env's config>`, run from the env's directory.
+pub fn fushi(env: &Env, args: &[&str]) -> std::process::Output {
+    bare(args)
+        .arg("-c")
+        .arg(env.config())
+        .current_dir(env.path())
+        .output()
+        .expect("running fushi")
+}
+
+pub fn code(o: &std::process::Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+/// Starts the daemon and waits until its socket answers.
+pub fn started(env: &Env) -> Daemon {
+    let mut d = env.start();
+    d.wait_audit("supervisor.child.started", "control", 1);
+    wait_for("the control socket", || {
+        (code(&fushi(env, &["pid"])) == 0).then_some(())
+    });
+    d
+}
+
+/// A loopback port that is free when picked (a daemon may still lose it to another process
+/// before it binds it: see [`start_on_free_port`]).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding an ephemeral port")
+        .port()
+}
+
+/// Starts a daemon on `config(port)` for a free `port` that `actor` binds (set up by `with`). A
+/// port taken between picking and binding fails that actor: then another is tried.
+pub fn start_on_free_port(
+    actor: &str,
+    config: impl Fn(u16) -> String,
+    with: impl Fn(&mut Command),
+) -> (Env, Daemon, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let env = Env::new(&config(port));
+        let mut d = env.start_with(&with);
+        let bound = wait_for(&format!("{actor} to start or fail"), || {
+            if let Ok(Some(st)) = d.child.try_wait() {
+                panic!("fushi exited ({st}):\n{}", d.log());
+            }
+            let a = env.audit();
+            if !events(&a, "supervisor.child.started", actor).is_empty() {
+                return Some(true);
+            }
+            (!events(&a, "supervisor.child.failed", actor).is_empty()).then_some(false)
+        });
+        if bound {
+            return (env, d, port);
+        }
+    }
+    panic!("no free port for {actor} after 5 tries");
+}
