@@ -24,13 +24,31 @@ fn primary_holds(primary: &Path, acked: &[u64]) -> Vec<u64> {
     })
 }
 
-/// Pushes until `n` more records are acknowledged; returns (acked, maybe) of this pusher.
-fn push(env: &Env, after: u64, n: usize) -> (Vec<u64>, Vec<u64>) {
-    let pusher = Pusher::start_after(env.path().join("in.sock"), 20, after);
-    wait_for(&format!("{n} acknowledgements"), || {
-        (pusher.acked_count() >= n).then_some(())
-    });
-    pusher.finish()
+/// The oracle across several pushers: every record acknowledged, and every one sent but not.
+#[derive(Default)]
+struct Sent {
+    acked: Vec<u64>,
+    maybe: Vec<u64>,
+}
+
+impl Sent {
+    /// Pushes records numbered after every one sent so far until `n` more are acknowledged.
+    fn push(&mut self, env: &Env, n: usize) {
+        let last = self
+            .acked
+            .iter()
+            .chain(&self.maybe)
+            .copied()
+            .max()
+            .unwrap_or(0);
+        let pusher = Pusher::start_after(env.path().join("in.sock"), 20, last);
+        wait_for(&format!("{n} acknowledgements"), || {
+            (pusher.acked_count() >= n).then_some(())
+        });
+        let (a, m) = pusher.finish();
+        self.acked.extend(a);
+        self.maybe.extend(m);
+    }
 }
 
 fn storage(env: &Env) -> Option<serde_json::Value> {
@@ -114,21 +132,18 @@ fn a_wiped_data_dir_continues_the_ids_on_the_primary_instead_of_reusing_them() {
     let nas = env.path().join("nas");
     std::fs::create_dir(&nas).unwrap();
     std::fs::write(nas.join(".fushi-primary"), b"").unwrap();
-    let (mut acked, mut maybe) = (Vec::new(), Vec::new());
+    let mut sent = Sent::default();
     for round in 0..3 {
         let mut d = env.start();
-        let last = acked.iter().chain(&maybe).copied().max().unwrap_or(0);
-        let (a, m) = push(&env, last, 300);
-        acked.extend(a);
-        maybe.extend(m);
-        primary_holds(&nas, &acked);
+        sent.push(&env, 300);
+        primary_holds(&nas, &sent.acked);
         assert!(d.terminate().success());
         // A reinstall, a new disk: nothing of the node's own state is left.
         std::fs::remove_dir_all(env.data()).unwrap();
-        eprintln!("round {round}: {} acknowledged so far", acked.len());
+        eprintln!("round {round}: {} acknowledged so far", sent.acked.len());
     }
     let ks = primary_ks(&nas, STREAM);
-    assert_acknowledged_once_in_order(&ks, &acked, &maybe, |_| {});
+    assert_acknowledged_once_in_order(&ks, &sent.acked, &sent.maybe, |_| {});
     assert_verify_clean(&env);
 }
 
@@ -141,14 +156,11 @@ fn a_zeroed_journal_continues_the_ids_instead_of_reusing_them() {
     ));
     let primary = env.data().join("primary");
     let journal = env.data().join("journal");
-    let (mut acked, mut maybe) = (Vec::new(), Vec::new());
+    let mut sent = Sent::default();
     for round in 0..3 {
         let mut d = env.start();
-        let last = acked.iter().chain(&maybe).copied().max().unwrap_or(0);
-        let (a, m) = push(&env, last, 300);
-        acked.extend(a);
-        maybe.extend(m);
-        primary_holds(&primary, &acked);
+        sent.push(&env, 300);
+        primary_holds(&primary, &sent.acked);
         d.kill9();
         for e in std::fs::read_dir(&journal).unwrap() {
             let path = e.unwrap().path();
@@ -169,7 +181,7 @@ fn a_zeroed_journal_continues_the_ids_instead_of_reusing_them() {
     });
     assert!(d.terminate().success());
     let ks = primary_ks(&primary, STREAM);
-    assert_acknowledged_once_in_order(&ks, &acked, &maybe, |_| {});
+    assert_acknowledged_once_in_order(&ks, &sent.acked, &sent.maybe, |_| {});
     assert_verify_clean(&env);
     let a = env.audit();
     assert!(
@@ -242,14 +254,11 @@ fn a_journal_restored_from_an_old_copy_moves_its_colliding_records_to_new_ids() 
     std::fs::write(&marker, b"").unwrap();
     let journal = env.data().join("journal");
     let copy = env.path().join("journal-copy");
-    let (mut acked, mut maybe) = (Vec::new(), Vec::new());
+    let mut sent = Sent::default();
     for round in 0..2 {
         let mut d = env.start();
-        let last = acked.iter().chain(&maybe).copied().max().unwrap_or(0);
-        let (a, m) = push(&env, last, 300);
-        acked.extend(a);
-        maybe.extend(m);
-        primary_holds(&nas, &acked);
+        sent.push(&env, 300);
+        primary_holds(&nas, &sent.acked);
         assert!(d.terminate().success());
         if round == 0 {
             // The backup, taken after the first run.
@@ -269,10 +278,7 @@ fn a_journal_restored_from_an_old_copy_moves_its_colliding_records_to_new_ids() 
     std::fs::rename(&marker, nas.join("marker-away")).unwrap();
     let mut d = env.start();
     d.wait_audit("journal.seeded", "storage", 3);
-    let last = acked.iter().chain(&maybe).copied().max().unwrap();
-    let (a, m) = push(&env, last, 300);
-    acked.extend(a);
-    maybe.extend(m);
+    sent.push(&env, 300);
     std::fs::rename(nas.join("marker-away"), &marker).unwrap();
     let a = d.wait_audit("journal.rehomed", "sync", 1);
     let conflict = &events(&a, "journal.conflict", "sync")[0]["payload"];
@@ -286,16 +292,13 @@ fn a_journal_restored_from_an_old_copy_moves_its_colliding_records_to_new_ids() 
     // A crash at once: the move is durable, nothing goes twice.
     d.kill9();
     let mut d = env.start();
-    let last = acked.iter().chain(&maybe).copied().max().unwrap();
-    let (a, m) = push(&env, last, 100);
-    acked.extend(a);
-    maybe.extend(m);
-    let ks = primary_holds(&nas, &acked);
+    sent.push(&env, 100);
+    let ks = primary_holds(&nas, &sent.acked);
     wait_for("health green again", || {
         let s = env.status()?;
         (s["health"] == "green" && s["pid"] == d.pid()).then_some(())
     });
     assert!(d.terminate().success());
-    assert_acknowledged_once_in_order(&ks, &acked, &maybe, |_| {});
+    assert_acknowledged_once_in_order(&ks, &sent.acked, &sent.maybe, |_| {});
     assert_verify_clean(&env);
 }

@@ -504,21 +504,7 @@ impl Rig {
         let ups = switches(&a, "up").len();
         assert!(plans <= ups + 1, "{plans} drains planned for {ups} outages");
 
-        let out = Command::new(bin())
-            .arg("verify")
-            .arg("-c")
-            .arg(self.env.config())
-            .current_dir(self.env.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("running fushi verify");
-        assert!(
-            out.status.success(),
-            "fushi verify: {}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_verify_clean(&self.env);
         let st = self.daemon.as_mut().unwrap().terminate();
         assert!(st.success(), "fushi stopped cleanly: {st}");
         acked.len()

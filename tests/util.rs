@@ -368,21 +368,13 @@ pub fn listen_config(storage: &str) -> String {
 
 /// Runs `fushi verify` on the env's config and asserts it finds the primary clean.
 pub fn assert_verify_clean(env: &Env) {
-    let out = Command::new(bin())
-        .arg("verify")
-        .arg("-c")
-        .arg(env.config())
-        .current_dir(env.path())
-        .env_remove("XDG_RUNTIME_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running fushi verify");
+    let out = fushi(env, &["verify"]);
     assert!(
         out.status.success(),
         "fushi verify: {}\n{}{}",
         out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        stdout(&out),
+        stderr(&out)
     );
 }
 
