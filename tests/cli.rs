@@ -342,12 +342,11 @@ fn garbage_truncated_oversized_and_wrong_version_frames_get_clear_errors_and_har
 
 #[test]
 fn another_uid_cannot_use_the_socket() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!(
-            "SKIPPED another_uid_cannot_use_the_socket: needs root to run a client as nobody"
-        );
-        return;
-    }
+    require(
+        nix::unistd::Uid::effective().is_root(),
+        "another_uid_cannot_use_the_socket",
+        "root to run a client as nobody",
+    );
     let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
     let sock = env.data().join("fushi.sock");

@@ -131,10 +131,11 @@ impl Drop for Mount {
 /// producers wait, health is red; once space is back, ingest resumes and nothing is lost.
 #[test]
 fn a_full_disk_under_the_journal_holds_producers_back_and_loses_nothing() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIPPED a_full_disk_under_the_journal: needs root to mount a small tmpfs (CI runs as root)");
-        return;
-    }
+    require(
+        nix::unistd::Uid::effective().is_root(),
+        "a_full_disk_under_the_journal",
+        "root to mount a small tmpfs",
+    );
     let env = Env::new(&torture_config());
     let journal = env.data().join("journal");
     std::fs::create_dir_all(&journal).unwrap();

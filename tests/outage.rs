@@ -13,7 +13,7 @@
 //!
 //! Every wait is on an event (status.json, audit lines, acknowledgements); the mounts are thawed
 //! and lazily unmounted by a guard, also when an assertion fails. The tests need root and bindfs
-//! (`apt-get install bindfs`) and print a SKIPPED line without them.
+//! (`apt-get install bindfs`) and fail, saying so, without them.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -47,8 +47,8 @@ fn outage_config() -> String {
     listen_config("primary = \"mnt/nas\"\nprobe_interval = \"100ms\"\nio_timeout = \"300ms\"")
 }
 
-/// Root, the bindfs binary and /dev/fuse; without them the test prints SKIPPED and passes.
-fn prerequisites(test: &str) -> bool {
+/// Root, the bindfs binary and /dev/fuse; without them the test fails, saying so.
+fn prerequisites(test: &str) {
     let root = nix::unistd::geteuid().is_root();
     let bindfs = Command::new("bindfs")
         .arg("--version")
@@ -57,15 +57,11 @@ fn prerequisites(test: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     let fuse = Path::new("/dev/fuse").exists();
-    if root && bindfs && fuse {
-        return true;
-    }
-    // Straight to stderr, past the test harness's capture, so that a skip is never silent.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: needs root and bindfs (apt-get install bindfs)"
+    require(
+        root && bindfs && fuse,
+        test,
+        "root, bindfs and /dev/fuse (apt-get install bindfs)",
     );
-    false
 }
 
 /// How many mounts sit on `path` (from /proc/self/mountinfo: nothing on the mount is touched).
@@ -615,9 +611,7 @@ fn down_within() -> Duration {
 #[test]
 fn a_hung_primary_is_declared_down_in_time_and_drained_once_it_answers_again() {
     const TEST: &str = "outage::hung";
-    if !prerequisites(TEST) {
-        return;
-    }
+    prerequisites(TEST);
     let _serial = serial();
     let (mut rig, bindfs) = Rig::bindfs(TEST);
     rig.start();
@@ -639,9 +633,7 @@ fn a_hung_primary_is_declared_down_in_time_and_drained_once_it_answers_again() {
 #[test]
 fn a_vanished_primary_killed_or_unmounted_is_down_until_remounted_then_drained() {
     const TEST: &str = "outage::vanished";
-    if !prerequisites(TEST) {
-        return;
-    }
+    prerequisites(TEST);
     let _serial = serial();
     let (mut rig, first) = Rig::bindfs(TEST);
     let backing = rig.store.parent().unwrap().to_path_buf();
@@ -692,9 +684,7 @@ fn a_vanished_primary_killed_or_unmounted_is_down_until_remounted_then_drained()
 #[test]
 fn a_read_only_primary_is_down_until_writable_again_then_drained() {
     const TEST: &str = "outage::read_only";
-    if !prerequisites(TEST) {
-        return;
-    }
+    prerequisites(TEST);
     let _serial = serial();
     let (mut rig, _) = Rig::bindfs(TEST);
     rig.start();
@@ -713,9 +703,7 @@ fn a_read_only_primary_is_down_until_writable_again_then_drained() {
 #[test]
 fn a_full_primary_keeps_records_in_the_journal_until_there_is_room_then_drains() {
     const TEST: &str = "outage::full";
-    if !prerequisites(TEST) {
-        return;
-    }
+    prerequisites(TEST);
     let _serial = serial();
     let mut rig = Rig::tmpfs(TEST, "16m");
     rig.start();
@@ -747,9 +735,7 @@ fn a_full_primary_keeps_records_in_the_journal_until_there_is_room_then_drains()
 #[test]
 fn a_primary_that_takes_probes_but_refuses_appends_is_retried_with_backoff_not_at_every_probe() {
     const TEST: &str = "outage::refuses_appends";
-    if !prerequisites(TEST) {
-        return;
-    }
+    prerequisites(TEST);
     let _serial = serial();
     let (mut rig, _) = Rig::bindfs(TEST);
     rig.start();
@@ -875,9 +861,7 @@ fn children_of(pid: i32) -> Vec<(u32, bool)> {
 #[test]
 fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
     const TEST: &str = "outage::frozen_exec";
-    if !prerequisites(TEST) {
-        return;
-    }
+    prerequisites(TEST);
     let _serial = serial();
     let env = Env::new(&config(""));
     let root = env.path().canonicalize().expect("canonical temp dir");
@@ -944,9 +928,7 @@ fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
 #[test]
 fn a_store_unmounted_during_a_drain_gets_nothing_in_the_bare_mountpoint() {
     const TEST: &str = "outage::unmounted_mid_drain";
-    if !prerequisites(TEST) {
-        return;
-    }
+    prerequisites(TEST);
     let _serial = serial();
     let env = Env::new(&listen_config(
         "primary = \"mnt\"\nprobe_interval = \"100ms\"\nio_timeout = \"300ms\"",

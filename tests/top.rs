@@ -155,10 +155,11 @@ fn healthy_header(screen: &str) -> bool {
 
 #[test]
 fn top_shows_the_tree_restarts_a_collector_survives_the_daemon_and_quits() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED top_shows_the_tree_restarts_a_collector_survives_the_daemon_and_quits: tmux is not installed (apt-get install tmux)");
-        return;
-    }
+    require(
+        Tmux::available(),
+        "top_shows_the_tree_restarts_a_collector_survives_the_daemon_and_quits",
+        "tmux (apt-get install tmux)",
+    );
     let env = Env::new(&config(TREE));
     let mut daemon = env.start();
     // The shell records top's exit status in a file: tmux, busy, sometimes leaves its child a

@@ -390,10 +390,10 @@ impl Drop for Mounted {
 /// Mounts a tmpfs with `opts` (e.g. `size=16m,nr_inodes=64`) on `dir`, creating it. The data-path
 /// tests that act out a full disk need root for it, as CI has; without it they fail, saying so.
 pub fn mount_tmpfs(dir: &Path, opts: &str) -> Mounted {
-    assert!(
+    require(
         nix::unistd::geteuid().is_root(),
-        "this test mounts a tmpfs on {} and needs root (CI runs the suite as root)",
-        dir.display()
+        &format!("a test that mounts a tmpfs on {}", dir.display()),
+        "root",
     );
     std::fs::create_dir_all(dir).expect("creating the mountpoint");
     let ok = Command::new("mount")
@@ -498,4 +498,13 @@ pub fn start_on_free_port(
         }
     }
     panic!("no free port for {actor} after 5 tries");
+}
+
+/// Fails the test, saying what it needs, unless `ok`: a test that cannot run must not pass.
+/// `bash .ci/run` installs what the suite needs and runs it as root.
+pub fn require(ok: bool, test: &str, needs: &str) {
+    assert!(
+        ok,
+        "{test} needs {needs}; run the suite as root with its packages installed, as `bash .ci/run` does"
+    );
 }
