@@ -750,8 +750,16 @@ impl SyncState {
             first.stream,
             conflicts.len() - 1
         );
-        let was = self.args.board.snapshot().0.sync.conflict;
-        if was.as_deref() != Some(msg.as_str()) {
+        // Set and compared in one go on the board: a conflict seen again is not logged again.
+        let mut fresh = false;
+        let m = msg.clone();
+        self.args.board.update_storage(|_, sync| {
+            if sync.conflict.as_deref() != Some(m.as_str()) {
+                sync.conflict = Some(m);
+                fresh = true;
+            }
+        });
+        if fresh {
             tracing::error!(
                 actor = "sync",
                 event = "journal.conflict",
@@ -767,10 +775,6 @@ impl SyncState {
                 json!({"stream": first.stream, "epoch": first.epoch, "seq": first.seq,
                        "count": conflicts.len()}),
             );
-            let m = msg.clone();
-            self.args
-                .board
-                .update_storage(|_, sync| sync.conflict = Some(m));
         }
         IoFailure::Conflict(msg)
     }
