@@ -932,23 +932,42 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
             })
             .unwrap_or_default()
     };
-    let mut any = false;
-    for (key, label) in [
-        ("added", "added"),
-        ("removed", "removed"),
-        ("changed", "changed"),
-        ("restart_needed", "needs a daemon restart"),
-    ] {
-        let items = list(key);
-        if !items.is_empty() {
-            any = true;
-            outln!("{label}: {}", items.join(", "));
+    let (added, removed, changed) = (list("added"), list("removed"), list("changed"));
+    let restart = list("restart_needed");
+    let collectors = [
+        ("added", &added),
+        ("removed", &removed),
+        ("changed", &changed),
+    ]
+    .iter()
+    .filter(|(_, l)| !l.is_empty())
+    .map(|(k, l)| format!("{k} {}", l.join(", ")))
+    .collect::<Vec<_>>();
+    if !apply {
+        for e in list("failed_reload") {
+            outln!(
+                "the last reload failed ({e}); the file loads now: `fushi update` applies it and clears the error"
+            );
         }
     }
-    if !any {
-        outln!("no changes");
-    } else if apply {
-        outln!("applied");
+    match (collectors.is_empty(), apply) {
+        (true, _) if restart.is_empty() => {
+            outln!("no changes: the file matches the running config")
+        }
+        (true, _) => {}
+        (false, true) => outln!("applied: {}", collectors.join("; ")),
+        (false, false) => outln!("`fushi update` would apply: {}", collectors.join("; ")),
+    }
+    if !restart.is_empty() {
+        outln!(
+            "{}: {} (read at start only; restart the daemon, e.g. `systemctl restart fushi`)",
+            if apply {
+                "not applied, takes a daemon restart"
+            } else {
+                "takes a daemon restart"
+            },
+            restart.join(", ")
+        );
     }
     Ok(EXIT_OK)
 }

@@ -198,6 +198,16 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         audit: audit.clone(),
         alerts: AlertOutbox::default(),
     };
+    let socket = crate::control::socket_path(cfg);
+    crate::control::server::make_socket_dir(&socket).map_err(|(dir, e)| {
+        crate::config::ConfigError::Unsupported {
+            message: format!(
+                "cannot create the control socket's directory {}: {e}; create it (owned by the user \
+                 fushi runs as) or set control.socket to a path in a directory that exists",
+                dir.display()
+            ),
+        }
+    })?;
     let (mut args, sink) = tree::build(cfg, ctx)?;
     let (daemon_tx, mut daemon_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
@@ -206,7 +216,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         audit: audit.clone(),
         daemon: daemon_tx.clone(),
         ring,
-        socket: crate::control::socket_path(cfg),
+        socket,
         allow_inject: cfg.control.allow_inject,
         bound: Default::default(),
     });
@@ -324,6 +334,13 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         );
         root.kill();
     }
+    // A clean stop leaves nothing behind that looks like a daemon: the socket and the pid file
+    // go (the lock is held until the function returns, so no successor's file is removed).
+    crate::control::server::remove_own_socket(&shared);
+    let pid_file = data_dir.join("fushi.pid");
+    if let Err(e) = std::fs::remove_file(&pid_file) {
+        tracing::warn!(event = "daemon.pid_file_left", error = %e, path = %pid_file.display(), "cannot remove the pid file");
+    }
     audit.emit("daemon.stopped", None, json!({"signal": reason}));
     audit.flush();
     tracing::info!(event = "daemon.stopped", signal = reason, "stopped");
@@ -374,11 +391,12 @@ impl Reconfig {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let d = update::diff(&self.running, &new);
-        let json = serde_json::to_string(&d).map_err(|e| e.to_string())?;
+        let mut d = update::diff(&self.running, &new);
         if !apply {
-            return Ok(json);
+            d.failed_reload = self.board.snapshot().0.config.errors;
+            return serde_json::to_string(&d).map_err(|e| e.to_string());
         }
+        let json = serde_json::to_string(&d).map_err(|e| e.to_string())?;
         update::apply(&self.root, &d, &new, &self.sink).await?;
         self.board.set_config_errors(Vec::new());
         let last_good = self.last_good.clone();
@@ -397,7 +415,7 @@ impl Reconfig {
         );
         tracing::info!(event = "config.reload.ok", added = ?d.added, removed = ?d.removed, changed = ?d.changed,
             restart_needed = ?d.restart_needed, "config applied");
-        self.running = new;
+        self.running = update::applied(&self.running, &new);
         Ok(json)
     }
 }

@@ -19,6 +19,9 @@ pub struct Diff {
     pub changed: Vec<String>,
     /// Sections whose change takes effect at the next daemon start.
     pub restart_needed: Vec<String>,
+    /// Why the last reload failed, while that keeps health red (cleared by a good `update`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_reload: Vec<String>,
 }
 
 fn effective<'a>(cfg: &'a Config) -> Vec<(&'a CollectorConfig, impl PartialEq + 'a)> {
@@ -75,6 +78,17 @@ pub fn diff(running: &Config, new: &Config) -> Diff {
     d
 }
 
+/// What the daemon runs once the collector part of `new` is applied: the rest of `running`
+/// stays, since it takes a restart; a later `reread` then still reports it as pending.
+pub fn applied(running: &Config, new: &Config) -> Config {
+    let mut cfg = running.clone();
+    cfg.collectors = new.collectors.clone();
+    let strategy = cfg.supervisor.strategy;
+    cfg.supervisor = new.supervisor.clone();
+    cfg.supervisor.strategy = strategy;
+    cfg
+}
+
 /// Applies the collector part of `d` to the running tree.
 pub async fn apply(
     root: &ActorRef<SupervisorMsg>,
@@ -93,13 +107,23 @@ pub async fn apply(
             .ok_or_else(|| format!("collector {name} vanished"))?;
         tree::collector(new, c, sink.clone()).map_err(|e| e.to_string())
     };
+    // A changed collector the operator stopped is replaced by one that stays stopped.
+    let held: Vec<String> = ractor::call!(sub, SupervisorMsg::Children)
+        .map_err(|e| format!("the collectors supervisor did not answer: {e}"))?
+        .into_iter()
+        .filter(|c| c.held)
+        .map(|c| c.name)
+        .collect();
     for name in d.removed.iter().chain(&d.changed) {
         ractor::call!(sub, |r| SupervisorMsg::Remove(name.clone(), r))
             .map_err(|e| format!("removing {name}: {e}"))?
             .map_err(|e| format!("removing {name}: {e}"))?;
     }
     for name in d.changed.iter().chain(&d.added) {
-        let s = spec(name)?;
+        let mut s = spec(name)?;
+        if held.contains(name) {
+            s = s.held_by_operator();
+        }
         ractor::call!(sub, |r| SupervisorMsg::Add(s, r))
             .map_err(|e| format!("adding {name}: {e}"))?
             .map_err(|e| format!("adding {name}: {e}"))?;

@@ -530,6 +530,13 @@ fn inject_needs_allow_inject_and_a_crash_is_a_failure_the_supervisor_restarts() 
     let audit = d.wait_audit("supervisor.child.restarted", "collectors/a", 1);
     assert_eq!(events(&audit, "inject.crash", "collectors/a").len(), 1);
     assert!(!events(&audit, "supervisor.child.failed", "collectors/a").is_empty());
+    // LAST ERROR says it was killed, not that it "stopped by itself".
+    let doc = json(&fushi(&env, &["status", "--json", "collectors/a"]));
+    let last = doc[0]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(last.contains("killed from outside its supervisor"), "{doc}");
     let out = fushi(&env, &["inject", "crash", "collectors/nope"]);
     assert_eq!(code(&out), 1);
     assert_eq!(code(&fushi(&env, &["inject", "flood"])), 1);

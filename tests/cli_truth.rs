@@ -129,6 +129,35 @@ fn the_daemon_creates_a_missing_socket_dir_0700_instead_of_crash_looping() {
         .mode();
     assert_eq!(mode & 0o777, 0o700, "socket dir mode");
     assert!(d.terminate().success());
+    // A clean stop removes what the daemon made to be found by: its socket and its pid file.
+    assert!(!socket.exists(), "the socket is left after a clean stop");
+    assert!(
+        !env.data().join("fushi.pid").exists(),
+        "the pid file is left after a clean stop"
+    );
+}
+
+#[test]
+fn a_socket_dir_the_daemon_cannot_create_is_a_config_error_not_a_crash_loop() {
+    let env = Env::new(&config_with(
+        TWO_BEATS,
+        "http = \"\"\nsocket = \"blocked/run/fushi.sock\"",
+    ));
+    std::fs::write(env.path().join("blocked"), "a file\n").unwrap();
+    let mut d = env.start();
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(78), "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains("cannot create the control socket's directory")
+            && log.contains("blocked/run")
+            && log.contains("control.socket"),
+        "{log}"
+    );
+    assert!(
+        events(&env.audit(), "supervisor.child.failed", "control").is_empty(),
+        "control never started, so it never failed"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod fdflood;
 mod health;
 mod holes;
 mod http;
+mod messages;
 mod metrics;
 mod nesting;
 mod outage;

@@ -254,6 +254,13 @@ impl ChildSpec {
     fn hold(&self, held: bool) {
         self.held.store(held, Ordering::Relaxed);
     }
+
+    /// The child starts out as stopped by an operator: a replacement for one the operator
+    /// stopped (a changed collector in `fushi update`) stays stopped until `fushi start`.
+    pub fn held_by_operator(self) -> Self {
+        self.hold(true);
+        self
+    }
 }
 
 fn start_error(e: ractor::SpawnErr) -> String {
@@ -289,6 +296,8 @@ pub struct ChildInfo {
     pub consecutive_failures: u32,
     pub escalated: bool,
     pub generation: u64,
+    /// Stopped by an operator and not started since ([`ChildSpec::held`]).
+    pub held: bool,
 }
 
 /// What a control request does to the children it names.
@@ -340,7 +349,8 @@ pub enum SupervisorMsg {
     /// Start, stop or restart children by tree path: `name`, `sub/name`, `sub/*`, `all`.
     Control(Verb, Vec<String>, RpcReplyPort<Result<(), ControlError>>),
     Children(RpcReplyPort<Vec<ChildInfo>>),
-    /// Adds a child at the end and starts it (a collector added to the config).
+    /// Adds a child at the end and starts it (a collector added to the config), unless its spec
+    /// is [`ChildSpec::held_by_operator`].
     Add(ChildSpec, RpcReplyPort<Result<(), ControlError>>),
     /// Stops a child and forgets it (a collector removed from the config).
     Remove(String, RpcReplyPort<Result<(), ControlError>>),
@@ -423,6 +433,17 @@ fn child_path(parent: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{parent}/{name}")
+    }
+}
+
+/// What LAST ERROR says about a permanent child that ended without failing. ractor gives a
+/// killed actor the reason "killed": the supervisor kills only children it is stopping, whose
+/// exits it no longer watches, so a kill it sees came from elsewhere (`fushi inject crash`).
+fn exit_reason(reason: Option<&str>) -> String {
+    match reason {
+        Some("killed") => "killed from outside its supervisor (e.g. `fushi inject crash`)".into(),
+        Some(r) => format!("stopped by itself ({r})"),
+        None => "stopped by itself, giving no reason".into(),
     }
 }
 
@@ -659,13 +680,7 @@ impl SupervisorState {
         let error = match exit {
             Exit::Failed(e) => Some(e),
             Exit::Stopped(reason) => match c.spec.restart {
-                RestartKind::Permanent => Some(
-                    format!(
-                        "stopped by itself ({})",
-                        reason.as_deref().unwrap_or("no reason")
-                    )
-                    .into(),
-                ),
+                RestartKind::Permanent => Some(exit_reason(reason.as_deref()).into()),
                 RestartKind::Transient | RestartKind::Temporary => None,
             },
         };
@@ -1011,6 +1026,7 @@ impl SupervisorState {
                 consecutive_failures: c.consecutive,
                 escalated: c.escalated,
                 generation: c.generation,
+                held: c.spec.held(),
             })
             .collect()
     }
@@ -1092,7 +1108,11 @@ impl Actor for SupervisorActor {
                 let child = Child::new(spec, &state.path);
                 state.children.push(child);
                 let idx = state.children.len() - 1;
-                state.start_child(&myself, idx, false).await;
+                if state.children[idx].spec.held() {
+                    state.publish(idx, false, false, false);
+                } else {
+                    state.start_child(&myself, idx, false).await;
+                }
                 let _ = reply.send(Ok(()));
             }
             SupervisorMsg::Remove(name, reply) => {

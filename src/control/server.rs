@@ -76,21 +76,28 @@ pub struct ControlState {
     _acceptor: AbortOnDrop,
 }
 
-/// Binds the socket, replacing a stale one left by a killed daemon but never a live one.
-async fn bind(path: &PathBuf) -> Result<UnixListener, String> {
-    // A configured socket may live in a directory nobody made yet (`/run/fushi` after a
-    // reboot); made here, private like the data dir, rather than failing on ENOENT forever.
-    if let Some(dir) = path
+/// Creates the directory the socket lives in when nobody made it yet (`/run/fushi` after a
+/// reboot), private like the data dir. The daemon calls it before the tree starts, so that a
+/// directory it cannot create stops it with a config error instead of crash-looping control.
+pub fn make_socket_dir(path: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::DirBuilderExt;
+    match path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
     {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
+        Some(dir) => std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| format!("creating socket dir {}: {e}", dir.display()))?;
+            .map_err(|e| (dir.to_path_buf(), e)),
+        None => Ok(()),
     }
+}
+
+/// Binds the socket, replacing a stale one left by a killed daemon but never a live one.
+async fn bind(path: &PathBuf) -> Result<UnixListener, String> {
+    make_socket_dir(path)
+        .map_err(|(dir, e)| format!("creating socket dir {}: {e}", dir.display()))?;
     if std::fs::symlink_metadata(path).is_ok() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(format!(
@@ -115,10 +122,11 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
         .map(|m| (m.dev(), m.ino()))
 }
 
-/// Removes the socket file this process bound before, left by an earlier incarnation of this
-/// actor: [`bind`] would otherwise probe it, and a listener not closed yet would pass for
-/// another fushi, which failed the restart and put the daemon out of reach for a backoff.
-fn forget_own_socket(shared: &Shared) {
+/// Removes the socket file this process bound before if it is still there (not a successor's):
+/// at a clean stop, and when a new incarnation of this actor starts, since [`bind`] would
+/// otherwise probe it, and a listener not closed yet would pass for another fushi, which failed
+/// the restart and put the daemon out of reach for a backoff.
+pub fn remove_own_socket(shared: &Shared) {
     let mine = *shared.bound.lock().unwrap_or_else(|e| e.into_inner());
     if mine.is_some() && file_id(&shared.socket) == mine {
         if let Err(e) = std::fs::remove_file(&shared.socket) {
@@ -384,7 +392,7 @@ impl Actor for ControlActor {
         args: ControlArgs,
     ) -> Result<ControlState, ActorProcessingErr> {
         let shared = args.shared;
-        forget_own_socket(&shared);
+        remove_own_socket(&shared);
         let listener = bind(&shared.socket).await?;
         *shared.bound.lock().unwrap_or_else(|e| e.into_inner()) = file_id(&shared.socket);
         tracing::info!(actor = "control", event = "control.listening", socket = %shared.socket.display(), "control socket ready");

