@@ -438,7 +438,7 @@ fn update_adds_removes_and_restarts_only_the_changed_collectors() {
     let out = fushi(&env, &["update"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("added: new") && stdout(&out).contains("applied"),
+        stdout(&out).contains("applied: added new; removed drop; changed change"),
         "{}",
         stdout(&out)
     );
