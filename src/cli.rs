@@ -103,12 +103,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Forwarding to the primary: --now retries at once (with progress), --plan shows what waits
+    /// Forwarding to the primary: whether it keeps up (exit 0) or records wait longer than
+    /// health allows (exit 1)
     Sync {
-        #[arg(long, conflicts_with = "plan")]
+        /// Retry at once, ignoring the backoff, and show the journal draining (exit 0 once drained)
+        #[arg(long, conflicts_with_all = ["plan", "json"])]
         now: bool,
+        /// List what the next sync sends, per stream: records, bytes, first and last id, the
+        /// last id on the primary, the oldest record's time
         #[arg(long)]
         plan: bool,
+        /// Print the state (and with --plan the list) as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Failure injection (only with control.allow_inject = true): crash NAME
     Inject {
@@ -223,7 +230,14 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             },
         ),
         Command::Pid => ctl::pid(&target()?),
-        Command::Sync { now, plan: _ } => ctl::sync(&target()?, now),
+        Command::Sync { now, plan, json } => {
+            let action = match (now, plan) {
+                (true, _) => ctl::SyncAction::Now,
+                (_, true) => ctl::SyncAction::Plan,
+                _ => ctl::SyncAction::Show,
+            };
+            ctl::sync(&target()?, action, json)
+        }
         Command::Inject { what, name } => {
             let t = target()?;
             let name = match name {

@@ -972,31 +972,184 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
     Ok(EXIT_OK)
 }
 
-/// `sync --plan` shows what waits in the journal; `sync --now` retries at once and shows the
-/// journal draining. The bar is a few characters of text: not worth a dependency.
-pub fn sync(t: &Target, now: bool) -> anyhow::Result<u8> {
+/// What `fushi sync` does besides saying where forwarding stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncAction {
+    Show,
+    /// List what the next sync sends, per stream.
+    Plan,
+    /// Retry at once and show the journal draining.
+    Now,
+}
+
+/// Whether forwarding keeps up, by health's rule (SPEC §7): nothing waits, or what waits is
+/// younger than the patience limit, with the primary up and no conflict. One sentence either way.
+fn sync_verdict(doc: &StatusDoc) -> (bool, String) {
+    let st = &doc.storage;
+    let p = &doc.patience;
+    let limit = humantime::format_duration(Duration::from_secs(p.limit_ms.div_ceil(1000)));
+    let age = humantime::format_duration(Duration::from_secs(p.lag_age_ms / 1000));
+    let lag = st.lag_records;
+    if let Some(c) = &doc.sync.conflict {
+        return (false, format!("forwarding stopped: {c}"));
+    }
+    if lag == 0 {
+        return (
+            true,
+            "journal drained: nothing waits for the primary".into(),
+        );
+    }
+    if st.primary == "down" {
+        return (
+            false,
+            format!(
+                "{lag} records wait: the primary is down; they go when it is back (sync retries on \
+                 its own, `fushi sync --now` at once)"
+            ),
+        );
+    }
+    if p.journal_late() {
+        return (
+            false,
+            format!(
+                "{lag} records wait, the oldest for {age}: longer than the {limit} in which sync \
+                 keeps up (2 × sync.interval + io_timeout); see `fushi sync --plan` and `fushi tail sync`"
+            ),
+        );
+    }
+    (
+        true,
+        format!("{lag} records wait, the oldest for {age}: sync keeps up (they go within {limit})"),
+    )
+}
+
+/// `fushi sync`: where forwarding stands, exit 0 when it keeps up and 1 when records wait
+/// longer than health allows; `--plan` lists what waits per stream; `--now` retries at once and
+/// shows the journal draining. The bar is a few characters of text: not worth a dependency.
+pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8> {
     let doc = match status_doc(t) {
         Ok(d) => d,
         Err(e) => return down(e, EXIT_DAEMON_DOWN),
     };
     let st = &doc.storage;
+    let (keeps_up, verdict) = sync_verdict(&doc);
+    let plan = if action == SyncAction::Plan {
+        match t.call(&Request::SyncPlan) {
+            Ok(Response::Json { json }) => Some(serde_json::from_str::<
+                fushi_actors::backlog::Backlog,
+            >(&json)?),
+            Ok(Response::Error { message }) => bail!("{message}"),
+            Ok(other) => bail!("unexpected answer {other:?}"),
+            Err(e) => return down(e, EXIT_DAEMON_DOWN),
+        }
+    } else {
+        None
+    };
+    let code = if keeps_up { EXIT_OK } else { EXIT_FAILURE };
+    if json_out && action != SyncAction::Now {
+        let out = json!({
+            "primary": st.primary,
+            "lag_records": st.lag_records,
+            "journal_bytes": st.journal_bytes,
+            "lag_age_ms": doc.patience.lag_age_ms,
+            "limit_ms": doc.patience.limit_ms,
+            "keeps_up": keeps_up,
+            "conflict": doc.sync.conflict,
+            "last": doc.sync.last,
+            "plan": plan,
+        });
+        outln!("{out}");
+        return Ok(code);
+    }
     outln!(
-        "primary {}; {} records ({} journal bytes) wait in the local journal; last sync: {}",
+        "primary {}; {} records ({}) in the local journal; last sync: {}",
         st.primary,
         st.lag_records,
-        st.journal_bytes,
+        crate::top::bytes(st.journal_bytes),
         doc.sync
             .last
             .as_ref()
             .map_or("never".to_string(), |l| format!(
-                "{} ({} items, ok {})",
-                l.at, l.items, l.ok
+                "{} ({} items, {})",
+                l.at,
+                l.items,
+                if l.ok { "ok" } else { "failed" }
             ))
     );
-    if !now {
-        return Ok(EXIT_OK);
+    outln!("{verdict}");
+    if let Some(plan) = plan {
+        print_plan(&plan);
     }
-    let total = st.lag_records.max(1);
+    if action != SyncAction::Now {
+        return Ok(code);
+    }
+    sync_now(t, st.lag_records)
+}
+
+fn print_plan(plan: &fushi_actors::backlog::Backlog) {
+    if !plan.primary_ids_known {
+        outln!(
+            "primary {}: ON PRIMARY is the last id it was known to hold (it is read again once it is back)",
+            plan.primary
+        );
+    }
+    if plan.streams.is_empty() {
+        outln!("the next sync sends nothing");
+    } else {
+        let w = plan
+            .streams
+            .iter()
+            .map(|s| s.stream.len())
+            .max()
+            .unwrap_or(0)
+            .max("STREAM".len());
+        outln!(
+            "{:<w$}  {:>9}  {:>10}  {:<14} {:<14} {:<14} OLDEST",
+            "STREAM",
+            "RECORDS",
+            "BYTES",
+            "FIRST",
+            "LAST",
+            "ON PRIMARY"
+        );
+        for s in &plan.streams {
+            outln!(
+                "{:<w$}  {:>9}  {:>10}  {:<14} {:<14} {:<14} {}",
+                s.stream,
+                s.records,
+                crate::top::bytes(s.bytes),
+                s.first,
+                s.last,
+                s.on_primary.as_deref().unwrap_or("-"),
+                s.oldest_ts
+            );
+        }
+    }
+    if plan.already_there > 0 {
+        outln!(
+            "{} records are on the primary already (sent before a restart): skipped",
+            plan.already_there
+        );
+    }
+    if plan.superseded > 0 {
+        outln!(
+            "{} records were moved to new ids (a rehome): their copies go instead",
+            plan.superseded
+        );
+    }
+    match plan.next_attempt_ms {
+        0 => outln!("next attempt: at the next tick"),
+        ms => outln!(
+            "next attempt: in {} (backing off after a failure; `fushi sync --now` retries at once)",
+            humantime::format_duration(Duration::from_millis(ms / 100 * 100))
+        ),
+    }
+}
+
+/// `sync --now`: asks for a retry at once, then shows the journal draining until it is empty,
+/// stalls, or the primary is down.
+fn sync_now(t: &Target, lag_at_start: u64) -> anyhow::Result<u8> {
+    let total = lag_at_start.max(1);
     if let Err(e) = t.call(&Request::SyncNow) {
         return down(e, EXIT_DAEMON_DOWN);
     }
@@ -1023,12 +1176,10 @@ pub fn sync(t: &Target, now: bool) -> anyhow::Result<u8> {
         }
         stalled = if lag >= last { stalled + 1 } else { 0 };
         last = lag;
-        if stalled >= 20 || doc.storage.primary == "down" {
+        if stalled >= 20 || doc.storage.primary == "down" || doc.sync.conflict.is_some() {
             eprintln!();
-            outln!(
-                "{lag} records still wait: primary {}; sync keeps retrying in the background",
-                doc.storage.primary
-            );
+            let (_, verdict) = sync_verdict(&doc);
+            outln!("{verdict}");
             return Ok(EXIT_FAILURE);
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -1050,6 +1201,37 @@ mod tests {
         assert!(glob("a*b*c", "a-x-b-y-c"));
         assert!(!glob("supervisor.*", "daemon.started"));
         assert!(glob("daemon.started", "daemon.started"));
+    }
+
+    #[test]
+    fn sync_keeps_up_until_the_oldest_record_outwaits_the_patience_limit() {
+        let board = fushi_actors::board::StatusBoard::new("n", "prod", "c.toml");
+        let mut doc = board.snapshot().0;
+        doc.storage.primary = "up".into();
+        assert!(sync_verdict(&doc).0, "nothing waits");
+        doc.storage.lag_records = 12;
+        doc.patience.limit_ms = 23_000;
+        doc.patience.lag_age_ms = 1_000;
+        let (ok, text) = sync_verdict(&doc);
+        assert!(
+            ok && text.contains("12 records wait") && text.contains("keeps up"),
+            "{text}"
+        );
+        doc.patience.lag_age_ms = 24_000;
+        let (ok, text) = sync_verdict(&doc);
+        assert!(
+            !ok && text.contains("the oldest for 24s") && text.contains("23s"),
+            "{text}"
+        );
+        doc.storage.primary = "down".into();
+        let (ok, text) = sync_verdict(&doc);
+        assert!(!ok && text.contains("the primary is down"), "{text}");
+        doc.sync.conflict = Some("record 1.3 of a/b differs".into());
+        let (ok, text) = sync_verdict(&doc);
+        assert!(
+            !ok && text.contains("forwarding stopped: record 1.3"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -211,7 +211,8 @@ fn ago(now: OffsetDateTime, ts: &str) -> String {
     since(now, Some(ts)).map_or_else(|| ts.to_string(), |d| format!("{} ago", short(d)))
 }
 
-fn bytes(n: u64) -> String {
+/// `1.5 MiB`: a size for people (also `fushi sync`).
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

@@ -98,3 +98,99 @@ fn reread_after_a_failed_reload_says_the_file_loads_again_and_update_clears_the_
     );
     assert!(d.terminate().success());
 }
+
+/// Pushes `{"k": from..from+n}` to the `listen` collector at `socket` and waits for every ack.
+fn push(socket: &std::path::Path, from: u64, n: u64) {
+    use std::io::{BufRead, BufReader, Write};
+    let conn = std::os::unix::net::UnixStream::connect(socket).expect("connecting to in.sock");
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let lines: String = (from..from + n)
+        .map(|k| format!("{{\"k\":{k}}}\n"))
+        .collect();
+    (&conn).write_all(lines.as_bytes()).expect("pushing");
+    let mut r = BufReader::new(&conn);
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).expect("reading acks") > 0, "no ack");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("an ack line");
+        if v["ack"].as_u64() == Some(n) {
+            return;
+        }
+    }
+}
+
+#[test]
+fn sync_says_whether_forwarding_keeps_up_and_its_plan_lists_what_waits_per_stream() {
+    let env =
+        Env::new(&listen_config("").replace("[control]\n", "[control]\nallow_inject = true\n"));
+    let mut d = started(&env);
+    d.wait_audit("supervisor.child.started", "collectors/in", 1);
+    let sock = env.path().join("in.sock");
+    push(&sock, 1, 50);
+    wait_for("the journal drained", || {
+        (json(&fushi(&env, &["status", "--json"]))["storage"]["lag_records"] == 0).then_some(())
+    });
+    let out = fushi(&env, &["sync"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(stdout(&out).contains("journal drained"), "{}", stdout(&out));
+    let out = fushi(&env, &["sync", "--plan"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("the next sync sends nothing"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The primary goes away: what arrives now waits, and sync says so with exit 1.
+    assert_eq!(code(&fushi(&env, &["inject", "primary-down"])), 0);
+    wait_for("primary down", || {
+        (json(&fushi(&env, &["status", "--json"]))["storage"]["primary"] == "down").then_some(())
+    });
+    push(&sock, 51, 30);
+    wait_for("30 records waiting", || {
+        (json(&fushi(&env, &["status", "--json"]))["storage"]["lag_records"] == 30).then_some(())
+    });
+    let out = fushi(&env, &["sync"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("30 records wait: the primary is down"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fushi(&env, &["sync", "--plan"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("test/k "))
+        .unwrap_or_else(|| panic!("no row for test/k:\n{text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "30", "{text}");
+    let plan = json(&fushi(&env, &["sync", "--plan", "--json"]));
+    let s = &plan["plan"]["streams"][0];
+    assert_eq!(
+        (s["stream"].as_str(), s["records"].as_u64()),
+        (Some("test/k"), Some(30)),
+        "{plan}"
+    );
+    // The first waiting record follows the last one on the primary.
+    let seq = |id: &serde_json::Value| -> u64 {
+        id.as_str()
+            .and_then(|i| i.split('.').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap()
+    };
+    assert_eq!(seq(&s["first"]), seq(&s["on_primary"]) + 1, "{plan}");
+    assert_eq!(seq(&s["last"]), seq(&s["first"]) + 29, "{plan}");
+    assert_eq!(plan["keeps_up"], false, "{plan}");
+
+    assert_eq!(code(&fushi(&env, &["inject", "primary-up"])), 0);
+    let out = fushi(&env, &["sync", "--now"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("journal drained"), "{}", stdout(&out));
+    assert_eq!(
+        primary_ks(&env.data().join("primary"), "test/k"),
+        (1..=80).collect::<Vec<_>>()
+    );
+    assert!(d.terminate().success());
+}

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::audit::AuditLog;
+use crate::backlog::{self, Backlog};
 use crate::board::{StatusBoard, SyncRun};
 use crate::clock;
 use crate::journal::{self, Frames, Position};
@@ -285,6 +286,8 @@ pub enum SyncMsg {
     JournalChanged,
     /// `fushi inject primary-down` (true) / `primary-up` (false): act out an outage.
     Force(bool, RpcReplyPort<()>),
+    /// `fushi sync --plan`: what the next sync would send, per stream.
+    Backlog(RpcReplyPort<Result<Backlog, String>>),
 }
 
 /// A backlog drain in progress (after an outage or at start): audited as plan/start/chunk/complete.
@@ -336,6 +339,8 @@ pub struct SyncState {
     primary: Arc<Primary>,
     up: Option<bool>,
     last_ids: Option<BTreeMap<String, (u64, u64)>>,
+    /// `last_ids` as last known, kept while the primary is down (for `sync --plan`).
+    known_ids: BTreeMap<String, (u64, u64)>,
     cursor: Position,
     /// Records passed (forwarded or already there) per segment still in the journal.
     passed: BTreeMap<u64, u64>,
@@ -530,6 +535,7 @@ impl SyncState {
         // Before anything is forwarded, storage numbers above them (a fresh journal waits for
         // exactly this): an id the primary holds is never handed out again.
         self.args.storage.seed(ids.clone()).await;
+        self.known_ids = ids.clone();
         self.last_ids = Some(ids);
         Ok(())
     }
@@ -903,6 +909,7 @@ impl SyncState {
     fn commit(&mut self, batch: Batch) {
         let (items, bytes) = (batch.stats.items as u64, batch.stats.bytes as u64);
         let elapsed_ms = batch.started.elapsed().as_millis() as u64;
+        self.known_ids.clone_from(&batch.expect);
         self.last_ids = Some(batch.expect);
         for (segment, n) in batch.passed {
             *self.passed.entry(segment).or_default() += n;
@@ -965,6 +972,46 @@ impl SyncState {
                 tracing::warn!(actor = "sync", event = "journal.rotate_failed", error = %e, "cannot rotate the journal");
             }
         }
+    }
+
+    /// Answers `reply` with the backlog, surveyed on a blocking thread: a long journal takes a
+    /// while to read, and forwarding goes on meanwhile.
+    fn survey(&self, reply: RpcReplyPort<Result<Backlog, String>>) {
+        let info = *self.args.storage.info().borrow();
+        let dir = self.args.storage.journal_dir().clone();
+        let superseded = self.args.storage.superseded();
+        let (from, end) = (self.cursor.max(info.start), info.end);
+        let known = self.last_ids.is_some();
+        let ids = self
+            .last_ids
+            .clone()
+            .unwrap_or_else(|| self.known_ids.clone());
+        let primary = match self.up {
+            Some(true) => "up",
+            Some(false) => "down",
+            None => "unknown",
+        };
+        let next_attempt_ms = self
+            .next_try
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_millis() as u64;
+        tokio::spawn(async move {
+            let surveyed = tokio::task::spawn_blocking(move || {
+                backlog::survey(&dir, from, end, &ids, &superseded)
+            })
+            .await;
+            let answer = match surveyed {
+                Ok(Ok(b)) => Ok(Backlog {
+                    primary_ids_known: known,
+                    primary: primary.into(),
+                    next_attempt_ms,
+                    ..b
+                }),
+                Ok(Err(e)) => Err(format!("reading the journal: {e}")),
+                Err(e) => Err(format!("the survey of the journal failed: {e}")),
+            };
+            let _ = reply.send(answer);
+        });
     }
 
     fn plan(&mut self) {
@@ -1125,6 +1172,7 @@ impl Actor for SyncActor {
             primary,
             up: None,
             last_ids: None,
+            known_ids: BTreeMap::new(),
             cursor: info.start,
             passed: BTreeMap::new(),
             retry_delay: RETRY_MIN,
@@ -1164,6 +1212,7 @@ impl Actor for SyncActor {
                 state.probe().await;
                 let _ = reply.send(());
             }
+            SyncMsg::Backlog(reply) => state.survey(reply),
             SyncMsg::Now(reply) => {
                 state.next_try = tokio::time::Instant::now();
                 state.retry_delay = RETRY_MIN;

@@ -41,6 +41,9 @@ pub enum Request {
         what: String,
         name: Option<String>,
     },
+    /// What the next sync would send, per stream ([`fushi_actors::backlog::Backlog`] as JSON).
+    /// Last, so that the variants before keep their numbers.
+    SyncPlan,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -324,6 +324,24 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 Err(e) => error(format!("the sync actor did not answer: {e}")),
             }
         }
+        Request::SyncPlan => {
+            let Some(cell) = cell(shared, "sync").await else {
+                return error("the sync actor is not running; `fushi start sync` first");
+            };
+            let sync: ActorRef<fushi_actors::sync::SyncMsg> = cell.into();
+            match ractor::call_t!(
+                sync,
+                fushi_actors::sync::SyncMsg::Backlog,
+                CONTROL_TIMEOUT.as_millis() as u64
+            ) {
+                Ok(Ok(b)) => match serde_json::to_string(&b) {
+                    Ok(json) => Response::Json { json },
+                    Err(e) => error(format!("encoding the backlog: {e}")),
+                },
+                Ok(Err(e)) => error(e),
+                Err(e) => error(format!("the sync actor did not answer: {e}")),
+            }
+        }
         Request::Inject { what, name } => {
             if !shared.allow_inject {
                 // The running config's value, which may differ from the file's: [control] is
