@@ -116,13 +116,16 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
         },
     )
     .with_policy(policy.clone());
-    // sync may be stopped: the daemon stays reachable and the journal keeps every record until
-    // it runs again (a way to hold forwarding during maintenance of the primary).
-    let children = vec![status, alert, storage]
+    // SPEC §7: the daemon's own actors restart one at a time but are never stopped through the
+    // socket. A stopped sync would leave records in the journal with nobody forwarding them,
+    // while the operator who stopped it has forgotten.
+    let children = vec![status, alert, storage, sync]
         .into_iter()
-        .map(|c| c.essential())
-        .chain(std::iter::once(sync))
-        .map(|c| c.with_policy(policy.clone()).with_shutdown_timeout(timeout))
+        .map(|c| {
+            c.essential()
+                .with_policy(policy.clone())
+                .with_shutdown_timeout(timeout)
+        })
         .chain(std::iter::once(collectors))
         .collect();
     Ok((

@@ -6,7 +6,7 @@ use std::process::Output;
 use crate::util::*;
 
 /// The actors that keep the daemon reachable and its data safe.
-const OWN: [&str; 4] = ["status", "alert", "storage", "control"];
+const OWN: [&str; 5] = ["status", "alert", "storage", "sync", "control"];
 
 fn said(o: &Output) -> String {
     format!(
@@ -92,7 +92,7 @@ fn the_daemons_own_actors_are_refused_a_stop_and_restart_one_at_a_time() {
     let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
 
-    for own in ["control", "storage"] {
+    for own in ["control", "storage", "sync"] {
         let out = fushi(&env, &["stop", own]);
         assert_eq!(code(&out), 1, "{}", said(&out));
         let text = said(&out);

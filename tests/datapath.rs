@@ -233,38 +233,40 @@ fn an_unmarked_primary_outside_the_data_dir_is_down_and_never_written() {
 }
 
 #[test]
-fn the_lag_keeps_growing_while_sync_is_stopped_and_drains_once_it_runs_again() {
-    let env = Env::new(&listen_config("probe_interval = \"50ms\""));
-    let _d = env.start();
+fn the_lag_keeps_growing_while_sync_is_down_and_drains_once_it_runs_again() {
+    // A crash of sync leaves it in an hour's backoff: nothing forwards until `restart sync`.
+    let env = Env::new(
+        &listen_config("probe_interval = \"50ms\"")
+            .replace("[supervisor]\n", "[supervisor]\nbackoff = [\"1h\"]\n")
+            .replace("[control]\n", "[control]\nallow_inject = true\n"),
+    );
+    let mut d = started(&env);
     wait_for("the primary up", || {
         (env.status()?["storage"]["primary"] == "up").then_some(())
     });
-    let ctl = |verb: &str| {
-        let out = std::process::Command::new(bin())
-            .args([verb, "sync", "-c"])
-            .arg(env.config())
-            .env_remove("XDG_RUNTIME_DIR")
-            .output()
-            .expect("running fushi");
-        assert!(
-            out.status.success(),
-            "fushi {verb} sync: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let ctl = |args: &[&str]| {
+        let out = fushi(&env, args);
+        assert_eq!(code(&out), 0, "fushi {args:?}: {}", stderr(&out));
     };
-    ctl("stop");
+    // Not through the socket: sync is one of the daemon's own actors.
+    let out = fushi(&env, &["stop", "sync"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    ctl(&["inject", "crash", "sync"]);
+    wait_for("sync in backoff", || {
+        (json(&fushi(&env, &["status", "--json", "sync"]))[0]["state"] == "backoff").then_some(())
+    });
     let pusher = Pusher::start(env.path().join("in.sock"), 50);
     wait_for("records acknowledged", || {
         (pusher.acked_count() >= 500).then_some(())
     });
     let acked = pusher.acked_count() as u64;
-    // Nothing forwards them: the lag says so, though the sync actor that counts it is stopped.
+    // Nothing forwards them: the lag says so, though the sync actor that counts it is down.
     wait_for("the lag in status.json", || {
         let s = env.status()?;
         let st = &s["storage"];
         (st["lag_records"].as_u64()? >= acked && st["secondary"] == "used").then_some(())
     });
-    ctl("start");
+    ctl(&["restart", "sync"]);
     let (acked, maybe) = pusher.finish();
     wait_for("the journal drained", || {
         let s = env.status()?;
@@ -272,4 +274,5 @@ fn the_lag_keeps_growing_while_sync_is_stopped_and_drains_once_it_runs_again() {
     });
     let ks = primary_ks(&env.data().join("primary"), "test/k");
     assert_acknowledged_once_in_order(&ks, &acked, &maybe, |_| {});
+    assert!(d.terminate().success());
 }

@@ -310,7 +310,7 @@ async fn handle(req: Request, shared: &Shared) -> Response {
         }
         Request::SyncNow => {
             let Some(cell) = cell(shared, "sync").await else {
-                return error("the sync actor is not running; `fushi start sync` first");
+                return error("the sync actor is not running right now (restarting after a failure: see `fushi status sync`; `fushi restart sync` starts it at once)");
             };
             let sync: ActorRef<fushi_actors::sync::SyncMsg> = cell.into();
             match ractor::call_t!(
@@ -326,7 +326,7 @@ async fn handle(req: Request, shared: &Shared) -> Response {
         }
         Request::SyncPlan => {
             let Some(cell) = cell(shared, "sync").await else {
-                return error("the sync actor is not running; `fushi start sync` first");
+                return error("the sync actor is not running right now (restarting after a failure: see `fushi status sync`; `fushi restart sync` starts it at once)");
             };
             let sync: ActorRef<fushi_actors::sync::SyncMsg> = cell.into();
             match ractor::call_t!(
@@ -374,7 +374,7 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 (w @ ("primary-down" | "primary-up"), _) => {
                     let down = w == "primary-down";
                     let Some(c) = cell(shared, "sync").await else {
-                        return error("the sync actor is not running; `fushi start sync` first");
+                        return error("the sync actor is not running right now (restarting after a failure: see `fushi status sync`; `fushi restart sync` starts it at once)");
                     };
                     let sync: ActorRef<fushi_actors::sync::SyncMsg> = c.into();
                     shared
