@@ -16,7 +16,7 @@ pub struct Cli {
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Where logs go
+    /// Where the daemon's logs go (`fushi run`; other commands print to stdout and stderr)
     #[arg(long, global = true, value_enum, default_value_t = LogTarget::Auto)]
     pub log: LogTarget,
 
@@ -35,28 +35,34 @@ pub enum Command {
     Run,
     /// Show actors: state, uptime or time to next restart, restarts, recovered, last error (exit 3 if a selected one is not running)
     Status {
-        /// Actors to show: NAME, collectors/*, all [default: all]
+        /// Actors to show: NAME (a full path or an unambiguous last part), collectors/*, all
+        /// [default: all]
         names: Vec<String>,
+        /// Print as JSON (one document; stable keys)
         #[arg(long)]
         json: bool,
     },
     /// Start stopped actors (NAME, collectors/*, all)
     Start {
+        /// Actors to start: NAME (a full path or an unambiguous last part), collectors/*, all (every collector)
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Stop actors; a stopped actor stays stopped until started (NAME, collectors/*, all)
     Stop {
+        /// Collectors to stop: NAME, collectors/*, all (the daemon's own actors are not stopped)
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Stop then start actors (NAME, collectors/*, all)
     Restart {
+        /// Actors to restart: NAME, collectors/*, all (the daemon's own actors one at a time)
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Health: exit 0 healthy, 1 degraded, 2 critical
     Health {
+        /// Print as JSON (one document; stable keys)
         #[arg(long)]
         json: bool,
     },
@@ -82,6 +88,7 @@ pub enum Command {
         /// Only events matching this glob, e.g. 'supervisor.child.*'
         #[arg(long)]
         event: Option<String>,
+        /// Print as JSON (one document; stable keys)
         #[arg(long)]
         json: bool,
     },
@@ -95,11 +102,13 @@ pub enum Command {
     },
     /// Show how the config file differs from the running config
     Reread {
+        /// Print as JSON (one document; stable keys)
         #[arg(long)]
         json: bool,
     },
     /// Apply the config file: add, remove and restart only the changed collectors
     Update {
+        /// Print as JSON (one document; stable keys)
         #[arg(long)]
         json: bool,
     },
@@ -117,11 +126,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Failure injection (only with control.allow_inject = true): crash NAME
+    /// Failure injection (only with control.allow_inject = true): crash NAME, primary-down, primary-up
     Inject {
-        /// crash
+        /// What to inject: crash (kill an actor, as a crash would), primary-down or primary-up
+        /// (act out an outage of the primary and its end)
         what: String,
-        /// The actor, for crash
+        /// The actor to crash: a full path or an unambiguous last part, e.g. collectors/trades
         name: Option<String>,
     },
     /// The daemon's process id
@@ -250,5 +260,44 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Update { json } => ctl::config_diff(&target()?, true, json),
         Command::Top => crate::top::run(&target()?),
         Command::Shutdown => ctl::simple(&target()?, Request::Shutdown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand, argument and value has a help text: `fushi X --help` never shows a
+    /// bare flag to guess at.
+    #[test]
+    fn every_command_flag_and_value_says_what_it_does() {
+        let mut missing = Vec::new();
+        let root = Cli::command();
+        for cmd in std::iter::once(&root).chain(root.get_subcommands()) {
+            if cmd.get_about().is_none() {
+                missing.push(format!("fushi {}", cmd.get_name()));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("fushi {} {id}", cmd.get_name()));
+                }
+                let values = if arg.get_action().takes_values() {
+                    arg.get_possible_values()
+                } else {
+                    Vec::new()
+                };
+                for v in values {
+                    if v.get_help().is_none() && !v.is_hide_set() {
+                        missing.push(format!("fushi {} {id}={}", cmd.get_name(), v.get_name()));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

@@ -17,7 +17,9 @@ pub enum LogTarget {
     /// journald when started by systemd (JOURNAL_STREAM is set), text otherwise.
     #[default]
     Auto,
+    /// The systemd journal's native protocol, with structured fields (ACTOR, EVENT, …).
     Journald,
+    /// Text lines on stderr (a terminal, a container, a test).
     Text,
 }
 
