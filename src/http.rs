@@ -415,6 +415,19 @@ impl Actor for HttpActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {}
     }
+
+    /// Closes the listener before the actor counts as stopped: the replacement that
+    /// `fushi restart http` starts right after binds the same port.
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<HttpMsg>,
+        state: &mut HttpState,
+    ) -> Result<(), ActorProcessingErr> {
+        let server = &mut state._server.0;
+        server.abort();
+        let _ = server.await;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

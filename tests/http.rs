@@ -441,3 +441,22 @@ fn port_in_use_restarts_the_http_actor_with_backoff_while_the_rest_runs() {
     });
     assert!(d.terminate().success());
 }
+
+#[test]
+fn restart_http_rebinds_its_port_without_a_failure() {
+    let (env, mut d, port) = start("", "");
+    for n in 1..=3 {
+        let out = fushi(&env, &["restart", "http"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        d.wait_audit("supervisor.child.restarted", "http", n);
+        assert_eq!(get(port, "/health").status, 200, "after restart {n}");
+    }
+    let http = json(&fushi(&env, &["status", "--json", "http"]));
+    assert_eq!(http[0]["state"], "running", "{http}");
+    assert_eq!(
+        http[0]["failures"], 0,
+        "a restart never found its port in use: {http}"
+    );
+    assert!(events(&env.audit(), "supervisor.child.failed", "http").is_empty());
+    assert!(d.terminate().success());
+}
