@@ -972,6 +972,15 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
     Ok(EXIT_OK)
 }
 
+/// "1 record", "2 records".
+fn records(n: u64) -> String {
+    if n == 1 {
+        "1 record".into()
+    } else {
+        format!("{n} records")
+    }
+}
+
 /// What `fushi sync` does besides saying where forwarding stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncAction {
@@ -990,10 +999,11 @@ fn sync_verdict(doc: &StatusDoc) -> (bool, String) {
     let limit = humantime::format_duration(Duration::from_secs(p.limit_ms.div_ceil(1000)));
     let age = humantime::format_duration(Duration::from_secs(p.lag_age_ms / 1000));
     let lag = st.lag_records;
+    let (lag, wait) = (records(lag), if lag == 1 { "waits" } else { "wait" });
     if let Some(c) = &doc.sync.conflict {
         return (false, format!("forwarding stopped: {c}"));
     }
-    if lag == 0 {
+    if st.lag_records == 0 {
         return (
             true,
             "journal drained: nothing waits for the primary".into(),
@@ -1003,7 +1013,7 @@ fn sync_verdict(doc: &StatusDoc) -> (bool, String) {
         return (
             false,
             format!(
-                "{lag} records wait: the primary is down; they go when it is back (sync retries on \
+                "{lag} {wait}: the primary is down; they go when it is back (sync retries on \
                  its own, `fushi sync --now` at once)"
             ),
         );
@@ -1012,14 +1022,14 @@ fn sync_verdict(doc: &StatusDoc) -> (bool, String) {
         return (
             false,
             format!(
-                "{lag} records wait, the oldest for {age}: longer than the {limit} in which sync \
+                "{lag} {wait}, the oldest for {age}: longer than the {limit} in which sync \
                  keeps up (2 × sync.interval + io_timeout); see `fushi sync --plan` and `fushi tail sync`"
             ),
         );
     }
     (
         true,
-        format!("{lag} records wait, the oldest for {age}: sync keeps up (they go within {limit})"),
+        format!("{lag} {wait}, the oldest for {age}: sync keeps up (they go within {limit})"),
     )
 }
 
@@ -1062,9 +1072,9 @@ pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8
         return Ok(code);
     }
     outln!(
-        "primary {}; {} records ({}) in the local journal; last sync: {}",
+        "primary {}; {} ({}) in the local journal; last sync: {}",
         st.primary,
-        st.lag_records,
+        records(st.lag_records),
         crate::top::bytes(st.journal_bytes),
         doc.sync
             .last
@@ -1127,14 +1137,14 @@ fn print_plan(plan: &fushi_actors::backlog::Backlog) {
     }
     if plan.already_there > 0 {
         outln!(
-            "{} records are on the primary already (sent before a restart): skipped",
-            plan.already_there
+            "{} on the primary already (sent before a restart): skipped",
+            records(plan.already_there)
         );
     }
     if plan.superseded > 0 {
         outln!(
-            "{} records were moved to new ids (a rehome): their copies go instead",
-            plan.superseded
+            "{} moved to new ids (a rehome): their copies go instead",
+            records(plan.superseded)
         );
     }
     match plan.next_attempt_ms {
