@@ -530,7 +530,9 @@ pub fn glob(pattern: &str, s: &str) -> bool {
 
 /// The data dir the audit log is in: the config's, or, reached with `--socket` alone, that of
 /// the config the daemon runs with (a relative path is relative to the daemon's working dir).
-fn audit_dir(t: &Target) -> anyhow::Result<PathBuf> {
+/// The daemon's data dir, where audit.jsonl is: from the config file, or with `--socket` alone
+/// from the config the running daemon names (`fushi audit`, `fushi top`).
+pub(crate) fn audit_dir(t: &Target) -> anyhow::Result<PathBuf> {
     if t.config_read {
         return Ok(t.config.node.data_dir.clone());
     }

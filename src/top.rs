@@ -986,7 +986,10 @@ pub fn run(t: &Target) -> anyhow::Result<u8> {
 
     let poll_tx = tx.clone();
     let (poll_candidates, poll_config) = (candidates.clone(), config_path.clone());
-    let mut tail = AuditTail::new(t.config.node.data_dir.join("audit.jsonl"));
+    // With `--socket` alone the daemon says where its data dir is; without a daemon to ask,
+    // the defaults' data dir is as good a guess as any.
+    let data_dir = crate::ctl::audit_dir(t).unwrap_or_else(|_| t.config.node.data_dir.clone());
+    let mut tail = AuditTail::new(data_dir.join("audit.jsonl"));
     std::thread::spawn(move || loop {
         let doc = fetch_status(&poll_candidates, &poll_config).map(Box::new);
         let events = tail.read();

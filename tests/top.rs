@@ -271,3 +271,31 @@ fn top_shows_the_tree_restarts_a_collector_survives_the_daemon_and_quits() {
     );
     daemon.terminate();
 }
+
+#[test]
+fn top_with_only_the_socket_from_another_dir_shows_the_audit_events() {
+    require(
+        Tmux::available(),
+        "top_with_only_the_socket_from_another_dir_shows_the_audit_events",
+        "tmux (apt-get install tmux)",
+    );
+    let env = Env::new(&config(TREE));
+    let mut daemon = started(&env);
+    let argv: Vec<OsString> = vec![
+        "sh".into(),
+        "-c".into(),
+        r#"cd / && env -u XDG_RUNTIME_DIR -u XDG_CONFIG_HOME TERM=xterm-256color "$0" top --socket "$1""#
+            .into(),
+        bin().into(),
+        env.data().join("fushi.sock").into(),
+    ];
+    let tmux = Tmux::start(env.path(), &argv);
+    let screen = tmux.wait_screen("the tree and the audit events", |s| {
+        healthy_header(s)
+            && s.lines()
+                .any(|l| l.contains("supervisor.child.started") && l.contains("collectors/tick"))
+    });
+    assert!(screen.contains("tock"), "{screen}");
+    tmux.keys(&["q"]);
+    daemon.terminate();
+}
