@@ -6,7 +6,8 @@
 
 use anyhow::{bail, Context};
 use fushi_actors::audit::AuditEvent;
-use fushi_actors::board::{ActorState, ActorStatus, StatusDoc};
+use fushi_actors::board::{ActorState, ActorStatus, PrimaryState, StatusDoc};
+use fushi_actors::health;
 use fushi_actors::supervisor::Verb;
 use serde_json::json;
 use std::ffi::OsStr;
@@ -296,16 +297,12 @@ pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let reasons = reasons(&doc);
-    let (word, code) = match doc.health.as_str() {
-        "green" => ("healthy", 0),
-        "yellow" => ("degraded", 1),
-        _ => ("critical", 2),
-    };
+    let (health, reasons) = health::assess(&doc);
+    let (word, code) = (health.word(), health.code());
     if json_out {
         outln!(
             "{}",
-            json!({"status": word, "health": doc.health, "reasons": reasons})
+            json!({"status": word, "health": health, "reasons": reasons})
         );
     } else {
         outln!("{word}");
@@ -314,73 +311,6 @@ pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(code)
-}
-
-fn seconds(ms: u64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
-}
-
-/// Why health is not green, one line each: the rules of `board::health`, on the same figures.
-pub fn reasons(doc: &StatusDoc) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in &doc.config.errors {
-        out.push(format!("config: {e}"));
-    }
-    if doc.storage.journal_full {
-        out.push("journal full: collectors are held back".into());
-    }
-    if let Some(e) = &doc.storage.journal_error {
-        out.push(format!("journal: {e}"));
-    }
-    if let Some(c) = &doc.sync.conflict {
-        out.push(format!("sync: {c}"));
-    }
-    for a in &doc.actors {
-        if a.escalated {
-            out.push(format!(
-                "{} escalated after {} consecutive failures",
-                a.name, a.consecutive_failures
-            ));
-        } else if a.state == ActorState::Fatal {
-            out.push(format!(
-                "{} is fatal (gave up); `fushi start {}` revives it",
-                a.name, a.name
-            ));
-        } else if doc.patience.unsettled.contains(&a.name) {
-            if a.consecutive_failures >= 2 {
-                out.push(format!(
-                    "{} is {} after {} consecutive failures",
-                    a.name,
-                    a.state.as_str(),
-                    a.consecutive_failures
-                ));
-            } else {
-                out.push(format!(
-                    "{} is {} for longer than {}",
-                    a.name,
-                    a.state.as_str(),
-                    seconds(doc.patience.limit_ms)
-                ));
-            }
-        } else if fushi_actors::board::stopped_permanent(a) {
-            out.push(format!("{} is {}", a.name, a.state.as_str()));
-        }
-    }
-    if doc.storage.primary == "down" {
-        out.push("primary store is down: records wait in the local journal".into());
-    }
-    if doc.patience.journal_late() {
-        out.push(format!(
-            "{} records not yet on the primary, the oldest for {} (more than {} = 2 × sync.interval + io_timeout)",
-            doc.storage.lag_records,
-            seconds(doc.patience.lag_age_ms),
-            seconds(doc.patience.limit_ms)
-        ));
-    }
-    if doc.mode != "prod" {
-        out.push(format!("mode {}", doc.mode));
-    }
-    out
 }
 
 pub fn pid(t: &Target) -> anyhow::Result<u8> {
@@ -1011,7 +941,7 @@ fn sync_verdict(doc: &StatusDoc) -> (bool, String) {
             "journal drained: nothing waits for the primary".into(),
         );
     }
-    if st.primary == "down" {
+    if st.primary == PrimaryState::Down {
         return (
             false,
             format!(
@@ -1188,7 +1118,8 @@ fn sync_now(t: &Target, lag_at_start: u64) -> anyhow::Result<u8> {
         }
         stalled = if lag >= last { stalled + 1 } else { 0 };
         last = lag;
-        if stalled >= 20 || doc.storage.primary == "down" || doc.sync.conflict.is_some() {
+        if stalled >= 20 || doc.storage.primary == PrimaryState::Down || doc.sync.conflict.is_some()
+        {
             eprintln!();
             let (_, verdict) = sync_verdict(&doc);
             outln!("{verdict}");
@@ -1219,7 +1150,7 @@ mod tests {
     fn sync_keeps_up_until_the_oldest_record_outwaits_the_patience_limit() {
         let board = fushi_actors::board::StatusBoard::new("n", "prod", "c.toml");
         let mut doc = board.snapshot().0;
-        doc.storage.primary = "up".into();
+        doc.storage.primary = PrimaryState::Up;
         assert!(sync_verdict(&doc).0, "nothing waits");
         doc.storage.lag_records = 12;
         doc.patience.limit_ms = 23_000;
@@ -1235,7 +1166,7 @@ mod tests {
             !ok && text.contains("the oldest for 24s") && text.contains("23s"),
             "{text}"
         );
-        doc.storage.primary = "down".into();
+        doc.storage.primary = PrimaryState::Down;
         let (ok, text) = sync_verdict(&doc);
         assert!(!ok && text.contains("the primary is down"), "{text}");
         doc.sync.conflict = Some("record 1.3 of a/b differs".into());

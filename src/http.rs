@@ -9,7 +9,8 @@
 //! constant time.
 
 use fushi_actors::accept::{self, Labels, Policy};
-use fushi_actors::board::{Metrics, StatusBoard, StatusDoc, ACK_BUCKETS};
+use fushi_actors::board::{Metrics, PrimaryState, StatusBoard, StatusDoc, ACK_BUCKETS};
+use fushi_actors::health::{self, Health};
 use fushi_actors::AbortOnDrop;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -112,16 +113,14 @@ fn authorized(header: Option<&[u8]>, token: &[u8]) -> bool {
 
 /// `GET /health`: 200 healthy / 200 degraded / 503 critical, with reasons unless green.
 fn health_reply(doc: &StatusDoc) -> Reply {
-    let reasons = crate::ctl::reasons(doc);
-    match doc.health.as_str() {
-        "green" => Reply::json(StatusCode::OK, json!({"status": "healthy"})),
-        "yellow" => Reply::json(
-            StatusCode::OK,
-            json!({"status": "degraded", "reasons": reasons}),
-        ),
-        _ => Reply::json(
+    let (health, reasons) = health::assess(doc);
+    let word = health.word();
+    match health {
+        Health::Green => Reply::json(StatusCode::OK, json!({ "status": word })),
+        Health::Yellow => Reply::json(StatusCode::OK, json!({"status": word, "reasons": reasons})),
+        Health::Red => Reply::json(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "critical", "reasons": reasons}),
+            json!({"status": word, "reasons": reasons}),
         ),
     }
 }
@@ -250,7 +249,7 @@ pub fn exposition(doc: &StatusDoc, m: &Metrics) -> Result<String, std::fmt::Erro
     reg.register(
         "primary_up",
         "1 when the primary store is reachable",
-        ConstGauge::new(i64::from(doc.storage.primary == "up")),
+        ConstGauge::new(i64::from(doc.storage.primary == PrimaryState::Up)),
     );
     reg.register(
         "sync_lag_records",
@@ -263,11 +262,7 @@ pub fn exposition(doc: &StatusDoc, m: &Metrics) -> Result<String, std::fmt::Erro
         Unit::Seconds,
         AckHistogram::new(m),
     );
-    let health = match doc.health.as_str() {
-        "green" => 0,
-        "yellow" => 1,
-        _ => 2,
-    };
+    let health = i64::from(doc.health.code());
     reg.register(
         "health",
         "Health: 0 green (healthy), 1 yellow (degraded), 2 red (critical)",
@@ -469,7 +464,7 @@ mod tests {
         b.observe_ack(Duration::from_micros(700), 4);
         b.observe_ack(Duration::from_secs(10), 1);
         b.update_storage(|s, _| {
-            s.primary = "up".into();
+            s.primary = PrimaryState::Up;
             s.journal_bytes = 123;
             s.lag_records = 7;
         });

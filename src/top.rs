@@ -9,7 +9,8 @@
 use anyhow::bail;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use fushi_actors::audit::AuditEvent;
-use fushi_actors::board::{ActorState, ActorStatus, StatusDoc};
+use fushi_actors::board::{ActorState, ActorStatus, PrimaryState, SecondaryState, StatusDoc};
+use fushi_actors::health::{self, Health};
 use fushi_actors::supervisor::Verb;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -108,20 +109,16 @@ pub fn dot_color(v: &View) -> Color {
     }
 }
 
-fn health_color(health: &str) -> Color {
+fn health_color(health: &Health) -> Color {
     match health {
-        "green" => Color::Green,
-        "yellow" => Color::Yellow,
-        _ => Color::Red,
+        Health::Green => Color::Green,
+        Health::Yellow => Color::Yellow,
+        Health::Red => Color::Red,
     }
 }
 
-fn health_word(health: &str) -> &'static str {
-    match health {
-        "green" => "HEALTHY",
-        "yellow" => "DEGRADED",
-        _ => "CRITICAL",
-    }
+fn health_word(health: &Health) -> String {
+    health.word().to_uppercase()
 }
 
 fn state_color(s: ActorState) -> Color {
@@ -345,7 +342,7 @@ fn header(v: &View) -> Line<'static> {
     Line::from(spans)
 }
 
-/// Why health is what it is, one line each (`ctl::reasons`), or why there is no answer.
+/// Why health is what it is, one line each (`health::assess`), or why there is no answer.
 fn reason_lines(v: &View) -> Vec<Line<'static>> {
     if let Conn::Lost(e) = &v.conn {
         return vec![Line::from(vec![
@@ -356,7 +353,7 @@ fn reason_lines(v: &View) -> Vec<Line<'static>> {
     let Some(d) = &v.doc else {
         return vec![Line::from(dim("waiting for the daemon's first answer"))];
     };
-    let reasons = ctl::reasons(d);
+    let (_, reasons) = health::assess(d);
     if reasons.is_empty() {
         return vec![Line::from(Span::styled(
             "all permanent actors running, primary up, config valid",
@@ -452,28 +449,32 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+fn primary_color(p: PrimaryState) -> Color {
+    match p {
+        PrimaryState::Up => Color::Green,
+        PrimaryState::Down => Color::Red,
+        PrimaryState::Unknown => Color::Yellow,
+    }
+}
+
 fn kv(k: &str, v: Span<'static>) -> Line<'static> {
     Line::from(vec![dim(format!("{k:<10}")), v])
 }
 
 fn storage_lines(d: &StatusDoc) -> Vec<Line<'static>> {
     let s = &d.storage;
-    let primary_color = match s.primary.as_str() {
-        "up" => Color::Green,
-        "down" => Color::Red,
-        _ => Color::Yellow,
-    };
+    let primary_color = primary_color(s.primary);
     let mut journal = vec![Span::raw(bytes(s.journal_bytes))];
     if s.journal_full {
         journal.push(bold(" FULL", Color::Red));
     }
     vec![
-        kv("primary", bold(s.primary.clone(), primary_color)),
+        kv("primary", bold(s.primary.as_str(), primary_color)),
         kv(
             "secondary",
             Span::styled(
-                s.secondary.clone(),
-                Style::new().fg(if s.secondary == "used" {
+                s.secondary.as_str(),
+                Style::new().fg(if s.secondary == SecondaryState::Used {
                     Color::Yellow
                 } else {
                     Color::Reset
@@ -544,16 +545,7 @@ fn summary_lines(d: &StatusDoc, now: OffsetDateTime) -> Vec<Line<'static>> {
     let s = &d.storage;
     let mut storage = vec![
         dim("storage  primary "),
-        bold(
-            s.primary.clone(),
-            if s.primary == "up" {
-                Color::Green
-            } else if s.primary == "down" {
-                Color::Red
-            } else {
-                Color::Yellow
-            },
-        ),
+        bold(s.primary.as_str(), primary_color(s.primary)),
         Span::raw(format!(
             "  secondary {}  journal {}  lag {}",
             s.secondary,
@@ -1086,7 +1078,7 @@ mod tests {
         StatusDoc {
             node: "collector-pc".into(),
             mode: "prod".into(),
-            health: health.into(),
+            health: serde_json::from_value(Value::from(health)).expect("a health colour"),
             started_at: ts(now() - time::Duration::minutes(10)),
             pid: 4242,
             instance: "i".into(),
@@ -1100,8 +1092,8 @@ mod tests {
                 since: None,
             },
             storage: StorageStatus {
-                primary: "up".into(),
-                secondary: "idle".into(),
+                primary: PrimaryState::Up,
+                secondary: SecondaryState::Idle,
                 journal_bytes: 2048,
                 lag_records: 0,
                 journal_full: false,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::board::PrimaryState;
 use crate::journal::{self, Frames, JournalError, Position};
 use crate::storage::Superseded;
 use crate::sync::plan;
@@ -40,8 +41,8 @@ pub struct Backlog {
     /// Whether the primary's last ids are current: if not (the primary is down), the survey
     /// went by the ones last known, or none if they were never read.
     pub primary_ids_known: bool,
-    /// The primary as the sync actor last probed it: "up", "down" or "unknown".
-    pub primary: String,
+    /// The primary as the sync actor last probed it.
+    pub primary: PrimaryState,
     /// How long until the next attempt to forward (0: at the next tick); `sync --now` skips it.
     pub next_attempt_ms: u64,
 }

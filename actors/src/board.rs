@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::clock;
+use crate::health::{self, Health};
 
 /// States of SPEC §3.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,13 +99,73 @@ pub struct ConfigStatus {
     pub errors: Vec<String>,
 }
 
+/// The primary store as the sync actor last probed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrimaryState {
+    Up,
+    Down,
+    /// Before the first probe.
+    #[default]
+    Unknown,
+}
+
+impl PrimaryState {
+    /// What a probe found: `Some(up)`, or `None` before the first.
+    pub fn probed(up: Option<bool>) -> Self {
+        match up {
+            Some(true) => PrimaryState::Up,
+            Some(false) => PrimaryState::Down,
+            None => PrimaryState::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrimaryState::Up => "up",
+            PrimaryState::Down => "down",
+            PrimaryState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for PrimaryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The local journal in its role of secondary store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondaryState {
+    /// Nothing waits in it for the primary.
+    #[default]
+    Idle,
+    /// It holds records not yet on the primary.
+    Used,
+}
+
+impl SecondaryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecondaryState::Idle => "idle",
+            SecondaryState::Used => "used",
+        }
+    }
+}
+
+impl std::fmt::Display for SecondaryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The storage section of SPEC §7.1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StorageStatus {
-    /// `up`, `down`, or `unknown` before the first probe.
-    pub primary: String,
-    /// `used` while the journal holds records not yet on the primary, else `idle`.
-    pub secondary: String,
+    pub primary: PrimaryState,
+    pub secondary: SecondaryState,
     pub journal_bytes: u64,
     pub lag_records: u64,
     /// The journal reached `max_local` (or the disk refuses writes): producers are held back.
@@ -125,7 +186,11 @@ impl StorageStatus {
     /// Sets the lag and what follows from it.
     pub fn set_lag(&mut self, lag: u64, sync: &mut SyncStatus) {
         self.lag_records = lag;
-        self.secondary = if lag > 0 { "used" } else { "idle" }.into();
+        self.secondary = if lag > 0 {
+            SecondaryState::Used
+        } else {
+            SecondaryState::Idle
+        };
         sync.pending = lag > 0;
     }
 }
@@ -133,8 +198,8 @@ impl StorageStatus {
 impl Default for StorageStatus {
     fn default() -> Self {
         Self {
-            primary: "unknown".into(),
-            secondary: "idle".into(),
+            primary: PrimaryState::Unknown,
+            secondary: SecondaryState::Idle,
             journal_bytes: 0,
             lag_records: 0,
             journal_full: false,
@@ -168,7 +233,7 @@ pub struct SyncStatus {
 pub struct StatusDoc {
     pub node: String,
     pub mode: String,
-    pub health: String,
+    pub health: Health,
     pub started_at: String,
     pub pid: u32,
     /// Distinguishes this daemon process from the one that wrote an older status.json.
@@ -379,7 +444,7 @@ impl StatusBoard {
         let doc = StatusDoc {
             node: node.to_string(),
             mode: mode.to_string(),
-            health: "yellow".into(),
+            health: Health::Yellow,
             instance: format!("{pid}@{started_at}#{:08x}", rand::random::<u32>()),
             started_at,
             pid,
@@ -525,19 +590,16 @@ impl StatusBoard {
             Some(r) => inner.clock.journal(r, lag, now),
             None => inner.clock.lag(lag, now),
         }
-        let (from, to) = (
-            before.0.primary.as_str(),
-            inner.doc.storage.primary.as_str(),
-        );
+        let (from, to) = (before.0.primary, inner.doc.storage.primary);
         // As the sync actor audits a switch: every change, and a first probe that finds it down.
-        if from != to && (from != "unknown" || to == "down") {
+        if from != to && (from != PrimaryState::Unknown || to == PrimaryState::Down) {
             inner.metrics.storage_switches += 1;
         }
         let (st, sy) = (&g.doc.storage, &g.doc.sync);
         let shape = |s: &StorageStatus, y: &SyncStatus| {
             (
-                s.primary.clone(),
-                s.secondary.clone(),
+                s.primary,
+                s.secondary,
                 s.journal_full,
                 s.journal_error.clone(),
                 y.conflict.clone(),
@@ -646,7 +708,7 @@ impl StatusBoard {
             lag_age_ms: ms(g.clock.oldest(doc.storage.lag_records, now)),
             unsettled,
         };
-        doc.health = health(&doc).into();
+        doc.health = health::assess(&doc).0;
         (doc, g.version)
     }
 
@@ -700,33 +762,6 @@ pub fn stopped_permanent(a: &ActorStatus) -> bool {
     a.restart == "permanent" && matches!(a.state, ActorState::Stopping | ActorState::Stopped)
 }
 
-/// Health of SPEC §7: red beats yellow beats green.
-pub fn health(doc: &StatusDoc) -> &'static str {
-    let red = !doc.config.errors.is_empty()
-        || doc.storage.journal_full
-        || doc.storage.journal_error.is_some()
-        || doc.sync.conflict.is_some()
-        || doc
-            .actors
-            .iter()
-            .any(|a| a.escalated || a.state == ActorState::Fatal);
-    if red {
-        return "red";
-    }
-    // A record waiting for the next sync, or an actor restarting at once, is routine: only
-    // what outlasts the patience limit degrades health (else it flaps with every record).
-    let yellow = doc.mode != "prod"
-        || doc.storage.primary == "down"
-        || doc.patience.journal_late()
-        || !doc.patience.unsettled.is_empty()
-        || doc.actors.iter().any(stopped_permanent);
-    if yellow {
-        "yellow"
-    } else {
-        "green"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,24 +774,28 @@ mod tests {
     fn health_rules() {
         let b = StatusBoard::new("n", "prod", "c.toml");
         running(&b, "status");
-        assert_eq!(b.snapshot().0.health, "green");
+        assert_eq!(b.snapshot().0.health, Health::Green);
         b.update("collectors/a", |a| a.state = ActorState::Backoff);
-        assert_eq!(b.snapshot().0.health, "green", "a backoff within the grace");
+        assert_eq!(
+            b.snapshot().0.health,
+            Health::Green,
+            "a backoff within the grace"
+        );
         b.set_patience(Duration::ZERO);
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(b.snapshot().0.health, "yellow", "beyond it");
+        assert_eq!(b.snapshot().0.health, Health::Yellow, "beyond it");
         assert_eq!(b.snapshot().0.patience.unsettled, ["collectors/a"]);
         b.update("collectors/a", |a| a.escalated = true);
-        assert_eq!(b.snapshot().0.health, "red");
+        assert_eq!(b.snapshot().0.health, Health::Red);
         b.update("collectors/a", |a| {
             a.escalated = false;
             a.state = ActorState::Running
         });
         b.set_config_errors(vec!["bad".into()]);
-        assert_eq!(b.snapshot().0.health, "red");
+        assert_eq!(b.snapshot().0.health, Health::Red);
         b.set_config_errors(vec![]);
         b.set_mode("debug");
-        assert_eq!(b.snapshot().0.health, "yellow");
+        assert_eq!(b.snapshot().0.health, Health::Yellow);
     }
 
     #[test]
@@ -766,18 +805,22 @@ mod tests {
             a.state = ActorState::Backoff;
             a.consecutive_failures = 1
         });
-        assert_eq!(b.snapshot().0.health, "green", "one failure, restarting");
+        assert_eq!(
+            b.snapshot().0.health,
+            Health::Green,
+            "one failure, restarting"
+        );
         b.update("collectors/a", |a| a.consecutive_failures = 2);
         assert_eq!(
             b.snapshot().0.health,
-            "yellow",
+            Health::Yellow,
             "failing again before stable"
         );
         b.update("collectors/a", |a| a.state = ActorState::Running);
-        assert_eq!(b.snapshot().0.health, "green", "running again");
+        assert_eq!(b.snapshot().0.health, Health::Green, "running again");
         b.update("collectors/a", |a| a.consecutive_failures = 0);
         b.update("status", |a| a.state = ActorState::Stopped);
-        assert_eq!(b.snapshot().0.health, "yellow");
+        assert_eq!(b.snapshot().0.health, Health::Yellow);
     }
 
     #[test]
@@ -785,14 +828,18 @@ mod tests {
         let b = StatusBoard::new("n", "prod", "c.toml");
         b.set_patience(Duration::from_millis(300));
         running(&b, "status");
-        b.update_storage(|s, _| s.primary = "up".into());
+        b.update_storage(|s, _| s.primary = PrimaryState::Up);
         // One record a moment, each forwarded before the next: never late, however many.
         let t0 = Instant::now();
         let mut n = 0;
         while t0.elapsed() < Duration::from_millis(600) {
             n += 1;
             b.set_journal(100 * n, n, false);
-            assert_eq!(b.snapshot().0.health, "green", "a record waiting its turn");
+            assert_eq!(
+                b.snapshot().0.health,
+                Health::Green,
+                "a record waiting its turn"
+            );
             b.update_storage(|s, y| {
                 s.forwarded = n;
                 s.set_lag(0, y);
@@ -805,7 +852,7 @@ mod tests {
             n += 1;
             b.set_journal(100 * n, n, false);
             let doc = b.snapshot().0;
-            if doc.health == "yellow" {
+            if doc.health == Health::Yellow {
                 break doc;
             }
             assert!(stalled.elapsed() < Duration::from_secs(5), "never late");
@@ -825,7 +872,7 @@ mod tests {
         });
         let doc = b.snapshot().0;
         assert!(doc.patience.lag_age_ms < 100, "{:?}", doc.patience);
-        assert_eq!(doc.health, "green");
+        assert_eq!(doc.health, Health::Green);
         b.update_storage(|s, y| {
             s.forwarded = n;
             s.set_lag(0, y);
@@ -836,12 +883,13 @@ mod tests {
     #[test]
     fn storage_switches_count_as_audited() {
         let b = StatusBoard::new("n", "prod", "c.toml");
-        for p in ["up", "up", "down", "up"] {
-            b.update_storage(|s, _| s.primary = p.into());
+        use PrimaryState::{Down, Up};
+        for p in [Up, Up, Down, Up] {
+            b.update_storage(|s, _| s.primary = p);
         }
         assert_eq!(b.metrics().storage_switches, 2, "unknown → up is no switch");
         let c = StatusBoard::new("n", "prod", "c.toml");
-        c.update_storage(|s, _| s.primary = "down".into());
+        c.update_storage(|s, _| s.primary = PrimaryState::Down);
         assert_eq!(
             c.metrics().storage_switches,
             1,
@@ -899,7 +947,7 @@ mod tests {
             ),
             (5, 4096, 7)
         );
-        b.update_storage(|s, _| s.secondary = "used".into());
+        b.update_storage(|s, _| s.secondary = SecondaryState::Used);
         assert!(
             b.changed().now_or_never().is_some(),
             "secondary idle → used is a transition"
@@ -924,7 +972,7 @@ mod tests {
         b.set_journal(8192, 25, false);
         let doc = b.snapshot().0;
         assert_eq!(doc.storage.lag_records, 15);
-        assert_eq!(doc.storage.secondary, "used");
+        assert_eq!(doc.storage.secondary, SecondaryState::Used);
         assert!(doc.sync.pending);
         assert!(
             b.changed().now_or_never().is_some(),

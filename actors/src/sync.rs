@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 
 use crate::audit::AuditLog;
 use crate::backlog::{self, Backlog};
-use crate::board::{StatusBoard, SyncRun};
+use crate::board::{PrimaryState, StatusBoard, SyncRun};
 use crate::clock;
 use crate::journal::{self, Frames, Position};
 use crate::primary::{AppendStats, Primary, Written};
@@ -387,10 +387,8 @@ impl SyncState {
         if was == Some(up) {
             return;
         }
-        let (from, to) = (
-            was.map_or("unknown", |u| if u { "up" } else { "down" }),
-            if up { "up" } else { "down" },
-        );
+        let (from, to) = (PrimaryState::probed(was), PrimaryState::probed(Some(up)));
+        let (from, to) = (from.as_str(), to.as_str());
         if was.is_some() || !up {
             let level_down = !up;
             if level_down {
@@ -424,7 +422,7 @@ impl SyncState {
         }
         self.args
             .board
-            .update_storage(|s, _| s.primary = to.to_string());
+            .update_storage(|s, _| s.primary = PrimaryState::probed(Some(up)));
     }
 
     /// Records of the journal that are on the primary already.
@@ -986,11 +984,7 @@ impl SyncState {
             .last_ids
             .clone()
             .unwrap_or_else(|| self.known_ids.clone());
-        let primary = match self.up {
-            Some(true) => "up",
-            Some(false) => "down",
-            None => "unknown",
-        };
+        let primary = PrimaryState::probed(self.up);
         let next_attempt_ms = self
             .next_try
             .saturating_duration_since(tokio::time::Instant::now())
@@ -1003,7 +997,7 @@ impl SyncState {
             let answer = match surveyed {
                 Ok(Ok(b)) => Ok(Backlog {
                     primary_ids_known: known,
-                    primary: primary.into(),
+                    primary,
                     next_attempt_ms,
                     ..b
                 }),

@@ -7,7 +7,7 @@
 //! with a short `io_timeout`, as the daemon's integration tests use; every wait is on an event.
 
 use fushi_actors::audit::AuditLog;
-use fushi_actors::board::StatusBoard;
+use fushi_actors::board::{PrimaryState, StatusBoard};
 use fushi_actors::journal::{Journal, Pending};
 use fushi_actors::primary::Primary;
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
@@ -152,14 +152,16 @@ async fn a_backlog_drains_as_soon_as_the_primary_is_up_not_at_the_next_tick() {
     )
     .await;
     wait_for(&rig.board, "the primary down", || {
-        (rig.board.snapshot().0.storage.primary == "down").then_some(())
+        (rig.board.snapshot().0.storage.primary == PrimaryState::Down).then_some(())
     })
     .await;
     down.store(false, Ordering::SeqCst);
     wait_for(&rig.board, "the backlog drained", || {
         let (doc, _) = rig.board.snapshot();
-        (doc.storage.primary == "up" && doc.storage.lag_records == 0 && doc.sync.last.is_some())
-            .then_some(())
+        (doc.storage.primary == PrimaryState::Up
+            && doc.storage.lag_records == 0
+            && doc.sync.last.is_some())
+        .then_some(())
     })
     .await;
     rig.stop().await;
@@ -239,7 +241,7 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
     blocker.await.unwrap().unwrap();
     wait_for(&board, "every record forwarded", || {
         let (doc, _) = board.snapshot();
-        (doc.storage.primary == "up" && doc.storage.lag_records == 0).then_some(())
+        (doc.storage.primary == PrimaryState::Up && doc.storage.lag_records == 0).then_some(())
     })
     .await;
     assert_eq!(io.stuck(), 0);

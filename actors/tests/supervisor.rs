@@ -8,6 +8,7 @@ mod harness;
 
 use fushi_actors::alert::Alert;
 use fushi_actors::board::ActorState;
+use fushi_actors::health::Health;
 use fushi_actors::supervisor::{
     ControlError, RestartKind, RestartPolicy, Strategy, SupervisorMsg, Verb,
 };
@@ -171,7 +172,7 @@ async fn escalates_exactly_once_at_the_fourth_consecutive_failure() {
     assert!(info.escalated);
     assert_eq!(info.consecutive_failures, 8);
     assert!(h.board("a").escalated);
-    assert_eq!(h.board.snapshot().0.health, "red");
+    assert_eq!(h.board.snapshot().0.health, Health::Red);
 }
 
 #[tokio::test(start_paused = true)]
@@ -749,7 +750,7 @@ async fn give_up_after_makes_the_child_fatal_until_a_manual_start() {
     let board = h.board("a");
     assert_eq!((board.state, board.failures), (ActorState::Fatal, 5));
     assert_eq!(board.next_restart_at, None);
-    assert_eq!(h.board.snapshot().0.health, "red");
+    assert_eq!(h.board.snapshot().0.health, Health::Red);
     let fatal = h.audit("supervisor.child.fatal", "a");
     assert_eq!(fatal.len(), 1);
     assert_eq!(fatal[0].payload["failures"], 5);

@@ -1,0 +1,136 @@
+//! Health (SPEC §7): the one rule that turns the status document into a colour and the reasons for it, for status, `fushi health`, `top`, HTTP and systemd's `STATUS=` alike.
+//!
+//! The colour is the worst of the reasons' levels, so a reader can never see a colour without
+//! the sentence that explains it, nor a reason that the colour ignores.
+
+use serde::{Deserialize, Serialize};
+
+use crate::board::{stopped_permanent, ActorState, PrimaryState, StatusDoc};
+
+/// Green (healthy), yellow (degraded) or red (critical); red beats yellow beats green.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Green,
+    /// Before the first snapshot: nothing is known to be well yet.
+    #[default]
+    Yellow,
+    Red,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Green => "green",
+            Health::Yellow => "yellow",
+            Health::Red => "red",
+        }
+    }
+
+    /// What `fushi health` and `GET /health` call it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Green => "healthy",
+            Health::Yellow => "degraded",
+            Health::Red => "critical",
+        }
+    }
+
+    /// `fushi health`'s exit code, and the `fushi_health` gauge.
+    pub fn code(self) -> u8 {
+        match self {
+            Health::Green => 0,
+            Health::Yellow => 1,
+            Health::Red => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// The health of `doc` and why it is not green, one line a reason, most severe kinds first.
+pub fn assess(doc: &StatusDoc) -> (Health, Vec<String>) {
+    let mut worst = Health::Green;
+    let mut out = Vec::new();
+    let mut say = |level: Health, text: String| {
+        worst = worst.max(level);
+        out.push(text);
+    };
+    for e in &doc.config.errors {
+        say(Health::Red, format!("config: {e}"));
+    }
+    if doc.storage.journal_full {
+        say(Health::Red, "journal full: collectors are held back".into());
+    }
+    if let Some(e) = &doc.storage.journal_error {
+        say(Health::Red, format!("journal: {e}"));
+    }
+    if let Some(c) = &doc.sync.conflict {
+        say(Health::Red, format!("sync: {c}"));
+    }
+    for a in &doc.actors {
+        if a.escalated {
+            say(
+                Health::Red,
+                format!(
+                    "{} escalated after {} consecutive failures",
+                    a.name, a.consecutive_failures
+                ),
+            );
+        } else if a.state == ActorState::Fatal {
+            say(
+                Health::Red,
+                format!(
+                    "{} is fatal (gave up); `fushi start {}` revives it",
+                    a.name, a.name
+                ),
+            );
+        } else if doc.patience.unsettled.contains(&a.name) {
+            // A record waiting for the next sync, or an actor restarting at once, is routine:
+            // only what outlasts the patience limit degrades health (else it flaps).
+            let why = if a.consecutive_failures >= 2 {
+                format!("after {} consecutive failures", a.consecutive_failures)
+            } else {
+                format!("for longer than {}", seconds(doc.patience.limit_ms))
+            };
+            say(
+                Health::Yellow,
+                format!("{} is {} {why}", a.name, a.state.as_str()),
+            );
+        } else if stopped_permanent(a) {
+            say(
+                Health::Yellow,
+                format!("{} is {}", a.name, a.state.as_str()),
+            );
+        }
+    }
+    if doc.storage.primary == PrimaryState::Down {
+        say(
+            Health::Yellow,
+            "primary store is down: records wait in the local journal".into(),
+        );
+    }
+    if doc.patience.journal_late() {
+        say(
+            Health::Yellow,
+            format!(
+                "{} records not yet on the primary, the oldest for {} (more than {} = 2 × sync.interval + io_timeout)",
+                doc.storage.lag_records,
+                seconds(doc.patience.lag_age_ms),
+                seconds(doc.patience.limit_ms)
+            ),
+        );
+    }
+    if doc.mode != "prod" {
+        say(Health::Yellow, format!("mode {}", doc.mode));
+    }
+    (worst, out)
+}
