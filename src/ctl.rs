@@ -6,8 +6,8 @@
 
 use anyhow::{bail, Context};
 use fushi_actors::audit::AuditEvent;
+use fushi_actors::board::health;
 use fushi_actors::board::{ActorState, ActorStatus, PrimaryState, StatusDoc};
-use fushi_actors::health;
 use fushi_actors::supervisor::Verb;
 use serde_json::json;
 use std::ffi::OsStr;

@@ -9,8 +9,8 @@
 //! constant time.
 
 use fushi_actors::accept::{self, Labels, Policy};
+use fushi_actors::board::{health, Health};
 use fushi_actors::board::{Metrics, PrimaryState, StatusBoard, StatusDoc, ACK_BUCKETS};
-use fushi_actors::health::{self, Health};
 use fushi_actors::AbortOnDrop;
 use http_body_util::Full;
 use hyper::body::Bytes;

@@ -9,8 +9,8 @@
 use anyhow::bail;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use fushi_actors::audit::AuditEvent;
+use fushi_actors::board::{health, Health};
 use fushi_actors::board::{ActorState, ActorStatus, PrimaryState, SecondaryState, StatusDoc};
-use fushi_actors::health::{self, Health};
 use fushi_actors::supervisor::Verb;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};

@@ -12,7 +12,6 @@ pub mod clock;
 pub mod collectors;
 pub mod faults;
 pub mod fdlimit;
-pub mod health;
 pub mod journal;
 pub mod primary;
 pub mod records;

@@ -8,7 +8,7 @@ mod harness;
 
 use fushi_actors::alert::Alert;
 use fushi_actors::board::ActorState;
-use fushi_actors::health::Health;
+use fushi_actors::board::Health;
 use fushi_actors::supervisor::{
     ControlError, RestartKind, RestartPolicy, Strategy, SupervisorMsg, Verb,
 };

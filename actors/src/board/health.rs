@@ -3,54 +3,7 @@
 //! The colour is the worst of the reasons' levels, so a reader can never see a colour without
 //! the sentence that explains it, nor a reason that the colour ignores.
 
-use serde::{Deserialize, Serialize};
-
-use crate::board::{stopped_permanent, ActorState, PrimaryState, StatusDoc};
-
-/// Green (healthy), yellow (degraded) or red (critical); red beats yellow beats green.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    Green,
-    /// Before the first snapshot: nothing is known to be well yet.
-    #[default]
-    Yellow,
-    Red,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Green => "green",
-            Health::Yellow => "yellow",
-            Health::Red => "red",
-        }
-    }
-
-    /// What `fushi health` and `GET /health` call it.
-    pub fn word(self) -> &'static str {
-        match self {
-            Health::Green => "healthy",
-            Health::Yellow => "degraded",
-            Health::Red => "critical",
-        }
-    }
-
-    /// `fushi health`'s exit code, and the `fushi_health` gauge.
-    pub fn code(self) -> u8 {
-        match self {
-            Health::Green => 0,
-            Health::Yellow => 1,
-            Health::Red => 2,
-        }
-    }
-}
-
-impl std::fmt::Display for Health {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::doc::{stopped_permanent, ActorState, Health, PrimaryState, StatusDoc};
 
 fn seconds(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)

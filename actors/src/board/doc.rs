@@ -1,0 +1,320 @@
+//! The status document of SPEC §7.1 (status.json, `fushi status --json`, `GET /status`): its types, and what each state means.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+
+/// States of SPEC §3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorState {
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Stopped,
+    Fatal,
+}
+
+impl ActorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorState::Starting => "starting",
+            ActorState::Running => "running",
+            ActorState::Backoff => "backoff",
+            ActorState::Stopping => "stopping",
+            ActorState::Stopped => "stopped",
+            ActorState::Fatal => "fatal",
+        }
+    }
+}
+
+/// One actor's entry of status.json (SPEC §7.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorStatus {
+    pub name: String,
+    pub state: ActorState,
+    #[serde(default)]
+    pub restart: String,
+    #[serde(default)]
+    pub restarts: u64,
+    #[serde(default)]
+    pub failures: u64,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub recovered: u64,
+    #[serde(default)]
+    pub escalated: bool,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub next_restart_at: Option<String>,
+    #[serde(default)]
+    pub records: u64,
+}
+
+impl ActorStatus {
+    pub(super) fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            state: ActorState::Stopped,
+            restart: "permanent".into(),
+            restarts: 0,
+            failures: 0,
+            consecutive_failures: 0,
+            recovered: 0,
+            escalated: false,
+            last_error: None,
+            since: Some(clock::now_rfc3339()),
+            next_restart_at: None,
+            records: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderStatus {
+    pub enabled: bool,
+    pub host: Option<String>,
+    pub epoch: u64,
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigStatus {
+    pub path: String,
+    pub errors: Vec<String>,
+}
+
+/// The primary store as the sync actor last probed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrimaryState {
+    Up,
+    Down,
+    /// Before the first probe.
+    #[default]
+    Unknown,
+}
+
+impl PrimaryState {
+    /// What a probe found: `Some(up)`, or `None` before the first.
+    pub fn probed(up: Option<bool>) -> Self {
+        match up {
+            Some(true) => PrimaryState::Up,
+            Some(false) => PrimaryState::Down,
+            None => PrimaryState::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrimaryState::Up => "up",
+            PrimaryState::Down => "down",
+            PrimaryState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for PrimaryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The local journal in its role of secondary store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondaryState {
+    /// Nothing waits in it for the primary.
+    #[default]
+    Idle,
+    /// It holds records not yet on the primary.
+    Used,
+}
+
+impl SecondaryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecondaryState::Idle => "idle",
+            SecondaryState::Used => "used",
+        }
+    }
+}
+
+impl std::fmt::Display for SecondaryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The storage section of SPEC §7.1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageStatus {
+    pub primary: PrimaryState,
+    pub secondary: SecondaryState,
+    pub journal_bytes: u64,
+    pub lag_records: u64,
+    /// The journal reached `max_local` (or the disk refuses writes): producers are held back.
+    #[serde(default)]
+    pub journal_full: bool,
+    /// What is wrong with the journal's disk while it is (a write, fsync or open that fails;
+    /// ids waiting for the primary's): health is red until it clears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_error: Option<String>,
+    /// Records of the journal already on the primary, as the sync actor last counted them.
+    /// Every change of the journal derives the lag from it, so the lag keeps growing while the
+    /// sync actor is stopped or restarting instead of showing its last value.
+    #[serde(skip)]
+    pub forwarded: u64,
+}
+
+impl StorageStatus {
+    /// Sets the lag and what follows from it.
+    pub fn set_lag(&mut self, lag: u64, sync: &mut SyncStatus) {
+        self.lag_records = lag;
+        self.secondary = if lag > 0 {
+            SecondaryState::Used
+        } else {
+            SecondaryState::Idle
+        };
+        sync.pending = lag > 0;
+    }
+}
+
+impl Default for StorageStatus {
+    fn default() -> Self {
+        Self {
+            primary: PrimaryState::Unknown,
+            secondary: SecondaryState::Idle,
+            journal_bytes: 0,
+            lag_records: 0,
+            journal_full: false,
+            journal_error: None,
+            forwarded: 0,
+        }
+    }
+}
+
+/// The last forwarding run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRun {
+    pub at: String,
+    pub items: u64,
+    pub bytes: u64,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    pub pending: bool,
+    pub last: Option<SyncRun>,
+    /// A journal record whose id the primary holds with other data: forwarding stops before it
+    /// (skipping it would lose it) and health is red until it is resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
+}
+
+/// The whole status document: status.json, `fushi status --json` and `GET /status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    pub node: String,
+    pub mode: String,
+    pub health: Health,
+    pub started_at: String,
+    pub pid: u32,
+    /// Distinguishes this daemon process from the one that wrote an older status.json.
+    pub instance: String,
+    pub daemon_recovered: u64,
+    /// Written `true` only by the status actor's final write of an ordered shutdown.
+    pub clean_shutdown: bool,
+    /// Where the daemon logs: `journald` or `text` (stderr); `fushi tail` reads accordingly.
+    #[serde(default)]
+    pub log: String,
+    pub leader: LeaderStatus,
+    #[serde(default)]
+    pub storage: StorageStatus,
+    #[serde(default)]
+    pub sync: SyncStatus,
+    pub config: ConfigStatus,
+    pub actors: Vec<ActorStatus>,
+    /// What the time rules of health measured at this snapshot.
+    #[serde(default)]
+    pub patience: Patience,
+}
+
+/// The figures health's time rules (SPEC §7) were applied to, measured once at the snapshot, so
+/// that every reader (`health`, `status`, `GET /health`, `top`, `STATUS=`) judges the same
+/// figures by the same rule instead of each measuring again at its own moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Patience {
+    /// How long a record may wait in the journal, and an actor start or back off, before health
+    /// is degraded: `2 × sync.interval + io_timeout`, one sync that misses its turn and one
+    /// that times out. A record waits for the next sync as a matter of course.
+    pub limit_ms: u64,
+    /// Age of the oldest journal record not yet on the primary; 0 when none waits.
+    pub lag_age_ms: u64,
+    /// Actors starting or in backoff for longer than `limit_ms`, or after failing twice in a row
+    /// (a crash loop whose every backoff is short).
+    pub unsettled: Vec<String>,
+}
+
+impl Patience {
+    /// The journal is not drained in time: its oldest record waits longer than the limit.
+    pub fn journal_late(&self) -> bool {
+        self.lag_age_ms > self.limit_ms
+    }
+}
+
+/// Green (healthy), yellow (degraded) or red (critical); red beats yellow beats green.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Green,
+    /// Before the first snapshot: nothing is known to be well yet.
+    #[default]
+    Yellow,
+    Red,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Green => "green",
+            Health::Yellow => "yellow",
+            Health::Red => "red",
+        }
+    }
+
+    /// What `fushi health` and `GET /health` call it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Green => "healthy",
+            Health::Yellow => "degraded",
+            Health::Red => "critical",
+        }
+    }
+
+    /// `fushi health`'s exit code, and the `fushi_health` gauge.
+    pub fn code(self) -> u8 {
+        match self {
+            Health::Green => 0,
+            Health::Yellow => 1,
+            Health::Red => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A permanent actor stopped (by hand, or on its way there): no grace, it is not coming back.
+pub fn stopped_permanent(a: &ActorStatus) -> bool {
+    a.restart == "permanent" && matches!(a.state, ActorState::Stopping | ActorState::Stopped)
+}
