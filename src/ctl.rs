@@ -39,7 +39,7 @@ impl Target {
     /// they need `status` and `update` most): then only the socket's whereabouts are read.
     /// With `--socket` no config file is needed at all.
     pub fn load(
-        found: Result<PathBuf, crate::cli::NoConfig>,
+        found: Result<PathBuf, crate::config::NoConfig>,
         socket: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
         let without_config = |config_path: PathBuf| Self {

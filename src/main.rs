@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             eprintln!("fushi: {}", message(&e));
             let config_error = e
                 .chain()
-                .any(|c| c.is::<config::ConfigError>() || c.is::<cli::NoConfig>());
+                .any(|c| c.is::<config::ConfigError>() || c.is::<config::NoConfig>());
             ExitCode::from(if config_error { config::EX_CONFIG } else { 1 })
         }
     }

@@ -1,0 +1,402 @@
+//! The schema of supervisor.toml (SPEC §8): every section and key, with its default.
+
+use fushi_actors::supervisor::{RestartKind, RestartPolicy, Strategy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::units::{durations, opt_durations, ByteSize};
+
+fn d(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub supervisor: SupervisorConfig,
+    pub storage: StorageConfig,
+    pub sync: SyncConfig,
+    pub leader: LeaderConfig,
+    pub control: ControlConfig,
+    pub alert: AlertConfig,
+    #[serde(rename = "collector")]
+    pub collectors: Vec<CollectorConfig>,
+    #[serde(rename = "slo")]
+    pub slos: Vec<SloConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Prod,
+    Debug,
+    Diag,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Prod => "prod",
+            Mode::Debug => "debug",
+            Mode::Diag => "diag",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Defaults to the host name.
+    pub id: Option<String>,
+    pub data_dir: PathBuf,
+    pub mode: Mode,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            id: None,
+            data_dir: "data".into(),
+            mode: Mode::Prod,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    #[serde(with = "durations")]
+    pub backoff: Vec<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub jitter: Duration,
+    pub escalate_after: u32,
+    #[serde(with = "humantime_serde")]
+    pub stable_after: Duration,
+    pub give_up_after: u32,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Strategy of the `collectors` sub-supervisor.
+    pub strategy: Strategy,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        let p = RestartPolicy::default();
+        Self {
+            backoff: p.backoff,
+            jitter: p.jitter,
+            escalate_after: p.escalate_after,
+            stable_after: p.stable_after,
+            give_up_after: p.give_up_after,
+            shutdown_timeout: d(5),
+            strategy: Strategy::OneForOne,
+        }
+    }
+}
+
+impl SupervisorConfig {
+    pub fn policy(&self) -> RestartPolicy {
+        RestartPolicy {
+            backoff: self.backoff.clone(),
+            jitter: self.jitter,
+            escalate_after: self.escalate_after,
+            stable_after: self.stable_after,
+            give_up_after: self.give_up_after,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub primary: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub io_timeout: Duration,
+    pub max_local: ByteSize,
+    pub max_record_bytes: ByteSize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            primary: "data/primary".into(),
+            probe_interval: d(5),
+            io_timeout: d(3),
+            max_local: ByteSize(1 << 30),
+            max_record_bytes: ByteSize(1 << 20),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub batch: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            interval: d(1),
+            batch: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaderBackend {
+    #[default]
+    File,
+    Etcd,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaderConfig {
+    pub enabled: bool,
+    pub backend: LeaderBackend,
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    pub priority: i32,
+    pub etcd_endpoints: Vec<String>,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            backend: LeaderBackend::File,
+            heartbeat: d(5),
+            stale_after: d(30),
+            priority: 0,
+            etcd_endpoints: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Defaults to `$XDG_RUNTIME_DIR/fushi.sock`, else `<data_dir>/fushi.sock`.
+    pub socket: Option<PathBuf>,
+    /// `IP:PORT` of the HTTP endpoint (/health, /metrics, /status); `""` disables it.
+    pub http: String,
+    pub http_token: Option<String>,
+    pub allow_inject: bool,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: None,
+            http: "127.0.0.1:9752".into(),
+            http_token: None,
+            allow_inject: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertConfig {
+    #[serde(with = "humantime_serde")]
+    pub repeat_after: Duration,
+    #[serde(rename = "channel")]
+    pub channels: Vec<AlertChannelConfig>,
+    /// Message templates by name: escalation, recovered, ok, warn, incident, rollback.
+    pub templates: BTreeMap<String, String>,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            repeat_after: d(30 * 60),
+            channels: Vec::new(),
+            templates: BTreeMap::new(),
+        }
+    }
+}
+
+pub const TEMPLATE_NAMES: &[&str] = &[
+    "escalation",
+    "recovered",
+    "ok",
+    "warn",
+    "incident",
+    "rollback",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertChannelKind {
+    Journald,
+    Webhook,
+    Command,
+    File,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertChannelConfig {
+    pub kind: AlertChannelKind,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectorKind {
+    Heartbeat,
+    Command,
+    Http,
+    Tail,
+    Listen,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    pub name: String,
+    pub kind: CollectorKind,
+    /// Defaults to the collector's name.
+    #[serde(default)]
+    pub stream: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub shell: bool,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub restart: Option<RestartKind>,
+    #[serde(default, with = "opt_durations")]
+    pub backoff: Option<Vec<Duration>>,
+    #[serde(default, with = "humantime_serde")]
+    pub jitter: Option<Duration>,
+    #[serde(default)]
+    pub escalate_after: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub stable_after: Option<Duration>,
+    #[serde(default)]
+    pub give_up_after: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_timeout: Option<Duration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The heartbeat collector's period when `every` is not set.
+pub const DEFAULT_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+impl CollectorConfig {
+    pub fn stream(&self) -> &str {
+        self.stream.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The tree's defaults with this collector's overrides applied.
+    pub fn policy(&self, defaults: &SupervisorConfig) -> RestartPolicy {
+        let mut p = defaults.policy();
+        if let Some(b) = &self.backoff {
+            p.backoff = b.clone();
+        }
+        if let Some(j) = self.jitter {
+            p.jitter = j;
+        }
+        if let Some(e) = self.escalate_after {
+            p.escalate_after = e;
+        }
+        if let Some(s) = self.stable_after {
+            p.stable_after = s;
+        }
+        if let Some(g) = self.give_up_after {
+            p.give_up_after = g;
+        }
+        p
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SloKind {
+    P95,
+    ErrorRate,
+    Lateness,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloConfig {
+    pub name: String,
+    pub stream: String,
+    pub kind: SloKind,
+    #[serde(default)]
+    pub field: Option<String>,
+    /// For `error_rate`: a record is an error when this field is truthy.
+    #[serde(default)]
+    pub predicate: Option<String>,
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// The rollout phase in force: A, B or C.
+    #[serde(default = "default_phase")]
+    pub phase: String,
+    /// Threshold per phase: `thresholds = { A = 250.0, B = 200.0, C = 150.0 }`.
+    pub thresholds: BTreeMap<String, f64>,
+    #[serde(default = "default_warn_ratio")]
+    pub warn_ratio: f64,
+    /// Consecutive good windows before a phase may be promoted.
+    #[serde(default = "default_promote_after")]
+    pub promote_after: u32,
+    #[serde(default)]
+    pub rollback: Vec<String>,
+}
+
+fn default_window() -> Duration {
+    d(15 * 60)
+}
+fn default_phase() -> String {
+    "A".into()
+}
+fn default_warn_ratio() -> f64 {
+    0.8
+}
+fn default_promote_after() -> u32 {
+    8
+}

@@ -1,0 +1,421 @@
+//! What a config must satisfy beyond its types: each rule says what is wrong and what to do.
+
+use fushi_actors::primary::storable_stream;
+use fushi_actors::records::QUARANTINE;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::keys::{Problem, Seg};
+use super::schema::*;
+use super::units::ByteSize;
+
+/// The shortest restart delay a backoff step may ask for: at most 10 restarts a second per
+/// child. A zero step takes the supervisor's immediate path (a restart in microseconds), so a
+/// command that fails at once is restarted in a busy loop, each restart audited (~800 a second
+/// and ~400 KB/s of audit, issue 9); a 5 ms step still spins (~100 a second, ~55 KB/s). At
+/// 100 ms a failing `false` is restarted 9.5 times a second, ~5 KB/s of audit (measured on the
+/// debug binary). The integration tests' crash loops use this floor too, with few restarts.
+pub const MIN_RESTART_DELAY: Duration = Duration::from_millis(100);
+
+/// The smallest journal bound. Segments are `max_local / 8` but at least 4 KiB (`segment_sizes`
+/// in src/tree.rs), and only closed segments can be released: at 16 KiB the active segment is
+/// still at most a quarter of the bound, below it a full journal could be mostly one segment
+/// that never frees a byte, and at 0 every append waits forever.
+pub const MIN_MAX_LOCAL: u64 = 16 << 10;
+
+impl Config {
+    pub(super) fn validate(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |at: Vec<Seg>, message: String| out.push(Problem { at, message });
+        use Seg::{Index, Key};
+
+        if let Some(id) = &self.node.id {
+            if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c == '/') {
+                bad(
+                    vec![Key("node"), Key("id")],
+                    format!("invalid node id {id:?}: use a name without spaces or slashes"),
+                );
+            }
+        }
+        let s = &self.supervisor;
+        let sup = |k| vec![Key("supervisor"), Key(k)];
+        if let Some((i, m)) = backoff_problem(&s.backoff) {
+            bad(indexed(sup("backoff"), i), m);
+        } else if let Some(m) = jitter_problem(s.jitter, &s.backoff, false) {
+            bad(sup("jitter"), m);
+        }
+        if s.escalate_after == 0 {
+            bad(sup("escalate_after"), "must be at least 1".into());
+        }
+        let periods = [
+            (sup("stable_after"), s.stable_after, STABLE_AFTER_WHY),
+            (sup("shutdown_timeout"), s.shutdown_timeout, SHUTDOWN_WHY),
+            (
+                vec![Key("storage"), Key("probe_interval")],
+                self.storage.probe_interval,
+                "the primary would never be probed, so it would never be found up",
+            ),
+            (
+                vec![Key("storage"), Key("io_timeout")],
+                self.storage.io_timeout,
+                "every operation on the primary would time out",
+            ),
+            (
+                vec![Key("sync"), Key("interval")],
+                self.sync.interval,
+                "nothing would ever be forwarded to the primary",
+            ),
+            (
+                vec![Key("leader"), Key("heartbeat")],
+                self.leader.heartbeat,
+                "the lease would be renewed in a busy loop",
+            ),
+            (
+                vec![Key("alert"), Key("repeat_after")],
+                self.alert.repeat_after,
+                "the same alert would be sent again at every occurrence",
+            ),
+        ];
+        for (at, value, why) in periods {
+            if let Some(m) = zero_problem(value, why) {
+                bad(at, m);
+            }
+        }
+        let st = &self.storage;
+        if st.max_local.0 < MIN_MAX_LOCAL {
+            bad(
+                vec![Key("storage"), Key("max_local")],
+                format!(
+                    "{} is below the minimum of {}: the journal keeps records in segments of at \
+                     least 4 KiB and can free only closed ones, so it needs room for four; use at \
+                     least \"16 KiB\"",
+                    st.max_local,
+                    ByteSize(MIN_MAX_LOCAL)
+                ),
+            );
+        }
+        if st.max_record_bytes.0 == 0 {
+            bad(
+                vec![Key("storage"), Key("max_record_bytes")],
+                "must be greater than 0".into(),
+            );
+        } else if st.max_record_bytes.0 > st.max_local.0 {
+            bad(
+                vec![Key("storage"), Key("max_record_bytes")],
+                format!(
+                    "{} is above max_local ({}): one record would not fit in the journal; \
+                     lower it or raise max_local",
+                    st.max_record_bytes, st.max_local
+                ),
+            );
+        }
+        if self.sync.batch == 0 {
+            bad(vec![Key("sync"), Key("batch")], "must be at least 1".into());
+        }
+        if self.leader.enabled
+            && self.leader.backend == LeaderBackend::Etcd
+            && self.leader.etcd_endpoints.is_empty()
+        {
+            bad(
+                vec![Key("leader"), Key("etcd_endpoints")],
+                "backend = \"etcd\" needs at least one endpoint, e.g. [\"http://127.0.0.1:2379\"]"
+                    .into(),
+            );
+        }
+        if self.leader.heartbeat >= self.leader.stale_after {
+            bad(
+                vec![Key("leader"), Key("heartbeat")],
+                format!(
+                    "heartbeat ({}) must be shorter than stale_after ({})",
+                    humantime::format_duration(self.leader.heartbeat),
+                    humantime::format_duration(self.leader.stale_after)
+                ),
+            );
+        }
+        match self.control.http.parse::<SocketAddr>() {
+            // No HTTP endpoint at all.
+            Err(_) if self.control.http.is_empty() => {}
+            Err(_) => bad(
+                vec![Key("control"), Key("http")],
+                format!(
+                    "invalid address {:?}: expected IP:PORT such as \"127.0.0.1:9752\", or \"\" for no HTTP endpoint",
+                    self.control.http
+                ),
+            ),
+            Ok(addr)
+                if !addr.ip().is_loopback()
+                    && self.control.http_token.as_deref().unwrap_or("").is_empty() =>
+            {
+                bad(vec![Key("control"), Key("http")], format!("{addr} is not a loopback address: set control.http_token, or bind to 127.0.0.1"));
+            }
+            Ok(_) => {}
+        }
+        for name in self.alert.templates.keys() {
+            if !TEMPLATE_NAMES.contains(&name.as_str()) {
+                bad(
+                    vec![Key("alert"), Key("templates")],
+                    format!(
+                        "unknown template {name:?}; known: {}",
+                        TEMPLATE_NAMES.join(", ")
+                    ),
+                );
+            }
+        }
+        for (i, ch) in self.alert.channels.iter().enumerate() {
+            let at = |k| vec![Key("alert"), Key("channel"), Index(i), Key(k)];
+            match ch.kind {
+                AlertChannelKind::Webhook if ch.url.is_none() => {
+                    bad(at("url"), "a webhook channel needs url".into())
+                }
+                AlertChannelKind::Command if ch.argv.is_empty() => {
+                    bad(at("argv"), "a command channel needs argv".into())
+                }
+                AlertChannelKind::File if ch.path.is_none() => {
+                    bad(at("path"), "a file channel needs path".into())
+                }
+                _ => {}
+            }
+        }
+        let mut seen = BTreeMap::new();
+        for (i, c) in self.collectors.iter().enumerate() {
+            let at = |k| vec![Key("collector"), Index(i), Key(k)];
+            if c.name.is_empty()
+                || !c
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                || c.name == "."
+                || c.name == ".."
+            {
+                bad(
+                    at("name"),
+                    format!(
+                        "invalid collector name {:?}: use letters, digits, '.', '_' and '-'",
+                        c.name
+                    ),
+                );
+            }
+            if let Some(first) = seen.insert(c.name.clone(), i) {
+                bad(
+                    at("name"),
+                    format!(
+                        "duplicate collector name {:?} (also collector[{first}])",
+                        c.name
+                    ),
+                );
+            }
+            let stream_key = if c.stream.is_some() { "stream" } else { "name" };
+            if !storable_stream(c.stream()) {
+                bad(at(stream_key), format!(
+                    "invalid stream {:?}: segments of [A-Za-z0-9._-] joined by '/', at most 128 bytes, no '.' or '..', \
+                     no segment after the first named like a day file (YYYY-MM-DD.jsonl), none before the last ending in .json", c.stream()));
+            } else if reserved_stream(c.stream()) {
+                bad(
+                    at(stream_key),
+                    format!(
+                        "stream {:?} is reserved: the listen collector keeps rejected input lines \
+                         on {QUARANTINE:?}; set another stream",
+                        c.stream()
+                    ),
+                );
+            }
+            // The policy this collector runs with is the tree's defaults under its overrides: an
+            // override can break a rule the defaults keep (a short backoff under the default jitter).
+            let backoff = c.backoff.as_ref().unwrap_or(&s.backoff);
+            let jitter = c.jitter.unwrap_or(s.jitter);
+            if let Some(b) = &c.backoff {
+                if let Some((i, m)) = backoff_problem(b) {
+                    bad(indexed(at("backoff"), i), m);
+                }
+            }
+            if c.backoff.is_some() || c.jitter.is_some() {
+                // Blame the key this collector set: its jitter, else its backoff under the
+                // tree's jitter.
+                let (key, inherited) = match c.jitter {
+                    Some(_) => ("jitter", false),
+                    None => ("backoff", true),
+                };
+                if backoff_problem(backoff).is_none() {
+                    if let Some(m) = jitter_problem(jitter, backoff, inherited) {
+                        bad(at(key), m);
+                    }
+                }
+            }
+            if c.escalate_after == Some(0) {
+                bad(at("escalate_after"), "must be at least 1".into());
+            }
+            let periods = [
+                ("every", c.every, "the collector could not be scheduled"),
+                (
+                    "timeout",
+                    c.timeout,
+                    "every periodic run would time out at once",
+                ),
+                ("stable_after", c.stable_after, STABLE_AFTER_WHY),
+                ("shutdown_timeout", c.shutdown_timeout, SHUTDOWN_WHY),
+            ];
+            for (key, value, why) in periods {
+                if let Some(m) = value.and_then(|v| zero_problem(v, why)) {
+                    bad(at(key), m);
+                }
+            }
+            match c.kind {
+                CollectorKind::Command if c.argv.is_empty() => bad(
+                    at("argv"),
+                    "a command collector needs argv, e.g. argv = [\"my-poller\", \"--json\"]"
+                        .into(),
+                ),
+                CollectorKind::Command if c.timeout.is_some() && c.every.is_none() => bad(
+                    at("timeout"),
+                    "timeout applies to periodic commands: set every too".into(),
+                ),
+                CollectorKind::Http => match &c.url {
+                    None => bad(at("url"), "an http collector needs url".into()),
+                    Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => bad(
+                        at("url"),
+                        format!("{u:?} is not an http:// or https:// URL"),
+                    ),
+                    _ => {}
+                },
+                CollectorKind::Tail if c.path.is_none() => {
+                    bad(at("path"), "a tail collector needs path".into())
+                }
+                CollectorKind::Listen => match c.address.as_deref() {
+                    None => bad(
+                        at("address"),
+                        "a listen collector needs address, \"127.0.0.1:PORT\" or \"unix:PATH\""
+                            .into(),
+                    ),
+                    Some(a) if !a.starts_with("unix:") && a.parse::<SocketAddr>().is_err() => bad(
+                        at("address"),
+                        format!(
+                            "invalid address {a:?}: expected \"127.0.0.1:PORT\" or \"unix:PATH\""
+                        ),
+                    ),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        let mut slo_names = BTreeMap::new();
+        for (i, slo) in self.slos.iter().enumerate() {
+            let at = |k| vec![Key("slo"), Index(i), Key(k)];
+            if slo_names.insert(slo.name.clone(), i).is_some() {
+                bad(at("name"), format!("duplicate slo name {:?}", slo.name));
+            }
+            if !storable_stream(&slo.stream) {
+                bad(at("stream"), format!("invalid stream {:?}", slo.stream));
+            }
+            if slo.kind == SloKind::P95 && slo.field.is_none() {
+                bad(at("field"), "a p95 SLO needs the field to measure".into());
+            }
+            if slo.kind == SloKind::ErrorRate && slo.predicate.is_none() {
+                bad(
+                    at("predicate"),
+                    "an error_rate SLO needs a predicate field".into(),
+                );
+            }
+            for phase in slo.thresholds.keys() {
+                if !matches!(phase.as_str(), "A" | "B" | "C") {
+                    bad(
+                        at("thresholds"),
+                        format!("unknown phase {phase:?}: use A, B or C"),
+                    );
+                }
+            }
+            if !slo.thresholds.contains_key(&slo.phase) {
+                bad(
+                    at("phase"),
+                    format!("phase {:?} has no threshold in thresholds", slo.phase),
+                );
+            }
+            if let Some(m) = zero_problem(slo.window, "a window must hold some time") {
+                bad(at("window"), m);
+            }
+            if !(slo.warn_ratio > 0.0 && slo.warn_ratio <= 1.0) {
+                bad(at("warn_ratio"), "must be in (0, 1]".into());
+            }
+        }
+        out
+    }
+}
+
+const STABLE_AFTER_WHY: &str =
+    "every start would count as stable, so failure streaks would never grow and never escalate";
+const SHUTDOWN_WHY: &str = "every stop would kill the child without letting it finish";
+
+/// `at` with the index of an offending list element, when there is one.
+fn indexed(mut at: Vec<Seg>, i: Option<usize>) -> Vec<Seg> {
+    if let Some(i) = i {
+        at.push(Seg::Index(i));
+    }
+    at
+}
+
+/// What is wrong with a period or timeout that must not be zero.
+fn zero_problem(value: Duration, why: &str) -> Option<String> {
+    value
+        .is_zero()
+        .then(|| format!("must be greater than 0: with 0, {why}"))
+}
+
+/// What is wrong with a list of backoff steps, and at which step.
+fn backoff_problem(backoff: &[Duration]) -> Option<(Option<usize>, String)> {
+    if backoff.is_empty() {
+        return Some((
+            None,
+            "must list at least one delay, e.g. [\"5s\", \"10s\", \"15s\"]".into(),
+        ));
+    }
+    let (i, step) = backoff
+        .iter()
+        .enumerate()
+        .find(|(_, step)| **step < MIN_RESTART_DELAY)?;
+    Some((
+        Some(i),
+        format!(
+            "{} is below the minimum restart delay of {}, which holds a child that fails at once \
+             to at most {} restarts a second, each one audited (a zero step restarts it hundreds \
+             of times a second, a busy loop); use at least \"{}\"",
+            fmt_duration(*step),
+            fmt_duration(MIN_RESTART_DELAY),
+            Duration::from_secs(1).as_nanos() / MIN_RESTART_DELAY.as_nanos(),
+            fmt_duration(MIN_RESTART_DELAY)
+        ),
+    ))
+}
+
+/// What is wrong with a jitter over `backoff`; `inherited` when the jitter is the tree's and
+/// the backoff a collector's own. Jitter spreads the restarts of many children over a fraction
+/// of their delay; above the largest step it dominates the schedule (`"1000h"` puts a restart
+/// days away), which is never what a backoff list means.
+fn jitter_problem(jitter: Duration, backoff: &[Duration], inherited: bool) -> Option<String> {
+    let largest = *backoff.iter().max()?;
+    (jitter > largest).then(|| {
+        let (whose, fix) = if inherited {
+            (" (from [supervisor])", "set this collector's jitter")
+        } else {
+            ("", "use a jitter")
+        };
+        format!(
+            "jitter{whose} ({}) is above the largest backoff step ({}): the random part would \
+             outweigh the backoff and could put a restart far away; {fix} of at most \"{}\"",
+            fmt_duration(jitter),
+            fmt_duration(largest),
+            fmt_duration(largest)
+        )
+    })
+}
+
+fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Whether a collector may not write to `stream`: [`QUARANTINE`] (and streams under it) holds
+/// the input lines the listen collector rejected, and must hold nothing else.
+fn reserved_stream(stream: &str) -> bool {
+    stream
+        .strip_prefix(QUARANTINE)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
