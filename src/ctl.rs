@@ -1007,7 +1007,7 @@ pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8
         "primary {}; {} ({}) in the local journal; last sync: {}",
         st.primary,
         records(st.lag_records),
-        crate::top::bytes(st.journal_bytes),
+        bytesize::ByteSize::b(st.journal_bytes).display().iec(),
         doc.sync
             .last
             .as_ref()
@@ -1059,7 +1059,7 @@ fn print_plan(plan: &fushi_actors::backlog::Backlog) {
                 "{:<w$}  {:>9}  {:>10}  {:<14} {:<14} {:<14} {}",
                 s.stream,
                 s.records,
-                crate::top::bytes(s.bytes),
+                bytesize::ByteSize::b(s.bytes).display().iec().to_string(),
                 s.first,
                 s.last,
                 s.on_primary.as_deref().unwrap_or("-"),

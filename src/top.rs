@@ -208,20 +208,9 @@ fn ago(now: OffsetDateTime, ts: &str) -> String {
     since(now, Some(ts)).map_or_else(|| ts.to_string(), |d| format!("{} ago", short(d)))
 }
 
-/// `1.5 MiB`: a size for people (also `fushi sync`).
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+/// `1.5 MiB`: a size for people.
+fn bytes(n: u64) -> String {
+    bytesize::ByteSize::b(n).display().iec().to_string()
 }
 
 /// `HH:MM:SS` of an RFC 3339 timestamp (the whole string if it is not one).
