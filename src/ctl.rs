@@ -977,9 +977,9 @@ pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8
     let (keeps_up, verdict) = sync_verdict(&doc);
     let plan = if action == SyncAction::Plan {
         match t.call(&Request::SyncPlan) {
-            Ok(Response::Json { json }) => Some(serde_json::from_str::<
-                fushi_actors::backlog::Backlog,
-            >(&json)?),
+            Ok(Response::Json { json }) => {
+                Some(serde_json::from_str::<fushi_actors::sync::Backlog>(&json)?)
+            }
             Ok(Response::Error { message }) => bail!("{message}"),
             Ok(other) => bail!("unexpected answer {other:?}"),
             Err(e) => return down(e, EXIT_DAEMON_DOWN),
@@ -1028,7 +1028,7 @@ pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8
     sync_now(t, st.lag_records)
 }
 
-fn print_plan(plan: &fushi_actors::backlog::Backlog) {
+fn print_plan(plan: &fushi_actors::sync::Backlog) {
     if !plan.primary_ids_known {
         outln!(
             "primary {}: ON PRIMARY is the last id it was known to hold (it is read again once it is back)",

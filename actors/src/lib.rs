@@ -6,7 +6,6 @@
 pub mod accept;
 pub mod alert;
 pub mod audit;
-pub mod backlog;
 pub mod board;
 pub mod clock;
 pub mod collectors;

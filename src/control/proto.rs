@@ -41,7 +41,7 @@ pub enum Request {
         what: String,
         name: Option<String>,
     },
-    /// What the next sync would send, per stream ([`fushi_actors::backlog::Backlog`] as JSON).
+    /// What the next sync would send, per stream ([`fushi_actors::sync::Backlog`] as JSON).
     /// Last, so that the variants before keep their numbers.
     SyncPlan,
 }

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::plan::plan;
 use crate::board::PrimaryState;
 use crate::journal::{self, Frames, JournalError, Position};
 use crate::storage::Superseded;
-use crate::sync::plan;
 
 /// One stream's part of the backlog.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,237 +21,29 @@
 //! only once its group is durable, and in order; what is written but not yet synced is bounded
 //! by a size that adapts so that one fsync stays well inside `io_timeout`.
 
+mod backlog;
+mod io;
+mod plan;
+
+pub use backlog::{survey, Backlog, StreamBacklog};
+pub use io::{IoFailure, Lane, PrimaryIo, MAX_STUCK};
+pub use plan::{plan, Gap, Plan};
+
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 use crate::audit::AuditLog;
-use crate::backlog::{self, Backlog};
 use crate::board::{PrimaryState, StatusBoard, SyncRun};
 use crate::clock;
 use crate::journal::{self, Frames, Position};
 use crate::primary::{AppendStats, Primary, Written};
-use crate::storage::{StorageHandle, Superseded};
+use crate::storage::StorageHandle;
 use crate::{tick_every, AbortOnDrop, Due};
-
-/// Primary workers that may hang in the kernel at once before we stop spawning more.
-pub const MAX_STUCK: usize = 4;
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A job's fate, settled once between the worker (done) and the waiter (abandoned on timeout).
-const RUNNING: u8 = 0;
-const DONE: u8 = 1;
-const ABANDONED: u8 = 2;
-
-/// Runs blocking primary I/O on worker threads, with a timeout per call.
-#[derive(Clone)]
-pub struct PrimaryIo {
-    /// One worker per [`Lane`].
-    workers: Arc<[Mutex<Option<mpsc::Sender<Job>>>; 2]>,
-    stuck: Arc<AtomicUsize>,
-}
-
-/// Which worker runs an operation. An append's fsyncs run on a lane of their own, so that the
-/// next batch is written while the last one is made durable; everything else runs on `Main`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
-    Main = 0,
-    Sync = 1,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum IoFailure {
-    #[error("no answer within {0:?} (primary hung)")]
-    Timeout(Duration),
-    #[error("{MAX_STUCK} primary operations are still hung; not starting another")]
-    TooManyStuck,
-    #[error("{0}")]
-    Failed(String),
-    /// The journal holds a record under an id the primary holds with other data.
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl Default for PrimaryIo {
-    fn default() -> Self {
-        Self {
-            workers: Arc::new([Mutex::new(None), Mutex::new(None)]),
-            stuck: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-}
-
-impl PrimaryIo {
-    fn worker(&self, lane: Lane) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<Job>>> {
-        self.workers[lane as usize]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn sender(&self, lane: Lane) -> Result<mpsc::Sender<Job>, IoFailure> {
-        let mut g = self.worker(lane);
-        if let Some(tx) = &*g {
-            return Ok(tx.clone());
-        }
-        if self.stuck.load(Ordering::SeqCst) >= MAX_STUCK {
-            return Err(IoFailure::TooManyStuck);
-        }
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("fushi-primary".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job();
-                }
-            })
-            .map_err(|e| IoFailure::Failed(format!("cannot start a primary I/O thread: {e}")))?;
-        *g = Some(tx.clone());
-        Ok(tx)
-    }
-
-    /// Operations given up on (timed out) that have not finished yet.
-    pub fn stuck(&self) -> usize {
-        self.stuck.load(Ordering::SeqCst)
-    }
-
-    /// Runs `f` on the `Main` worker; an answer later than `timeout` counts as a hung primary.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        timeout: Duration,
-        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-    ) -> Result<T, IoFailure> {
-        self.run_on(Lane::Main, timeout, f).await
-    }
-
-    /// Runs `f` on the worker of `lane`, as [`PrimaryIo::run`] does.
-    pub async fn run_on<T: Send + 'static>(
-        &self,
-        lane: Lane,
-        timeout: Duration,
-        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-    ) -> Result<T, IoFailure> {
-        let tx = self.sender(lane)?;
-        let (done_tx, done_rx) = oneshot::channel();
-        let stuck = self.stuck.clone();
-        let fate = Arc::new(AtomicU8::new(RUNNING));
-        let job_fate = fate.clone();
-        let job: Job = Box::new(move || {
-            let r = f();
-            if job_fate.swap(DONE, Ordering::SeqCst) == ABANDONED {
-                // This thread was given up on; it is free again.
-                stuck.fetch_sub(1, Ordering::SeqCst);
-            }
-            let _ = done_tx.send(r);
-        });
-        if tx.send(job).is_err() {
-            *self.worker(lane) = None;
-            return Err(IoFailure::Failed("primary I/O thread is gone".into()));
-        }
-        match tokio::time::timeout(timeout, done_rx).await {
-            Ok(Ok(r)) => r.map_err(|e| IoFailure::Failed(e.to_string())),
-            Ok(Err(_)) => Err(IoFailure::Failed("primary I/O thread died".into())),
-            Err(_) => {
-                // Counted before the job can see it abandoned, so the count never dips below
-                // zero; and a job that finished just as the timeout fired is not stuck (counting
-                // it would leak: nothing would ever take it back off).
-                self.stuck.fetch_add(1, Ordering::SeqCst);
-                if fate
-                    .compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_err()
-                {
-                    self.stuck.fetch_sub(1, Ordering::SeqCst);
-                }
-                // Abandon the thread; the next call gets a fresh one.
-                *self.worker(lane) = None;
-                Err(IoFailure::Timeout(timeout))
-            }
-        }
-    }
-}
-
-/// A hole in a stream's seq within one epoch, seen while forwarding.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Gap {
-    pub stream: String,
-    pub epoch: u64,
-    pub expected: u64,
-    pub got: u64,
-}
-
-/// What to send of a batch read from the journal, given the last ids on the primary.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    /// Which records of the batch to send, by index, in order.
-    pub to_send: Vec<usize>,
-    /// The last ids once `to_send` is on the primary.
-    pub last_ids: BTreeMap<String, (u64, u64)>,
-    pub gaps: Vec<Gap>,
-    /// Records at or below their stream's last id on the primary, by index: sent before, if
-    /// the primary holds them as they are ([`Primary::not_held`] checks).
-    pub skipped: Vec<usize>,
-}
-
-/// The forwarding rule: records at or below a stream's last id on the primary are skipped (so a
-/// resend after a crash duplicates nothing), and so are records a rehome moved to new ids
-/// (`superseded`: their copies follow); anything else is sent in journal order, and a seq that
-/// does not follow its predecessor in the same epoch is reported as a gap.
-pub fn plan(
-    last_ids: &BTreeMap<String, (u64, u64)>,
-    superseded: &Superseded,
-    frames: &Frames,
-) -> Plan {
-    let streams = frames.streams();
-    let mut last: Vec<Option<(u64, u64)>> =
-        streams.iter().map(|s| last_ids.get(s).copied()).collect();
-    let mut to_send = Vec::new();
-    let mut gaps = Vec::new();
-    let mut skipped = Vec::new();
-    for i in 0..frames.len() {
-        let (epoch, seq) = frames.id(i);
-        let stream = frames.stream_of(i);
-        // Moved to new ids further on (a rehome): its copy is what goes.
-        if !superseded.is_empty() && superseded.contains(&frames.after(i)) {
-            continue;
-        }
-        let expected = match last[stream] {
-            Some(prev) if prev >= (epoch, seq) => {
-                skipped.push(i);
-                continue;
-            }
-            Some((e, s)) if e == epoch => s + 1,
-            Some(_) => seq,
-            None => 1,
-        };
-        if seq != expected {
-            gaps.push(Gap {
-                stream: streams[stream].clone(),
-                epoch,
-                expected,
-                got: seq,
-            });
-        }
-        last[stream] = Some((epoch, seq));
-        to_send.push(i);
-    }
-    let mut ids = last_ids.clone();
-    for (stream, id) in streams.iter().zip(last) {
-        if let Some(id) = id {
-            ids.insert(stream.clone(), id);
-        }
-    }
-    Plan {
-        to_send,
-        last_ids: ids,
-        gaps,
-        skipped,
-    }
-}
 
 #[derive(Clone)]
 pub struct SyncActor;
@@ -1216,62 +1008,5 @@ impl Actor for SyncActor {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::records::StoredRecord;
-
-    fn rec(stream: &str, epoch: u64, seq: u64) -> StoredRecord {
-        StoredRecord::new(
-            epoch,
-            seq,
-            "t".into(),
-            stream.into(),
-            "n".into(),
-            serde_json::json!(null),
-        )
-    }
-
-    #[test]
-    fn plan_skips_what_the_primary_has_and_reports_gaps() {
-        let last = BTreeMap::from([("a".to_string(), (1, 2))]);
-        let recs = [
-            rec("a", 1, 1),
-            rec("a", 1, 2),
-            rec("a", 1, 3),
-            rec("a", 1, 5),
-            rec("b", 1, 1),
-            rec("a", 2, 1),
-        ];
-        let frames = journal::Frames::of(&recs).unwrap();
-        let p = plan(&last, &Superseded::default(), &frames);
-        let sent: Vec<_> = p
-            .to_send
-            .iter()
-            .map(|&i| (recs[i].stream.as_str(), recs[i].id.as_str()))
-            .collect();
-        assert_eq!(
-            sent,
-            [("a", "1.3"), ("a", "1.5"), ("b", "1.1"), ("a", "2.1")]
-        );
-        assert_eq!(
-            p.gaps,
-            [Gap {
-                stream: "a".into(),
-                epoch: 1,
-                expected: 4,
-                got: 5
-            }]
-        );
-        assert_eq!(p.last_ids["a"], (2, 1));
-        assert_eq!(p.last_ids["b"], (1, 1));
-        let again = plan(&p.last_ids, &Superseded::default(), &frames);
-        assert!(
-            again.to_send.is_empty() && again.gaps.is_empty(),
-            "a resend sends nothing"
-        );
     }
 }
