@@ -358,7 +358,7 @@ struct Reconfig {
     config_path: PathBuf,
     running: Config,
     root: ractor::ActorRef<fushi_actors::supervisor::SupervisorMsg>,
-    sink: fushi_actors::records::RecordSink,
+    sink: fushi_actors::sink::RecordSink,
     board: StatusBoard,
     audit: AuditLog,
     last_good: PathBuf,

@@ -4,7 +4,7 @@ use fushi_actors::alert::{AlertActor, AlertArgs, LogChannel};
 use fushi_actors::collectors::command::{CommandActor, CommandArgs};
 use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
 use fushi_actors::collectors::listen::{ListenActor, ListenArgs};
-use fushi_actors::records::RecordSink;
+use fushi_actors::sink::RecordSink;
 use fushi_actors::status::{StatusActor, StatusArgs};
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
 use fushi_actors::supervisor::{ChildSpec, Strategy, SupervisorArgs, TreeContext};

@@ -4,7 +4,7 @@
 //! `[supervisor]` defaults it inherits) differ. Other sections (`node`, `storage`, …) are wired
 //! into actors at start; a change there is reported as needing a daemon restart, not half-applied.
 
-use fushi_actors::records::RecordSink;
+use fushi_actors::sink::RecordSink;
 use fushi_actors::supervisor::SupervisorMsg;
 use ractor::ActorRef;
 use serde::Serialize;

@@ -22,8 +22,9 @@ mod support;
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::StatusBoard;
 use fushi_actors::clock;
-use fushi_actors::journal::{Journal, Pending};
+use fushi_actors::journal::Journal;
 use fushi_actors::primary::Primary;
+use fushi_actors::records::Record;
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
 use fushi_actors::sync::{PrimaryIo, SyncActor, SyncArgs, SyncMsg};
 use ractor::Actor;
@@ -47,10 +48,10 @@ struct Config {
     rounds: usize,
 }
 
-fn pending(cfg: &Config, i: u64) -> Pending {
+fn pending(cfg: &Config, i: u64) -> Record {
     let head = format!("{{\"i\":{i},\"p\":\"\"}}").len();
     let pad = "x".repeat(cfg.record_bytes.saturating_sub(head));
-    Pending {
+    Record {
         stream: format!("bench/s{}", i % cfg.streams),
         ts: clock::now_rfc3339(),
         data: serde_json::json!({ "i": i, "p": pad }),
@@ -63,7 +64,7 @@ fn prefill(cfg: &Config, dir: &Path) -> (u64, u64, Vec<PathBuf>) {
         .expect("opening the journal to fill");
     let mut i = 0;
     while journal.bytes() < cfg.bytes {
-        let group: Vec<Pending> = (i..i + FILL_GROUP).map(|n| pending(cfg, n)).collect();
+        let group: Vec<Record> = (i..i + FILL_GROUP).map(|n| pending(cfg, n)).collect();
         journal
             .append(1, "bench-node", &group)
             .expect("filling the journal");

@@ -37,7 +37,7 @@ mod support;
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::StatusBoard;
 use fushi_actors::clock;
-use fushi_actors::journal::Pending;
+use fushi_actors::records::Record;
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle, StorageMsg};
 use ractor::{Actor, ActorRef};
 use serde_json::Value;
@@ -70,11 +70,11 @@ struct Gen {
 }
 
 impl Gen {
-    fn make(&self, i: u64) -> Pending {
+    fn make(&self, i: u64) -> Record {
         let head = format!("{{\"i\":{i},\"p\":\"\"}}").len();
         let pad = "x".repeat(self.bytes.saturating_sub(head));
         let data = serde_json::json!({ "i": i, "p": pad });
-        Pending {
+        Record {
             stream: self.streams[i as usize % self.streams.len()].clone(),
             ts: clock::now_rfc3339(),
             data,
@@ -169,7 +169,7 @@ async fn saturate(gen: &Gen, dir: &Path, producers: usize, per_call: usize, tota
                     return lat;
                 }
                 let last = (first + per_call as u64).min(total);
-                let recs: Vec<Pending> = (first..last).map(|i| gen.make(i)).collect();
+                let recs: Vec<Record> = (first..last).map(|i| gen.make(i)).collect();
                 let t0 = Instant::now();
                 let stored = handle.append(recs).await;
                 lat.push(t0.elapsed().as_nanos() as u64);

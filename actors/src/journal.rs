@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::faults;
-use crate::records::StoredRecord;
+use crate::records::{Record, StoredRecord};
 
 /// `FSJ2`: frames carry the primary line (`FSJ1`, before any release, carried the fields).
 pub const MAGIC: [u8; 4] = *b"FSJ2";
@@ -151,14 +151,6 @@ impl FrameView<'_> {
     pub fn json(&self) -> &[u8] {
         self.line.strip_suffix(b"\n").unwrap_or(self.line)
     }
-}
-
-/// A record to append: storage assigns its epoch and seq.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pending {
-    pub stream: String,
-    pub ts: String,
-    pub data: serde_json::Value,
 }
 
 /// A record moved by [`Journal::rehome`]: its (epoch, seq) before and after.
@@ -908,9 +900,9 @@ impl Journal {
         &mut self,
         epoch: u64,
         node: &str,
-        pending: impl IntoIterator<Item = &'a Pending>,
+        pending: impl IntoIterator<Item = &'a Record>,
     ) -> Result<Vec<StoredRecord>, JournalError> {
-        let pending: Vec<&Pending> = pending.into_iter().collect();
+        let pending: Vec<&Record> = pending.into_iter().collect();
         let seqs = self.append_seqs(epoch, node, pending.iter().copied())?;
         Ok(pending
             .iter()
@@ -927,7 +919,7 @@ impl Journal {
         &mut self,
         epoch: u64,
         node: &str,
-        pending: impl IntoIterator<Item = &'a Pending>,
+        pending: impl IntoIterator<Item = &'a Record>,
     ) -> Result<Vec<u64>, JournalError> {
         let pending = pending.into_iter();
         let mut next: HashMap<&str, (u64, u64)> = HashMap::new();
@@ -1312,8 +1304,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pending(stream: &str, i: u64) -> Pending {
-        Pending {
+    fn pending(stream: &str, i: u64) -> Record {
+        Record {
             stream: stream.into(),
             ts: "2026-11-21T10:00:00.000Z".into(),
             data: json!({ "i": i }),

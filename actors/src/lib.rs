@@ -15,6 +15,7 @@ pub mod journal;
 pub mod primary;
 pub mod records;
 pub mod runtime;
+pub mod sink;
 pub mod status;
 pub mod storage;
 pub mod supervisor;

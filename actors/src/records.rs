@@ -1,13 +1,12 @@
-//! Records as collectors emit them (SPEC §4.1), how an input line becomes one, and the sink that makes them durable.
+//! Records as collectors emit them (SPEC §4.1) and as storage numbers them, and how an input line becomes one.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::board::StatusBoard;
 use crate::clock;
-use crate::journal::Pending;
-use crate::storage::{RecordId, StorageHandle};
 
+/// A record before storage numbers it: what a collector emits and what the journal is asked
+/// to append.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
     pub stream: String,
@@ -49,49 +48,11 @@ impl StoredRecord {
     }
 }
 
-/// Where collectors hand their records: storage, through a handle that survives its restarts.
-#[derive(Clone)]
-pub struct RecordSink {
-    board: StatusBoard,
-    storage: StorageHandle,
-}
-
-impl RecordSink {
-    pub fn new(board: StatusBoard, storage: StorageHandle) -> Self {
-        Self { board, storage }
-    }
-
-    /// Where collectors count what never becomes a record of their stream.
-    pub fn board(&self) -> &StatusBoard {
-        &self.board
-    }
-
-    /// Returns once the records are durable in the journal (the moment they may be acknowledged),
-    /// however long storage holds producers back.
-    pub async fn submit(&self, collector: &str, records: Vec<Record>) -> Vec<RecordId> {
-        if records.is_empty() {
-            return Vec::new();
-        }
-        let n = records.len() as u64;
-        let pending: Vec<Pending> = records
-            .into_iter()
-            .map(|r| keepable(collector, r))
-            .map(|r| Pending {
-                stream: r.stream,
-                ts: r.ts,
-                data: r.data,
-            })
-            .collect();
-        let quarantined = pending.iter().filter(|p| p.stream == QUARANTINE).count() as u64;
-        let asked = std::time::Instant::now();
-        let stored = self.storage.append(pending).await;
-        self.board.observe_ack(asked.elapsed(), n);
-        self.board.add_records(collector, n);
-        if quarantined > 0 {
-            self.board.quarantined(collector, quarantined);
-        }
-        stored
-    }
+/// The id storage gave a durable record: `<epoch>.<seq>` (SPEC §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordId {
+    pub epoch: u64,
+    pub seq: u64,
 }
 
 /// The stream bad input goes to (SPEC §5): kept, counted and visible, never silently dropped.
@@ -128,7 +89,7 @@ pub fn check_depth(data: &Value) -> Result<(), String> {
 /// The record itself, or, when its data cannot be kept (see [`check_depth`]), a
 /// [`QUARANTINE`] record holding its text: the backstop for a collector that builds records
 /// without [`from_line`].
-fn keepable(collector: &str, r: Record) -> Record {
+pub fn keepable(collector: &str, r: Record) -> Record {
     let Err(error) = check_depth(&r.data) else {
         return r;
     };

@@ -24,14 +24,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::audit::AuditLog;
 use crate::board::StatusBoard;
-use crate::journal::{Journal, JournalError, Pending, Position};
-/// The id storage gave a durable record: `<epoch>.<seq>` (SPEC §4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordId {
-    pub epoch: u64,
-    pub seq: u64,
-}
-
+use crate::journal::{Journal, JournalError, Position};
+use crate::records::{Record, RecordId};
 /// What the journal holds right now; the sync actor reads up to `end`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct JournalInfo {
@@ -51,7 +45,7 @@ pub struct JournalInfo {
 
 enum Cmd {
     /// Shared, so that a producer keeps its records for a resend without copying them.
-    Append(Arc<Vec<Pending>>, oneshot::Sender<Vec<RecordId>>),
+    Append(Arc<Vec<Record>>, oneshot::Sender<Vec<RecordId>>),
     Release(u64, oneshot::Sender<Result<u64, String>>),
     Rotate(oneshot::Sender<Result<(), String>>),
     /// The primary holds these last ids: numbering continues above them.
@@ -137,7 +131,7 @@ impl StorageHandle {
     }
 
     /// Makes `records` durable and returns them with their ids; waits as long as it takes.
-    pub async fn append(&self, records: Vec<Pending>) -> Vec<RecordId> {
+    pub async fn append(&self, records: Vec<Record>) -> Vec<RecordId> {
         let records = Arc::new(records);
         loop {
             let (tx, rx) = oneshot::channel();
@@ -410,7 +404,7 @@ impl Drop for StorageState {
 }
 
 /// An append waiting for its group: the records and where their ids go.
-type Waiting = (Arc<Vec<Pending>>, oneshot::Sender<Vec<RecordId>>);
+type Waiting = (Arc<Vec<Record>>, oneshot::Sender<Vec<RecordId>>);
 
 /// The writer thread: group commit over the journal.
 struct Writer {

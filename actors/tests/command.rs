@@ -2,7 +2,7 @@
 
 use fushi_actors::board::StatusBoard;
 use fushi_actors::collectors::command::{CommandActor, CommandArgs};
-use fushi_actors::records::RecordSink;
+use fushi_actors::sink::RecordSink;
 use fushi_actors::storage::StorageHandle;
 use ractor::Actor;
 use std::time::{Duration, Instant};

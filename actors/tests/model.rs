@@ -617,7 +617,7 @@ impl System {
     fn append(&mut self, model: &mut Model, recs: &[Rec]) {
         let pending: Vec<_> = recs
             .iter()
-            .map(|&(s, day)| journal::Pending {
+            .map(|&(s, day)| fushi_actors::records::Record {
                 stream: STREAMS[s].to_string(),
                 ts: ts(day),
                 data: self.data(),

@@ -8,8 +8,9 @@
 
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::{PrimaryState, StatusBoard};
-use fushi_actors::journal::{Journal, Pending};
+use fushi_actors::journal::Journal;
 use fushi_actors::primary::Primary;
+use fushi_actors::records::Record;
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
 use fushi_actors::sync::{Lane, PrimaryIo, SyncActor, SyncArgs};
 use ractor::Actor;
@@ -32,9 +33,9 @@ fn backlog(dir: &Path) {
     let (mut journal, _) = Journal::open(dir, SEGMENT_BYTES, Duration::from_secs(1)).unwrap();
     let pad = "x".repeat(200);
     for chunk in (0..RECORDS).collect::<Vec<_>>().chunks(1000) {
-        let group: Vec<Pending> = chunk
+        let group: Vec<Record> = chunk
             .iter()
-            .map(|i| Pending {
+            .map(|i| Record {
                 stream: format!("s/{}", i % STREAMS),
                 ts: "2026-11-21T10:00:00.000Z".into(),
                 data: serde_json::json!({ "i": i, "p": pad }),

@@ -17,7 +17,8 @@ use tokio::process::Command;
 use tokio::sync::{oneshot, watch};
 
 use super::read_line;
-use crate::records::{from_line, Line, RecordSink};
+use crate::records::{from_line, Line};
+use crate::sink::RecordSink;
 use crate::{tick_every, AbortOnDrop, Due};
 
 #[derive(Clone)]

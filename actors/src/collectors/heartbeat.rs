@@ -5,7 +5,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::clock;
-use crate::records::{Record, RecordSink};
+use crate::records::Record;
+use crate::sink::RecordSink;
 use crate::{tick_every, AbortOnDrop, Due};
 
 #[derive(Clone)]

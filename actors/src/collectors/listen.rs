@@ -20,7 +20,8 @@ use tokio::sync::Semaphore;
 
 use super::read_line;
 use crate::accept::{self, Labels, Policy};
-use crate::records::{from_line, RecordSink};
+use crate::records::from_line;
+use crate::sink::RecordSink;
 use crate::AbortOnDrop;
 
 #[derive(Clone)]

@@ -104,11 +104,12 @@ pub fn survey(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Journal, Pending};
+    use crate::journal::Journal;
+    use crate::records::Record;
     use std::time::Duration;
 
-    fn pending(stream: &str, k: u64) -> Pending {
-        Pending {
+    fn pending(stream: &str, k: u64) -> Record {
+        Record {
             stream: stream.into(),
             ts: "2026-12-01T10:00:00.000Z".into(),
             data: serde_json::json!({ "k": k }),

@@ -1,0 +1,45 @@
+//! The record sink: where collectors hand their records to storage, through a handle that survives storage's restarts, and where what they hand in is counted.
+
+use crate::board::StatusBoard;
+use crate::records::{keepable, Record, RecordId, QUARANTINE};
+use crate::storage::StorageHandle;
+
+/// Where collectors hand their records: storage, through a handle that survives its restarts.
+#[derive(Clone)]
+pub struct RecordSink {
+    board: StatusBoard,
+    storage: StorageHandle,
+}
+
+impl RecordSink {
+    pub fn new(board: StatusBoard, storage: StorageHandle) -> Self {
+        Self { board, storage }
+    }
+
+    /// Where collectors count what never becomes a record of their stream.
+    pub fn board(&self) -> &StatusBoard {
+        &self.board
+    }
+
+    /// Returns once the records are durable in the journal (the moment they may be acknowledged),
+    /// however long storage holds producers back.
+    pub async fn submit(&self, collector: &str, records: Vec<Record>) -> Vec<RecordId> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let n = records.len() as u64;
+        let pending: Vec<Record> = records
+            .into_iter()
+            .map(|r| keepable(collector, r))
+            .collect();
+        let quarantined = pending.iter().filter(|p| p.stream == QUARANTINE).count() as u64;
+        let asked = std::time::Instant::now();
+        let stored = self.storage.append(pending).await;
+        self.board.observe_ack(asked.elapsed(), n);
+        self.board.add_records(collector, n);
+        if quarantined > 0 {
+            self.board.quarantined(collector, quarantined);
+        }
+        stored
+    }
+}
