@@ -328,7 +328,16 @@ pub fn pid(t: &Target) -> anyhow::Result<u8> {
 pub fn show_mode(t: &Target) -> anyhow::Result<u8> {
     match status_doc(t) {
         Ok(doc) => {
-            outln!("{}", doc.mode);
+            match doc.mode_until.as_deref() {
+                Some(at) => outln!(
+                    "{} until {at} (in {}), then the configured mode",
+                    doc.mode,
+                    humantime::format_duration(Duration::from_secs(
+                        until(at).unwrap_or_default().as_secs()
+                    ))
+                ),
+                None => outln!("{}", doc.mode),
+            }
             Ok(EXIT_OK)
         }
         Err(e) => down(e, EXIT_DAEMON_DOWN),

@@ -283,6 +283,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         }
     }));
 
+    let mut mode_generation = 0u64;
     let reason = loop {
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
@@ -296,15 +297,25 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
                     let _ = reply.send(reconfig.run(apply).await);
                 }
                 DaemonCmd::Mode { mode, for_secs } => {
-                    set_mode(&board, &mode);
-                    if let Some(secs) = for_secs {
-                        let (tx, back) = (daemon_tx.clone(), cfg.node.mode.as_str().to_string());
+                    // Every setting starts a new generation: the timer of an earlier `--for`
+                    // finds itself outdated and leaves this one alone.
+                    mode_generation += 1;
+                    let until = for_secs.map(|secs| {
+                        let (tx, back, generation) =
+                            (daemon_tx.clone(), cfg.node.mode.as_str().to_string(), mode_generation);
                         tokio::spawn(async move {
                             tokio::time::sleep(Duration::from_secs(secs)).await;
-                            let _ = tx.send(DaemonCmd::Mode { mode: back, for_secs: None });
+                            let _ = tx.send(DaemonCmd::ModeBack { mode: back, generation });
                         });
-                    }
+                        fushi_actors::clock::in_rfc3339(Duration::from_secs(secs))
+                    });
+                    set_mode(&board, &mode, until);
                 }
+                DaemonCmd::ModeBack { mode, generation } if generation == mode_generation => {
+                    audit.emit("mode.change", None, json!({"mode": mode, "reason": "the --for period ended"}));
+                    set_mode(&board, &mode, None);
+                }
+                DaemonCmd::ModeBack { .. } => {}
             },
             _ = &mut root_handle => {
                 audit.emit("daemon.stopped", None, json!({"reason": "root supervisor failed"}));
@@ -347,8 +358,8 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
     Ok(())
 }
 
-fn set_mode(board: &StatusBoard, mode: &str) {
-    board.set_mode(mode);
+fn set_mode(board: &StatusBoard, mode: &str, until: Option<String>) {
+    board.set_mode(mode, until);
     logging::set_verbose(mode == "debug");
     tracing::info!(event = "mode.change", mode, "mode changed");
 }

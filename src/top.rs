@@ -1067,6 +1067,7 @@ mod tests {
         StatusDoc {
             node: "collector-pc".into(),
             mode: "prod".into(),
+            mode_until: None,
             health: serde_json::from_value(Value::from(health)).expect("a health colour"),
             started_at: ts(now() - time::Duration::minutes(10)),
             pid: 4242,

@@ -194,3 +194,42 @@ fn sync_says_whether_forwarding_keeps_up_and_its_plan_lists_what_waits_per_strea
     );
     assert!(d.terminate().success());
 }
+
+#[test]
+fn a_mode_set_for_a_while_returns_once_and_an_earlier_timer_does_not_undo_a_later_mode() {
+    let env = Env::new(&conf("1h", ""));
+    let mut d = started(&env);
+    let out = fushi(&env, &["mode", "debug", "--for", "0s"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stderr(&out).contains("longer than 0s"), "{}", stderr(&out));
+    assert_eq!(code(&fushi(&env, &["mode", "debug", "--for", "1s"])), 0);
+    assert_eq!(code(&fushi(&env, &["mode", "diag", "--for", "3s"])), 0);
+    let text = stdout(&fushi(&env, &["mode"]));
+    assert!(
+        text.starts_with("diag until ") && text.contains("then the configured mode"),
+        "{text}"
+    );
+    // The first timer fires first and must leave diag alone; only the second returns to prod.
+    let audit = d.wait_audit("mode.change", "", 3);
+    let back: Vec<_> = events(&audit, "mode.change", "")
+        .into_iter()
+        .filter(|e| e["payload"]["reason"] == "the --for period ended")
+        .collect();
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!(back[0]["payload"]["mode"], "prod");
+    let ms = |e: &serde_json::Value| {
+        time::OffsetDateTime::parse(
+            e["ts"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let set = events(&audit, "mode.change", "")[1];
+    assert!(
+        ms(back[0]) - ms(set) >= time::Duration::milliseconds(2900),
+        "returned {} after diag was set for 3s",
+        ms(back[0]) - ms(set)
+    );
+    assert_eq!(stdout(&fushi(&env, &["mode"])).trim(), "prod");
+    assert!(d.terminate().success());
+}

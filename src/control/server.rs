@@ -38,6 +38,11 @@ pub enum DaemonCmd {
         mode: String,
         for_secs: Option<u64>,
     },
+    /// A `--for` period ended: back to `mode`, unless the mode was set again since (`generation`).
+    ModeBack {
+        mode: String,
+        generation: u64,
+    },
     /// Diff the config file against the running config (and apply it when `apply`); the
     /// answer is the diff as JSON, or why the file cannot be used.
     Config {
@@ -272,6 +277,9 @@ async fn handle(req: Request, shared: &Shared) -> Response {
         Request::Mode { mode, for_secs } => {
             if !matches!(mode.as_str(), "prod" | "debug" | "diag") {
                 return error(format!("unknown mode {mode:?}: use prod, debug or diag"));
+            }
+            if for_secs == Some(0) {
+                return error("--for must be longer than 0s, e.g. --for 30m");
             }
             shared.audit.emit(
                 "mode.change",

@@ -223,6 +223,9 @@ pub struct SyncStatus {
 pub struct StatusDoc {
     pub node: String,
     pub mode: String,
+    /// When a mode set `--for` a while returns to the configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_until: Option<String>,
     pub health: Health,
     pub started_at: String,
     pub pid: u32,

@@ -58,6 +58,7 @@ impl StatusBoard {
         let doc = StatusDoc {
             node: node.to_string(),
             mode: mode.to_string(),
+            mode_until: None,
             health: Health::Yellow,
             instance: format!("{pid}@{started_at}#{:08x}", rand::random::<u32>()),
             started_at,
@@ -159,9 +160,11 @@ impl StatusBoard {
         self.bump(g);
     }
 
-    pub fn set_mode(&self, mode: &str) {
+    /// The mode, and until when if it was set `--for` a while.
+    pub fn set_mode(&self, mode: &str, until: Option<String>) {
         let mut g = self.lock();
         g.doc.mode = mode.to_string();
+        g.doc.mode_until = until;
         self.bump(g);
     }
 
@@ -403,7 +406,7 @@ mod tests {
         b.set_config_errors(vec!["bad".into()]);
         assert_eq!(b.snapshot().0.health, Health::Red);
         b.set_config_errors(vec![]);
-        b.set_mode("debug");
+        b.set_mode("debug", None);
         assert_eq!(b.snapshot().0.health, Health::Yellow);
     }
 
