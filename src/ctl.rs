@@ -469,6 +469,25 @@ pub fn glob(pattern: &str, s: &str) -> bool {
 
 /// The data dir the audit log is in: the config's, or, reached with `--socket` alone, that of
 /// the config the daemon runs with (a relative path is relative to the daemon's working dir).
+/// The config file the running daemon reads: as it names it, against its working dir if relative.
+fn daemon_config_path(doc: &StatusDoc) -> PathBuf {
+    let path = PathBuf::from(&doc.config.path);
+    if path.is_relative() {
+        if let Ok(cwd) = std::fs::read_link(format!("/proc/{}/cwd", doc.pid)) {
+            return cwd.join(path);
+        }
+    }
+    path
+}
+
+/// Whether two paths name one file (or, if either cannot be resolved, are spelled alike).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
+}
+
 /// The daemon's data dir, where audit.jsonl is: from the config file, or with `--socket` alone
 /// from the config the running daemon names (`fushi audit`, `fushi top`).
 pub(crate) fn audit_dir(t: &Target) -> anyhow::Result<PathBuf> {
@@ -478,13 +497,9 @@ pub(crate) fn audit_dir(t: &Target) -> anyhow::Result<PathBuf> {
     let doc = status_doc(t).context(
         "finding the audit log without a config file (pass -c FILE to read it directly)",
     )?;
-    let mut config = PathBuf::from(&doc.config.path);
-    if config.is_relative() {
-        let cwd = std::fs::read_link(format!("/proc/{}/cwd", doc.pid))
-            .context("finding the daemon's working dir (pass -c FILE instead)")?;
-        config = cwd.join(config);
-    }
-    Ok(crate::config::lenient(&config).node.data_dir)
+    Ok(crate::config::lenient(&daemon_config_path(&doc))
+        .node
+        .data_dir)
 }
 
 /// Reads the audit log directly, so it works with the daemon stopped too. One bad line (a stray
@@ -854,6 +869,24 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
     } else {
         Request::Reread
     };
+    // The daemon reads the file it was started with, whatever -c says here: a -c that names
+    // another file would have the user believe that file was checked or applied.
+    let doc = match status_doc(t) {
+        Ok(d) => d,
+        Err(e) => return down(e, EXIT_DAEMON_DOWN),
+    };
+    let theirs = daemon_config_path(&doc);
+    if t.config_read && !same_file(&t.config_path, &theirs) {
+        eprintln!(
+            "fushi: the daemon reads its config from {}, not {}: edit that file and run `fushi {}` again, \
+             or restart the daemon with -c {}",
+            theirs.display(),
+            t.config_path.display(),
+            if apply { "update" } else { "reread" },
+            t.config_path.display()
+        );
+        return Ok(EXIT_FAILURE);
+    }
     let json = match t.call(&req) {
         Ok(Response::Json { json }) => json,
         Ok(other) => bail!("unexpected answer {other:?}"),

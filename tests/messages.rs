@@ -233,3 +233,36 @@ fn a_mode_set_for_a_while_returns_once_and_an_earlier_timer_does_not_undo_a_late
     assert_eq!(stdout(&fushi(&env, &["mode"])).trim(), "prod");
     assert!(d.terminate().success());
 }
+
+#[test]
+fn reread_and_update_refuse_a_config_file_the_daemon_does_not_read() {
+    let env = Env::new(&conf("1h", ""));
+    let mut d = started(&env);
+    let other = env.path().join("other.toml");
+    std::fs::write(&other, conf("2h", "")).unwrap();
+    for cmd in ["reread", "update"] {
+        let out = bare(&[cmd, "-c"])
+            .arg(&other)
+            .current_dir(env.path())
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 1, "{cmd}: {}", stdout(&out));
+        let text = stderr(&out);
+        assert!(
+            text.contains(&format!("reads its config from {}", env.config().display()))
+                && text.contains("other.toml"),
+            "{cmd}: {text}"
+        );
+    }
+    // Nothing was applied; the same file by another spelling is the daemon's own.
+    let out = bare(&["reread", "-c", "./supervisor.toml"])
+        .current_dir(env.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        events(&env.audit(), "config.reload.ok", "").is_empty(),
+        "update applied a file the daemon does not read"
+    );
+    assert!(d.terminate().success());
+}
