@@ -240,8 +240,12 @@ fn time_command(mut cmd: Command, what: &str) -> Duration {
 }
 
 /// One `Status` request through the CLI's client; returns the status document (JSON text).
-fn fushi_socket_status(socket: &Path, config: &Path) -> Result<String, String> {
-    match control::client::call(&[socket.to_path_buf()], config, &Request::Status) {
+fn fushi_socket_status(socket: &Path) -> Result<String, String> {
+    match control::client::call(
+        &[socket.to_path_buf()],
+        control::client::no_answer,
+        &Request::Status,
+    ) {
         Ok(Response::Json { json }) => Ok(json),
         Ok(other) => Err(format!("fushi answered Status with {other:?}")),
         Err(e) => Err(e.to_string()),
@@ -402,13 +406,9 @@ fn main() -> ExitCode {
 
     let fushi = setup.start_fushi();
     let sup = setup.start_supervisord(&supervisord);
-    let (fsock, fcfg, ssock) = (
-        setup.fushi_socket(),
-        setup.fushi_config(),
-        setup.sup_socket(),
-    );
+    let (fsock, ssock) = (setup.fushi_socket(), setup.sup_socket());
     wait_until("fushi to answer on its socket", || {
-        fushi_socket_status(&fsock, &fcfg).is_ok_and(|doc| actors(&doc) > 0)
+        fushi_socket_status(&fsock).is_ok_and(|doc| actors(&doc) > 0)
     });
     wait_until("supervisord's programs to be RUNNING", || {
         supervisord_socket_status(&ssock).is_ok_and(|resp| running(&resp) == programs)
@@ -459,7 +459,7 @@ fn main() -> ExitCode {
     );
     for _ in 0..socket_runs {
         let t = Instant::now();
-        let doc = fushi_socket_status(&fsock, &fcfg).expect("fushi's socket");
+        let doc = fushi_socket_status(&fsock).expect("fushi's socket");
         ours_sock.push(t.elapsed());
         assert!(actors(&doc) > 0, "fushi reported no actors: {doc}");
         let t = Instant::now();

@@ -32,6 +32,18 @@ pub struct Target {
     /// Whether `config` was read from `config_path`: with `--socket` the daemon is reached
     /// without a config file, and then `config` holds only defaults.
     pub config_read: bool,
+    /// Why `config_path` does not load, if it does not (then `config` is what could be read).
+    pub config_error: Option<String>,
+}
+
+/// The pid of a fushi that holds `data_dir` (its `fushi.pid` names a live fushi process): a
+/// clean stop removes the file, so one left names a daemon that runs or one killed.
+pub(crate) fn daemon_on(data_dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(data_dir.join("fushi.pid")).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let argv0 = cmdline.split(|&b| b == 0).next()?;
+    (pid != std::process::id() && argv0.ends_with(b"fushi")).then_some(pid)
 }
 
 impl Target {
@@ -47,6 +59,7 @@ impl Target {
             config: Config::default(),
             socket: socket.clone(),
             config_read: false,
+            config_error: None,
         };
         let config_path = match found {
             Ok(p) => p,
@@ -55,9 +68,11 @@ impl Target {
             }
             Err(no) => return Err(no.into()),
         };
-        let config = match Config::load(&config_path) {
-            Ok((config, _)) => config,
-            Err(crate::config::ConfigError::Invalid { .. }) => crate::config::lenient(&config_path),
+        let (config, config_error) = match Config::load(&config_path) {
+            Ok((config, _)) => (config, None),
+            Err(e @ crate::config::ConfigError::Invalid { .. }) => {
+                (crate::config::lenient(&config_path), Some(e.to_string()))
+            }
             Err(crate::config::ConfigError::Read { .. }) if socket.is_some() => {
                 return Ok(without_config(config_path));
             }
@@ -68,7 +83,39 @@ impl Target {
             config,
             socket,
             config_read: true,
+            config_error,
         })
+    }
+
+    /// Why no daemon answered, and what to do: a daemon may hold the data dir all the same (its
+    /// control actor restarting, or its socket elsewhere), or the config may not have said
+    /// where to look.
+    fn not_running(&self, tried: &[PathBuf]) -> String {
+        let none = client::no_answer(tried);
+        let data = &self.config.node.data_dir;
+        if let Some(pid) = self.socket.is_none().then(|| daemon_on(data)).flatten() {
+            return format!(
+                "{none}, but fushi pid {pid} runs on data dir {}: its control socket may be restarting \
+                 (try again in a moment), or it listens elsewhere (started with another XDG_RUNTIME_DIR \
+                 or control.socket?): pass --socket PATH",
+                data.display()
+            );
+        }
+        match (&self.config_error, self.config_read) {
+            (Some(e), _) => format!(
+                "the daemon is not running ({none}); but {} does not load, so the socket was looked for \
+                 where its readable part and the defaults put it: {e}",
+                self.config_path.display()
+            ),
+            (None, true) => format!(
+                "the daemon is not running ({none}); start it with `fushi run -c {}` or `systemctl start fushi`",
+                self.config_path.display()
+            ),
+            (None, false) => format!(
+                "the daemon is not running ({none}); start it with `fushi run -c FILE`, or pass the \
+                 running daemon's socket with --socket PATH"
+            ),
+        }
     }
 
     fn candidates(&self) -> Vec<PathBuf> {
@@ -79,7 +126,7 @@ impl Target {
     }
 
     fn call(&self, req: &Request) -> Result<Response, ClientError> {
-        client::call(&self.candidates(), &self.config_path, req)
+        client::call(&self.candidates(), |tried| self.not_running(tried), req)
     }
 }
 
@@ -288,7 +335,7 @@ pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
             if json_out {
                 outln!(
                     "{}",
-                    json!({"status": "critical", "reasons": ["daemon not running"]})
+                    json!({"status": "critical", "health": "red", "reasons": ["daemon not running"]})
                 );
             } else {
                 outln!("critical: the daemon is not running");
@@ -604,7 +651,8 @@ fn find_program(program: &str, cwd: Option<&Path>, search: &OsStr) -> Result<Pat
 
 /// Whether the daemon can bind its socket in `dir`: there, or created (0700) under the
 /// nearest existing ancestor, as the control actor does.
-fn socket_dir(dir: &Path) -> Result<String, String> {
+/// Whether the daemon can use directory `dir`: it exists and is writable, or it can be made.
+fn dir_state(dir: &Path) -> Result<String, String> {
     use nix::unistd::{access, AccessFlags};
     let wx = AccessFlags::W_OK | AccessFlags::X_OK;
     if dir.is_dir() {
@@ -677,17 +725,14 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
         }
     };
     let data = &cfg.node.data_dir;
-    // Created like the daemon creates it (0700), so the permission check below means something.
-    let writable = crate::daemon::create_private_dir(data)
-        .and_then(|()| Ok(tempfile::tempfile_in(data).map(|_| ())?));
-    report(
-        writable.is_ok(),
-        "data dir",
-        match &writable {
-            Ok(()) => format!("{} is writable", data.display()),
-            Err(e) => format!("{e:#}"),
-        },
-    );
+    // Checked, not made: a check that creates a mistyped data dir says "ok" about a typo.
+    match dir_state(data) {
+        Ok(detail) if data.is_dir() => {
+            report(true, "data dir", format!("{detail} and is writable"))
+        }
+        Ok(detail) => report(true, "data dir", detail),
+        Err(detail) => report(false, "data dir", detail),
+    }
     if let Ok(meta) = std::fs::metadata(data) {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
@@ -749,6 +794,16 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
                 primary.display()
             ),
         );
+    } else if local && !init_primary && !cfg.storage.primary.exists() {
+        // Not probed: the probe would create it, and a check creates nothing.
+        report(
+            true,
+            "primary",
+            format!(
+                "{} does not exist yet; the daemon creates it in the data dir",
+                cfg.storage.primary.display()
+            ),
+        );
     } else {
         // The probe runs on a thread: a hung NAS must not hang the check.
         let (tx, rx) = std::sync::mpsc::channel();
@@ -779,6 +834,14 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
                     fushi_actors::primary::MARKER
                 ),
             ),
+            Ok(Err(e)) if !local && e.kind() == std::io::ErrorKind::NotFound => report(
+                false,
+                "primary",
+                format!(
+                    "{shown}: {e}: is the NAS mounted? A store outside the data dir must exist and \
+                     carry fushi's mark (`fushi check --init-primary` marks it once)"
+                ),
+            ),
             Ok(Err(e)) => report(false, "primary", format!("{shown}: {e}")),
             Err(_) => report(
                 false,
@@ -789,13 +852,18 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
     }
     let socket = crate::control::socket_path(&cfg);
     if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
-        match socket_dir(dir) {
+        match dir_state(dir) {
             Ok(detail) => report(true, "socket dir", detail),
             Err(detail) => report(false, "socket dir", detail),
         }
     }
     let mut running = None;
-    match client::call(std::slice::from_ref(&socket), config_path, &Request::Pid) {
+    let holder = daemon_on(data);
+    match client::call(
+        std::slice::from_ref(&socket),
+        client::no_answer,
+        &Request::Pid,
+    ) {
         Ok(Response::Pid { pid }) => {
             running = Some(pid);
             report(
@@ -808,6 +876,24 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
             false,
             "socket",
             format!("{}: unexpected answer {other:?}", socket.display()),
+        ),
+        Err(ClientError::NotRunning { .. }) if holder.is_some() => report(
+            false,
+            "socket",
+            format!(
+                "{} does not answer, but fushi pid {} runs on this data dir: its socket is elsewhere \
+                 (started with another XDG_RUNTIME_DIR or control.socket?) or its control actor is restarting",
+                socket.display(),
+                holder.unwrap_or_default()
+            ),
+        ),
+        Err(ClientError::Denied(p)) => report(
+            false,
+            "socket",
+            format!(
+                "{} belongs to a daemon of another user (mode 0600): run `fushi check` as that user or root",
+                p.display()
+            ),
         ),
         Err(ClientError::NotRunning { .. }) if std::fs::symlink_metadata(&socket).is_ok() => {
             report(

@@ -858,30 +858,23 @@ impl App {
 // ---------------------------------------------------------------------------------------------
 // I/O: the socket, the audit tail, the terminal.
 
-fn fetch_status(candidates: &[PathBuf], config: &Path) -> Result<StatusDoc, String> {
-    match client::call(candidates, config, &Request::Status) {
+fn fetch_status(candidates: &[PathBuf]) -> Result<StatusDoc, String> {
+    match client::call(candidates, client::no_answer, &Request::Status) {
         Ok(Response::Json { json }) => {
             serde_json::from_str(&json).map_err(|e| format!("bad status document: {e}"))
         }
         Ok(other) => Err(format!("unexpected answer {other:?}")),
-        Err(ClientError::NotRunning { tried, .. }) => Err(format!(
-            "no daemon answers on {}",
-            tried
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        )),
+        Err(ClientError::NotRunning { tried, .. }) => Err(client::no_answer(&tried)),
         Err(e) => Err(e.to_string()),
     }
 }
 
-fn send_restart(candidates: &[PathBuf], config: &Path, name: &str) -> Result<String, String> {
+fn send_restart(candidates: &[PathBuf], name: &str) -> Result<String, String> {
     let req = Request::Control {
         verb: Verb::Restart,
         names: vec![name.to_string()],
     };
-    match client::call(candidates, config, &req) {
+    match client::call(candidates, client::no_answer, &req) {
         Ok(Response::Ok { message }) => Ok(message),
         Ok(other) => Err(format!("unexpected answer {other:?}")),
         Err(e) => Err(e.to_string()),
@@ -962,17 +955,16 @@ pub fn run(t: &Target) -> anyhow::Result<u8> {
         Some(s) => vec![s.clone()],
         None => socket_candidates(&t.config),
     };
-    let config_path = t.config_path.clone();
     let (tx, rx) = mpsc::channel::<Msg>();
 
     let poll_tx = tx.clone();
-    let (poll_candidates, poll_config) = (candidates.clone(), config_path.clone());
+    let poll_candidates = candidates.clone();
     // With `--socket` alone the daemon says where its data dir is; without a daemon to ask,
     // the defaults' data dir is as good a guess as any.
     let data_dir = crate::ctl::audit_dir(t).unwrap_or_else(|_| t.config.node.data_dir.clone());
     let mut tail = AuditTail::new(data_dir.join("audit.jsonl"));
     std::thread::spawn(move || loop {
-        let doc = fetch_status(&poll_candidates, &poll_config).map(Box::new);
+        let doc = fetch_status(&poll_candidates).map(Box::new);
         let events = tail.read();
         if poll_tx.send(Msg::Status { doc, events }).is_err() {
             return;
@@ -1013,10 +1005,9 @@ pub fn run(t: &Target) -> anyhow::Result<u8> {
                     Action::None => {}
                     Action::Quit => break,
                     Action::Restart(name) => {
-                        let (tx, candidates, config) =
-                            (tx.clone(), candidates.clone(), config_path.clone());
+                        let (tx, candidates) = (tx.clone(), candidates.clone());
                         std::thread::spawn(move || {
-                            let result = send_restart(&candidates, &config, &name);
+                            let result = send_restart(&candidates, &name);
                             let _ = tx.send(Msg::Control { name, result });
                         });
                     }

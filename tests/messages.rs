@@ -266,3 +266,62 @@ fn reread_and_update_refuse_a_config_file_the_daemon_does_not_read() {
     );
     assert!(d.terminate().success());
 }
+
+#[test]
+fn no_answer_from_a_daemon_that_runs_says_so_and_a_broken_file_is_named() {
+    let env = Env::new(&conf("1h", ""));
+    // The daemon listens elsewhere: its socket is not where the config's defaults put it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut d = env.start_with(|c| {
+        c.env("XDG_RUNTIME_DIR", elsewhere.path());
+    });
+    let sock = elsewhere.path().join("fushi.sock");
+    wait_for("the daemon on XDG_RUNTIME_DIR", || {
+        sock.exists().then_some(())
+    });
+    let out = fushi(&env, &["pid"]);
+    assert_eq!(code(&out), 7, "{}", stdout(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("fushi pid {} runs on data dir", d.pid()))
+            && text.contains("--socket")
+            && !text.contains("not running"),
+        "{text}"
+    );
+    let out = fushi(&env, &["check"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("does not answer, but fushi pid {} runs", d.pid())),
+        "{}",
+        stdout(&out)
+    );
+    assert!(d.terminate().success());
+
+    // A file that does not parse: the error says so instead of only "not running".
+    env.write_config("garbage [[[\n");
+    let out = fushi(&env, &["status"]);
+    assert_eq!(code(&out), 3);
+    let text = stderr(&out);
+    assert!(
+        text.contains("the daemon is not running") && text.contains("does not load"),
+        "{text}"
+    );
+    let out = fushi(&env, &["health", "--json"]);
+    assert_eq!(json(&out)["health"], "red");
+}
+
+#[test]
+fn check_creates_nothing_and_says_a_missing_data_dir_is_made_at_start() {
+    let env = Env::new(&conf("1h", "").replace("data_dir = \"data\"", "data_dir = \"mydataa\""));
+    let out = fushi(&env, &["check"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("data dir: ")
+            && text.contains("mydataa does not exist; the daemon creates it"),
+        "{text}"
+    );
+    assert!(
+        !env.path().join("mydataa").exists(),
+        "check made the data dir"
+    );
+}

@@ -1,15 +1,20 @@
 //! The CLI's side of the control socket: find the daemon, send one request, read one response.
 
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::proto::{self, FrameError, Request, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("fushi is not running (no daemon answers on {}); start it with `fushi run -c {config}` or `systemctl start fushi`", .tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or "))]
-    NotRunning { tried: Vec<PathBuf>, config: String },
+    /// No daemon answers on any of `tried`; `message` says so and what to do, as the caller
+    /// knows best (see `ctl::Target`).
+    #[error("{message}")]
+    NotRunning {
+        tried: Vec<PathBuf>,
+        message: String,
+    },
     #[error("permission denied on {0}: run this as the daemon's user or root")]
     Denied(PathBuf),
     #[error("talking to the daemon on {path}: {source}")]
@@ -25,8 +30,25 @@ pub enum ClientError {
 /// How long a request may take: a restart waits for shutdown timeouts.
 const TIMEOUT: Duration = Duration::from_secs(310);
 
-/// Sends `req` to the first socket in `candidates` that a daemon answers on.
-pub fn call(candidates: &[PathBuf], config: &Path, req: &Request) -> Result<Response, ClientError> {
+/// "no daemon answers on A or B".
+pub fn no_answer(tried: &[PathBuf]) -> String {
+    format!(
+        "no daemon answers on {}",
+        tried
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    )
+}
+
+/// Sends `req` to the first socket in `candidates` that a daemon answers on; when none does,
+/// `why` words the error.
+pub fn call(
+    candidates: &[PathBuf],
+    why: impl FnOnce(&[PathBuf]) -> String,
+    req: &Request,
+) -> Result<Response, ClientError> {
     let mut last_denied = None;
     for path in candidates {
         let conn = match UnixStream::connect(path) {
@@ -69,6 +91,6 @@ pub fn call(candidates: &[PathBuf], config: &Path, req: &Request) -> Result<Resp
     }
     Err(ClientError::NotRunning {
         tried: candidates.to_vec(),
-        config: config.display().to_string(),
+        message: why(candidates),
     })
 }
