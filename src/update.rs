@@ -107,23 +107,20 @@ pub async fn apply(
             .ok_or_else(|| format!("collector {name} vanished"))?;
         tree::collector(new, c, sink.clone()).map_err(|e| e.to_string())
     };
-    // A changed collector the operator stopped is replaced by one that stays stopped.
-    let held: Vec<String> = ractor::call!(sub, SupervisorMsg::Children)
-        .map_err(|e| format!("the collectors supervisor did not answer: {e}"))?
-        .into_iter()
-        .filter(|c| c.held)
-        .map(|c| c.name)
-        .collect();
-    for name in d.removed.iter().chain(&d.changed) {
+    for name in &d.removed {
         ractor::call!(sub, |r| SupervisorMsg::Remove(name.clone(), r))
             .map_err(|e| format!("removing {name}: {e}"))?
             .map_err(|e| format!("removing {name}: {e}"))?;
     }
-    for name in d.changed.iter().chain(&d.added) {
-        let mut s = spec(name)?;
-        if held.contains(name) {
-            s = s.held_by_operator();
-        }
+    // In place: a changed collector keeps its position, and stays stopped if it was stopped.
+    for name in &d.changed {
+        let s = spec(name)?;
+        ractor::call!(sub, |r| SupervisorMsg::Replace(s, r))
+            .map_err(|e| format!("replacing {name}: {e}"))?
+            .map_err(|e| format!("replacing {name}: {e}"))?;
+    }
+    for name in &d.added {
+        let s = spec(name)?;
         ractor::call!(sub, |r| SupervisorMsg::Add(s, r))
             .map_err(|e| format!("adding {name}: {e}"))?
             .map_err(|e| format!("adding {name}: {e}"))?;

@@ -456,6 +456,26 @@ fn update_adds_removes_and_restarts_only_the_changed_collectors() {
         .map(|e| e["actor"].as_str().unwrap())
         .collect();
     assert_eq!(stopped, ["collectors/drop", "collectors/change"]);
+    let reasons: Vec<&str> = events(&audit, "supervisor.child.stopped", "")
+        .iter()
+        .map(|e| e["payload"]["reason"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["removed from the config", "changed in the config: replaced"]
+    );
+    // A changed collector keeps its place in the tree.
+    let names: Vec<String> = json(&fushi(&env, &["status", "--json"]))["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str().map(str::to_string))
+        .filter(|n| n.starts_with("collectors/"))
+        .collect();
+    assert_eq!(
+        names,
+        ["collectors/keep", "collectors/change", "collectors/new"]
+    );
     assert_eq!(
         events(&audit, "supervisor.child.started", "collectors/keep").len(),
         1

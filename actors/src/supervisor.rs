@@ -254,13 +254,6 @@ impl ChildSpec {
     fn hold(&self, held: bool) {
         self.held.store(held, Ordering::Relaxed);
     }
-
-    /// The child starts out as stopped by an operator: a replacement for one the operator
-    /// stopped (a changed collector in `fushi update`) stays stopped until `fushi start`.
-    pub fn held_by_operator(self) -> Self {
-        self.hold(true);
-        self
-    }
 }
 
 fn start_error(e: ractor::SpawnErr) -> String {
@@ -349,11 +342,13 @@ pub enum SupervisorMsg {
     /// Start, stop or restart children by tree path: `name`, `sub/name`, `sub/*`, `all`.
     Control(Verb, Vec<String>, RpcReplyPort<Result<(), ControlError>>),
     Children(RpcReplyPort<Vec<ChildInfo>>),
-    /// Adds a child at the end and starts it (a collector added to the config), unless its spec
-    /// is [`ChildSpec::held_by_operator`].
+    /// Adds a child at the end and starts it (a collector added to the config).
     Add(ChildSpec, RpcReplyPort<Result<(), ControlError>>),
     /// Stops a child and forgets it (a collector removed from the config).
     Remove(String, RpcReplyPort<Result<(), ControlError>>),
+    /// Stops the child of the spec's name and puts the spec in its place (a collector changed
+    /// in the config): same position, and still stopped if an operator stopped it.
+    Replace(ChildSpec, RpcReplyPort<Result<(), ControlError>>),
     /// The live supervisor child `name`, to reach its own children.
     Supervisor(String, RpcReplyPort<Option<ActorRef<SupervisorMsg>>>),
     /// The live actor at tree path `a/b/c` (routed through the sub-supervisors on the way).
@@ -1108,11 +1103,7 @@ impl Actor for SupervisorActor {
                 let child = Child::new(spec, &state.path);
                 state.children.push(child);
                 let idx = state.children.len() - 1;
-                if state.children[idx].spec.held() {
-                    state.publish(idx, false, false, false);
-                } else {
-                    state.start_child(&myself, idx, false).await;
-                }
+                state.start_child(&myself, idx, false).await;
                 let _ = reply.send(Ok(()));
             }
             SupervisorMsg::Remove(name, reply) => {
@@ -1123,6 +1114,28 @@ impl Actor for SupervisorActor {
                     state.stop_child(idx, "removed from the config").await;
                     let gone = state.children.remove(idx);
                     state.ctx.board.remove(&gone.path);
+                }
+                let _ = reply.send(res.map(|_| ()));
+            }
+            SupervisorMsg::Replace(spec, reply) => {
+                let res = state
+                    .resolve(std::slice::from_ref(&spec.name))
+                    .map(|idxs| idxs[0]);
+                if let Ok(idx) = res {
+                    state
+                        .stop_child(idx, "changed in the config: replaced")
+                        .await;
+                    let held = state.children[idx].spec.held();
+                    spec.hold(held);
+                    let mut child = Child::new(spec, &state.path);
+                    // Its history (restarts, recovered) stays on the board under the same path.
+                    child.last_error = state.children[idx].last_error.take();
+                    state.children[idx] = child;
+                    if held {
+                        state.publish(idx, false, false, false);
+                    } else {
+                        state.start_child(&myself, idx, false).await;
+                    }
                 }
                 let _ = reply.send(res.map(|_| ()));
             }
