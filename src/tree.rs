@@ -115,7 +115,9 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
             ctx: ctx.clone(),
         },
     )
-    .with_policy(policy.clone());
+    .with_policy(policy.clone())
+    // Stopped, it would take every collector with it and refuse `fushi start NAME` for each.
+    .essential();
     // SPEC §7: the daemon's own actors restart one at a time but are never stopped through the
     // socket. A stopped sync would leave records in the journal with nobody forwarding them,
     // while the operator who stopped it has forgotten.

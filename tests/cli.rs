@@ -526,6 +526,20 @@ fn inject_needs_allow_inject_and_a_crash_is_a_failure_the_supervisor_restarts() 
         "{}",
         stderr(&out)
     );
+    // A typo is named as such, also while injection is disabled.
+    let out = fushi(&env, &["inject", "flood"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("cannot inject \"flood\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = fushi(&env, &["inject", "crash"]);
+    assert!(
+        stderr(&out).contains("needs the actor's name"),
+        "{}",
+        stderr(&out)
+    );
     // The harness config ends with [control]; allow_inject goes into that section.
     let allowed =
         config(&beats(&[("a", "1h")])).replace("[control]\n", "[control]\nallow_inject = true\n");

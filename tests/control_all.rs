@@ -92,7 +92,7 @@ fn the_daemons_own_actors_are_refused_a_stop_and_restart_one_at_a_time() {
     let env = Env::new(&config(TWO_BEATS));
     let mut d = started(&env);
 
-    for own in ["control", "storage", "sync"] {
+    for own in ["control", "storage", "sync", "collectors"] {
         let out = fushi(&env, &["stop", own]);
         assert_eq!(code(&out), 1, "{}", said(&out));
         let text = said(&out);

@@ -322,9 +322,9 @@ pub enum ControlError {
         known: Vec<String>,
     },
     #[error(
-        "{path} is one of the daemon's own actors and is never stopped through the control socket \
-         (the daemon would be left unreachable); `fushi restart {path}` restarts it, \
-         `fushi shutdown` stops the daemon"
+        "{path} is one of the daemon's own actors: the daemon does not do its work without it, so it \
+         is never stopped through the control socket; `fushi restart {path}` restarts it, \
+         `fushi stop all` stops every collector, `fushi shutdown` stops the daemon"
     )]
     Essential { path: String },
     #[error("restart the daemon's own actors one at a time, not {} together", paths.join(", "))]

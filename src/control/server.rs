@@ -351,6 +351,18 @@ async fn handle(req: Request, shared: &Shared) -> Response {
             }
         }
         Request::Inject { what, name } => {
+            // What is asked is checked first: a refusal for being disabled would hide a typo.
+            match (what.as_str(), &name) {
+                ("crash", None) => {
+                    return error("inject crash needs the actor's name, e.g. collectors/trades")
+                }
+                ("crash" | "primary-down" | "primary-up", _) => {}
+                (other, _) => {
+                    return error(format!(
+                        "cannot inject {other:?}: use `crash NAME`, `primary-down` or `primary-up`"
+                    ))
+                }
+            }
             if !shared.allow_inject {
                 // The running config's value, which may differ from the file's: [control] is
                 // read at start only, so saying "set it" to someone who did would be no help.
