@@ -1033,7 +1033,7 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
 }
 
 /// "1 record", "2 records".
-fn records(n: u64) -> String {
+pub(crate) fn records(n: u64) -> String {
     if n == 1 {
         "1 record".into()
     } else {
@@ -1053,7 +1053,8 @@ pub enum SyncAction {
 
 /// Whether forwarding keeps up, by health's rule (SPEC §7): nothing waits, or what waits is
 /// younger than the patience limit, with the primary up and no conflict. One sentence either way.
-fn sync_verdict(doc: &StatusDoc) -> (bool, String) {
+/// `tried_now` when `sync --now` tries: it then does not suggest itself.
+fn sync_verdict(doc: &StatusDoc, tried_now: bool) -> (bool, String) {
     let st = &doc.storage;
     let p = &doc.patience;
     let limit = humantime::format_duration(Duration::from_secs(p.limit_ms.div_ceil(1000)));
@@ -1074,7 +1075,12 @@ fn sync_verdict(doc: &StatusDoc) -> (bool, String) {
             false,
             format!(
                 "{lag} {wait}: the primary is down; they go when it is back (sync retries on \
-                 its own, `fushi sync --now` at once)"
+                 its own{})",
+                if tried_now {
+                    ""
+                } else {
+                    ", `fushi sync --now` at once"
+                }
             ),
         );
     }
@@ -1102,7 +1108,7 @@ pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8
         Err(e) => return down(e, EXIT_DAEMON_DOWN),
     };
     let st = &doc.storage;
-    let (keeps_up, verdict) = sync_verdict(&doc);
+    let (keeps_up, verdict) = sync_verdict(&doc, action == SyncAction::Now);
     let plan = if action == SyncAction::Plan {
         match t.call(&Request::SyncPlan) {
             Ok(Response::Json { json }) => {
@@ -1132,7 +1138,7 @@ pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8
         return Ok(code);
     }
     outln!(
-        "primary {}; {} ({}) in the local journal; last sync: {}",
+        "primary {}; {} not yet on the primary; journal {} on disk; last sync: {}",
         st.primary,
         records(st.lag_records),
         bytesize::ByteSize::b(st.journal_bytes).display().iec(),
@@ -1140,9 +1146,9 @@ pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8
             .last
             .as_ref()
             .map_or("never".to_string(), |l| format!(
-                "{} ({} items, {})",
+                "{} ({}, {})",
                 l.at,
-                l.items,
+                records(l.items),
                 if l.ok { "ok" } else { "failed" }
             ))
     );
@@ -1208,7 +1214,7 @@ fn print_plan(plan: &fushi_actors::sync::Backlog) {
         );
     }
     match plan.next_attempt_ms {
-        0 => outln!("next attempt: at the next tick"),
+        0 => outln!("next attempt: with the next sync, within sync.interval"),
         ms => outln!(
             "next attempt: in {} (backing off after a failure; `fushi sync --now` retries at once)",
             humantime::format_duration(Duration::from_millis(ms / 100 * 100))
@@ -1222,6 +1228,9 @@ fn sync_now(t: &Target, lag_at_start: u64) -> anyhow::Result<u8> {
     let total = lag_at_start.max(1);
     if let Err(e) = t.call(&Request::SyncNow) {
         return down(e, EXIT_DAEMON_DOWN);
+    }
+    if lag_at_start == 0 {
+        return Ok(EXIT_OK);
     }
     let mut stalled = 0;
     let mut last = u64::MAX;
@@ -1249,7 +1258,7 @@ fn sync_now(t: &Target, lag_at_start: u64) -> anyhow::Result<u8> {
         if stalled >= 20 || doc.storage.primary == PrimaryState::Down || doc.sync.conflict.is_some()
         {
             eprintln!();
-            let (_, verdict) = sync_verdict(&doc);
+            let (_, verdict) = sync_verdict(&doc, true);
             outln!("{verdict}");
             return Ok(EXIT_FAILURE);
         }
@@ -1279,26 +1288,26 @@ mod tests {
         let board = fushi_actors::board::StatusBoard::new("n", "prod", "c.toml");
         let mut doc = board.snapshot().0;
         doc.storage.primary = PrimaryState::Up;
-        assert!(sync_verdict(&doc).0, "nothing waits");
+        assert!(sync_verdict(&doc, false).0, "nothing waits");
         doc.storage.lag_records = 12;
         doc.patience.limit_ms = 23_000;
         doc.patience.lag_age_ms = 1_000;
-        let (ok, text) = sync_verdict(&doc);
+        let (ok, text) = sync_verdict(&doc, false);
         assert!(
             ok && text.contains("12 records wait") && text.contains("keeps up"),
             "{text}"
         );
         doc.patience.lag_age_ms = 24_000;
-        let (ok, text) = sync_verdict(&doc);
+        let (ok, text) = sync_verdict(&doc, false);
         assert!(
             !ok && text.contains("the oldest for 24s") && text.contains("23s"),
             "{text}"
         );
         doc.storage.primary = PrimaryState::Down;
-        let (ok, text) = sync_verdict(&doc);
+        let (ok, text) = sync_verdict(&doc, false);
         assert!(!ok && text.contains("the primary is down"), "{text}");
         doc.sync.conflict = Some("record 1.3 of a/b differs".into());
-        let (ok, text) = sync_verdict(&doc);
+        let (ok, text) = sync_verdict(&doc, false);
         assert!(
             !ok && text.contains("forwarding stopped: record 1.3"),
             "{text}"

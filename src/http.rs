@@ -530,7 +530,7 @@ mod tests {
         assert_eq!(body(&r)["status"], "degraded");
         assert_eq!(
             body(&r)["reasons"][0],
-            "collectors/a is backoff for longer than 0.0 s"
+            "collectors/a is in backoff for longer than 0s"
         );
 
         b.update("collectors/a", |a| {

@@ -499,7 +499,11 @@ fn sync_lines(d: &StatusDoc, now: OffsetDateTime) -> Vec<Line<'static>> {
             ));
             out.push(kv(
                 "",
-                Span::raw(format!("{} items, {}", r.items, bytes(r.bytes))),
+                Span::raw(format!(
+                    "{}, {}",
+                    crate::ctl::records(r.items),
+                    bytes(r.bytes)
+                )),
             ));
         }
     }
@@ -548,11 +552,11 @@ fn summary_lines(d: &StatusDoc, now: OffsetDateTime) -> Vec<Line<'static>> {
     let sync = match &d.sync.last {
         None => format!("pending {}  last never", yes_no(d.sync.pending)),
         Some(r) => format!(
-            "pending {}  last {} {} ({} items)",
+            "pending {}  last {} {} ({})",
             yes_no(d.sync.pending),
             ago(now, &r.at),
             if r.ok { "ok" } else { "FAILED" },
-            r.items
+            crate::ctl::records(r.items)
         ),
     };
     vec![
@@ -1228,7 +1232,7 @@ mod tests {
             "primary   up",
             "journal   2.0 KiB",
             "lag       0 records",
-            "120 items",
+            "120 records",
             "enabled   no",
             "collectors/quotes escalated after 0 consecutive failures",
             "supervisor.child.restarted",

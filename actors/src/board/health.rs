@@ -5,8 +5,21 @@
 
 use super::doc::{stopped_permanent, ActorState, Health, PrimaryState, StatusDoc};
 
+/// `5s`, `7.1s`: written as the config writes durations.
 fn seconds(ms: u64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+/// "in backoff", "starting", "stopped": what follows "is".
+fn state_words(state: ActorState) -> &'static str {
+    match state {
+        ActorState::Backoff => "in backoff",
+        other => other.as_str(),
+    }
 }
 
 /// The health of `doc` and why it is not green, one line a reason, most severe kinds first.
@@ -56,12 +69,12 @@ pub fn assess(doc: &StatusDoc) -> (Health, Vec<String>) {
             };
             say(
                 Health::Yellow,
-                format!("{} is {} {why}", a.name, a.state.as_str()),
+                format!("{} is {} {why}", a.name, state_words(a.state)),
             );
         } else if stopped_permanent(a) {
             say(
                 Health::Yellow,
-                format!("{} is {}", a.name, a.state.as_str()),
+                format!("{} is {}", a.name, state_words(a.state)),
             );
         }
     }
