@@ -31,7 +31,15 @@ pub fn assess(doc: &StatusDoc) -> (Health, Vec<String>) {
         out.push(text);
     };
     for e in &doc.config.errors {
-        say(Health::Red, format!("config: {e}"));
+        // The error was written for the moment of loading ("fix this line and run again"); the
+        // reason says what holds now and what clears it.
+        say(
+            Health::Red,
+            format!(
+                "config file not in use (the daemon runs on its last good config; once the file \
+                 is fixed, `fushi update` applies it and clears this): {e}"
+            ),
+        );
     }
     if doc.storage.journal_full {
         say(Health::Red, "journal full: collectors are held back".into());
