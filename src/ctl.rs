@@ -561,7 +561,17 @@ pub fn audit(
 ) -> anyhow::Result<u8> {
     use std::io::Write as _;
     let path = audit_dir(t)?.join("audit.jsonl");
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "fushi: no audit log at {}: no daemon has run on this data dir yet (is -c the daemon's config?)",
+                path.display()
+            );
+            return Ok(EXIT_FAILURE);
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
     let (mut events, mut unreadable, mut replaced) = (Vec::new(), Vec::new(), 0usize);
     for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
         let parsed = serde_json::from_slice::<AuditEvent>(line).ok().or_else(|| {
