@@ -476,6 +476,13 @@ pub fn tail(
         std::thread::sleep(Duration::from_millis(500));
         let ls = match fetch(2000) {
             Ok(ls) => ls,
+            Err(ClientError::NotRunning { .. }) => {
+                eprintln!(
+                    "fushi: the daemon stopped answering (shut down, or its control socket is restarting); \
+                     its last lines are in the journal (`journalctl -u fushi`) or `fushi tail` once it is back"
+                );
+                return Ok(EXIT_DAEMON_DOWN);
+            }
             Err(e) => return down(e, EXIT_DAEMON_DOWN),
         };
         let start = last
@@ -514,8 +521,6 @@ pub fn glob(pattern: &str, s: &str) -> bool {
     true
 }
 
-/// The data dir the audit log is in: the config's, or, reached with `--socket` alone, that of
-/// the config the daemon runs with (a relative path is relative to the daemon's working dir).
 /// The config file the running daemon reads: as it names it, against its working dir if relative.
 fn daemon_config_path(doc: &StatusDoc) -> PathBuf {
     let path = PathBuf::from(&doc.config.path);

@@ -393,6 +393,7 @@ fn tail_n_0_f_follows_only_new_lines() {
     let mut follower = bare(&["tail", "-n", "0", "-f", "-c"])
         .arg(env.config())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("running fushi tail -f");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -415,12 +416,16 @@ fn tail_n_0_f_follows_only_new_lines() {
         }
     }
     let first = first.expect("tail -f shows the lines of a restart");
-    let _ = follower.kill();
-    let _ = follower.wait();
     let mut shown = vec![first];
     shown.extend(rx.try_iter());
     for l in &shown {
         assert!(!old.contains(l), "an old line was shown: {l}");
     }
+    // The daemon stops: the follower ends saying so, not that it never ran.
     assert!(d.terminate().success());
+    let status = wait_for("tail -f to end", || follower.try_wait().expect("waiting"));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut follower.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(7), "{err}");
+    assert!(err.contains("the daemon stopped answering"), "{err}");
 }
