@@ -1,4 +1,4 @@
-//! The sync actor's forwarding pipeline: a backlog drains as soon as the primary is up, a primary that hangs in the middle of a drain is declared down in time and, once it answers again, gets every record exactly once, in order, and `latest/` is written even when the sync that carried it failed.
+//! The sync actor's forwarding pipeline: a backlog drains as soon as the primary is up, a primary that hangs in the middle of a drain is declared down in time and, once it answers again, gets every record exactly once, in order, `latest/` is written even when the sync that carried it failed, and a collision with the primary that cannot be moved to new ids stops forwarding red without losing a record.
 //!
 //! The hang is acted out without a mount: a job that waits on a gate is queued first on the
 //! `PrimaryIo` lane that makes written batches durable, so the actor's first group fsync waits
@@ -329,4 +329,111 @@ async fn latest_entries_outlive_a_failed_sync_that_carried_them() {
     let report = Primary::new(&pdir).verify().unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.records, RECORDS, "every record once: {report:?}");
+}
+
+/// The lines of `stream` on the primary at `pdir`, in file order.
+fn primary_lines(pdir: &Path, stream: &str) -> Vec<serde_json::Value> {
+    let dir = pdir.join("raw").join(stream);
+    let mut days: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    days.sort();
+    days.iter()
+        .flat_map(|d| {
+            std::fs::read_to_string(d)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn journal_of(jdir: &Path, v: &str, n: u64) {
+    let (mut journal, _) = Journal::open(jdir, SEGMENT_BYTES, Duration::from_secs(1)).unwrap();
+    let group: Vec<Record> = (1..=n)
+        .map(|i| Record {
+            stream: "s/c".into(),
+            ts: "2026-11-21T10:00:00.000Z".into(),
+            data: serde_json::json!({ "i": i, "v": v }),
+        })
+        .collect();
+    journal.append(1, "node", &group).unwrap();
+}
+
+/// A journal whose ids the primary holds with other data (a restored copy, a second writer)
+/// and that cannot be moved to new ids (its disk refuses the write): forwarding stops before
+/// the colliding records, health goes red saying why, and nothing on the primary is replaced
+/// or lost; once the disk takes writes again, the records move and go under new ids.
+#[tokio::test]
+async fn a_collision_that_cannot_be_rehomed_stops_forwarding_red_and_loses_nothing() {
+    use fushi_actors::board::Health;
+    use fushi_actors::faults::{self, Op};
+    let tmp = tempfile::tempdir().unwrap();
+    let pdir = tmp.path().join("primary");
+    // The primary holds 1.1..1.5 of s/c with v = "a".
+    let first = tmp.path().join("first");
+    journal_of(&first, "a", 5);
+    let rig = Rig::spawn(
+        &first,
+        &pdir,
+        PrimaryIo::default(),
+        Duration::from_millis(20),
+        Default::default(),
+    )
+    .await;
+    wait_for(&rig.board, "the first journal forwarded", || {
+        let (doc, _) = rig.board.snapshot();
+        (doc.storage.primary == PrimaryState::Up && doc.storage.lag_records == 0).then_some(())
+    })
+    .await;
+    rig.stop().await;
+    assert_eq!(primary_lines(&pdir, "s/c").len(), 5);
+
+    // Another journal numbered 1.1..1.5 too, with v = "b"; its disk refuses every write.
+    let second = tmp.path().join("second");
+    journal_of(&second, "b", 5);
+    faults::arm(Op::Write, &second, 0, u32::MAX, nix::libc::EIO);
+    let rig = Rig::spawn(
+        &second,
+        &pdir,
+        PrimaryIo::default(),
+        Duration::from_millis(20),
+        Default::default(),
+    )
+    .await;
+    let conflict = wait_for(&rig.board, "the conflict on the board", || {
+        rig.board.snapshot().0.sync.conflict
+    })
+    .await;
+    assert!(
+        conflict.contains("journal record 1.1 of stream \"s/c\"")
+            && conflict.contains("forwarding stops before it"),
+        "{conflict}"
+    );
+    assert_eq!(rig.board.snapshot().0.health, Health::Red);
+    let held = primary_lines(&pdir, "s/c");
+    assert_eq!(held.len(), 5, "nothing forwarded past the collision");
+    assert!(held.iter().all(|l| l["data"]["v"] == "a"), "{held:?}");
+    assert!(rig
+        .audit
+        .events()
+        .iter()
+        .any(|e| e.event == "journal.conflict"));
+
+    // The disk takes writes again: the records move to 1.6..1.10 and go; the red clears.
+    faults::disarm(&second);
+    wait_for(&rig.board, "the moved records forwarded", || {
+        let (doc, _) = rig.board.snapshot();
+        (doc.sync.conflict.is_none() && doc.storage.lag_records == 0).then_some(())
+    })
+    .await;
+    rig.stop().await;
+    let held = primary_lines(&pdir, "s/c");
+    let ids: Vec<&str> = held.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7", "1.8", "1.9", "1.10"]
+    );
+    assert!(held[5..].iter().all(|l| l["data"]["v"] == "b"), "{held:?}");
 }
