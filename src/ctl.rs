@@ -1116,7 +1116,7 @@ fn sync_verdict(doc: &StatusDoc, tried_now: bool) -> (bool, String) {
 
 /// `fushi sync`: where forwarding stands, exit 0 when it keeps up and 1 when records wait
 /// longer than health allows; `--plan` lists what waits per stream; `--now` retries at once and
-/// shows the journal draining. The bar is a few characters of text: not worth a dependency.
+/// shows the journal draining.
 pub fn sync(t: &Target, action: SyncAction, json_out: bool) -> anyhow::Result<u8> {
     let doc = match status_doc(t) {
         Ok(d) => d,
@@ -1249,22 +1249,21 @@ fn sync_now(t: &Target, lag_at_start: u64) -> anyhow::Result<u8> {
     }
     let mut stalled = 0;
     let mut last = u64::MAX;
+    // On stderr, and only when it is a terminal (indicatif hides it otherwise).
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} records forwarded")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
     loop {
         let doc = match status_doc(t) {
             Ok(d) => d,
             Err(e) => return down(e, EXIT_DAEMON_DOWN),
         };
         let lag = doc.storage.lag_records;
-        let done = total.saturating_sub(lag.min(total));
-        let width = 30;
-        let filled = (done * width / total) as usize;
-        eprint!(
-            "\r[{}{}] {done}/{total}",
-            "=".repeat(filled),
-            " ".repeat(width as usize - filled)
-        );
+        bar.set_position(total.saturating_sub(lag.min(total)));
         if lag == 0 {
-            eprintln!();
+            bar.finish();
             outln!("journal drained; primary {}", doc.storage.primary);
             return Ok(EXIT_OK);
         }
@@ -1272,7 +1271,7 @@ fn sync_now(t: &Target, lag_at_start: u64) -> anyhow::Result<u8> {
         last = lag;
         if stalled >= 20 || doc.storage.primary == PrimaryState::Down || doc.sync.conflict.is_some()
         {
-            eprintln!();
+            bar.abandon();
             let (_, verdict) = sync_verdict(&doc, true);
             outln!("{verdict}");
             return Ok(EXIT_FAILURE);

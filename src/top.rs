@@ -7,11 +7,11 @@
 //! sent on a thread of its own, its answer shown on the bottom line.
 
 use anyhow::bail;
-use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use fushi_actors::audit::AuditEvent;
 use fushi_actors::board::{health, Health};
 use fushi_actors::board::{ActorState, ActorStatus, PrimaryState, SecondaryState, StatusDoc};
 use fushi_actors::supervisor::Verb;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
