@@ -6,7 +6,7 @@ use fushi_actors::alert::AlertOutbox;
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::{ActorState, StatusBoard};
 use fushi_actors::status::write_atomic;
-use fushi_actors::supervisor::{ChildSpec, SupervisorActor, TreeContext};
+use fushi_actors::supervisor::{SupervisorActor, TreeContext};
 use ractor::Actor;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{base_dir, Config, Mode};
-use crate::control::server::{ControlActor, ControlArgs, DaemonCmd, Shared};
+use crate::control::server::{DaemonCmd, Shared};
 use crate::logging::{self, LogTarget};
 use crate::{systemd, tree, update};
 
@@ -208,7 +208,6 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
             ),
         }
     })?;
-    let (mut args, sink) = tree::build(cfg, ctx)?;
     let (daemon_tx, mut daemon_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         root: OnceLock::new(),
@@ -220,31 +219,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         allow_inject: cfg.control.allow_inject,
         bound: Default::default(),
     });
-    args.children.push(
-        ChildSpec::actor(
-            "control",
-            ControlActor,
-            ControlArgs {
-                shared: shared.clone(),
-            },
-        )
-        .with_policy(cfg.supervisor.policy())
-        .with_shutdown_timeout(cfg.supervisor.shutdown_timeout)
-        .essential(),
-    );
-    if !cfg.control.http.is_empty() {
-        let http = crate::http::HttpArgs {
-            board: board.clone(),
-            addr: cfg.control.http.clone(),
-            token: cfg.control.http_token.clone(),
-        };
-        args.children.push(
-            ChildSpec::actor("http", crate::http::HttpActor, http)
-                .with_policy(cfg.supervisor.policy())
-                .with_shutdown_timeout(cfg.supervisor.shutdown_timeout)
-                .essential(),
-        );
-    }
+    let (args, sink) = tree::build(cfg, ctx, shared.clone())?;
     audit.emit(
         "daemon.started",
         None,

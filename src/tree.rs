@@ -1,4 +1,4 @@
-//! Builds the supervision tree of SPEC §3 from a validated config.
+//! Builds the whole supervision tree of SPEC §3 from a validated config, in one place.
 
 use fushi_actors::alert::{AlertActor, AlertArgs, LogChannel};
 use fushi_actors::collectors::command::{CommandActor, CommandArgs};
@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{CollectorConfig, CollectorKind, Config, ConfigError};
+use crate::control::server::{ControlActor, ControlArgs, Shared};
+use crate::http::{HttpActor, HttpArgs};
 
 /// How long the status actor lets a burst of changes gather before one write.
 const STATUS_COALESCE: Duration = Duration::from_millis(20);
@@ -32,9 +34,28 @@ fn segment_sizes(max_local: u64) -> (u64, u64) {
 /// The record id epoch without a leader lease (SPEC §4.1).
 const EPOCH: u64 = 1;
 
-/// The root supervisor's arguments: status, alert, storage, sync, then the collectors
-/// sub-supervisor; and the sink, for collectors added later by `update`.
-pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSink), ConfigError> {
+/// The root supervisor's arguments, the whole tree; and the sink, for collectors added later by
+/// `update`. In start order (a stop goes the other way):
+///
+/// ```text
+/// fushi                  root supervisor (one_for_one)
+/// ├── status             status.json                         actors/src/status.rs
+/// ├── alert              escalations → channels              actors/src/alert.rs
+/// ├── storage            the journal                         actors/src/storage.rs
+/// ├── sync               journal → primary                   actors/src/sync/
+/// ├── collectors         sub-supervisor ([supervisor] strategy), one child per [[collector]]
+/// │   └── <name>         heartbeat, command, listen          actors/src/collectors/
+/// ├── control            the Unix control socket             src/control/server.rs
+/// └── http               /health /metrics /status            src/http.rs (unless control.http = "")
+/// ```
+///
+/// All but the collectors are the daemon's own actors ([`ChildSpec::essential`]): restarted one at
+/// a time through the socket, never stopped through it.
+pub fn build(
+    cfg: &Config,
+    ctx: TreeContext,
+    control: Arc<Shared>,
+) -> Result<(SupervisorArgs, RecordSink), ConfigError> {
     let policy = cfg.supervisor.policy();
     let timeout = cfg.supervisor.shutdown_timeout;
     // SPEC §7: one sync that misses its turn and one that times out before the journal is late.
@@ -121,14 +142,27 @@ pub fn build(cfg: &Config, ctx: TreeContext) -> Result<(SupervisorArgs, RecordSi
     // SPEC §7: the daemon's own actors restart one at a time but are never stopped through the
     // socket. A stopped sync would leave records in the journal with nobody forwarding them,
     // while the operator who stopped it has forgotten.
-    let children = vec![status, alert, storage, sync]
+    let control = ChildSpec::actor("control", ControlActor, ControlArgs { shared: control });
+    let http = (!cfg.control.http.is_empty()).then(|| {
+        let http = HttpArgs {
+            board: ctx.board.clone(),
+            addr: cfg.control.http.clone(),
+            token: cfg.control.http_token.clone(),
+        };
+        ChildSpec::actor("http", HttpActor, http)
+    });
+    let own = |c: ChildSpec| {
+        c.essential()
+            .with_policy(policy.clone())
+            .with_shutdown_timeout(timeout)
+    };
+    let children = [status, alert, storage, sync]
         .into_iter()
-        .map(|c| {
-            c.essential()
-                .with_policy(policy.clone())
-                .with_shutdown_timeout(timeout)
-        })
+        .map(own)
+        // The collectors' supervisor keeps its own, longer shutdown timeout: it stops its
+        // children one by one within it.
         .chain(std::iter::once(collectors))
+        .chain(std::iter::once(control).chain(http).map(own))
         .collect();
     Ok((
         SupervisorArgs {

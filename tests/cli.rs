@@ -589,7 +589,7 @@ fn inject_needs_allow_inject_and_a_crash_is_a_failure_the_supervisor_restarts() 
     let plan = fushi(&env, &["sync", "--plan"]);
     assert_eq!(code(&plan), 0, "{}", stderr(&plan));
     assert!(
-        stdout(&plan).contains("in the local journal"),
+        stdout(&plan).contains("not yet on the primary"),
         "{}",
         stdout(&plan)
     );
