@@ -5,6 +5,7 @@ use anyhow::{bail, Context};
 use fushi_actors::alert::AlertOutbox;
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::{ActorState, StatusBoard};
+use fushi_actors::events;
 use fushi_actors::status::write_atomic;
 use fushi_actors::supervisor::{SupervisorActor, TreeContext};
 use ractor::Actor;
@@ -35,7 +36,7 @@ pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
     let _log = logging::init(log, loaded.cfg.node.mode == Mode::Debug, ring.clone())
         .context("setting up logging")?;
     for e in &loaded.errors {
-        tracing::error!(event = "config.invalid", error = %e,
+        tracing::error!(event = events::CONFIG_INVALID, error = %e,
             "config file is invalid; running on the last good copy until it is fixed");
     }
     raise_fd_limit();
@@ -56,7 +57,7 @@ const LOW_FD_LIMIT: u64 = 4096;
 fn raise_fd_limit() {
     match fushi_actors::fdlimit::raise() {
         Ok(r) if r.now.soft < LOW_FD_LIMIT => tracing::warn!(
-            event = "daemon.fd_limit_low",
+            event = events::DAEMON_FD_LIMIT_LOW,
             soft = r.now.soft,
             hard = r.now.hard,
             "the open-file limit is {} (hard limit {}): a flood of connections to a listen \
@@ -65,13 +66,13 @@ fn raise_fd_limit() {
             r.now.hard
         ),
         Ok(r) => tracing::info!(
-            event = "daemon.fd_limit",
+            event = events::DAEMON_FD_LIMIT,
             soft = r.now.soft,
             was = r.before.soft,
             "open-file limit {}",
             r.now.soft
         ),
-        Err(e) => tracing::warn!(event = "daemon.fd_limit_unknown", error = %e,
+        Err(e) => tracing::warn!(event = events::DAEMON_FD_LIMIT_UNKNOWN, error = %e,
             "cannot read or raise the open-file limit (RLIMIT_NOFILE)"),
     }
 }
@@ -221,12 +222,12 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
     });
     let (args, sink) = tree::build(cfg, ctx, shared.clone())?;
     audit.emit(
-        "daemon.started",
+        events::DAEMON_STARTED,
         None,
         json!({"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION"),
                "config": config_path.display().to_string(), "last_good": !loaded.errors.is_empty()}),
     );
-    tracing::info!(event = "daemon.started", pid = std::process::id(), config = %config_path.display(), "starting");
+    tracing::info!(event = events::DAEMON_STARTED, pid = std::process::id(), config = %config_path.display(), "starting");
     let (root, mut root_handle) = SupervisorActor::spawn(None, SupervisorActor, args)
         .await
         .context("starting the supervision tree")?;
@@ -241,7 +242,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         last_good: last_good.clone(),
     };
     systemd::ready(&summary(&board));
-    tracing::info!(event = "daemon.ready", "{}", summary(&board));
+    tracing::info!(event = events::DAEMON_READY, "{}", summary(&board));
     let _watchdog = systemd::watchdog_period()
         .map(|p| fushi_actors::AbortOnDrop(tokio::spawn(systemd::watchdog(root.clone(), p))));
     let status_board = board.clone();
@@ -287,13 +288,13 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
                     set_mode(&board, &mode, until);
                 }
                 DaemonCmd::ModeBack { mode, generation } if generation == mode_generation => {
-                    audit.emit("mode.change", None, json!({"mode": mode, "reason": "the --for period ended"}));
+                    audit.emit(events::MODE_CHANGE, None, json!({"mode": mode, "reason": "the --for period ended"}));
                     set_mode(&board, &mode, None);
                 }
                 DaemonCmd::ModeBack { .. } => {}
             },
             _ = &mut root_handle => {
-                audit.emit("daemon.stopped", None, json!({"reason": "root supervisor failed"}));
+                audit.emit(events::DAEMON_STOPPED, None, json!({"reason": "root supervisor failed"}));
                 audit.flush();
                 bail!("the root supervisor failed; exiting so that systemd restarts the daemon");
             }
@@ -301,7 +302,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
     };
     systemd::stopping();
     tracing::info!(
-        event = "daemon.stopping",
+        event = events::DAEMON_STOPPING,
         signal = reason,
         "stopping the tree in order"
     );
@@ -315,7 +316,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         .is_err()
     {
         tracing::error!(
-            event = "daemon.stop_timeout",
+            event = events::DAEMON_STOP_TIMEOUT,
             "tree did not stop within {budget:?}; killing it"
         );
         root.kill();
@@ -325,18 +326,18 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
     crate::control::server::remove_own_socket(&shared);
     let pid_file = data_dir.join("fushi.pid");
     if let Err(e) = std::fs::remove_file(&pid_file) {
-        tracing::warn!(event = "daemon.pid_file_left", error = %e, path = %pid_file.display(), "cannot remove the pid file");
+        tracing::warn!(event = events::DAEMON_PID_FILE_LEFT, error = %e, path = %pid_file.display(), "cannot remove the pid file");
     }
-    audit.emit("daemon.stopped", None, json!({"signal": reason}));
+    audit.emit(events::DAEMON_STOPPED, None, json!({"signal": reason}));
     audit.flush();
-    tracing::info!(event = "daemon.stopped", signal = reason, "stopped");
+    tracing::info!(event = events::DAEMON_STOPPED, signal = reason, "stopped");
     Ok(())
 }
 
 fn set_mode(board: &StatusBoard, mode: &str, until: Option<String>) {
     board.set_mode(mode, until);
     logging::set_verbose(mode == "debug");
-    tracing::info!(event = "mode.change", mode, "mode changed");
+    tracing::info!(event = events::MODE_CHANGE, mode, "mode changed");
 }
 
 /// What `reread`, `update` and SIGHUP share: the running config and the way into the tree.
@@ -362,8 +363,8 @@ impl Reconfig {
             if let Err(e) = &result {
                 self.board.set_config_errors(vec![e.clone()]);
                 self.audit
-                    .emit("config.reload.failed", None, json!({"error": e}));
-                tracing::error!(event = "config.reload.failed", error = %e, "config reload failed; keeping the running config");
+                    .emit(events::CONFIG_RELOAD_FAILED, None, json!({"error": e}));
+                tracing::error!(event = events::CONFIG_RELOAD_FAILED, error = %e, "config reload failed; keeping the running config");
             }
             systemd::ready(&summary(&self.board));
         }
@@ -391,15 +392,15 @@ impl Reconfig {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if let Err(e) = saved {
-            tracing::warn!(event = "config.last_good_failed", error = %e, "cannot save the last good config");
+            tracing::warn!(event = events::CONFIG_LAST_GOOD_FAILED, error = %e, "cannot save the last good config");
         }
         self.audit.emit(
-            "config.reload.ok",
+            events::CONFIG_RELOAD_OK,
             None,
             json!({"path": self.config_path.display().to_string(), "added": d.added, "removed": d.removed,
                    "changed": d.changed, "restart_needed": d.restart_needed}),
         );
-        tracing::info!(event = "config.reload.ok", added = ?d.added, removed = ?d.removed, changed = ?d.changed,
+        tracing::info!(event = events::CONFIG_RELOAD_OK, added = ?d.added, removed = ?d.removed, changed = ?d.changed,
             restart_needed = ?d.restart_needed, "config applied");
         self.running = update::applied(&self.running, &new);
         Ok(json)

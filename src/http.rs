@@ -11,6 +11,7 @@
 use fushi_actors::accept::{self, Labels, Policy};
 use fushi_actors::board::{health, Health};
 use fushi_actors::board::{Metrics, PrimaryState, StatusBoard, StatusDoc, ACK_BUCKETS};
+use fushi_actors::events;
 use fushi_actors::AbortOnDrop;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -348,7 +349,7 @@ async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
         .serve_connection(TokioIo::new(stream), service)
         .await;
     if let Err(e) = result {
-        tracing::debug!(actor = "http", event = "http.connection_error", error = %e, "connection ended with an error");
+        tracing::debug!(actor = "http", event = events::HTTP_CONNECTION_ERROR, error = %e, "connection ended with an error");
     }
 }
 
@@ -388,7 +389,7 @@ impl Actor for HttpActor {
             .map(|a| a.to_string())
             .unwrap_or_else(|_| args.addr.clone());
         let token = args.token.filter(|t| !t.is_empty()).map(String::into_bytes);
-        tracing::info!(actor = "http", event = "http.listening", addr = %local,
+        tracing::info!(actor = "http", event = events::HTTP_LISTENING, addr = %local,
             auth = token.is_some(), "HTTP endpoint ready: /health /metrics /status");
         let server = Arc::new(Server {
             board: args.board,

@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 use clap::ValueEnum;
+use fushi_actors::events;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
@@ -37,7 +38,7 @@ fn filter_for(verbose: bool) -> EnvFilter {
 pub fn set_verbose(verbose: bool) {
     if let Some(h) = RELOAD.get() {
         if let Err(e) = h.reload(filter_for(verbose)) {
-            tracing::warn!(event = "log.reload_failed", error = %e, "cannot change the log level");
+            tracing::warn!(event = events::LOG_RELOAD_FAILED, error = %e, "cannot change the log level");
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Every call is a no-op without `NOTIFY_SOCKET`, so the same binary runs under systemd and by hand.
 
+use fushi_actors::events;
 use fushi_actors::supervisor::SupervisorMsg;
 use ractor::ActorRef;
 use sd_notify::NotifyState;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 fn send(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(false, states) {
-        tracing::warn!(event = "systemd.notify_failed", error = %e, "cannot notify systemd");
+        tracing::warn!(event = events::SYSTEMD_NOTIFY_FAILED, error = %e, "cannot notify systemd");
     }
 }
 
@@ -54,7 +55,7 @@ pub async fn watchdog(root: ActorRef<SupervisorMsg>, period: Duration) {
         tick.tick().await;
         match ractor::call_t!(root, SupervisorMsg::Ping, (period / 4).as_millis() as u64) {
             Ok(()) => send(&[NotifyState::Watchdog]),
-            Err(e) => tracing::error!(event = "systemd.watchdog_missed", error = %e,
+            Err(e) => tracing::error!(event = events::SYSTEMD_WATCHDOG_MISSED, error = %e,
                 "root supervisor did not answer; withholding WATCHDOG=1"),
         }
     }

@@ -10,6 +10,7 @@ use anyhow::bail;
 use fushi_actors::audit::AuditEvent;
 use fushi_actors::board::{health, Health};
 use fushi_actors::board::{ActorState, ActorStatus, PrimaryState, SecondaryState, StatusDoc};
+use fushi_actors::events;
 use fushi_actors::supervisor::Verb;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -257,7 +258,7 @@ fn event_style(event: &str) -> Style {
 pub fn shown(event: &str) -> bool {
     !matches!(
         event,
-        "collector.sync.plan" | "collector.sync.start" | "collector.sync.chunk"
+        events::COLLECTOR_SYNC_PLAN | events::COLLECTOR_SYNC_START | events::COLLECTOR_SYNC_CHUNK
     )
 }
 

@@ -4,6 +4,7 @@
 //! `[supervisor]` defaults it inherits) differ. Other sections (`node`, `storage`, …) are wired
 //! into actors at start; a change there is reported as needing a daemon restart, not half-applied.
 
+use fushi_actors::events;
 use fushi_actors::sink::RecordSink;
 use fushi_actors::supervisor::SupervisorMsg;
 use ractor::ActorRef;
@@ -66,7 +67,7 @@ pub fn diff(running: &Config, new: &Config) -> Diff {
         ("alert", running.alert != new.alert),
         ("slo", running.slos != new.slos),
         (
-            "supervisor.strategy",
+            events::SUPERVISOR_STRATEGY,
             running.supervisor.strategy != new.supervisor.strategy,
         ),
     ];

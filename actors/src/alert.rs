@@ -6,6 +6,7 @@
 //! delivered by the next incarnation rather than lost. Channels implement [`AlertChannel`]; this
 //! issue ships the log channel (journald fields at error level), webhook/command/file slot in beside it.
 
+use crate::events;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 use serde_json::json;
@@ -92,7 +93,7 @@ impl AlertChannel for LogChannel {
                 actor, failures, ..
             } => tracing::error!(
                 actor = actor.as_str(),
-                event = "supervisor.child.escalated",
+                event = events::SUPERVISOR_CHILD_ESCALATED,
                 failures = *failures,
                 alert = "escalation",
                 priority = JOURNALD_PRIORITY,
@@ -103,7 +104,7 @@ impl AlertChannel for LogChannel {
                 actor, failures, ..
             } => tracing::warn!(
                 actor = actor.as_str(),
-                event = "supervisor.child.recovered",
+                event = events::SUPERVISOR_CHILD_RECOVERED,
                 failures = *failures,
                 alert = "recovered",
                 priority = JOURNALD_PRIORITY,
@@ -221,17 +222,17 @@ impl Actor for AlertActor {
                         state
                             .args
                             .audit
-                            .emit("alert.sent", Some(alert.actor()), payload)
+                            .emit(events::ALERT_SENT, Some(alert.actor()), payload)
                     }
                     Err(e) => {
-                        tracing::warn!(actor = "alert", event = "alert.failed", channel = ch.name(),
+                        tracing::warn!(actor = "alert", event = events::ALERT_FAILED, channel = ch.name(),
                             error = %e, "alert delivery failed");
                         let mut payload = payload;
                         payload["error"] = json!(e);
                         state
                             .args
                             .audit
-                            .emit("alert.failed", Some(alert.actor()), payload);
+                            .emit(events::ALERT_FAILED, Some(alert.actor()), payload);
                     }
                 }
             }

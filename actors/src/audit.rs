@@ -5,6 +5,7 @@
 //! queued while its previous fsync ran and then fsyncs once (group commit). `flush` waits until
 //! everything emitted before it is durable; shutdown and tests use it.
 
+use crate::events;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fs::{File, OpenOptions};
@@ -148,7 +149,7 @@ fn writer(mut file: File, path: PathBuf, node: String, rx: mpsc::Receiver<Comman
                         buf.push('\n');
                     }
                     Err(e) => {
-                        tracing::error!(event = "audit.encode_failed", error = %e, "cannot encode audit event")
+                        tracing::error!(event = events::AUDIT_ENCODE_FAILED, error = %e, "cannot encode audit event")
                     }
                 },
                 Command::Barrier(done) => barriers.push(done),
@@ -162,7 +163,7 @@ fn writer(mut file: File, path: PathBuf, node: String, rx: mpsc::Receiver<Comman
             if let Err(e) = res {
                 // The audit trail is diagnostic, not acknowledged data: report and keep going
                 // rather than take the daemon down with a full disk.
-                tracing::error!(event = "audit.write_failed", path = %path.display(), error = %e,
+                tracing::error!(event = events::AUDIT_WRITE_FAILED, path = %path.display(), error = %e,
                     "cannot append to the audit log; events of this batch are lost");
             }
             buf.clear();

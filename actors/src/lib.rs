@@ -9,6 +9,7 @@ pub mod audit;
 pub mod board;
 pub mod clock;
 pub mod collectors;
+pub mod events;
 pub mod faults;
 pub mod fdlimit;
 pub mod journal;

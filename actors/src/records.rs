@@ -1,5 +1,6 @@
 //! Records as collectors emit them (SPEC §4.1) and as storage numbers them, and how an input line becomes one.
 
+use crate::events;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -95,7 +96,7 @@ pub fn keepable(collector: &str, r: Record) -> Record {
     };
     tracing::warn!(
         actor = collector,
-        event = "collector.quarantine",
+        event = events::COLLECTOR_QUARANTINE,
         stream = r.stream.as_str(),
         reason = error.as_str(),
         "record quarantined"

@@ -6,6 +6,7 @@
 //! its counters into the board once per process; that is also where an unclean previous exit is
 //! detected and audited as `daemon.recovered`.
 
+use crate::events;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 use std::io::{self, Write};
@@ -115,7 +116,7 @@ impl Actor for StatusActor {
             Ok(old) => old,
             Err(e) => {
                 // Only a foreign hand can damage it (writes are atomic); start afresh, loudly.
-                tracing::warn!(actor = "status", event = "status.unreadable", path = %args.path.display(),
+                tracing::warn!(actor = "status", event = events::STATUS_UNREADABLE, path = %args.path.display(),
                     error = %e, "status.json is unreadable; counters restart from zero");
                 None
             }
@@ -124,12 +125,12 @@ impl Actor for StatusActor {
             if restored.unclean {
                 tracing::warn!(
                     actor = "status",
-                    event = "daemon.recovered",
+                    event = events::DAEMON_RECOVERED,
                     daemon_recovered = restored.daemon_recovered,
                     "previous daemon ended without a clean shutdown; recovered"
                 );
                 args.audit.emit(
-                    "daemon.recovered",
+                    events::DAEMON_RECOVERED,
                     None,
                     json!({"daemon_recovered": restored.daemon_recovered}),
                 );

@@ -13,6 +13,7 @@
 //! ([`StorageHandle::seed`]), and numbers above them; a journal that was wiped, replaced or damaged
 //! would otherwise hand out ids the primary already has. Its own last ids are saved every second.
 
+use crate::events;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -299,28 +300,28 @@ impl Actor for StorageActor {
             journal.seed_last_ids(seed);
         }
         for path in &recovery.removed {
-            tracing::warn!(actor = "storage", event = "journal.recovered", segment = %path.display(),
+            tracing::warn!(actor = "storage", event = events::JOURNAL_RECOVERED, segment = %path.display(),
                 "removed an empty journal segment");
             args.audit.emit(
-                "journal.recovered",
+                events::JOURNAL_RECOVERED,
                 Some("storage"),
                 json!({"segment": path.display().to_string(), "action": "removed_empty"}),
             );
         }
         for (path, off, n) in &recovery.truncated {
-            tracing::warn!(actor = "storage", event = "journal.recovered", segment = %path.display(), offset = off, bytes = n,
+            tracing::warn!(actor = "storage", event = events::JOURNAL_RECOVERED, segment = %path.display(), offset = off, bytes = n,
                 "truncated a torn journal tail");
-            args.audit.emit("journal.recovered", Some("storage"),
+            args.audit.emit(events::JOURNAL_RECOVERED, Some("storage"),
                 json!({"segment": path.display().to_string(), "offset": off, "bytes": n, "action": "truncated"}));
         }
         for (path, off, n, q) in &recovery.quarantined {
-            tracing::error!(actor = "storage", event = "journal.corrupt", segment = %path.display(), offset = off, bytes = n,
+            tracing::error!(actor = "storage", event = events::JOURNAL_CORRUPT, segment = %path.display(), offset = off, bytes = n,
                 quarantine = %q.display(), "quarantined a corrupt journal stretch; the frames after it are kept");
-            args.audit.emit("journal.corrupt", Some("storage"),
+            args.audit.emit(events::JOURNAL_CORRUPT, Some("storage"),
                 json!({"segment": path.display().to_string(), "offset": off, "bytes": n, "quarantine": q.display().to_string()}));
         }
         if recovery.records > 0 || recovery.duplicates > 0 {
-            args.audit.emit("journal.recovered", Some("storage"),
+            args.audit.emit(events::JOURNAL_RECOVERED, Some("storage"),
                 json!({"segments": recovery.segments, "records": recovery.records, "duplicates": recovery.duplicates}));
         }
         publish_superseded(&args.handle.superseded, &journal);
@@ -474,19 +475,22 @@ impl Writer {
         }
         match &error {
             Some(e) => {
-                tracing::error!(actor = "storage", event = "journal.write_failed", error = %e,
+                tracing::error!(actor = "storage", event = events::JOURNAL_WRITE_FAILED, error = %e,
                     "journal cannot take records; producers wait and nothing is acknowledged until it is durable");
-                self.audit
-                    .emit("journal.write_failed", Some("storage"), json!({"error": e}));
+                self.audit.emit(
+                    events::JOURNAL_WRITE_FAILED,
+                    Some("storage"),
+                    json!({"error": e}),
+                );
             }
             None => {
                 tracing::info!(
                     actor = "storage",
-                    event = "journal.writable",
+                    event = events::JOURNAL_WRITABLE,
                     "journal takes records again"
                 );
                 self.audit
-                    .emit("journal.writable", Some("storage"), json!({}));
+                    .emit(events::JOURNAL_WRITABLE, Some("storage"), json!({}));
             }
         }
         self.error = error;
@@ -526,12 +530,12 @@ impl Writer {
                     self.clear_unseeded_error();
                     tracing::info!(
                         actor = "storage",
-                        event = "journal.seeded",
+                        event = events::JOURNAL_SEEDED,
                         streams = ids.len(),
                         "numbering continues above the primary's last ids"
                     );
                     self.audit.emit(
-                        "journal.seeded",
+                        events::JOURNAL_SEEDED,
                         Some("storage"),
                         json!({"from": "primary", "streams": ids.len()}),
                     );
@@ -554,11 +558,11 @@ impl Writer {
         if self.unseeded.is_some_and(|at| Instant::now() >= at) {
             self.unseeded = None;
             self.clear_unseeded_error();
-            tracing::warn!(actor = "storage", event = "journal.seeded",
+            tracing::warn!(actor = "storage", event = events::JOURNAL_SEEDED,
                 "the primary's last ids could not be read in time: numbering starts from the journal's own; \
                  should the primary hold any of these ids already, forwarding stops before them and says so");
             self.audit.emit(
-                "journal.seeded",
+                events::JOURNAL_SEEDED,
                 Some("storage"),
                 json!({"from": "journal"}),
             );
@@ -653,7 +657,7 @@ impl Writer {
                 if self.unseeded.is_none() && self.failing_since.is_none() {
                     // Idle or full: the last ids reach disk even when no release comes.
                     if let Err(e) = self.save_ids_due(false) {
-                        tracing::warn!(actor = "storage", event = "journal.write_failed", error = %e, "cannot save the last ids");
+                        tracing::warn!(actor = "storage", event = events::JOURNAL_WRITE_FAILED, error = %e, "cannot save the last ids");
                     }
                 }
                 self.publish();

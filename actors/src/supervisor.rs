@@ -22,6 +22,7 @@
 //!   [`AlertOutbox`]; none of them touches the disk on this path, which keeps a zero-backoff
 //!   restart in the microseconds.
 
+use crate::events;
 use futures::future::BoxFuture;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RactorErr, RpcReplyPort,
@@ -470,7 +471,7 @@ async fn stop_cell(cell: &ActorCell, task: Option<JoinHandle<()>>, timeout: Dura
                     .await
                     .is_err()
                 {
-                    tracing::error!(event = "supervisor.kill_timeout", id = %cell.get_id(),
+                    tracing::error!(event = events::SUPERVISOR_KILL_TIMEOUT, id = %cell.get_id(),
                         "child ignored its kill (hung in post_stop); aborting its task");
                     abort.abort();
                 }
@@ -604,9 +605,9 @@ impl SupervisorState {
                 let (generation, attempt, stable) =
                     (c.generation, c.consecutive, c.spec.policy.stable_after);
                 let (event, path) = if restart {
-                    ("supervisor.child.restarted", c.path.clone())
+                    (events::SUPERVISOR_CHILD_RESTARTED, c.path.clone())
                 } else {
-                    ("supervisor.child.started", c.path.clone())
+                    (events::SUPERVISOR_CHILD_STARTED, c.path.clone())
                 };
                 tracing::info!(actor = path.as_str(), event, attempt, "{event}");
                 self.publish(idx, restart, false, false);
@@ -647,7 +648,7 @@ impl SupervisorState {
             c.state = ActorState::Stopped;
             tracing::info!(
                 actor = c.path.as_str(),
-                event = "supervisor.child.stopped",
+                event = events::SUPERVISOR_CHILD_STOPPED,
                 reason,
                 graceful,
                 "stopped"
@@ -655,7 +656,7 @@ impl SupervisorState {
             self.publish(idx, false, false, false);
             self.audit(
                 idx,
-                "supervisor.child.stopped",
+                events::SUPERVISOR_CHILD_STOPPED,
                 json!({"reason": reason, "graceful": graceful}),
             );
         } else if was != ActorState::Stopped {
@@ -663,7 +664,7 @@ impl SupervisorState {
             self.publish(idx, false, false, false);
             self.audit(
                 idx,
-                "supervisor.child.stopped",
+                events::SUPERVISOR_CHILD_STOPPED,
                 json!({"reason": reason, "was": was.as_str()}),
             );
         }
@@ -684,7 +685,7 @@ impl SupervisorState {
             self.publish(idx, false, false, false);
             self.audit(
                 idx,
-                "supervisor.child.stopped",
+                events::SUPERVISOR_CHILD_STOPPED,
                 json!({"reason": "exited normally"}),
             );
             return;
@@ -693,12 +694,12 @@ impl SupervisorState {
             let error = error.to_string();
             c.state = ActorState::Stopped;
             c.last_error = Some(error.clone());
-            tracing::warn!(actor = c.path.as_str(), event = "supervisor.child.failed", error = %error,
+            tracing::warn!(actor = c.path.as_str(), event = events::SUPERVISOR_CHILD_FAILED, error = %error,
                 "temporary child failed; not restarted");
             self.publish(idx, false, true, false);
             self.audit(
                 idx,
-                "supervisor.child.failed",
+                events::SUPERVISOR_CHILD_FAILED,
                 json!({"error": error, "restart": "temporary"}),
             );
             return;
@@ -747,12 +748,12 @@ impl SupervisorState {
             c.generation += 1;
             tracing::error!(
                 actor = c.path.as_str(),
-                event = "supervisor.child.fatal",
+                event = events::SUPERVISOR_CHILD_FATAL,
                 attempt = n,
                 "giving up after {n} consecutive failures; `fushi start` revives it"
             );
             self.publish(idx, false, true, false);
-            self.audit(idx, "supervisor.child.fatal", json!({"failures": n}));
+            self.audit(idx, events::SUPERVISOR_CHILD_FATAL, json!({"failures": n}));
             return;
         }
 
@@ -806,11 +807,11 @@ impl SupervisorState {
             c.streak_since = Some(clock::rfc3339(f.at));
         }
         c.last_error = Some(error.clone());
-        tracing::warn!(actor = c.path.as_str(), event = "supervisor.child.failed", attempt = f.n,
+        tracing::warn!(actor = c.path.as_str(), event = events::SUPERVISOR_CHILD_FAILED, attempt = f.n,
             error = %error, "child failed");
         self.audit(
             idx,
-            "supervisor.child.failed",
+            events::SUPERVISOR_CHILD_FAILED,
             json!({"error": error, "consecutive_failures": f.n}),
         );
         if f.escalate {
@@ -823,7 +824,7 @@ impl SupervisorState {
             };
             self.audit(
                 idx,
-                "supervisor.child.escalated",
+                events::SUPERVISOR_CHILD_ESCALATED,
                 json!({"failures": f.n, "last_error": error}),
             );
             self.ctx.alerts.push(alert);
@@ -848,11 +849,11 @@ impl SupervisorState {
         next_at: Option<String>,
         with: &[String],
     ) {
-        tracing::info!(actor = self.children[idx].path.as_str(), event = "supervisor.child.restart_scheduled",
+        tracing::info!(actor = self.children[idx].path.as_str(), event = events::SUPERVISOR_CHILD_RESTART_SCHEDULED,
             attempt = f.n, delay = ?f.delay, "restart scheduled");
         self.audit(
             idx,
-            "supervisor.child.restart_scheduled",
+            events::SUPERVISOR_CHILD_RESTART_SCHEDULED,
             json!({"attempt": f.n, "delay_ms": f.delay.as_millis() as u64, "next_restart_at": next_at,
                    "with": with}),
         );
@@ -893,14 +894,14 @@ impl SupervisorState {
         let path = c.path.clone();
         tracing::info!(
             actor = path.as_str(),
-            event = "supervisor.child.recovered",
+            event = events::SUPERVISOR_CHILD_RECOVERED,
             attempt = failures,
             "child ran stable after {failures} consecutive failures"
         );
         self.publish(idx, false, false, true);
         self.audit(
             idx,
-            "supervisor.child.recovered",
+            events::SUPERVISOR_CHILD_RECOVERED,
             json!({"after_failures": failures, "was_escalated": was_escalated}),
         );
         if was_escalated {
@@ -1055,7 +1056,7 @@ impl Actor for SupervisorActor {
                 // of the parent is not theirs to undo.
                 tracing::info!(
                     actor = c.path.as_str(),
-                    event = "supervisor.child.held",
+                    event = events::SUPERVISOR_CHILD_HELD,
                     "left stopped: stopped by the operator until `fushi start`"
                 );
                 state.publish(idx, false, false, false);

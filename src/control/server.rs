@@ -8,6 +8,7 @@
 use fushi_actors::accept::{self, Labels, Policy};
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::StatusBoard;
+use fushi_actors::events;
 use fushi_actors::supervisor::SupervisorMsg;
 use fushi_actors::AbortOnDrop;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -135,7 +136,7 @@ pub fn remove_own_socket(shared: &Shared) {
     let mine = *shared.bound.lock().unwrap_or_else(|e| e.into_inner());
     if mine.is_some() && file_id(&shared.socket) == mine {
         if let Err(e) = std::fs::remove_file(&shared.socket) {
-            tracing::warn!(actor = "control", event = "control.unlink_failed", error = %e,
+            tracing::warn!(actor = "control", event = events::CONTROL_UNLINK_FAILED, error = %e,
                 socket = %shared.socket.display(), "cannot remove this daemon's previous socket");
         }
     }
@@ -182,7 +183,7 @@ async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
         Ok(cred) => {
             tracing::warn!(
                 actor = "control",
-                event = "control.refused",
+                event = events::CONTROL_REFUSED,
                 uid = cred.uid(),
                 "refused a client of another user"
             );
@@ -194,7 +195,7 @@ async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
             return;
         }
         Err(e) => {
-            tracing::warn!(actor = "control", event = "control.refused", error = %e, "cannot read the peer's credentials");
+            tracing::warn!(actor = "control", event = events::CONTROL_REFUSED, error = %e, "cannot read the peer's credentials");
             return;
         }
     }
@@ -205,7 +206,7 @@ async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
             return;
         }
         Ok(Err(e)) => {
-            tracing::debug!(actor = "control", event = "control.bad_request", error = %e, "bad request");
+            tracing::debug!(actor = "control", event = events::CONTROL_BAD_REQUEST, error = %e, "bad request");
             respond(
                 &mut conn,
                 &Response::Error {
@@ -282,7 +283,7 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 return error("--for must be longer than 0s, e.g. --for 30m");
             }
             shared.audit.emit(
-                "mode.change",
+                events::MODE_CHANGE,
                 None,
                 json!({"mode": mode, "for_secs": for_secs}),
             );
@@ -375,10 +376,12 @@ async fn handle(req: Request, shared: &Shared) -> Response {
             match (what.as_str(), name) {
                 ("crash", Some(name)) => match cell(shared, &name).await {
                     Some(c) => {
-                        shared.audit.emit("inject.crash", Some(&name), json!({}));
+                        shared
+                            .audit
+                            .emit(events::INJECT_CRASH, Some(&name), json!({}));
                         tracing::warn!(
                             actor = name.as_str(),
-                            event = "inject.crash",
+                            event = events::INJECT_CRASH,
                             "injected crash"
                         );
                         c.kill();
@@ -433,7 +436,7 @@ impl Actor for ControlActor {
         remove_own_socket(&shared);
         let listener = bind(&shared.socket).await?;
         *shared.bound.lock().unwrap_or_else(|e| e.into_inner()) = file_id(&shared.socket);
-        tracing::info!(actor = "control", event = "control.listening", socket = %shared.socket.display(), "control socket ready");
+        tracing::info!(actor = "control", event = events::CONTROL_LISTENING, socket = %shared.socket.display(), "control socket ready");
         let labels = Labels {
             actor: "control".into(),
             events: "control".into(),

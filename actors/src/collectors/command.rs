@@ -6,6 +6,7 @@
 //! (SIGTERM, then SIGKILL after `stop_grace`) and, through a drop guard, also when the actor is
 //! killed outright and never reaches `post_stop`, so no child outlives its collector.
 
+use crate::events;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -112,7 +113,7 @@ impl Spawner {
                     if reply.send(forked).is_err() {
                         tracing::warn!(
                             actor = path.as_str(),
-                            event = "collector.command.abandoned",
+                            event = events::COLLECTOR_COMMAND_ABANDONED,
                             "a child forked after its collector stopped waiting; killed"
                         );
                     }
@@ -184,7 +185,11 @@ async fn spawn(
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                tracing::warn!(actor = path.as_str(), event = "collector.stderr", "{line}");
+                tracing::warn!(
+                    actor = path.as_str(),
+                    event = events::COLLECTOR_STDERR,
+                    "{line}"
+                );
             }
         });
     }
@@ -212,7 +217,7 @@ async fn spawn(
         };
         let _ = me.cast(CommandMsg::Exited(run, text, ok));
     });
-    tracing::info!(actor = args.path.as_str(), event = "collector.command.spawned", pid = pid.as_raw(), argv = ?masked_argv(&args.argv), "spawned");
+    tracing::info!(actor = args.path.as_str(), event = events::COLLECTOR_COMMAND_SPAWNED, pid = pid.as_raw(), argv = ?masked_argv(&args.argv), "spawned");
     Ok(group)
 }
 
@@ -322,7 +327,7 @@ impl CommandActor {
         if let Some(reason) = problem {
             tracing::warn!(
                 actor = a.path.as_str(),
-                event = "collector.quarantine",
+                event = events::COLLECTOR_QUARANTINE,
                 reason = reason.as_str(),
                 "line quarantined"
             );
@@ -389,7 +394,7 @@ impl Actor for CommandActor {
                 if state.group.is_some() {
                     tracing::warn!(
                         actor = state.args.path.as_str(),
-                        event = "collector.command.overrun",
+                        event = events::COLLECTOR_COMMAND_OVERRUN,
                         "previous run still going; skipping this tick"
                     );
                     return Ok(());

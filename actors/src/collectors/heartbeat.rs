@@ -1,5 +1,6 @@
 //! The heartbeat collector: one record every `every`, so a fresh install visibly does something.
 
+use crate::events;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use std::time::Duration;
@@ -60,7 +61,7 @@ impl Actor for HeartbeatActor {
         let a = &state.args;
         tracing::info!(
             actor = a.path.as_str(),
-            event = "collector.heartbeat",
+            event = events::COLLECTOR_HEARTBEAT,
             stream = a.stream.as_str(),
             beat = state.beats,
             "heartbeat"

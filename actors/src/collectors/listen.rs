@@ -11,6 +11,7 @@
 //! collector takes its connections from one budget sized from the descriptor limit, so a flood
 //! of idle connections leaves descriptors for the journal, status and control socket.
 
+use crate::events;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -144,7 +145,7 @@ async fn serve<S: AsyncRead + AsyncWrite>(conn: S, args: Arc<ListenArgs>) -> std
             if let Some(error) = problem {
                 tracing::warn!(
                     actor = args.path.as_str(),
-                    event = "collector.quarantine",
+                    event = events::COLLECTOR_QUARANTINE,
                     line = line_no,
                     reason = error.as_str(),
                     "line quarantined"
@@ -188,14 +189,14 @@ impl Actor for ListenActor {
             .map_err(|e| format!("cannot listen on {}: {e}", args.address))?;
         tracing::info!(
             actor = args.path.as_str(),
-            event = "collector.listen",
+            event = events::COLLECTOR_LISTEN,
             address = args.address.as_str(),
             "listening"
         );
         let args = Arc::new(args);
         let labels = Labels {
             actor: args.path.clone(),
-            events: "collector.listen".into(),
+            events: events::COLLECTOR_LISTEN.into(),
         };
         let acceptor = match listener {
             Listener::Tcp(l) => tokio::spawn(accept::run(l, policy(), labels, move |s| {

@@ -21,6 +21,7 @@
 //! only once its group is durable, and in order; what is written but not yet synced is bounded
 //! by a size that adapts so that one fsync stays well inside `io_timeout`.
 
+use crate::events;
 mod backlog;
 mod io;
 mod plan;
@@ -186,7 +187,7 @@ impl SyncState {
             if level_down {
                 tracing::error!(
                     actor = "sync",
-                    event = "collector.storage.switch",
+                    event = events::COLLECTOR_STORAGE_SWITCH,
                     from,
                     to,
                     reason,
@@ -195,7 +196,7 @@ impl SyncState {
             } else {
                 tracing::info!(
                     actor = "sync",
-                    event = "collector.storage.switch",
+                    event = events::COLLECTOR_STORAGE_SWITCH,
                     from,
                     to,
                     reason,
@@ -203,7 +204,7 @@ impl SyncState {
                 );
             }
             self.args.audit.emit(
-                "collector.storage.switch",
+                events::COLLECTOR_STORAGE_SWITCH,
                 Some("sync"),
                 json!({"from": from, "to": to, "reason": reason, "primary": self.args.primary.display().to_string()}),
             );
@@ -264,9 +265,9 @@ impl SyncState {
         let delay = self.retry_delay + Duration::from_millis(jitter);
         self.next_try = tokio::time::Instant::now() + delay;
         self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
-        tracing::warn!(actor = "sync", event = "collector.sync.failed", error = %error, delay = ?delay, "forwarding failed; retrying");
+        tracing::warn!(actor = "sync", event = events::COLLECTOR_SYNC_FAILED, error = %error, delay = ?delay, "forwarding failed; retrying");
         self.args.audit.emit(
-            "collector.sync.failed",
+            events::COLLECTOR_SYNC_FAILED,
             Some("sync"),
             json!({"error": error.to_string(), "retry_in_ms": delay.as_millis() as u64}),
         );
@@ -410,13 +411,13 @@ impl SyncState {
         for gap in &plan.gaps {
             tracing::error!(
                 actor = "sync",
-                event = "collector.sync.gap",
+                event = events::COLLECTOR_SYNC_GAP,
                 stream = gap.stream.as_str(),
                 expected = gap.expected,
                 got = gap.got,
                 "continuity broken: records missing from the journal"
             );
-            self.args.audit.emit("collector.sync.failed", Some("sync"),
+            self.args.audit.emit(events::COLLECTOR_SYNC_FAILED, Some("sync"),
                 json!({"error": "gap", "stream": gap.stream, "epoch": gap.epoch, "expected": gap.expected, "got": gap.got}));
         }
         let Plan {
@@ -505,25 +506,25 @@ impl SyncState {
                 Ok(moved) if moved.records == 0 => return Err(self.conflict(frames, conflicts)),
                 Ok(moved) => {
                     let new = moved.first.map(|(_, n)| format!("{}.{}", n.0, n.1));
-                    tracing::warn!(actor = "sync", event = "journal.rehomed", stream = stream.as_str(),
+                    tracing::warn!(actor = "sync", event = events::JOURNAL_REHOMED, stream = stream.as_str(),
                         epoch = view.epoch, seq = view.seq, moved = moved.records,
                         "journal record {}.{} of {stream:?} has an id the primary already holds with other data \
                          (a journal restored from an old copy, or a second writer): this stream's records from \
                          it on move to new ids from {}, in order", view.epoch, view.seq, new.as_deref().unwrap_or("-"));
                     self.args.audit.emit(
-                        "journal.conflict",
+                        events::JOURNAL_CONFLICT,
                         Some("sync"),
                         json!({"stream": stream, "epoch": view.epoch, "seq": view.seq, "count": count}),
                     );
                     self.args.audit.emit(
-                        "journal.rehomed",
+                        events::JOURNAL_REHOMED,
                         Some("sync"),
                         json!({"stream": stream, "from": format!("{}.{}", view.epoch, view.seq),
                                "to": new, "records": moved.records}),
                     );
                 }
                 Err(e) => {
-                    tracing::warn!(actor = "sync", event = "journal.rehome_failed", error = %e,
+                    tracing::warn!(actor = "sync", event = events::JOURNAL_REHOME_FAILED, error = %e,
                         "cannot move colliding records to new ids");
                     return Err(self.conflict(frames, conflicts));
                 }
@@ -558,7 +559,7 @@ impl SyncState {
         if fresh {
             tracing::error!(
                 actor = "sync",
-                event = "journal.conflict",
+                event = events::JOURNAL_CONFLICT,
                 stream = first.stream,
                 epoch = first.epoch,
                 seq = first.seq,
@@ -566,7 +567,7 @@ impl SyncState {
                 "{msg}"
             );
             self.args.audit.emit(
-                "journal.conflict",
+                events::JOURNAL_CONFLICT,
                 Some("sync"),
                 json!({"stream": first.stream, "epoch": first.epoch, "seq": first.seq,
                        "count": conflicts.len()}),
@@ -688,7 +689,7 @@ impl SyncState {
         );
         tokio::spawn(async move {
             if let Err(e) = io.run_on(Lane::Sync, timeout, move || p.sync(all)).await {
-                tracing::warn!(actor = "sync", event = "collector.sync.failed", error = %e,
+                tracing::warn!(actor = "sync", event = events::COLLECTOR_SYNC_FAILED, error = %e,
                     "cannot sync a batch written before a failure; its records are sent again if missing");
             }
         });
@@ -721,7 +722,7 @@ impl SyncState {
                 d.items += items;
                 d.bytes += bytes;
                 self.args.audit.emit(
-                    "collector.sync.chunk",
+                    events::COLLECTOR_SYNC_CHUNK,
                     Some("sync"),
                     json!({"items": items, "bytes": bytes, "elapsed_ms": elapsed_ms}),
                 );
@@ -748,7 +749,7 @@ impl SyncState {
         let storage = self.args.storage.clone();
         self.releasing = Some(AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = storage.release_before(cut).await {
-                tracing::warn!(actor = "sync", event = "journal.release_failed", error = %e, "cannot release forwarded segments");
+                tracing::warn!(actor = "sync", event = events::JOURNAL_RELEASE_FAILED, error = %e, "cannot release forwarded segments");
             }
         })));
     }
@@ -759,7 +760,7 @@ impl SyncState {
         let blocked = info.blocked && info.end.offset > 0;
         if info.end.offset >= self.args.rotate_after || blocked {
             if let Err(e) = self.args.storage.rotate().await {
-                tracing::warn!(actor = "sync", event = "journal.rotate_failed", error = %e, "cannot rotate the journal");
+                tracing::warn!(actor = "sync", event = events::JOURNAL_ROTATE_FAILED, error = %e, "cannot rotate the journal");
             }
         }
     }
@@ -807,16 +808,18 @@ impl SyncState {
             return;
         }
         self.args.audit.emit(
-            "collector.sync.plan",
+            events::COLLECTOR_SYNC_PLAN,
             Some("sync"),
             json!({"items": lag, "bytes": info.bytes}),
         );
-        self.args
-            .audit
-            .emit("collector.sync.start", Some("sync"), json!({"items": lag}));
+        self.args.audit.emit(
+            events::COLLECTOR_SYNC_START,
+            Some("sync"),
+            json!({"items": lag}),
+        );
         tracing::info!(
             actor = "sync",
-            event = "collector.sync.start",
+            event = events::COLLECTOR_SYNC_START,
             items = lag,
             "draining the journal to the primary"
         );
@@ -833,7 +836,7 @@ impl SyncState {
         let elapsed_ms = d.started.elapsed().as_millis() as u64;
         tracing::info!(
             actor = "sync",
-            event = "collector.sync.complete",
+            event = events::COLLECTOR_SYNC_COMPLETE,
             items = d.items,
             bytes = d.bytes,
             elapsed_ms,
@@ -842,7 +845,7 @@ impl SyncState {
         );
         // `gaps`: continuity breaks seen batch by batch; `verified` only when there were none.
         self.args.audit.emit(
-            "collector.sync.complete",
+            events::COLLECTOR_SYNC_COMPLETE,
             Some("sync"),
             json!({"items": d.items, "bytes": d.bytes, "elapsed_ms": elapsed_ms,
                    "gaps": d.gaps, "verified": d.gaps == 0}),
