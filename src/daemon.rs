@@ -6,7 +6,7 @@ use fushi_actors::alert::AlertOutbox;
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::{ActorState, StatusBoard};
 use fushi_actors::events;
-use fushi_actors::status::write_atomic;
+use fushi_actors::fs::write_atomic;
 use fushi_actors::supervisor::{SupervisorActor, TreeContext};
 use ractor::Actor;
 use serde_json::json;

@@ -548,10 +548,7 @@ fn segment_number(path: &Path) -> Option<u64> {
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), JournalError> {
-    faults::check(faults::Op::Fsync, dir)
-        .and_then(|()| File::open(dir))
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsyncing directory", dir))
+    crate::fs::sync_dir(dir).map_err(io_err("fsyncing directory", dir))
 }
 
 /// The frames of one segment's bytes, with the damage between them.
@@ -824,7 +821,7 @@ impl Journal {
         for &(off, n, _) in frames {
             clean.extend_from_slice(&buf[off as usize..off as usize + n]);
         }
-        crate::status::write_atomic(path, &clean).map_err(io_err("rewriting", path))?;
+        crate::fs::write_atomic(path, &clean).map_err(io_err("rewriting", path))?;
         Ok(clean.len() as u64)
     }
 

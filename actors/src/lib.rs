@@ -12,6 +12,7 @@ pub mod collectors;
 pub mod events;
 pub mod faults;
 pub mod fdlimit;
+pub mod fs;
 pub mod journal;
 pub mod primary;
 pub mod records;

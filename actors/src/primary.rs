@@ -30,9 +30,9 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use crate::faults;
+use crate::fs::{sync_dir, write_atomic};
 use crate::journal::Frames;
 use crate::records::{valid_stream, StoredRecord};
-use crate::status::write_atomic;
 
 const RAW: &str = "raw";
 const LATEST: &str = "latest";
@@ -867,10 +867,6 @@ fn last_id_in(path: &Path) -> io::Result<Option<(u64, u64)>> {
         }
         end = start - 1;
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// What `fushi verify` prints: per-stream summaries and every problem found.

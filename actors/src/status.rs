@@ -7,9 +7,10 @@
 //! detected and audited as `daemon.recovered`.
 
 use crate::events;
+use crate::fs::write_atomic;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,29 +55,6 @@ pub fn load(path: &Path) -> io::Result<Option<StatusDoc>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    use crate::faults::{check, Op};
-    check(Op::Open, path)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".status.")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    check(Op::Write, path)?;
-    tmp.write_all(bytes)?;
-    check(Op::Fsync, path)?;
-    tmp.as_file().sync_all()?;
-    check(Op::Rename, path)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // The rename is only durable once the directory entry is.
-    check(Op::Fsync, dir)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 impl StatusActor {

@@ -265,7 +265,7 @@ const SAVE_IDS_EVERY: Duration = Duration::from_secs(1);
 pub fn save_ids(journal: &Journal) -> Result<(), String> {
     let ids: BTreeMap<_, _> = journal.last_ids().clone().into_iter().collect();
     let bytes = serde_json::to_vec(&ids).map_err(|e| e.to_string())?;
-    crate::status::write_atomic(&journal.dir().join(IDS_FILE), &bytes)
+    crate::fs::write_atomic(&journal.dir().join(IDS_FILE), &bytes)
         .map_err(|e| format!("saving last ids: {e}"))
 }
 
