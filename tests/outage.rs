@@ -832,10 +832,9 @@ fn ask(env: &Env, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
-/// The children of process `pid`, each with whether it is still the `fushi` binary (forked,
-/// not yet exec'd).
-fn children_of(pid: i32) -> Vec<(u32, bool)> {
-    let me = bin().canonicalize().expect("the fushi binary");
+/// The children of process `pid`, each with what it runs (`/proc/<child>/exe`; none once it
+/// exited). A child still running the `fushi` binary was forked and has not exec'd yet.
+fn children_of(pid: i32) -> Vec<(u32, Option<PathBuf>)> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -849,15 +848,19 @@ fn children_of(pid: i32) -> Vec<(u32, bool)> {
                 .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
             ppid == Some(pid)
         })
-        .map(|p| {
-            let unexeced = std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == me);
-            (p, unexeced)
-        })
+        .map(|p| (p, std::fs::read_link(format!("/proc/{p}/exe")).ok()))
         .collect()
 }
 
 /// A `command` collector whose program lies on a frozen mount hangs in exec; the daemon, on its
 /// one scheduler thread, must not hang with it: `fushi pid` and `fushi status` answer.
+///
+/// The mount is frozen while nothing of the collector's is on it: its program, a script on the
+/// mount, has handed over to `sh` and `sleep` from the root filesystem, and says so with a line
+/// of output. A freeze while a process works on the mount could catch bindfs holding one of
+/// its requests, and a process waiting on an answer that bindfs has read cannot die, not even
+/// of SIGKILL, until bindfs answers: the collector could then never restart. Killed after the
+/// freeze, the program is restarted, and that restart's exec is what hangs on the mount.
 #[test]
 fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
     const TEST: &str = "outage::frozen_exec";
@@ -869,7 +872,12 @@ fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
     std::fs::create_dir(&backing).unwrap();
     std::fs::create_dir(&mnt).unwrap();
     let prog = backing.join("prog");
-    std::fs::write(&prog, "#!/bin/sh\nexit 1\n").unwrap();
+    // The script's descriptor is close-on-exec in sh: it is closed (and flushed) by the exec.
+    std::fs::write(
+        &prog,
+        "#!/bin/sh\nexec /bin/sh -c 'echo ready; exec sleep 3600'\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     env.write_config(&config(&format!(
         "[[collector]]\nname = \"onnas\"\nkind = \"command\"\nargv = [\"{}\"]\n\
@@ -881,19 +889,37 @@ fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
     let bindfs = mounts.bindfs(&backing, &mnt);
 
     let mut d = env.start();
-    // It runs from the mount (and fails, as `exit 1` does).
-    d.wait_audit("supervisor.child.restarted", "collectors/onnas", 1);
+    // It runs from the mount: its line is a record, written once the script has exec'd away.
+    wait_for("the program on the mount to say it runs", || {
+        if let Ok(Some(st)) = d.child.try_wait() {
+            panic!("fushi exited ({st}):\n{}", d.log());
+        }
+        let s = env.status()?;
+        let onnas = s["actors"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == "collectors/onnas")?
+            .clone();
+        (onnas["records"].as_u64()? >= 1).then_some(())
+    });
+    let me = bin().canonicalize().expect("the fushi binary");
+    let running = children_of(d.pid());
+    let [(program, Some(exe))] = running.as_slice() else {
+        panic!("one child of fushi, running from the root filesystem: {running:?}");
+    };
+    assert!(!exe.starts_with(&root), "{exe:?} is not on the mount");
     signal(bindfs, Signal::SIGSTOP);
+    let a = env.audit();
+    let restarted = events(&a, "supervisor.child.restarted", "collectors/onnas").len();
+    signal(*program, Signal::SIGKILL);
     let hung = wait_for(
         "a restart of `onnas` hanging in exec on the frozen mount",
         || {
-            let kids = children_of(d.pid());
-            // Frozen just after its exec, /bin/sh hangs reading the script instead, and would
-            // never exit to let a restart hang where this test wants it.
-            for &(p, _) in kids.iter().filter(|(_, unexeced)| !unexeced) {
-                signal(p, Signal::SIGKILL);
-            }
-            let hung: Vec<u32> = kids.iter().filter(|k| k.1).map(|k| k.0).collect();
+            let hung: Vec<u32> = children_of(d.pid())
+                .into_iter()
+                .filter(|(_, exe)| exe.as_ref() == Some(&me))
+                .map(|(p, _)| p)
+                .collect();
             (!hung.is_empty()).then_some(hung)
         },
     );
@@ -909,11 +935,19 @@ fn a_command_on_a_frozen_mount_hangs_alone_not_the_daemon() {
         .unwrap_or_else(|| panic!("collectors/beat in {s}"));
     assert_eq!(beat["state"], "running", "{beat}");
 
-    // Thawed, the exec goes on and fails; the collector is restarted as before.
+    // Thawed, the exec goes on, and the restart that hung in it completes.
     let a = env.audit();
-    let before = events(&a, "supervisor.child.restarted", "collectors/onnas").len();
+    assert_eq!(
+        events(&a, "supervisor.child.restarted", "collectors/onnas").len(),
+        restarted,
+        "no restart of `onnas` completes while its exec hangs"
+    );
     signal(bindfs, Signal::SIGCONT);
-    d.wait_audit("supervisor.child.restarted", "collectors/onnas", before + 1);
+    d.wait_audit(
+        "supervisor.child.restarted",
+        "collectors/onnas",
+        restarted + 1,
+    );
     let st = d.terminate();
     assert!(st.success(), "fushi stopped cleanly: {st}");
     println!("{TEST}: exec hung in {hung:?} while `fushi pid` and `fushi status` answered");
