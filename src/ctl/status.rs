@@ -1,0 +1,152 @@
+//! `status`, `start`/`stop`/`restart` and `health`: the tree as the daemon reports it, and control requests on it.
+
+use anyhow::bail;
+use fushi_actors::board::health;
+use fushi_actors::board::{ActorState, ActorStatus};
+use fushi_actors::supervisor::Verb;
+use serde_json::json;
+use std::time::Duration;
+
+use super::names::*;
+use super::target::*;
+use super::words::*;
+use crate::control::client::ClientError;
+use crate::control::proto::{Request, Response};
+
+pub(super) fn when(a: &ActorStatus) -> String {
+    match a.state {
+        ActorState::Running => a
+            .since
+            .as_deref()
+            .and_then(ago)
+            .map(|d| format!("up {}", humantime::format_duration(d))),
+        ActorState::Backoff => a.next_restart_at.as_deref().and_then(until).map(|d| {
+            format!(
+                "restart in {}",
+                humantime::format_duration(Duration::from_millis(d.as_millis() as u64 / 100 * 100))
+            )
+        }),
+        _ => a
+            .since
+            .as_deref()
+            .and_then(ago)
+            .map(|d| format!("for {}", humantime::format_duration(d))),
+    }
+    .unwrap_or_default()
+}
+
+pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8> {
+    let doc = match status_doc(t) {
+        Ok(d) => d,
+        Err(e) => return down(e, EXIT_NOT_RUNNING),
+    };
+    let names = resolve(&doc, names.to_vec())?;
+    let selected: Vec<&ActorStatus> = if names.is_empty() {
+        doc.actors.iter().collect()
+    } else {
+        for n in &names {
+            if !doc.actors.iter().any(|a| selects(n, &a.name)) {
+                let known: Vec<&str> = doc.actors.iter().map(|a| a.name.as_str()).collect();
+                bail!("no actor named {n:?}; known: {}", known.join(", "));
+            }
+        }
+        doc.actors
+            .iter()
+            .filter(|a| names.iter().any(|n| selects(n, &a.name)))
+            .collect()
+    };
+    if json_out {
+        if names.is_empty() {
+            outln!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            outln!("{}", serde_json::to_string_pretty(&selected)?);
+        }
+    } else {
+        outln!(
+            "node {}  health {}  mode {}  primary {}  journal {} B  lag {}  daemon recovered {}",
+            doc.node,
+            doc.health,
+            doc.mode,
+            doc.storage.primary,
+            doc.storage.journal_bytes,
+            doc.storage.lag_records,
+            doc.daemon_recovered
+        );
+        outln!(
+            "{:<28} {:<9} {:<24} {:>8} {:>9}  LAST ERROR",
+            "NAME",
+            "STATE",
+            "UPTIME / NEXT",
+            "RESTARTS",
+            "RECOVERED"
+        );
+        for a in &selected {
+            let state = if a.escalated {
+                format!("{}!", a.state.as_str())
+            } else {
+                a.state.as_str().to_string()
+            };
+            outln!(
+                "{:<28} {:<9} {:<24} {:>8} {:>9}  {}",
+                a.name,
+                state,
+                when(a),
+                a.restarts,
+                a.recovered,
+                a.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        for e in &doc.config.errors {
+            outln!("config error: {e}");
+        }
+    }
+    let all_running = selected.iter().all(|a| a.state == ActorState::Running);
+    Ok(if all_running {
+        EXIT_OK
+    } else {
+        EXIT_NOT_RUNNING
+    })
+}
+
+pub fn control(t: &Target, verb: Verb, names: Vec<String>) -> anyhow::Result<u8> {
+    match t.call(&Request::Control { verb, names }) {
+        Ok(Response::Ok { message }) => {
+            outln!("{message}");
+            Ok(EXIT_OK)
+        }
+        Ok(other) => bail!("unexpected answer {other:?}"),
+        Err(e) => down(e, EXIT_DAEMON_DOWN),
+    }
+}
+
+pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
+    let doc = match status_doc(t) {
+        Ok(d) => d,
+        Err(ClientError::NotRunning { .. }) => {
+            if json_out {
+                outln!(
+                    "{}",
+                    json!({"status": "critical", "health": "red", "reasons": ["daemon not running"]})
+                );
+            } else {
+                outln!("critical: the daemon is not running");
+            }
+            return Ok(2);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (health, reasons) = health::assess(&doc);
+    let (word, code) = (health.word(), health.code());
+    if json_out {
+        outln!(
+            "{}",
+            json!({"status": word, "health": health, "reasons": reasons})
+        );
+    } else {
+        outln!("{word}");
+        for r in reasons {
+            outln!("  {r}");
+        }
+    }
+    Ok(code)
+}
