@@ -637,12 +637,14 @@ impl Writer {
 
     fn release(&mut self, segment: u64) -> Result<u64, String> {
         self.save_ids_due(true)?;
-        let freed = self
-            .journal
-            .release_before(segment)
-            .map_err(|e| e.to_string())?;
+        let before = self.journal.records();
+        let result = self.journal.release_before(segment);
+        // Only forwarded segments are released, also by a release that failed part way: their
+        // records were counted as forwarded.
+        self.board
+            .released(before.saturating_sub(self.journal.records()));
         self.publish();
-        Ok(freed)
+        result.map_err(|e| e.to_string())
     }
 
     /// Makes durable as many waiting appends as the journal's bound allows, in one fsync.

@@ -178,6 +178,16 @@ impl StatusBoard {
         });
     }
 
+    /// The journal released `records` forwarded records with their segments: they leave the
+    /// journal's count and its forwarded count together. Storage says so before it publishes the
+    /// smaller count, so the lag derived from the two is never understated in between (the sync
+    /// actor publishes its own count only at the end of a tick).
+    pub fn released(&self, records: u64) {
+        let mut g = self.lock();
+        let f = &mut g.doc.storage.forwarded;
+        *f = f.saturating_sub(records);
+    }
+
     /// How long the journal may hold a record (and an actor start or back off) before health is
     /// degraded; see [`Patience::limit_ms`].
     pub fn set_patience(&self, limit: Duration) {
@@ -490,6 +500,23 @@ mod tests {
             s.set_lag(0, y);
         });
         assert_eq!(b.snapshot().0.patience.lag_age_ms, 0);
+    }
+
+    #[test]
+    fn a_release_between_two_sync_counts_keeps_the_lag() {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        b.set_journal(15_000, 150, false);
+        b.update_storage(|s, y| {
+            s.forwarded = 100;
+            s.set_lag(50, y);
+        });
+        // Storage releases the 100 forwarded records' segments mid-tick.
+        b.released(100);
+        b.set_journal(5_000, 50, false);
+        let doc = b.snapshot().0;
+        assert_eq!(doc.storage.lag_records, 50, "the 50 still wait");
+        assert_eq!(doc.storage.secondary, SecondaryState::Used);
+        assert!(doc.sync.pending);
     }
 
     #[test]
