@@ -22,188 +22,38 @@
 //!   [`AlertOutbox`]; none of them touches the disk on this path, which keeps a zero-backoff
 //!   restart in the microseconds.
 
+mod policy;
+mod spec;
+mod types;
+
+pub use policy::{RestartKind, RestartPolicy, Strategy};
+use spec::start_error;
+pub use spec::{ChildSpec, StartContext, StartFn, StartFuture, Started};
+pub use types::{ChildInfo, ControlError, TreeContext, Verb};
+
 use crate::events;
-use futures::future::BoxFuture;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RactorErr, RpcReplyPort,
     SupervisionEvent,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 
-use crate::alert::{Alert, AlertOutbox};
-use crate::audit::AuditLog;
-use crate::board::{ActorState, StatusBoard};
+use crate::alert::Alert;
+use crate::board::ActorState;
 use crate::clock;
-
-/// When a child is restarted (SPEC §3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RestartKind {
-    /// Always restarted, also after stopping by itself.
-    #[default]
-    Permanent,
-    /// Restarted only after a failure.
-    Transient,
-    /// Never restarted.
-    Temporary,
-}
-
-impl RestartKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RestartKind::Permanent => "permanent",
-            RestartKind::Transient => "transient",
-            RestartKind::Temporary => "temporary",
-        }
-    }
-}
-
-/// Which siblings restart with a failed child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    #[default]
-    OneForOne,
-    OneForAll,
-    RestForOne,
-}
-
-/// Backoff, escalation and give-up settings of one child.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RestartPolicy {
-    pub backoff: Vec<Duration>,
-    pub jitter: Duration,
-    pub escalate_after: u32,
-    pub stable_after: Duration,
-    /// 0 = never give up.
-    pub give_up_after: u32,
-}
-
-impl Default for RestartPolicy {
-    fn default() -> Self {
-        Self {
-            backoff: vec![
-                Duration::from_secs(5),
-                Duration::from_secs(10),
-                Duration::from_secs(15),
-            ],
-            jitter: Duration::from_secs(1),
-            escalate_after: 4,
-            stable_after: Duration::from_secs(60),
-            give_up_after: 0,
-        }
-    }
-}
-
-impl RestartPolicy {
-    /// `backoff[min(n, len) - 1]` for the n-th consecutive failure (n ≥ 1).
-    pub fn base_delay(&self, n: u32) -> Duration {
-        if self.backoff.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = (n.max(1) as usize).min(self.backoff.len()) - 1;
-        self.backoff[i]
-    }
-
-    /// The base delay plus uniform random jitter in `0..jitter`, in whole milliseconds.
-    ///
-    /// Whole milliseconds because tokio's timers round a deadline up to the next millisecond: a
-    /// jitter drawn in nanoseconds within 1 ms of `jitter` fired at exactly `base + jitter`,
-    /// outside the promised `base..base + jitter` (and differed from the audited `delay_ms`).
-    pub fn delay(&self, n: u32) -> Duration {
-        let jitter_ms = self.jitter.as_millis() as u64;
-        let extra = if jitter_ms == 0 {
-            0
-        } else {
-            rand::random_range(0..jitter_ms)
-        };
-        self.base_delay(n) + Duration::from_millis(extra)
-    }
-}
-
-/// What a child's start function gets.
-pub struct StartContext {
-    /// The child's tree path, e.g. `collectors/trades`.
-    pub path: String,
-    /// The supervisor to link to.
-    pub supervisor: ActorCell,
-}
-
-/// A started child: its cell, and the task that runs it (aborted as a last resort on stop).
-pub struct Started {
-    pub cell: ActorCell,
-    pub task: JoinHandle<()>,
-}
-
-pub type StartFuture = BoxFuture<'static, Result<Started, String>>;
-
-/// How a child is (re)started: spawn the actor linked to `ctx.supervisor`.
-pub type StartFn = Arc<dyn Fn(StartContext) -> StartFuture + Send + Sync>;
-
-/// Everything the supervisor needs to know about one child.
 #[derive(Clone)]
-pub struct ChildSpec {
-    pub name: String,
-    pub restart: RestartKind,
-    pub policy: RestartPolicy,
-    pub shutdown_timeout: Duration,
-    /// `None` for sub-supervisors: their start is bounded by their children's.
-    pub start_timeout: Option<Duration>,
-    pub start: StartFn,
-    /// The child is itself a [`SupervisorActor`]: control requests for `name/…` are routed to it.
-    pub supervisor: bool,
-    /// One of the daemon's own actors: a control request may restart it, alone, but never stop
-    /// it, since the daemon cannot be reached or stopped in order without it.
-    pub essential: bool,
-    /// Stopped by an operator and not started since. Shared by every clone of the spec, so it
-    /// outlives a restart of the parent supervisor, whose next incarnation is built from clones.
-    held: Arc<AtomicBool>,
+pub struct SupervisorArgs {
+    /// This supervisor's tree path; empty for the root.
+    pub path: String,
+    pub strategy: Strategy,
+    pub children: Vec<ChildSpec>,
+    pub ctx: TreeContext,
 }
 
 impl ChildSpec {
-    pub fn new(
-        name: impl Into<String>,
-        start: impl Fn(StartContext) -> StartFuture + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            restart: RestartKind::Permanent,
-            policy: RestartPolicy::default(),
-            shutdown_timeout: Duration::from_secs(5),
-            start_timeout: Some(Duration::from_secs(30)),
-            start: Arc::new(start),
-            supervisor: false,
-            essential: false,
-            held: Arc::default(),
-        }
-    }
-
-    /// A child that is an actor of type `A`, started with clones of `actor` and `args`.
-    pub fn actor<A>(name: impl Into<String>, actor: A, args: A::Arguments) -> Self
-    where
-        A: Actor + Clone + Sync,
-        A::Arguments: Clone + Sync,
-    {
-        Self::new(name, move |ctx: StartContext| {
-            let (actor, args) = (actor.clone(), args.clone());
-            Box::pin(async move {
-                A::spawn_linked(None, actor, args, ctx.supervisor)
-                    .await
-                    .map(|(r, task)| Started {
-                        cell: r.get_cell(),
-                        task,
-                    })
-                    .map_err(start_error)
-            })
-        })
-    }
-
     /// A child that is itself a supervisor of `children`; its path is filled in at start.
     pub fn supervisor(name: impl Into<String>, args: SupervisorArgs) -> Self {
         let mut spec = Self::new(name, move |ctx: StartContext| {
@@ -225,111 +75,6 @@ impl ChildSpec {
         spec.shutdown_timeout = Duration::from_secs(60);
         spec
     }
-
-    pub fn with_restart(mut self, restart: RestartKind) -> Self {
-        self.restart = restart;
-        self
-    }
-
-    pub fn with_policy(mut self, policy: RestartPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    pub fn with_shutdown_timeout(mut self, t: Duration) -> Self {
-        self.shutdown_timeout = t;
-        self
-    }
-
-    /// Marks the child one of the daemon's own actors (see [`ChildSpec::essential`]).
-    pub fn essential(mut self) -> Self {
-        self.essential = true;
-        self
-    }
-
-    /// Whether an operator stopped the child and has not started it since.
-    pub fn held(&self) -> bool {
-        self.held.load(Ordering::Relaxed)
-    }
-
-    fn hold(&self, held: bool) {
-        self.held.store(held, Ordering::Relaxed);
-    }
-}
-
-fn start_error(e: ractor::SpawnErr) -> String {
-    match e {
-        ractor::SpawnErr::StartupFailed(inner) => format!("start failed: {inner}"),
-        other => format!("start failed: {other}"),
-    }
-}
-
-/// The observers every supervisor of a tree shares.
-#[derive(Clone)]
-pub struct TreeContext {
-    pub board: StatusBoard,
-    pub audit: AuditLog,
-    pub alerts: AlertOutbox,
-}
-
-#[derive(Clone)]
-pub struct SupervisorArgs {
-    /// This supervisor's tree path; empty for the root.
-    pub path: String,
-    pub strategy: Strategy,
-    pub children: Vec<ChildSpec>,
-    pub ctx: TreeContext,
-}
-
-/// A child as `Children` reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChildInfo {
-    pub name: String,
-    pub path: String,
-    pub state: ActorState,
-    pub consecutive_failures: u32,
-    pub escalated: bool,
-    pub generation: u64,
-    /// Stopped by an operator and not started since ([`ChildSpec::held`]).
-    pub held: bool,
-}
-
-/// What a control request does to the children it names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verb {
-    Start,
-    Stop,
-    Restart,
-}
-
-/// Why a control request was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ControlError {
-    #[error("a child named {name:?} already exists")]
-    Exists { name: String },
-    #[error(
-        "{path:?} is not a supervisor: only a supervisor's children can be named as {path}/NAME"
-    )]
-    NotASupervisor { path: String },
-    #[error("{path:?} is not running; start it first (fushi start {path})")]
-    NotRunning { path: String },
-    #[error("{path:?} did not answer: {error}")]
-    Unreachable { path: String, error: String },
-    #[error("no actor named {name:?} under {supervisor:?}; known: {}", known.join(", "))]
-    UnknownChild {
-        name: String,
-        supervisor: String,
-        known: Vec<String>,
-    },
-    #[error(
-        "{path} is one of the daemon's own actors: the daemon does not do its work without it, so it \
-         is never stopped through the control socket; `fushi restart {path}` restarts it, \
-         `fushi stop all` stops every collector, `fushi shutdown` stops the daemon"
-    )]
-    Essential { path: String },
-    #[error("restart the daemon's own actors one at a time, not {} together", paths.join(", "))]
-    EssentialTogether { paths: Vec<String> },
 }
 
 pub enum SupervisorMsg {
