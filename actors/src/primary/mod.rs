@@ -435,7 +435,8 @@ impl Primary {
     /// a conflict: the journal
     /// numbered it under ids the store already holds (a wiped or restored journal, a second
     /// writer), and skipping it would lose it. Reads each stream's files from the end, back to
-    /// the lowest id asked for.
+    /// the lowest id asked for. What it finds held it makes durable first (the file and its
+    /// directories fsynced): the write that put it there may have timed out before its own fsync.
     pub fn not_held(&self, frames: &Frames, pick: &[usize]) -> io::Result<Vec<usize>> {
         let root = self.open_root()?;
         let mut by_stream: BTreeMap<usize, HashMap<(u64, u64), usize>> = BTreeMap::new();
@@ -463,9 +464,12 @@ impl Primary {
             // The records (all but their ids) seen at or above the lowest id asked for: a
             // record moved to a higher id (a rehome) is held all the same.
             let mut moved: HashSet<Vec<u8>> = HashSet::new();
+            let mut synced_in = false;
             'files: for day in files.iter().rev() {
-                let file = File::open(dir.join(day_file(*day)))?;
+                let path = dir.join(day_file(*day));
+                let file = File::open(&path)?;
                 let mut done = false;
+                let before = wanted.len();
                 each_line_backwards(&file, |line| {
                     let Ok(id) = serde_json::from_slice::<LineId>(line) else {
                         return true;
@@ -486,8 +490,29 @@ impl Primary {
                     done = wanted.is_empty();
                     !done
                 })?;
+                if wanted.len() < before {
+                    // Held is only as good as durable: the write that put these lines here may
+                    // have timed out before its fsync, its file closed unsynced. Forwarding
+                    // counts them (and releases their journal segment) on this answer.
+                    root.fault(faults::Op::Fsync, &path)?;
+                    file.sync_data()?;
+                    synced_in = true;
+                }
                 if done {
                     break 'files;
+                }
+            }
+            if synced_in {
+                // And the entries that name them, up to the root: that write may have made
+                // the file, or the stream's directory.
+                let mut d = dir.as_path();
+                while d.starts_with(&root.path) {
+                    root.fault(faults::Op::Fsync, d)?;
+                    sync_dir(d)?;
+                    match d.parent() {
+                        Some(up) if up != root.path => d = up,
+                        _ => break,
+                    }
                 }
             }
             out.extend(
@@ -1003,6 +1028,37 @@ mod tests {
         moved.seq = 2;
         let frames = Frames::of(&[moved]).unwrap();
         assert!(p.not_held(&frames, &[0]).unwrap().is_empty());
+    }
+
+    /// A line is held only once durable: the write that put it there may have timed out before
+    /// its fsync, so the answer "held" fsyncs the files (and their directories) it found it in,
+    /// and a failing fsync is an error, not "held".
+    #[test]
+    fn not_held_makes_what_it_finds_durable_before_calling_it_held() {
+        use crate::faults::{self, Op};
+        let (d, p) = store();
+        let on_primary = recs("s/x", 1, 1, 3, "2026-11-20");
+        p.append_records(&on_primary).unwrap();
+        let frames = Frames::of(&on_primary).unwrap();
+        let file = p.root().join("raw/s/x/2026-11-20.jsonl");
+        faults::arm(Op::Fsync, &file, 0, 1, nix::libc::EIO);
+        assert!(
+            p.not_held(&frames, &[0, 1, 2]).is_err(),
+            "a failed fsync is not 'held'"
+        );
+        let dir = p.root().join("raw/s");
+        faults::arm(Op::Fsync, &dir, 0, 1, nix::libc::EIO);
+        assert!(
+            p.not_held(&frames, &[2]).is_err(),
+            "the stream's directories are made durable too"
+        );
+        faults::disarm(d.path());
+        assert!(p.not_held(&frames, &[0, 1, 2]).unwrap().is_empty());
+        // Nothing found, nothing to make durable: a missing record is a conflict, no fsync.
+        faults::arm(Op::Fsync, &file, 0, u32::MAX, nix::libc::EIO);
+        let other = recs("t", 1, 1, 1, "2026-11-20");
+        assert_eq!(p.not_held(&Frames::of(&other).unwrap(), &[0]).unwrap(), [0]);
+        faults::disarm(d.path());
     }
 
     /// Injected failures reach every step of a batch; a failed one leaves no line counted.
