@@ -154,6 +154,7 @@ fn healthy_header(screen: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs tmux: scripts/test runs it (--include-ignored)"]
 fn top_shows_the_tree_restarts_a_collector_survives_the_daemon_and_quits() {
     require(
         Tmux::available(),
@@ -273,6 +274,7 @@ fn top_shows_the_tree_restarts_a_collector_survives_the_daemon_and_quits() {
 }
 
 #[test]
+#[ignore = "needs tmux: scripts/test runs it (--include-ignored)"]
 fn top_with_only_the_socket_from_another_dir_shows_the_audit_events() {
     require(
         Tmux::available(),
