@@ -28,7 +28,12 @@ pub(super) fn sync_verdict(doc: &StatusDoc, tried_now: bool) -> (bool, String) {
     let limit = humantime::format_duration(Duration::from_secs(p.limit_ms.div_ceil(1000)));
     let age = humantime::format_duration(Duration::from_secs(p.lag_age_ms / 1000));
     let lag = st.lag_records;
-    let (lag, wait) = (records(lag), if lag == 1 { "waits" } else { "wait" });
+    let (wait, go, they) = if lag == 1 {
+        ("waits", "goes", "it")
+    } else {
+        ("wait", "go", "they")
+    };
+    let lag = records(lag);
     if let Some(c) = &doc.sync.conflict {
         return (false, format!("forwarding stopped: {c}"));
     }
@@ -42,7 +47,7 @@ pub(super) fn sync_verdict(doc: &StatusDoc, tried_now: bool) -> (bool, String) {
         return (
             false,
             format!(
-                "{lag} {wait}: the primary is down; they go when it is back (sync retries on \
+                "{lag} {wait}: the primary is down; {they} {go} when it is back (sync retries on \
                  its own{})",
                 if tried_now {
                     ""
@@ -63,7 +68,7 @@ pub(super) fn sync_verdict(doc: &StatusDoc, tried_now: bool) -> (bool, String) {
     }
     (
         true,
-        format!("{lag} {wait}, the oldest for {age}: sync keeps up (they go within {limit})"),
+        format!("{lag} {wait}, the oldest for {age}: sync keeps up ({they} {go} within {limit})"),
     )
 }
 
