@@ -106,16 +106,34 @@ pub fn decode<T: for<'de> Deserialize<'de>>(content: &[u8]) -> Result<T, FrameEr
     Ok(postcard::from_bytes(&content[2..])?)
 }
 
-/// Reads one frame's content, refusing a length over the limit before allocating it.
-pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)?;
-    let len = u32::from_le_bytes(len) as usize;
+/// The length a frame's 4-byte prefix announces, refused over the limit before anything is
+/// allocated for it.
+fn content_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(prefix) as usize;
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len));
     }
-    let mut buf = vec![0u8; len];
+    Ok(len)
+}
+
+/// Reads one frame's content (the CLI's blocking side).
+pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
+    let mut prefix = [0u8; 4];
+    r.read_exact(&mut prefix)?;
+    let mut buf = vec![0u8; content_len(prefix)?];
     r.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// Reads one frame's content (the daemon's async side): the same frame as [`read_frame`].
+pub async fn read_frame_async(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Result<Vec<u8>, FrameError> {
+    use tokio::io::AsyncReadExt;
+    let mut prefix = [0u8; 4];
+    r.read_exact(&mut prefix).await?;
+    let mut buf = vec![0u8; content_len(prefix)?];
+    r.read_exact(&mut buf).await?;
     Ok(buf)
 }
 

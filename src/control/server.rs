@@ -17,11 +17,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use super::proto::{self, FrameError, Request, Response, MAX_FRAME};
+use super::proto::{self, FrameError, Request, Response};
 use crate::logging::LogRing;
 
 /// How long a client may take to send its request.
@@ -158,15 +158,7 @@ fn every_collector(names: &[String]) -> Vec<String> {
 }
 
 async fn read_request(conn: &mut UnixStream) -> Result<Request, FrameError> {
-    let mut len = [0u8; 4];
-    conn.read_exact(&mut len).await?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
-    }
-    let mut buf = vec![0u8; len];
-    conn.read_exact(&mut buf).await?;
-    proto::decode(&buf)
+    proto::decode(&proto::read_frame_async(conn).await?)
 }
 
 async fn respond(conn: &mut UnixStream, resp: &Response) {
