@@ -234,6 +234,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
     let _ = shared.root.set(root.clone());
     let mut reconfig = Reconfig {
         config_path: config_path.to_path_buf(),
+        started: cfg.clone(),
         running: cfg.clone(),
         root: root.clone(),
         sink,
@@ -343,6 +344,9 @@ fn set_mode(board: &StatusBoard, mode: &str, until: Option<String>) {
 /// What `reread`, `update` and SIGHUP share: the running config and the way into the tree.
 struct Reconfig {
     config_path: PathBuf,
+    /// The config the daemon started with: what every section but the collectors still runs on.
+    started: Config,
+    /// The collectors as last applied.
     running: Config,
     root: ractor::ActorRef<fushi_actors::supervisor::SupervisorMsg>,
     sink: fushi_actors::sink::RecordSink,
@@ -378,7 +382,7 @@ impl Reconfig {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let mut d = update::diff(&self.running, &new);
+        let mut d = update::diff(&self.started, &self.running, &new);
         if !apply {
             d.failed_reload = self.board.snapshot().0.config.errors;
             return serde_json::to_string(&d).map_err(|e| e.to_string());
@@ -402,7 +406,7 @@ impl Reconfig {
         );
         tracing::info!(event = events::CONFIG_RELOAD_OK, added = ?d.added, removed = ?d.removed, changed = ?d.changed,
             restart_needed = ?d.restart_needed, "config applied");
-        self.running = update::applied(&self.running, &new);
+        self.running = new;
         Ok(json)
     }
 }

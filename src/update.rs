@@ -4,7 +4,6 @@
 //! `[supervisor]` defaults it inherits) differ. Other sections (`node`, `storage`, …) are wired
 //! into actors at start; a change there is reported as needing a daemon restart, not half-applied.
 
-use fushi_actors::events;
 use fushi_actors::sink::RecordSink;
 use fushi_actors::supervisor::SupervisorMsg;
 use ractor::ActorRef;
@@ -42,7 +41,10 @@ fn effective<'a>(cfg: &'a Config) -> Vec<(&'a CollectorConfig, impl PartialEq + 
         .collect()
 }
 
-pub fn diff(running: &Config, new: &Config) -> Diff {
+/// The difference between the file (`new`) and what runs: collectors against the collectors
+/// running now (`running`: the config of the last applied update), every other section against
+/// the config the daemon started with (`started`), since only a restart applies those.
+pub fn diff(started: &Config, running: &Config, new: &Config) -> Diff {
     let old = effective(running);
     let now = effective(new);
     let mut d = Diff::default();
@@ -58,17 +60,23 @@ pub fn diff(running: &Config, new: &Config) -> Diff {
             d.removed.push(o.name.clone());
         }
     }
+    let (was, is) = (&started.supervisor, &new.supervisor);
+    let mut own_policy = is.clone();
+    own_policy.strategy = was.strategy;
     let sections = [
-        ("node", running.node != new.node),
-        ("storage", running.storage != new.storage),
-        ("sync", running.sync != new.sync),
-        ("leader", running.leader != new.leader),
-        ("control", running.control != new.control),
-        ("alert", running.alert != new.alert),
-        ("slo", running.slos != new.slos),
+        ("node", started.node != new.node),
+        ("storage", started.storage != new.storage),
+        ("sync", started.sync != new.sync),
+        ("leader", started.leader != new.leader),
+        ("control", started.control != new.control),
+        ("alert", started.alert != new.alert),
+        ("slo", started.slos != new.slos),
+        ("supervisor.strategy", was.strategy != is.strategy),
+        // Collectors take the new defaults at once (they count as changed); the daemon's own
+        // actors were given theirs at start.
         (
-            events::SUPERVISOR_STRATEGY,
-            running.supervisor.strategy != new.supervisor.strategy,
+            "supervisor (for the daemon's own actors)",
+            *was != own_policy,
         ),
     ];
     d.restart_needed = sections
@@ -77,17 +85,6 @@ pub fn diff(running: &Config, new: &Config) -> Diff {
         .map(|(s, _)| s.to_string())
         .collect();
     d
-}
-
-/// What the daemon runs once the collector part of `new` is applied: the rest of `running`
-/// stays, since it takes a restart; a later `reread` then still reports it as pending.
-pub fn applied(running: &Config, new: &Config) -> Config {
-    let mut cfg = running.clone();
-    cfg.collectors = new.collectors.clone();
-    let strategy = cfg.supervisor.strategy;
-    cfg.supervisor = new.supervisor.clone();
-    cfg.supervisor.strategy = strategy;
-    cfg
 }
 
 /// Applies the collector part of `d` to the running tree.
@@ -99,7 +96,7 @@ pub async fn apply(
 ) -> Result<(), String> {
     let sub = ractor::call!(root, |r| SupervisorMsg::Supervisor("collectors".into(), r))
         .map_err(|e| format!("the root supervisor did not answer: {e}"))?
-        .ok_or("the collectors supervisor is not running; `fushi start collectors` first")?;
+        .ok_or("the collectors supervisor is not running right now (restarting: see `fushi status collectors`); try again once it runs")?;
     let spec = |name: &str| {
         let c = new
             .collectors
@@ -167,12 +164,15 @@ every = "2s"
 name = "new"
 kind = "heartbeat"
 "#;
-        let d = diff(&parse(BASE), &parse(new));
+        let d = diff(&parse(BASE), &parse(BASE), &parse(new));
         assert_eq!(d.added, ["new"]);
         assert_eq!(d.removed, ["drop"]);
         assert_eq!(d.changed, ["change"]);
         assert_eq!(d.restart_needed, ["storage"]);
-        assert_eq!(diff(&parse(BASE), &parse(BASE)), Diff::default());
+        assert_eq!(
+            diff(&parse(BASE), &parse(BASE), &parse(BASE)),
+            Diff::default()
+        );
     }
 
     #[test]
@@ -181,12 +181,36 @@ kind = "heartbeat"
             "[[collector]]\nname = \"keep\"",
             "[supervisor]\nbackoff = [\"1s\"]\n[[collector]]\nname = \"keep\"",
         );
-        let d = diff(&parse(BASE), &parse(&new));
+        let d = diff(&parse(BASE), &parse(BASE), &parse(&new));
         assert_eq!(d.changed, ["keep", "change", "drop"]);
+        // The daemon's own actors keep the defaults they started with until a restart.
+        assert_eq!(
+            d.restart_needed,
+            ["supervisor (for the daemon's own actors)"]
+        );
         let off = BASE.replace(
             "name = \"drop\"\nkind = \"heartbeat\"",
             "name = \"drop\"\nkind = \"heartbeat\"\nenabled = false",
         );
-        assert_eq!(diff(&parse(BASE), &parse(&off)).removed, ["drop"]);
+        assert_eq!(
+            diff(&parse(BASE), &parse(BASE), &parse(&off)).removed,
+            ["drop"]
+        );
+    }
+
+    #[test]
+    fn a_section_update_did_not_apply_is_still_reported_after_it() {
+        let new =
+            BASE.replace("every = \"1s\"", "every = \"2s\"") + "\n[storage]\nio_timeout = \"9s\"\n";
+        let (started, new) = (parse(BASE), parse(&new));
+        let d = diff(&started, &started, &new);
+        assert_eq!(
+            (d.changed.as_slice(), d.restart_needed.as_slice()),
+            (&["change".to_string()][..], &["storage".to_string()][..])
+        );
+        // After the update the collectors run as the file says; storage still as at start.
+        let after = diff(&started, &new, &new);
+        assert!(after.changed.is_empty(), "{after:?}");
+        assert_eq!(after.restart_needed, ["storage"]);
     }
 }

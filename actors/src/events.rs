@@ -77,7 +77,6 @@ pub const SUPERVISOR_CHILD_RESTARTED: &str = "supervisor.child.restarted";
 pub const SUPERVISOR_CHILD_STARTED: &str = "supervisor.child.started";
 pub const SUPERVISOR_CHILD_STOPPED: &str = "supervisor.child.stopped";
 pub const SUPERVISOR_KILL_TIMEOUT: &str = "supervisor.kill_timeout";
-pub const SUPERVISOR_STRATEGY: &str = "supervisor.strategy";
 
 pub const SYSTEMD_NOTIFY_FAILED: &str = "systemd.notify_failed";
 pub const SYSTEMD_WATCHDOG_MISSED: &str = "systemd.watchdog_missed";
@@ -146,7 +145,6 @@ pub const ALL: &[&str] = &[
     SUPERVISOR_CHILD_STARTED,
     SUPERVISOR_CHILD_STOPPED,
     SUPERVISOR_KILL_TIMEOUT,
-    SUPERVISOR_STRATEGY,
     SYSTEMD_NOTIFY_FAILED,
     SYSTEMD_WATCHDOG_MISSED,
 ];
