@@ -416,9 +416,7 @@ impl Actor for HttpActor {
         _myself: ActorRef<HttpMsg>,
         state: &mut HttpState,
     ) -> Result<(), ActorProcessingErr> {
-        let server = &mut state._server.0;
-        server.abort();
-        let _ = server.await;
+        state._server.stop().await;
         Ok(())
     }
 }

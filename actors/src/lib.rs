@@ -27,6 +27,15 @@ pub mod sync;
 /// killed and never reaches `post_stop`.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
+impl AbortOnDrop {
+    /// Aborts the task and waits until it is gone, so that what it owned (a listener, a file)
+    /// is released when this returns, not some time after the drop.
+    pub async fn stop(&mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();

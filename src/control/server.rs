@@ -228,6 +228,18 @@ fn error(message: impl Into<String>) -> Response {
     }
 }
 
+/// The live sync actor, or the refusal that says why there is none right now (it is never
+/// stopped through the socket, so it is restarting).
+async fn sync_actor(shared: &Shared) -> Result<ActorRef<fushi_actors::sync::SyncMsg>, Response> {
+    match cell(shared, "sync").await {
+        Some(c) => Ok(c.into()),
+        None => Err(error(
+            "the sync actor is not running right now (restarting after a failure: see \
+             `fushi status sync`; `fushi restart sync` starts it at once)",
+        )),
+    }
+}
+
 async fn handle(req: Request, shared: &Shared) -> Response {
     match req {
         Request::Status => {
@@ -310,10 +322,10 @@ async fn handle(req: Request, shared: &Shared) -> Response {
             }
         }
         Request::SyncNow => {
-            let Some(cell) = cell(shared, "sync").await else {
-                return error("the sync actor is not running right now (restarting after a failure: see `fushi status sync`; `fushi restart sync` starts it at once)");
+            let sync = match sync_actor(shared).await {
+                Ok(s) => s,
+                Err(refusal) => return refusal,
             };
-            let sync: ActorRef<fushi_actors::sync::SyncMsg> = cell.into();
             match ractor::call_t!(
                 sync,
                 fushi_actors::sync::SyncMsg::Now,
@@ -326,10 +338,10 @@ async fn handle(req: Request, shared: &Shared) -> Response {
             }
         }
         Request::SyncPlan => {
-            let Some(cell) = cell(shared, "sync").await else {
-                return error("the sync actor is not running right now (restarting after a failure: see `fushi status sync`; `fushi restart sync` starts it at once)");
+            let sync = match sync_actor(shared).await {
+                Ok(s) => s,
+                Err(refusal) => return refusal,
             };
-            let sync: ActorRef<fushi_actors::sync::SyncMsg> = cell.into();
             match ractor::call_t!(
                 sync,
                 fushi_actors::sync::SyncMsg::Backlog,
@@ -388,10 +400,10 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 }
                 (w @ ("primary-down" | "primary-up"), _) => {
                     let down = w == "primary-down";
-                    let Some(c) = cell(shared, "sync").await else {
-                        return error("the sync actor is not running right now (restarting after a failure: see `fushi status sync`; `fushi restart sync` starts it at once)");
+                    let sync = match sync_actor(shared).await {
+                        Ok(s) => s,
+                        Err(refusal) => return refusal,
                     };
-                    let sync: ActorRef<fushi_actors::sync::SyncMsg> = c.into();
                     shared
                         .audit
                         .emit(&format!("inject.{w}"), Some("sync"), json!({}));
@@ -463,9 +475,7 @@ impl Actor for ControlActor {
         _myself: ActorRef<ControlMsg>,
         state: &mut ControlState,
     ) -> Result<(), ActorProcessingErr> {
-        let acceptor = &mut state._acceptor.0;
-        acceptor.abort();
-        let _ = acceptor.await;
+        state._acceptor.stop().await;
         Ok(())
     }
 }
