@@ -297,17 +297,28 @@ fn no_answer_from_a_daemon_that_runs_says_so_and_a_broken_file_is_named() {
     );
     assert!(d.terminate().success());
 
-    // A file that does not parse: the error says so instead of only "not running".
+    // A file that does not parse: the error says so, and does not claim the daemon is down
+    // (the socket was only looked for where the defaults put it).
     env.write_config("garbage [[[\n");
     let out = fushi(&env, &["status"]);
     assert_eq!(code(&out), 3);
     let text = stderr(&out);
     assert!(
-        text.contains("the daemon is not running") && text.contains("does not load"),
+        text.contains("no daemon answers on")
+            && text.contains("does not load")
+            && !text.contains("not running"),
         "{text}"
     );
     let out = fushi(&env, &["health", "--json"]);
-    assert_eq!(json(&out)["health"], "red");
+    let health = json(&out);
+    assert_eq!(health["health"], "red");
+    assert!(
+        health["reasons"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not load"),
+        "{health}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `status`, `start`/`stop`/`restart` and `health`: the tree as the daemon reports it, and control requests on it.
 
 use anyhow::bail;
-use fushi_actors::board::health;
+use fushi_actors::board::{health, Health};
 use fushi_actors::board::{ActorState, ActorStatus};
 use fushi_actors::supervisor::Verb;
 use serde_json::json;
@@ -122,16 +122,19 @@ pub fn control(t: &Target, verb: Verb, names: Vec<String>) -> anyhow::Result<u8>
 pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
     let doc = match status_doc(t) {
         Ok(d) => d,
-        Err(ClientError::NotRunning { .. }) => {
+        Err(e @ ClientError::NotRunning { .. }) => {
+            // No answer is critical, whether the daemon is gone or unreachable; the reason
+            // says which (`Target::not_running`).
+            let (health, reason) = (Health::Red, e.to_string());
             if json_out {
                 outln!(
                     "{}",
-                    json!({"status": "critical", "health": "red", "reasons": ["daemon not running"]})
+                    json!({"status": health.word(), "health": health, "reasons": [reason]})
                 );
             } else {
-                outln!("critical: the daemon is not running");
+                outln!("{}\n  {reason}", health.word());
             }
-            return Ok(2);
+            return Ok(health.code());
         }
         Err(e) => return Err(e.into()),
     };

@@ -83,7 +83,8 @@ impl Target {
     pub(super) fn not_running(&self, tried: &[PathBuf]) -> String {
         let none = client::no_answer(tried);
         let data = &self.config.node.data_dir;
-        if let Some(pid) = self.socket.is_none().then(|| daemon_on(data)).flatten() {
+        // Only a data dir the config names says anything: with `--socket` alone it is a default.
+        if let Some(pid) = self.config_read.then(|| daemon_on(data)).flatten() {
             return format!(
                 "{none}, but fushi pid {pid} runs on data dir {}: its control socket may be restarting \
                  (try again in a moment), or it listens elsewhere (started with another XDG_RUNTIME_DIR \
@@ -91,19 +92,23 @@ impl Target {
                 data.display()
             );
         }
+        // "Not running" is said only where it is known: no daemon holds the data dir the config
+        // names. A broken config or a bare --socket only tells where nobody answers.
         match (&self.config_error, self.config_read) {
             (Some(e), _) => format!(
-                "the daemon is not running ({none}); but {} does not load, so the socket was looked for \
-                 where its readable part and the defaults put it: {e}",
+                "{none}; {} does not load, so the socket was looked for where its readable part and \
+                 the defaults put it (fix the file, or pass --socket PATH): {e}",
                 self.config_path.display()
             ),
             (None, true) => format!(
-                "the daemon is not running ({none}); start it with `fushi run -c {}` or `systemctl start fushi`",
+                "the daemon is not running ({none}, and no fushi holds data dir {}); start it with \
+                 `fushi run -c {}` or `systemctl start fushi`",
+                data.display(),
                 self.config_path.display()
             ),
             (None, false) => format!(
-                "the daemon is not running ({none}); start it with `fushi run -c FILE`, or pass the \
-                 running daemon's socket with --socket PATH"
+                "{none}: the daemon is not running, or listens elsewhere; start it with \
+                 `fushi run -c FILE`, or pass the running daemon's socket with --socket PATH"
             ),
         }
     }
