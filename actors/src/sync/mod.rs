@@ -132,7 +132,8 @@ pub struct SyncState {
     primary: Arc<Primary>,
     up: Option<bool>,
     last_ids: Option<BTreeMap<String, (u64, u64)>>,
-    /// `last_ids` as last known, kept while the primary is down (for `sync --plan`).
+    /// The last ids as they were when the primary went down, until they are read again: what
+    /// `sync --plan` shows meanwhile.
     known_ids: BTreeMap<String, (u64, u64)>,
     cursor: Position,
     /// Records passed (forwarded or already there) per segment still in the journal.
@@ -211,7 +212,9 @@ impl SyncState {
         }
         if !up {
             // What is on the primary must be read again before forwarding resumes.
-            self.last_ids = None;
+            if let Some(ids) = self.last_ids.take() {
+                self.known_ids = ids;
+            }
         }
         self.args
             .board
@@ -326,7 +329,6 @@ impl SyncState {
         // Before anything is forwarded, storage numbers above them (a fresh journal waits for
         // exactly this): an id the primary holds is never handed out again.
         self.args.storage.seed(ids.clone()).await;
-        self.known_ids = ids.clone();
         self.last_ids = Some(ids);
         Ok(())
     }
@@ -700,7 +702,6 @@ impl SyncState {
     fn commit(&mut self, batch: Batch) {
         let (items, bytes) = (batch.stats.items as u64, batch.stats.bytes as u64);
         let elapsed_ms = batch.started.elapsed().as_millis() as u64;
-        self.known_ids.clone_from(&batch.expect);
         self.last_ids = Some(batch.expect);
         for (segment, n) in batch.passed {
             *self.passed.entry(segment).or_default() += n;
