@@ -140,10 +140,14 @@ fn summary(board: &StatusBoard) -> String {
     )
 }
 
+/// The daemon's pid, held locked in its data dir for its life (and read by the CLI when no
+/// socket answers).
+pub const PID_FILE: &str = "fushi.pid";
+
 /// Holds `<data_dir>/fushi.pid` locked for the daemon's life: one daemon per data dir.
 fn lock_data_dir(dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     use std::io::{Read, Seek, Write};
-    let path = dir.join("fushi.pid");
+    let path = dir.join(PID_FILE);
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -325,7 +329,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
     // A clean stop leaves nothing behind that looks like a daemon: the socket and the pid file
     // go (the lock is held until the function returns, so no successor's file is removed).
     crate::control::server::remove_own_socket(&shared);
-    let pid_file = data_dir.join("fushi.pid");
+    let pid_file = data_dir.join(PID_FILE);
     if let Err(e) = std::fs::remove_file(&pid_file) {
         tracing::warn!(event = events::DAEMON_PID_FILE_LEFT, error = %e, path = %pid_file.display(), "cannot remove the pid file");
     }

@@ -29,7 +29,7 @@ pub struct Target {
 /// The pid of a fushi that holds `data_dir` (its `fushi.pid` names a live fushi process): a
 /// clean stop removes the file, so one left names a daemon that runs or one killed.
 pub(crate) fn daemon_on(data_dir: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(data_dir.join("fushi.pid")).ok()?;
+    let text = std::fs::read_to_string(data_dir.join(crate::daemon::PID_FILE)).ok()?;
     let pid: u32 = text.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let argv0 = cmdline.split(|&b| b == 0).next()?;
