@@ -20,13 +20,18 @@ pub fn config_diff(t: &Target, apply: bool, json_out: bool) -> anyhow::Result<u8
     };
     let theirs = daemon_config_path(&doc);
     if t.config_read && !same_file(&t.config_path, &theirs) {
+        let instead = match &t.config_error {
+            Some(e) => format!("; {} does not load either: {e}", t.config_path.display()),
+            None => format!(
+                ", or restart the daemon with -c {}",
+                t.config_path.display()
+            ),
+        };
         eprintln!(
-            "fushi: the daemon reads its config from {}, not {}: edit that file and run `fushi {}` again, \
-             or restart the daemon with -c {}",
+            "fushi: the daemon reads its config from {}, not {}: edit that file and run `fushi {}` again{instead}",
             theirs.display(),
             t.config_path.display(),
             if apply { "update" } else { "reread" },
-            t.config_path.display()
         );
         return Ok(EXIT_FAILURE);
     }
