@@ -21,6 +21,11 @@
 //!
 //! The `fushi` binary is the release build cargo makes for benchmarks (`CARGO_BIN_EXE_fushi`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures real time, beside its baseline measured the same way"
+)]
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

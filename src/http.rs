@@ -508,8 +508,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn health_answers_by_colour() {
+    #[tokio::test(start_paused = true)]
+    async fn health_answers_by_colour() {
         let b = board();
         let s = server(&b, None);
         let r = route(&s, &Method::GET, "/health", None);
@@ -520,7 +520,7 @@ mod tests {
         let r = route(&s, &Method::GET, "/health", None);
         assert_eq!(body(&r), json!({"status": "healthy"}), "within the grace");
         b.set_patience(Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::advance(Duration::from_millis(1)).await;
         let r = route(&s, &Method::GET, "/health", None);
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(body(&r)["status"], "degraded");

@@ -1,5 +1,10 @@
 //! Integration tests: the real `fushi` binary, driven from outside as a user and systemd would.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests drive the real daemon, a separate process, and wait on it in real time"
+)]
+
 mod util;
 
 mod cli;

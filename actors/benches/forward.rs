@@ -17,6 +17,11 @@
 //! Figures are MB/s of journal bytes (10^6 bytes); the summary gives medians over
 //! `FORWARD_BENCH_ROUNDS` (5) rounds. `FUSHI_BENCH_DIR` moves the scratch directory.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures real time, beside its baseline measured the same way"
+)]
+
 mod support;
 
 use fushi_actors::audit::AuditLog;

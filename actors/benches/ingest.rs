@@ -32,6 +32,11 @@
 //! the batched variant takes twice as many) and `FUSHI_BENCH_DIR` (see `support::scratch`).
 //! Needs `fio` (`apt-get install fio`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures real time, beside its baseline measured the same way"
+)]
+
 mod support;
 
 use fushi_actors::audit::AuditLog;

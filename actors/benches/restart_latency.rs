@@ -20,6 +20,11 @@
 //! workers, which the daemon ran on before, for comparison), `RESTART_BENCH_AUDIT` (`file` |
 //! `memory`: the tests' in-memory audit log, which keeps every event and so grows the heap).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures real time, beside its baseline measured the same way"
+)]
+
 // The daemon's allocator comes with it; of its other helpers this bench uses a few.
 #[allow(dead_code)]
 mod support;

@@ -98,7 +98,7 @@ impl AuditLog {
     /// masked and the line encoded on the writer thread, off the supervisor's restart path.
     pub fn emit(&self, event: &str, actor: Option<&str>, payload: Value) {
         let raw = Raw {
-            at: std::time::SystemTime::now(),
+            at: crate::clock::wall(),
             event: event.to_string(),
             actor: actor.map(str::to_string),
             payload,

@@ -1,4 +1,9 @@
-//! Wall-clock timestamps in the one format every file and JSON document of fushi uses (RFC 3339, UTC, ms).
+//! The clocks fushi reads: the wall clock for timestamps (RFC 3339, UTC, ms, the one format of every file and JSON document), and a stopwatch for the real cost of I/O.
+//!
+//! Timers and deadlines on the runtime use tokio's clock (`tokio::time::Instant`), which a test
+//! can pause; `clippy.toml` disallows `std::time::Instant::now`, `std::thread::sleep` and
+//! `SystemTime::now` elsewhere. The wall clock is read here only, so that every timestamp fushi
+//! writes comes from one function.
 
 use std::time::{Duration, SystemTime};
 use time::macros::format_description;
@@ -13,13 +18,44 @@ pub fn rfc3339(t: SystemTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }
 
+/// Now on the wall clock: the one reader of `SystemTime::now` (timestamps, file ages, `--since`).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the wall clock's one reader, which the policy points everyone else to"
+)]
+pub fn wall() -> SystemTime {
+    SystemTime::now()
+}
+
 pub fn now_rfc3339() -> String {
-    rfc3339(SystemTime::now())
+    rfc3339(wall())
 }
 
 /// The wall-clock instant `d` from now, formatted (for `next_restart_at`).
 pub fn in_rfc3339(d: Duration) -> String {
-    rfc3339(SystemTime::now() + d)
+    rfc3339(wall() + d)
+}
+
+/// Real time elapsed where no runtime timer is involved: the cost of a piece of blocking I/O (a
+/// journal read, a primary's fsync), which is the disk's and which tokio's clock would show as
+/// zero when a test pauses time, or as a jump when a timer fires meanwhile; or a plain thread's
+/// own pace (the journal's lock wait, `top`'s blink). It sizes batches and fills statistics;
+/// no actor waits on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "measures the real cost of I/O, see the type's doc"
+    )]
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
 }
 
 #[cfg(test)]

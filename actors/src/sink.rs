@@ -33,7 +33,7 @@ impl RecordSink {
             .map(|r| keepable(collector, r))
             .collect();
         let quarantined = pending.iter().filter(|p| p.stream == QUARANTINE).count() as u64;
-        let asked = std::time::Instant::now();
+        let asked = tokio::time::Instant::now();
         let stored = self.storage.append(pending).await;
         self.board.observe_ack(asked.elapsed(), n);
         self.board.add_records(collector, n);

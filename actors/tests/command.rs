@@ -5,7 +5,8 @@ use fushi_actors::collectors::command::{CommandActor, CommandArgs};
 use fushi_actors::sink::RecordSink;
 use fushi_actors::storage::StorageHandle;
 use ractor::Actor;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

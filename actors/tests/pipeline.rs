@@ -3,11 +3,13 @@
 //! The hang is acted out without a mount: a job that waits on a gate is queued first on the
 //! `PrimaryIo` lane that makes written batches durable, so the actor's first group fsync waits
 //! behind it for as long as the test wants, exactly as behind a frozen NAS. By then batches
-//! are written and not synced, and more are being written: the pipeline is full. Real time
-//! with a short `io_timeout`, as the daemon's integration tests use (the primary's I/O runs on
-//! threads of its own, which tokio's paused clock would time out at once); every wait is on an
-//! event, and a duration is measured between two of the actor's audit events, never from the
-//! test's own start: recovering the 12 MB journal takes what the machine's load makes it take.
+//! are written and not synced, and more are being written: the pipeline is full.
+//!
+//! These tests run on the real clock with a short `io_timeout`, as the daemon's integration
+//! tests do: the primary's I/O runs on threads of its own, and with tokio's clock paused the
+//! runtime is idle while they work, so it would jump to every call's deadline at once. No
+//! assertion bounds a duration: every wait is on an event, and what is timed (the hung call
+//! given up on after exactly `io_timeout`) is shown on the paused clock by `sync::io`'s tests.
 //!
 //! "Drained" is the audit's `collector.sync.complete` (every record of the backlog durable on
 //! the primary), not `lag_records == 0` in status: after a drain was cut short, status can show
@@ -29,11 +31,6 @@ use std::time::Duration;
 
 const IO_TIMEOUT: Duration = Duration::from_millis(300);
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
-/// What the drain does on the primary besides the hung fsync, beyond io_timeout + probe_interval,
-/// between its start and the switch to down: reading its last ids, reading and writing its first
-/// batch before that batch's fsync is queued behind the gate, and finishing the write in flight
-/// when the fsync is given up on. A few milliseconds on an idle machine, tens on a loaded one.
-const MARGIN: Duration = Duration::from_millis(150);
 const SEGMENT_BYTES: u64 = 1 << 20;
 const RECORDS: u64 = 40_000;
 const STREAMS: u64 = 3;
@@ -237,21 +234,35 @@ async fn a_primary_that_hangs_mid_drain_is_down_in_time_and_then_gets_every_reco
         Some((start, down.clone()))
     })
     .await;
-    // From the drain's start (the primary found up, the backlog planned) to the switch, both
-    // as the actor stamped them: what the test process or the journal's recovery took before
-    // does not count.
-    let took = at(&down) - at(&start);
+    // The time from the drain's start to the switch is the machine's (recovering and writing
+    // batches on threads of their own), so it is printed, not bounded: what is asserted is
+    // that the switch is the direct consequence of the hung call given up on after exactly
+    // io_timeout (shown on the paused clock by `sync::io`'s tests), with no retry, probe or
+    // tick in between to delay it.
+    let events = audit.events();
+    let from = events.iter().position(|e| e == &start).unwrap();
+    let to = events.iter().position(|e| e == &down).unwrap();
     eprintln!(
         "down {} ms after the drain started",
-        took.whole_milliseconds()
+        (at(&down) - at(&start)).whole_milliseconds()
     );
+    let between: Vec<&str> = events[from + 1..to]
+        .iter()
+        .map(|e| e.event.as_str())
+        .filter(|e| e.starts_with("collector.sync") || e.starts_with("collector.storage"))
+        .collect();
     assert!(
-        took <= IO_TIMEOUT + PROBE_INTERVAL + MARGIN,
-        "a primary whose fsync hangs is down within io_timeout + probe_interval of the drain's \
-         start: took {took}"
+        between
+            .iter()
+            .all(|e| *e == "collector.sync.chunk" || *e == "collector.sync.failed")
+            && between
+                .iter()
+                .filter(|e| **e == "collector.sync.failed")
+                .count()
+                == 1,
+        "one failure between the drain's start and the switch: {between:?}"
     );
-    let events = audit.events();
-    let failed = events
+    let failed = events[from..to]
         .iter()
         .find(|e| e.event == "collector.sync.failed")
         .expect("the failed sync is audited");

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use fushi_actors::audit::AuditEvent;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::names::*;
 use super::target::*;
@@ -80,6 +80,10 @@ pub fn tail(
         return Ok(EXIT_OK);
     }
     loop {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the CLI's own thread polls the daemon; no runtime runs here"
+        )]
         std::thread::sleep(Duration::from_millis(500));
         let ls = match fetch(2000) {
             Ok(ls) => ls,
@@ -186,7 +190,7 @@ pub fn audit(
         );
     }
     drop(stderr);
-    let cutoff = since.map(|d| fushi_actors::clock::rfc3339(SystemTime::now() - d));
+    let cutoff = since.map(|d| fushi_actors::clock::rfc3339(fushi_actors::clock::wall() - d));
     let picked: Vec<&AuditEvent> = events
         .iter()
         .filter(|e| cutoff.as_ref().is_none_or(|c| e.ts.as_str() >= c.as_str()))

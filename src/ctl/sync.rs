@@ -234,6 +234,10 @@ pub(super) fn sync_now(t: &Target, lag_at_start: u64) -> anyhow::Result<u8> {
             outln!("{verdict}");
             return Ok(EXIT_FAILURE);
         }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the CLI's own thread polls the daemon; no runtime runs here"
+        )]
         std::thread::sleep(Duration::from_millis(250));
     }
 }

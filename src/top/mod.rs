@@ -7,10 +7,11 @@
 //! sent on a thread of its own, its answer shown on the bottom line.
 
 use anyhow::bail;
+use fushi_actors::clock::Stopwatch;
 use ratatui::crossterm::event::{self, Event};
 use std::io::IsTerminal;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::control::socket_candidates;
 use crate::ctl::{self, Target};
@@ -48,13 +49,17 @@ pub fn run(t: &Target) -> anyhow::Result<u8> {
         if poll_tx.send(Msg::Status { doc, events }).is_err() {
             return;
         }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "top's poller is a plain thread asking the daemon; no runtime runs here"
+        )]
         std::thread::sleep(REFRESH);
     });
 
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
     let mut app = App::new(now());
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut dirty = true;
     loop {
         while let Ok(m) = rx.try_recv() {

@@ -1,7 +1,8 @@
 //! The age of the oldest journal record not yet on the primary, from coarse marks of when the journal grew: health's "journal not drained in time" rule measures it.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Marks of when the journal grew, at most this many: past it the two oldest merge, keeping
 /// the older time, so the age of a record among them is overstated, never understated.

@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::clock;
 
@@ -392,8 +393,8 @@ mod tests {
         b.update(name, |a| a.state = ActorState::Running);
     }
 
-    #[test]
-    fn health_rules() {
+    #[tokio::test(start_paused = true)]
+    async fn health_rules() {
         let b = StatusBoard::new("n", "prod", "c.toml");
         running(&b, "status");
         assert_eq!(b.snapshot().0.health, Health::Green);
@@ -404,7 +405,7 @@ mod tests {
             "a backoff within the grace"
         );
         b.set_patience(Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(b.snapshot().0.health, Health::Yellow, "beyond it");
         assert_eq!(b.snapshot().0.patience.unsettled, ["collectors/a"]);
         b.update("collectors/a", |a| a.escalated = true);
@@ -445,16 +446,15 @@ mod tests {
         assert_eq!(b.snapshot().0.health, Health::Yellow);
     }
 
-    #[test]
-    fn a_lag_degrades_only_once_its_oldest_record_outlasts_the_limit() {
+    #[tokio::test(start_paused = true)]
+    async fn a_lag_degrades_only_once_its_oldest_record_outlasts_the_limit() {
         let b = StatusBoard::new("n", "prod", "c.toml");
         b.set_patience(Duration::from_millis(300));
         running(&b, "status");
         b.update_storage(|s, _| s.primary = PrimaryState::Up);
-        // One record a moment, each forwarded before the next: never late, however many.
-        let t0 = Instant::now();
+        // One record every 20 ms, each forwarded before the next: never late, however many.
         let mut n = 0;
-        while t0.elapsed() < Duration::from_millis(600) {
+        for _ in 0..30 {
             n += 1;
             b.set_journal(100 * n, n, false);
             assert_eq!(
@@ -466,9 +466,10 @@ mod tests {
                 s.forwarded = n;
                 s.set_lag(0, y);
             });
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::advance(Duration::from_millis(20)).await;
         }
-        // Forwarding stalls while records keep coming: late once the first unforwarded one is.
+        // Forwarding stalls while records keep coming, one every 10 ms: late exactly once the
+        // first unforwarded one is older than the limit, give or take the clock's resolution.
         let stalled = Instant::now();
         let late = loop {
             n += 1;
@@ -478,11 +479,11 @@ mod tests {
                 break doc;
             }
             assert!(stalled.elapsed() < Duration::from_secs(5), "never late");
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::advance(Duration::from_millis(10)).await;
         };
         let waited = stalled.elapsed();
         assert!(
-            waited >= Duration::from_millis(300),
+            waited > Duration::from_millis(300) && waited <= Duration::from_millis(320),
             "late after {waited:?}"
         );
         assert!(late.patience.journal_late());

@@ -471,7 +471,7 @@ impl SupervisorState {
         let failure = Failure {
             n,
             error,
-            at: SystemTime::now(),
+            at: clock::wall(),
             escalate,
             delay,
             _remains: remains,

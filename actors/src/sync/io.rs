@@ -140,3 +140,67 @@ impl PrimaryIo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    /// On the paused clock a job that never answers is given up on after exactly `timeout`:
+    /// the waiter's timer is the only one, so time jumps straight to it while the worker thread
+    /// is stuck in its job, as it would be in a frozen NAS's kernel call.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_job_is_given_up_on_after_exactly_its_timeout_and_its_lane_gets_a_new_worker() {
+        let io = PrimaryIo::default();
+        let (release, gate) = mpsc::channel::<()>();
+        let t0 = Instant::now();
+        let r = io
+            .run_on(Lane::Sync, Duration::from_millis(300), move || {
+                let _ = gate.recv();
+                Ok(())
+            })
+            .await;
+        assert!(
+            matches!(r, Err(IoFailure::Timeout(d)) if d == Duration::from_millis(300)),
+            "{r:?}"
+        );
+        assert_eq!(t0.elapsed(), Duration::from_millis(300));
+        assert_eq!(io.stuck(), 1, "the hung worker is counted");
+        // The lane's next job does not queue behind the hung one. It runs on the real clock: with
+        // time paused, the runtime is idle while any worker works, so it would jump to the
+        // job's deadline at once, which is why the pipeline's own tests run on the real clock.
+        tokio::time::resume();
+        let v = io
+            .run_on(Lane::Sync, Duration::from_secs(3600), || Ok(7))
+            .await
+            .unwrap();
+        assert_eq!(v, 7);
+        // Once the hung call returns, its worker is no longer counted as stuck.
+        release.send(()).unwrap();
+        while io.stuck() > 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Past `MAX_STUCK` hung workers no new one is started: a NAS that hangs every call must
+    /// not cost a thread per attempt.
+    #[tokio::test(start_paused = true)]
+    async fn no_more_than_max_stuck_workers_hang_at_once() {
+        let io = PrimaryIo::default();
+        let mut gates = Vec::new();
+        for _ in 0..MAX_STUCK {
+            let (release, gate) = mpsc::channel::<()>();
+            gates.push(release);
+            let r = io
+                .run(Duration::from_millis(10), move || {
+                    let _ = gate.recv();
+                    Ok(())
+                })
+                .await;
+            assert!(matches!(r, Err(IoFailure::Timeout(_))), "{r:?}");
+        }
+        let r = io.run(Duration::from_millis(10), || Ok(())).await;
+        assert!(matches!(r, Err(IoFailure::TooManyStuck)), "{r:?}");
+        drop(gates);
+    }
+}

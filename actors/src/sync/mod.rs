@@ -30,13 +30,15 @@ pub use backlog::{survey, Backlog, StreamBacklog};
 pub use io::{IoFailure, Lane, PrimaryIo, MAX_STUCK};
 pub use plan::{plan, Gap, Plan};
 
+use crate::clock::Stopwatch;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::audit::AuditLog;
 use crate::board::{PrimaryState, StatusBoard, SyncRun};
@@ -85,7 +87,7 @@ pub enum SyncMsg {
 
 /// A backlog drain in progress (after an outage or at start): audited as plan/start/chunk/complete.
 struct Drain {
-    started: Instant,
+    started: Stopwatch,
     /// The journal's end when the drain was planned: reaching it completes the drain, however
     /// much arrived since (under steady ingest the journal is never empty at a tick).
     target: Position,
@@ -106,7 +108,7 @@ struct Batch {
     read_bytes: usize,
     /// What of it was written to the primary (nothing if all was there already).
     stats: AppendStats,
-    started: Instant,
+    started: Stopwatch,
 }
 
 /// Written batches being made durable by one fsync of everything they wrote (group commit on
@@ -155,7 +157,7 @@ pub struct SyncState {
     releasing: Option<AbortOnDrop>,
     /// How many bytes of journal the next batch reads at most (see [`SyncState::adapt_batch`]).
     batch_bytes: usize,
-    next_try: tokio::time::Instant,
+    next_try: Instant,
     drain: Option<Drain>,
     _ticker: AbortOnDrop,
     _prober: AbortOnDrop,
@@ -266,7 +268,7 @@ impl SyncState {
         }
         let jitter = rand::random_range(0..=self.retry_delay.as_millis() as u64 / 4);
         let delay = self.retry_delay + Duration::from_millis(jitter);
-        self.next_try = tokio::time::Instant::now() + delay;
+        self.next_try = Instant::now() + delay;
         self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
         tracing::warn!(actor = "sync", event = events::COLLECTOR_SYNC_FAILED, error = %error, delay = ?delay, "forwarding failed; retrying");
         self.args.audit.emit(
@@ -433,7 +435,7 @@ impl SyncState {
             passed: BTreeMap::new(),
             read_bytes: frames.size(),
             stats: AppendStats::default(),
-            started: Instant::now(),
+            started: Stopwatch::start(),
         };
         for i in 0..frames.len() {
             *batch.passed.entry(frames.after(i).segment).or_default() += 1;
@@ -450,7 +452,7 @@ impl SyncState {
             Written::default()
         } else {
             let p = self.primary.clone();
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let (written, frames) = self
                 .args
                 .io
@@ -615,7 +617,7 @@ impl SyncState {
             self.args.io_timeout,
         );
         let task = tokio::spawn(async move {
-            let started = Instant::now();
+            let started = Stopwatch::start();
             io.run_on(Lane::Sync, timeout, move || p.sync(all)).await?;
             Ok(started.elapsed())
         });
@@ -781,7 +783,7 @@ impl SyncState {
         let primary = PrimaryState::probed(self.up);
         let next_attempt_ms = self
             .next_try
-            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_duration_since(Instant::now())
             .as_millis() as u64;
         tokio::spawn(async move {
             let surveyed = tokio::task::spawn_blocking(move || {
@@ -825,7 +827,7 @@ impl SyncState {
             "draining the journal to the primary"
         );
         self.drain = Some(Drain {
-            started: Instant::now(),
+            started: Stopwatch::start(),
             target: info.end,
             items: 0,
             bytes: 0,
@@ -856,7 +858,7 @@ impl SyncState {
     async fn tick(&mut self) {
         // Not before the first probe either: it creates a missing root, and the backlog found
         // at start is planned as a drain once the primary is known to be up.
-        if self.up != Some(true) || tokio::time::Instant::now() < self.next_try {
+        if self.up != Some(true) || Instant::now() < self.next_try {
             return;
         }
         // An append given up on may still land once the primary answers again (seen with a
@@ -974,7 +976,7 @@ impl Actor for SyncActor {
             syncing: None,
             latest: BTreeMap::new(),
             latest_at: Instant::now(),
-            next_try: tokio::time::Instant::now(),
+            next_try: Instant::now(),
             drain: None,
             args,
             _ticker: ticker,
@@ -1004,7 +1006,7 @@ impl Actor for SyncActor {
             }
             SyncMsg::Backlog(reply) => state.survey(reply),
             SyncMsg::Now(reply) => {
-                state.next_try = tokio::time::Instant::now();
+                state.next_try = Instant::now();
                 state.retry_delay = RETRY_MIN;
                 state.probe().await;
                 state.tick().await;
