@@ -564,7 +564,22 @@ rollback = ["rollback.sh"]
     fn sizes() {
         assert_eq!(ByteSize::parse("512 MiB").unwrap(), ByteSize(512 << 20));
         assert_eq!(ByteSize::parse("1GB").unwrap(), ByteSize(1_000_000_000));
-        assert!(ByteSize::parse("1 parsec").unwrap_err().contains("unit"));
+        assert_eq!(ByteSize::parse(" 4kib ").unwrap(), ByteSize(4096));
+        assert_eq!(
+            ByteSize::parse("9007199254740993B").unwrap(),
+            ByteSize(9_007_199_254_740_993),
+            "whole numbers exactly"
+        );
+        assert_eq!(
+            ByteSize::parse("1 parsec").unwrap_err(),
+            "unknown size unit \"parsec\" in \"1 parsec\": use B, KB, KiB, MB, MiB, GB, GiB, TB or TiB"
+        );
+        assert!(ByteSize::parse("1.2.3 MB")
+            .unwrap_err()
+            .starts_with("invalid size \"1.2.3 MB\""));
+        assert!(ByteSize::parse("lots")
+            .unwrap_err()
+            .starts_with("invalid size"));
         assert!(err("[storage]\nmax_local = -1\n").contains("negative"));
         assert_eq!(ByteSize(16 << 10).to_string(), "16 KiB");
         assert_eq!(ByteSize(1 << 30).to_string(), "1 GiB");

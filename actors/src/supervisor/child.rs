@@ -78,11 +78,7 @@ pub(super) const KILL_GRACE: Duration = Duration::from_secs(1);
 /// ractor's kill interrupts a hung message handler but not a hung `post_stop`; when the kill has
 /// not landed within [`KILL_GRACE`], the actor's task is aborted, which drops its state (and with
 /// it the process groups its guards own), so a stopped child never runs on beside its replacement.
-async fn stop_cell(
-    cell: &ActorCell,
-    task: Option<JoinHandle<()>>,
-    timeout: Duration,
-) -> bool {
+async fn stop_cell(cell: &ActorCell, task: Option<JoinHandle<()>>, timeout: Duration) -> bool {
     match cell.stop_and_wait(Some("stop".into()), Some(timeout)).await {
         Err(RactorErr::Timeout) => {
             // Kill first: for a sub-supervisor it also takes down its children.

@@ -40,8 +40,7 @@ pub(super) struct Syncing {
     latest: BTreeMap<String, Vec<u8>>,
 }
 
-type ReadTask =
-    tokio::task::JoinHandle<Result<(Frames, Position), journal::JournalError>>;
+type ReadTask = tokio::task::JoinHandle<Result<(Frames, Position), journal::JournalError>>;
 
 /// A journal read started ahead of need, from `from`.
 pub(super) struct Prefetch {
