@@ -1,9 +1,9 @@
 //! One child's life under its supervisor: its record in the tree, a start bounded by `start_timeout`, and a stop that is graceful first, then a kill, then an abort.
 
-use super::failure::{send_after, Failure};
+use super::failure::{send_after, Exit, Failure};
 use super::{ChildSpec, StartContext, SupervisorMsg, SupervisorState};
 use crate::events;
-use ractor::{ActorCell, ActorProcessingErr, ActorRef, RactorErr};
+use ractor::{ActorCell, ActorRef, RactorErr};
 use serde_json::json;
 use std::task::Poll;
 use std::time::Duration;
@@ -46,27 +46,11 @@ impl Child {
     }
 }
 
-pub(super) enum Exit {
-    Failed(ActorProcessingErr),
-    Stopped(Option<String>),
-}
-
 fn child_path(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
     } else {
         format!("{parent}/{name}")
-    }
-}
-
-/// What LAST ERROR says about a permanent child that ended without failing. ractor gives a
-/// killed actor the reason "killed": the supervisor kills only children it is stopping, whose
-/// exits it no longer watches, so a kill it sees came from elsewhere (`fushi inject crash`).
-pub(super) fn exit_reason(reason: Option<&str>) -> String {
-    match reason {
-        Some("killed") => "killed from outside its supervisor (e.g. `fushi inject crash`)".into(),
-        Some(r) => format!("stopped by itself ({r})"),
-        None => "stopped by itself, giving no reason".into(),
     }
 }
 

@@ -1,6 +1,5 @@
 //! The failure path: a child's exit becomes a decision (restart now, after a backoff, with its siblings, or escalate), taken at once and written down after the replacement runs; a child stable long enough has its streak reset.
 
-use super::child::{exit_reason, Exit};
 use super::{RestartKind, Strategy, SupervisorMsg, SupervisorState};
 use crate::events;
 use ractor::{ActorCell, ActorProcessingErr, ActorRef};
@@ -11,6 +10,23 @@ use tokio::task::JoinHandle;
 use crate::alert::Alert;
 use crate::board::ActorState;
 use crate::clock;
+
+/// How a child's incarnation ended, as its supervisor saw it.
+pub(super) enum Exit {
+    Failed(ActorProcessingErr),
+    Stopped(Option<String>),
+}
+
+/// What LAST ERROR says about a permanent child that ended without failing. ractor gives a
+/// killed actor the reason "killed": the supervisor kills only children it is stopping, whose
+/// exits it no longer watches, so a kill it sees came from elsewhere (`fushi inject crash`).
+pub(super) fn exit_reason(reason: Option<&str>) -> String {
+    match reason {
+        Some("killed") => "killed from outside its supervisor (e.g. `fushi inject crash`)".into(),
+        Some(r) => format!("stopped by itself ({r})"),
+        None => "stopped by itself, giving no reason".into(),
+    }
+}
 
 /// A child's failure, as decided at once and written down later (see `on_failure`).
 pub(super) struct Failure {

@@ -39,7 +39,8 @@ pub use spec::{ChildSpec, StartContext, StartFn, StartFuture, Started};
 pub use types::{ChildInfo, ControlError, TreeContext, Verb};
 
 use crate::events;
-use child::{Child, Exit};
+use child::Child;
+use failure::Exit;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
