@@ -3,6 +3,7 @@
 use fushi_actors::alert::{AlertActor, AlertArgs, LogChannel};
 use fushi_actors::collectors::command::{CommandActor, CommandArgs};
 use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
+use fushi_actors::collectors::http::{HttpActor as HttpPoller, HttpArgs as HttpPollerArgs};
 use fushi_actors::collectors::listen::{ListenActor, ListenArgs};
 use fushi_actors::sink::RecordSink;
 use fushi_actors::status::{StatusActor, StatusArgs};
@@ -225,6 +226,27 @@ pub fn collector(
                 address: c.address.clone().unwrap_or_default(),
                 max_record_bytes: cfg.storage.max_record_bytes.0 as usize,
                 sink,
+            },
+        ),
+        CollectorKind::Http => ChildSpec::actor(
+            c.name.clone(),
+            HttpPoller,
+            HttpPollerArgs {
+                path,
+                stream: c.stream().to_string(),
+                url: c.url.clone().unwrap_or_default(),
+                headers: c
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                every: c.every.unwrap_or_default(),
+                jitter: c.http_poll_jitter(),
+                timeout: c.http_timeout(),
+                split: c.split,
+                max_record_bytes: cfg.storage.max_record_bytes.0 as usize,
+                sink,
+                not_before: Default::default(),
             },
         ),
         other => {

@@ -17,6 +17,7 @@ mod fdflood;
 mod health;
 mod holes;
 mod http;
+mod http_collector;
 mod messages;
 mod metrics;
 mod nesting;

@@ -561,6 +561,56 @@ rollback = ["rollback.sh"]
     }
 
     #[test]
+    fn http_collectors_poll_slower_than_they_wait_and_name_their_secrets_well() {
+        let http = |extra: &str| {
+            format!("[[collector]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n{extra}")
+        };
+        let e = err(&http(""));
+        assert!(
+            e.contains("collector[0].every") && e.contains("how often it polls"),
+            "{e}"
+        );
+        let e = err(&http("every = \"5s\"\ntimeout = \"5s\""));
+        assert!(
+            e.contains("collector[0].timeout") && e.contains("must be below every"),
+            "{e}"
+        );
+        let e = err(&http("every = \"5s\"\npoll_jitter = \"6s\""));
+        assert!(e.contains("collector[0].poll_jitter"), "{e}");
+        let e = err(&http(
+            "every = \"5s\"\nheaders = { Authorization = \"Bearer ${TOKEN\" }",
+        ));
+        assert!(
+            e.contains("collector[0].headers") && e.contains("Bearer ${API_TOKEN}"),
+            "{e}"
+        );
+        let e = err(&http("every = \"5s\"\nheaders = { \"Bad Name\" = \"x\" }"));
+        assert!(e.contains("not a valid header name"), "{e}");
+        let e = err(
+            "[[collector]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://\"\nevery = \"5s\"\n",
+        );
+        assert!(e.contains("collector[0].url"), "{e}");
+        let cfg = parse(&http("every = \"1m\"")).unwrap();
+        let c = &cfg.collectors[0];
+        assert_eq!(
+            c.http_timeout(),
+            Duration::from_secs(10),
+            "10 s, below every"
+        );
+        assert_eq!(
+            c.http_poll_jitter(),
+            Duration::from_secs(6),
+            "a tenth of every"
+        );
+        let cfg = parse(&http("every = \"4s\"")).unwrap();
+        assert_eq!(
+            cfg.collectors[0].http_timeout(),
+            Duration::from_secs(2),
+            "at most half of every"
+        );
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(ByteSize::parse("512 MiB").unwrap(), ByteSize(512 << 20));
         assert_eq!(ByteSize::parse("1GB").unwrap(), ByteSize(1_000_000_000));

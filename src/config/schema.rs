@@ -293,8 +293,17 @@ pub struct CollectorConfig {
     pub cwd: Option<PathBuf>,
     #[serde(default)]
     pub url: Option<String>,
+    /// http: header values, literal, `"${VAR}"` from the environment or `"@FILE"` from a file.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// http: a top-level JSON array is one record per element.
+    #[serde(default)]
+    pub split: bool,
+    /// http: each poll comes up to this much after `every` (default a tenth of `every`), so
+    /// that collectors started together do not poll together. Not `jitter`: that is the
+    /// restart delay's, as on every collector.
+    #[serde(default, with = "humantime_serde")]
+    pub poll_jitter: Option<Duration>,
     #[serde(default)]
     pub path: Option<PathBuf>,
     #[serde(default)]
@@ -326,9 +335,25 @@ fn yes() -> bool {
 /// The heartbeat collector's period when `every` is not set.
 pub const DEFAULT_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
+/// The longest an http poll waits for its answer when `timeout` is not set (and at most half
+/// of `every`, so that a slow answer still leaves room before the next poll).
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl CollectorConfig {
     pub fn stream(&self) -> &str {
         self.stream.as_deref().unwrap_or(&self.name)
+    }
+
+    /// http: how long a poll waits for its answer.
+    pub fn http_timeout(&self) -> Duration {
+        self.timeout
+            .unwrap_or_else(|| DEFAULT_HTTP_TIMEOUT.min(self.every.unwrap_or_default() / 2))
+    }
+
+    /// http: the random part added to each poll's period.
+    pub fn http_poll_jitter(&self) -> Duration {
+        self.poll_jitter
+            .unwrap_or_else(|| self.every.unwrap_or_default() / 10)
     }
 
     /// The tree's defaults with this collector's overrides applied.

@@ -1,5 +1,6 @@
 //! What a config must satisfy beyond its types: each rule says what is wrong and what to do.
 
+use fushi_actors::collectors::http;
 use fushi_actors::primary::storable_stream;
 use fushi_actors::records::QUARANTINE;
 use std::collections::BTreeMap;
@@ -270,14 +271,52 @@ impl Config {
                     at("timeout"),
                     "timeout applies to periodic commands: set every too".into(),
                 ),
-                CollectorKind::Http => match &c.url {
-                    None => bad(at("url"), "an http collector needs url".into()),
-                    Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => bad(
-                        at("url"),
-                        format!("{u:?} is not an http:// or https:// URL"),
-                    ),
-                    _ => {}
-                },
+                CollectorKind::Http => {
+                    match &c.url {
+                        None => bad(at("url"), "an http collector needs url".into()),
+                        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => bad(
+                            at("url"),
+                            format!("{u:?} is not an http:// or https:// URL"),
+                        ),
+                        Some(u) => {
+                            if let Err(m) = http::check_url(u) {
+                                bad(at("url"), m);
+                            }
+                        }
+                    }
+                    match c.every {
+                        None => bad(
+                            at("every"),
+                            "an http collector needs every, how often it polls, e.g. every = \"30s\""
+                                .into(),
+                        ),
+                        Some(every) => {
+                            if c.http_timeout() >= every {
+                                bad(
+                                    at("timeout"),
+                                    format!(
+                                        "timeout ({:?}) must be below every ({every:?}): polls never overlap",
+                                        c.http_timeout()
+                                    ),
+                                );
+                            }
+                            if c.http_poll_jitter() >= every {
+                                bad(
+                                    at("poll_jitter"),
+                                    format!(
+                                        "poll_jitter ({:?}) must be below every ({every:?})",
+                                        c.http_poll_jitter()
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    for (name, value) in &c.headers {
+                        if let Err(m) = http::check_header(name, value) {
+                            bad(at("headers"), m);
+                        }
+                    }
+                }
                 CollectorKind::Tail if c.path.is_none() => {
                     bad(at("path"), "a tail collector needs path".into())
                 }

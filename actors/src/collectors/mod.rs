@@ -2,6 +2,7 @@
 
 pub mod command;
 pub mod heartbeat;
+pub mod http;
 pub mod listen;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
