@@ -3,7 +3,7 @@
 use fushi_actors::alert::{AlertActor, AlertArgs, LogChannel};
 use fushi_actors::collectors::command::{CommandActor, CommandArgs};
 use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
-use fushi_actors::collectors::http::{HttpActor as HttpPoller, HttpArgs as HttpPollerArgs};
+use fushi_actors::collectors::http::{HttpCollectorActor, HttpCollectorArgs};
 use fushi_actors::collectors::listen::{ListenActor, ListenArgs};
 use fushi_actors::sink::RecordSink;
 use fushi_actors::status::{StatusActor, StatusArgs};
@@ -230,8 +230,8 @@ pub fn collector(
         ),
         CollectorKind::Http => ChildSpec::actor(
             c.name.clone(),
-            HttpPoller,
-            HttpPollerArgs {
+            HttpCollectorActor,
+            HttpCollectorArgs {
                 path,
                 stream: c.stream().to_string(),
                 url: c.url.clone().unwrap_or_default(),

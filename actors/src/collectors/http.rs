@@ -29,10 +29,10 @@ use crate::AbortOnDrop;
 pub const MAX_REDIRECTS: usize = 5;
 
 #[derive(Clone)]
-pub struct HttpActor;
+pub struct HttpCollectorActor;
 
 #[derive(Clone)]
-pub struct HttpArgs {
+pub struct HttpCollectorArgs {
     /// Tree path, e.g. `collectors/prices`.
     pub path: String,
     pub stream: String,
@@ -52,12 +52,12 @@ pub struct HttpArgs {
     pub not_before: Arc<Mutex<Option<Instant>>>,
 }
 
-pub enum HttpMsg {
+pub enum HttpCollectorMsg {
     Poll,
 }
 
-pub struct HttpState {
-    args: HttpArgs,
+pub struct HttpCollectorState {
+    args: HttpCollectorArgs,
     client: reqwest::Client,
     headers: HeaderMap,
     shown_url: String,
@@ -249,7 +249,7 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 }
 
 /// The records a body holds.
-fn records(args: &HttpArgs, url: &str, body: &[u8]) -> Result<Vec<Record>, PollError> {
+fn records(args: &HttpCollectorArgs, url: &str, body: &[u8]) -> Result<Vec<Record>, PollError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| e.to_string())
         .and_then(|v| check_depth(&v).map(|()| v))
@@ -297,12 +297,12 @@ fn records(args: &HttpArgs, url: &str, body: &[u8]) -> Result<Vec<Record>, PollE
     }
 }
 
-impl HttpState {
-    fn schedule(&mut self, myself: &ActorRef<HttpMsg>, after: Duration) {
+impl HttpCollectorState {
+    fn schedule(&mut self, myself: &ActorRef<HttpCollectorMsg>, after: Duration) {
         let me = myself.clone();
         self.next = Some(AbortOnDrop(tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let _ = me.cast(HttpMsg::Poll);
+            let _ = me.cast(HttpCollectorMsg::Poll);
         })));
     }
 
@@ -396,16 +396,16 @@ impl HttpState {
     }
 }
 
-impl Actor for HttpActor {
-    type Msg = HttpMsg;
-    type State = HttpState;
-    type Arguments = HttpArgs;
+impl Actor for HttpCollectorActor {
+    type Msg = HttpCollectorMsg;
+    type State = HttpCollectorState;
+    type Arguments = HttpCollectorArgs;
 
     async fn pre_start(
         &self,
-        myself: ActorRef<HttpMsg>,
-        args: HttpArgs,
-    ) -> Result<HttpState, ActorProcessingErr> {
+        myself: ActorRef<HttpCollectorMsg>,
+        args: HttpCollectorArgs,
+    ) -> Result<HttpCollectorState, ActorProcessingErr> {
         let headers = header_map(&args.headers)?;
         let client = reqwest::Client::builder()
             .timeout(args.timeout)
@@ -413,7 +413,7 @@ impl Actor for HttpActor {
             .user_agent(concat!("fushi/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| StartError::Client(e.without_url().to_string()))?;
-        let mut state = HttpState {
+        let mut state = HttpCollectorState {
             shown_url: shown_url(&args.url),
             args,
             client,
@@ -430,9 +430,9 @@ impl Actor for HttpActor {
 
     async fn handle(
         &self,
-        myself: ActorRef<HttpMsg>,
-        HttpMsg::Poll: HttpMsg,
-        state: &mut HttpState,
+        myself: ActorRef<HttpCollectorMsg>,
+        HttpCollectorMsg::Poll: HttpCollectorMsg,
+        state: &mut HttpCollectorState,
     ) -> Result<(), ActorProcessingErr> {
         let started = Instant::now();
         state.polls += 1;
