@@ -100,21 +100,9 @@ impl Server {
 
 /// The `data` of every record of `stream` on the primary.
 fn primary_data(env: &Env, stream: &str) -> Vec<Value> {
-    let dir = env.data().join("primary/raw").join(stream);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap_or_default()
-                .split_inclusive('\n')
-                .filter(|l| l.ends_with('\n'))
-                .map(|l| serde_json::from_str::<Value>(l).unwrap()["data"].clone())
-                .collect::<Vec<_>>()
-        })
+    primary_lines(&env.data().join("primary"), stream)
+        .into_iter()
+        .map(|l| l["data"].clone())
         .collect()
 }
 

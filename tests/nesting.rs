@@ -45,28 +45,6 @@ fn started(env: &Env, run: usize) -> Daemon {
     d
 }
 
-/// Every line of the primary's files of `stream`, parsed (a line that does not parse fails).
-fn primary_lines(env: &Env, stream: &str) -> Vec<Value> {
-    let dir = env.data().join("primary/raw").join(stream);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            let text = std::fs::read_to_string(f).expect("reading the primary");
-            let lines: Vec<String> = text
-                .split_inclusive('\n')
-                .filter(|l| l.ends_with('\n'))
-                .map(str::to_string)
-                .collect();
-            lines
-        })
-        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("unparseable ({e}): {l}")))
-        .collect()
-}
-
 #[test]
 fn the_deepest_record_the_primary_holds_is_stored_once_and_one_level_deeper_is_quarantined() {
     let env = Env::new(&listen_config(""));
@@ -97,7 +75,7 @@ fn the_deepest_record_the_primary_holds_is_stored_once_and_one_level_deeper_is_q
         (primary_ks(&primary, "test/k") == [1, 3]).then_some(())
     });
     let quarantined = wait_for("the refused record on _quarantine", || {
-        primary_lines(&env, "_quarantine").pop()
+        primary_lines(&env.data().join("primary"), "_quarantine").pop()
     });
     assert_eq!(quarantined["data"]["stream"], "test/k");
     assert_eq!(
@@ -117,7 +95,7 @@ fn the_deepest_record_the_primary_holds_is_stored_once_and_one_level_deeper_is_q
         });
     }
     assert_eq!(primary_ks(&primary, "test/k"), [1, 3, 4, 5]);
-    let deep = &primary_lines(&env, "test/k")[0];
+    let deep = &primary_lines(&env.data().join("primary"), "test/k")[0];
     let expected: Value = serde_json::from_str(&nested_record(1, 126)).unwrap();
     assert_eq!(deep["data"], expected);
     assert!(d.terminate().success());

@@ -293,6 +293,14 @@ impl Pusher {
 
 /// The `k` of every record of `stream` on the primary, in file order (dates in order).
 pub fn primary_ks(primary: &Path, stream: &str) -> Vec<u64> {
+    primary_lines(primary, stream)
+        .iter()
+        .map(|v| v["data"]["k"].as_u64().expect("k"))
+        .collect()
+}
+
+/// The lines of `stream` on the primary at `primary`, in file order.
+pub fn primary_lines(primary: &Path, stream: &str) -> Vec<Value> {
     let dir = primary.join("raw").join(stream);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|rd| {
@@ -309,9 +317,11 @@ pub fn primary_ks(primary: &Path, stream: &str) -> Vec<u64> {
         // A line without its '\n' is an append in progress (or a torn tail the next append
         // repairs): not a record yet.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}: line is not JSON ({e}): {line:?}", f.display()));
-            out.push(v["data"]["k"].as_u64().expect("k"));
+            out.push(
+                serde_json::from_str(line).unwrap_or_else(|e| {
+                    panic!("{}: line is not JSON ({e}): {line:?}", f.display())
+                }),
+            );
         }
     }
     out

@@ -101,11 +101,26 @@ pub fn keepable(collector: &str, r: Record) -> Record {
         reason = error.as_str(),
         "record quarantined"
     );
+    quarantined(collector, &r.stream, &error, Some(r.data.to_string()), r.ts)
+}
+
+/// The [`QUARANTINE`] record that stands for refused input of `collector` meant for `stream`:
+/// why it was refused and, when there is text worth keeping, the input itself.
+pub fn quarantined(
+    collector: &str,
+    stream: &str,
+    error: &str,
+    line: Option<String>,
+    ts: String,
+) -> Record {
+    let mut data = serde_json::json!({"collector": collector, "stream": stream, "error": error});
+    if let Some(t) = line {
+        data["line"] = Value::String(t);
+    }
     Record {
-        data: serde_json::json!({"collector": collector, "stream": r.stream, "error": error,
-                                 "line": r.data.to_string()}),
         stream: QUARANTINE.into(),
-        ts: r.ts,
+        ts,
+        data,
     }
 }
 
@@ -122,17 +137,8 @@ pub fn from_line(
 ) -> (Record, Option<String>) {
     let ts = clock::now_rfc3339();
     let bad = |error: String, text: Option<String>| {
-        let mut data =
-            serde_json::json!({"collector": collector, "stream": stream, "error": error});
-        if let Some(t) = text {
-            data["line"] = Value::String(t);
-        }
         (
-            Record {
-                stream: QUARANTINE.into(),
-                ts: ts.clone(),
-                data,
-            },
+            quarantined(collector, stream, &error, text, ts.clone()),
             Some(error),
         )
     };

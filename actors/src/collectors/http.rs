@@ -15,13 +15,13 @@
 use crate::events;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::clock;
-use crate::records::{check_depth, Record, QUARANTINE};
+use crate::records::{check_depth, quarantined, Record};
 use crate::sink::RecordSink;
 use crate::AbortOnDrop;
 
@@ -160,27 +160,18 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// Whether a configured header can be sent, without reading its secret: a valid name, and a
-/// `${` closed by its `}`. A missing variable or file is found at the collector's start, which
-/// then fails saying so (and is retried, so a secret put in place later is picked up).
+/// Whether a configured header can be sent, without reading its secret: a valid name, and each
+/// `${` closed by its `}` around a name. A missing variable or file is found at the collector's
+/// start, which then fails saying so (and is retried, so a secret put in place later is used).
 pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("{name:?} is not a valid header name"))?;
-    if !value.starts_with('@') {
-        let mut rest = value;
-        while let Some(i) = rest.find("${") {
-            let after = &rest[i + 2..];
-            match after.find('}') {
-                Some(j) if j > 0 => rest = &after[j + 1..],
-                _ => {
-                    return Err(format!(
-                        "header {name:?}: \"${{\" needs a variable name and its \"}}\", e.g. \"Bearer ${{API_TOKEN}}\""
-                    ))
-                }
-            }
-        }
+    if value.starts_with('@') {
+        return Ok(());
     }
-    Ok(())
+    expand(name, value, |_| Some(String::new()))
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// A configured header value made real: `${VAR}` parts from the environment, `@FILE` as the
@@ -195,23 +186,35 @@ pub fn resolve_header(name: &str, value: &str) -> Result<String, StartError> {
                 error,
             });
     }
+    expand(name, value, |var| std::env::var(var).ok())
+}
+
+/// `value` with each `${VAR}` replaced by what `lookup` gives for `VAR`.
+fn expand(
+    name: &str,
+    value: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, StartError> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        let Some(j) = after.find('}') else {
-            return Err(StartError::Invalid {
-                name: name.into(),
-                error: "a \"${\" without its \"}\"".into(),
-            });
-        };
-        let var = &after[..j];
-        out.push_str(&std::env::var(var).map_err(|_| StartError::MissingEnv {
+        let var =
+            match after.find('}') {
+                Some(j) if j > 0 => &after[..j],
+                _ => return Err(StartError::Invalid {
+                    name: name.into(),
+                    error:
+                        "\"${\" needs a variable name and its \"}\", e.g. \"Bearer ${API_TOKEN}\""
+                            .into(),
+                }),
+            };
+        out.push_str(&lookup(var).ok_or_else(|| StartError::MissingEnv {
             name: name.into(),
             var: var.into(),
         })?);
-        rest = &after[j + 1..];
+        rest = &after[var.len() + 1..];
     }
     out.push_str(rest);
     Ok(out)
@@ -270,13 +273,13 @@ fn records(args: &HttpCollectorArgs, url: &str, body: &[u8]) -> Result<Vec<Recor
             .enumerate()
             .map(|(i, item)| match item {
                 Value::Object(_) => record(item),
-                other => Record {
-                    stream: QUARANTINE.into(),
-                    ts: ts.clone(),
-                    data: json!({"collector": args.path, "stream": args.stream,
-                                 "error": format!("element {i} of the array is not a JSON object"),
-                                 "line": other.to_string()}),
-                },
+                other => quarantined(
+                    &args.path,
+                    &args.stream,
+                    &format!("element {i} of the array is not a JSON object"),
+                    Some(other.to_string()),
+                    ts.clone(),
+                ),
             })
             .collect()),
         other => Err(PollError::NotObject {
