@@ -590,6 +590,11 @@ rollback = ["rollback.sh"]
             "[[collector]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://\"\nevery = \"5s\"\n",
         );
         assert!(e.contains("collector[0].url"), "{e}");
+        let e = err("[[collector]]\nname = \"b\"\nkind = \"heartbeat\"\nsplit = true\n");
+        assert!(
+            e.contains("collector[0].split") && e.contains("applies to http collectors only"),
+            "{e}"
+        );
         let cfg = parse(&http("every = \"1m\"")).unwrap();
         let c = &cfg.collectors[0];
         assert_eq!(

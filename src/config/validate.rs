@@ -261,6 +261,19 @@ impl Config {
                     bad(at(key), m);
                 }
             }
+            // The http-only keys, refused elsewhere rather than silently doing nothing.
+            if c.kind != CollectorKind::Http {
+                let http_only = [
+                    ("split", c.split),
+                    ("poll_jitter", c.poll_jitter.is_some()),
+                    ("headers", !c.headers.is_empty()),
+                ];
+                for (key, set) in http_only {
+                    if set {
+                        bad(at(key), format!("{key} applies to http collectors only"));
+                    }
+                }
+            }
             match c.kind {
                 CollectorKind::Command if c.argv.is_empty() => bad(
                     at("argv"),

@@ -177,9 +177,13 @@ mod tests {
         assert_eq!(v, 7);
         // Once the hung call returns, its worker is no longer counted as stuck.
         release.send(()).unwrap();
-        while io.stuck() > 0 {
-            tokio::task::yield_now().await;
-        }
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while io.stuck() > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the released worker is no longer counted as stuck");
     }
 
     /// Past `MAX_STUCK` hung workers no new one is started: a NAS that hangs every call must
