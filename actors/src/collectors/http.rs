@@ -300,6 +300,26 @@ fn records(args: &HttpCollectorArgs, url: &str, body: &[u8]) -> Result<Vec<Recor
     }
 }
 
+/// The client every http collector shares, built once: building one reads the system's root
+/// certificates, which a tree of many collectors (and each restart) would otherwise read again,
+/// and one client pools connections to a host that several collectors poll. Each request
+/// carries its collector's own timeout. Its pooled connections belong to the runtime that made
+/// them, which is the daemon's one runtime (`runtime.rs`).
+fn client() -> Result<reqwest::Client, StartError> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+                .user_agent(concat!("fushi/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.without_url().to_string())
+        })
+        .clone()
+        .map_err(StartError::Client)
+}
+
 impl HttpCollectorState {
     fn schedule(&mut self, myself: &ActorRef<HttpCollectorMsg>, after: Duration) {
         let me = myself.clone();
@@ -307,12 +327,6 @@ impl HttpCollectorState {
             tokio::time::sleep(after).await;
             let _ = me.cast(HttpCollectorMsg::Poll);
         })));
-    }
-
-    /// The delay from a poll's start to the next: `every` plus a random part of the jitter, and
-    /// never before a `Retry-After`.
-    fn next_delay(&self, started: Instant) -> Duration {
-        self.delay_until(started + self.args.every)
     }
 
     /// From now to `due` plus a random part of the jitter, and never before a `Retry-After`.
@@ -357,6 +371,7 @@ impl HttpCollectorState {
         let mut resp = self
             .client
             .get(&self.args.url)
+            .timeout(self.args.timeout)
             .headers(self.headers.clone())
             .send()
             .await
@@ -410,12 +425,7 @@ impl Actor for HttpCollectorActor {
         args: HttpCollectorArgs,
     ) -> Result<HttpCollectorState, ActorProcessingErr> {
         let headers = header_map(&args.headers)?;
-        let client = reqwest::Client::builder()
-            .timeout(args.timeout)
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .user_agent(concat!("fushi/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| StartError::Client(e.without_url().to_string()))?;
+        let client = client()?;
         let mut state = HttpCollectorState {
             shown_url: shown_url(&args.url),
             args,
@@ -451,7 +461,7 @@ impl Actor for HttpCollectorActor {
         // Durable before the next poll is scheduled: a storage that holds producers back slows
         // the polls down instead of piling bodies up in memory.
         state.args.sink.submit(&state.args.path, records).await;
-        let delay = state.next_delay(started);
+        let delay = state.delay_until(started + state.args.every);
         state.schedule(&myself, delay);
         Ok(())
     }
