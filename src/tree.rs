@@ -5,6 +5,7 @@ use fushi_actors::collectors::command::{CommandActor, CommandArgs};
 use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
 use fushi_actors::collectors::http::{HttpCollectorActor, HttpCollectorArgs};
 use fushi_actors::collectors::listen::{ListenActor, ListenArgs};
+use fushi_actors::collectors::tail::{TailActor, TailArgs};
 use fushi_actors::sink::RecordSink;
 use fushi_actors::status::{StatusActor, StatusArgs};
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
@@ -13,7 +14,10 @@ use fushi_actors::sync::{PrimaryIo, SyncActor, SyncArgs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{CollectorConfig, CollectorKind, Config, ConfigError};
+use crate::config::{
+    CollectorConfig, CollectorKind, Config, ConfigError, ReadFrom, DEFAULT_GLOB_INTERVAL,
+    DEFAULT_PARTIAL_AFTER, DEFAULT_ROTATE_WAIT,
+};
 use crate::control::server::{ControlActor, ControlArgs, Shared};
 use crate::http::{HttpActor, HttpArgs};
 
@@ -249,15 +253,30 @@ pub fn collector(
                 not_before: Default::default(),
             },
         ),
-        other => {
-            return Err(ConfigError::Unsupported {
-                message: format!(
-                    "collector {:?}: kind {:?} is valid but not available in this build of fushi; \
-                     set enabled = false on it or use kind = \"command\"",
-                    c.name, other
-                ),
-            })
-        }
+        CollectorKind::Tail => ChildSpec::actor(
+            c.name.clone(),
+            TailActor,
+            TailArgs {
+                path,
+                stream: c.stream().to_string(),
+                pattern: c
+                    .path
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                checkpoint: cfg
+                    .node
+                    .data_dir
+                    .join("tail")
+                    .join(format!("{}.json", c.name)),
+                glob_interval: c.glob_interval.unwrap_or(DEFAULT_GLOB_INTERVAL),
+                read_from_end: c.read_from == Some(ReadFrom::End),
+                partial_after: c.partial_after.unwrap_or(DEFAULT_PARTIAL_AFTER),
+                rotate_wait: c.rotate_wait.unwrap_or(DEFAULT_ROTATE_WAIT),
+                max_record_bytes: cfg.storage.max_record_bytes.0 as usize,
+                sink,
+            },
+        ),
     };
     let mut spec = spec
         .with_policy(c.policy(&cfg.supervisor))

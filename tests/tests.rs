@@ -24,5 +24,6 @@ mod nesting;
 mod outage;
 mod restart;
 mod systemd;
+mod tail_collector;
 mod top;
 mod verify;

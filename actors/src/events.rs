@@ -25,6 +25,14 @@ pub const COLLECTOR_SYNC_GAP: &str = "collector.sync.gap";
 pub const COLLECTOR_SYNC_PLAN: &str = "collector.sync.plan";
 pub const COLLECTOR_SYNC_START: &str = "collector.sync.start";
 
+pub const COLLECTOR_TAIL_FOLLOW: &str = "collector.tail.follow";
+pub const COLLECTOR_TAIL_PARTIAL: &str = "collector.tail.partial";
+pub const COLLECTOR_TAIL_RELEASED: &str = "collector.tail.released";
+pub const COLLECTOR_TAIL_RESUMED: &str = "collector.tail.resumed";
+pub const COLLECTOR_TAIL_ROTATED: &str = "collector.tail.rotated";
+pub const COLLECTOR_TAIL_TRUNCATED: &str = "collector.tail.truncated";
+pub const COLLECTOR_TAIL_UNREADABLE: &str = "collector.tail.unreadable";
+
 pub const CONFIG_INVALID: &str = "config.invalid";
 pub const CONFIG_LAST_GOOD_FAILED: &str = "config.last_good_failed";
 pub const CONFIG_RELOAD_FAILED: &str = "config.reload.failed";
@@ -103,6 +111,13 @@ pub const ALL: &[&str] = &[
     COLLECTOR_SYNC_GAP,
     COLLECTOR_SYNC_PLAN,
     COLLECTOR_SYNC_START,
+    COLLECTOR_TAIL_FOLLOW,
+    COLLECTOR_TAIL_PARTIAL,
+    COLLECTOR_TAIL_RELEASED,
+    COLLECTOR_TAIL_RESUMED,
+    COLLECTOR_TAIL_ROTATED,
+    COLLECTOR_TAIL_TRUNCATED,
+    COLLECTOR_TAIL_UNREADABLE,
     CONFIG_INVALID,
     CONFIG_LAST_GOOD_FAILED,
     CONFIG_RELOAD_FAILED,

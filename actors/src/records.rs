@@ -124,9 +124,22 @@ pub fn quarantined(
     }
 }
 
-/// Turns an input line into a record for `stream`. JSON stays itself; other text becomes
-/// `{"line": …}` unless `json_only`; an over-long line, invalid UTF-8 or (with `json_only`)
-/// invalid JSON goes to [`QUARANTINE`] and the reason is returned beside it. JSON nested
+/// What kind of JSON value `v` is, as a message names it.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "boolean",
+        Value::Null => "null",
+    }
+}
+
+/// Turns an input line into a record for `stream`. A JSON object stays itself; other text
+/// (a JSON scalar or array too: a record's data is an object) becomes `{"line": …}` unless
+/// `json_only`; an over-long line, invalid UTF-8 or (with `json_only`) anything but a JSON
+/// object goes to [`QUARANTINE`] and the reason is returned beside it. JSON nested
 /// deeper than [`MAX_DEPTH`] counts as invalid JSON: the primary could not hold it as JSON.
 pub fn from_line(
     collector: &str,
@@ -160,7 +173,11 @@ pub fn from_line(
     };
     let parsed = serde_json::from_str::<Value>(&text)
         .map_err(|e| format!("invalid JSON: {e}"))
-        .and_then(|data| check_depth(&data).map(|()| data));
+        .and_then(|data| check_depth(&data).map(|()| data))
+        .and_then(|data| match data {
+            Value::Object(_) => Ok(data),
+            other => Err(format!("JSON {}, not an object", kind(&other))),
+        });
     match parsed {
         Ok(data) => (
             Record {

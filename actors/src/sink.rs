@@ -21,6 +21,11 @@ impl RecordSink {
         &self.board
     }
 
+    /// The last durable id of `stream`, once every record handed in before is durable.
+    pub async fn last_id(&self, stream: &str) -> Option<RecordId> {
+        self.storage.last_id(stream).await
+    }
+
     /// Returns once the records are durable in the journal (the moment they may be acknowledged),
     /// however long storage holds producers back.
     pub async fn submit(&self, collector: &str, records: Vec<Record>) -> Vec<RecordId> {

@@ -60,6 +60,8 @@ enum Cmd {
         Option<(u64, u64)>,
         oneshot::Sender<Result<Rehomed, String>>,
     ),
+    /// The last id of a stream, once every append sent before the question is durable.
+    LastId(String, oneshot::Sender<Option<RecordId>>),
 }
 
 /// What a rehome moved: how many records, and the first one's ids before and after.
@@ -189,6 +191,20 @@ impl StorageHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The last durable id of `stream`, asked after every append sent before this call is durable
+    /// (so an append a previous incarnation of a collector left in the queue is counted): how a
+    /// collector learns which of its records a crash left durable. None when the journal knows
+    /// no id of the stream.
+    pub async fn last_id(&self, stream: &str) -> Option<RecordId> {
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.send(Cmd::LastId(stream.to_string(), tx)).await;
+            if let Ok(id) = rx.await {
+                return id;
+            }
+        }
     }
 
     /// Closes the active segment so that it can be released once forwarded.
@@ -339,6 +355,7 @@ impl Actor for StorageActor {
             generation,
             commits: 0,
             waiting: VecDeque::new(),
+            asks: Vec::new(),
             full: false,
             failing_since: None,
             audit: args.audit.clone(),
@@ -421,6 +438,8 @@ struct Writer {
     commits: u64,
     /// Appends held back by a full journal or a failing disk, oldest first.
     waiting: VecDeque<Waiting>,
+    /// Questions for a stream's last id, answered once no append is waiting.
+    asks: Vec<(String, oneshot::Sender<Option<RecordId>>)>,
     full: bool,
     failing_since: Option<Instant>,
     audit: AuditLog,
@@ -610,10 +629,17 @@ impl Writer {
                     Cmd::Rehome(stream, from, after, reply) => {
                         let _ = reply.send(self.rehome(&stream, from, after));
                     }
+                    Cmd::LastId(stream, reply) => self.asks.push((stream, reply)),
                 }
                 next = self.rx.try_recv().ok();
             }
             self.commit();
+            if self.waiting.is_empty() {
+                for (stream, reply) in self.asks.drain(..) {
+                    let id = self.journal.last_ids().get(&stream);
+                    let _ = reply.send(id.map(|&(epoch, seq)| RecordId { epoch, seq }));
+                }
+            }
         }
     }
 

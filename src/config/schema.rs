@@ -263,6 +263,14 @@ pub struct AlertChannelConfig {
     pub template: Option<String>,
 }
 
+/// tail: where a file seen for the first time is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    Beginning,
+    End,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CollectorKind {
@@ -304,8 +312,23 @@ pub struct CollectorConfig {
     /// restart delay's, as on every collector.
     #[serde(default, with = "humantime_serde")]
     pub poll_jitter: Option<Duration>,
+    /// tail: a file or a glob (`/var/log/app/*.log*`).
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// tail: how often the glob is looked at for new, renamed and vanished files.
+    #[serde(default, with = "humantime_serde")]
+    pub glob_interval: Option<Duration>,
+    /// tail: where a file found at the collector's very first start is read from.
+    #[serde(default)]
+    pub read_from: Option<ReadFrom>,
+    /// tail: a last line without its newline is kept as it is after the file has not grown
+    /// for this long.
+    #[serde(default, with = "humantime_serde")]
+    pub partial_after: Option<Duration>,
+    /// tail: a file renamed out of the glob's reach or deleted is released once read to its
+    /// end and not grown for this long (a writer may still be writing to it).
+    #[serde(default, with = "humantime_serde")]
+    pub rotate_wait: Option<Duration>,
     #[serde(default)]
     pub address: Option<String>,
     #[serde(default, with = "humantime_serde")]
@@ -338,6 +361,14 @@ pub const DEFAULT_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// The longest an http poll waits for its answer when `timeout` is not set (and at most half
 /// of `every`, so that a slow answer still leaves room before the next poll).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// tail: how often the glob is looked at when `glob_interval` is not set.
+pub const DEFAULT_GLOB_INTERVAL: Duration = Duration::from_secs(1);
+/// tail: how long an unterminated last line waits for its newline.
+pub const DEFAULT_PARTIAL_AFTER: Duration = Duration::from_secs(5);
+/// tail: how long a rotated-away file is read after its last growth (Fluent Bit's
+/// `Rotate_Wait` is 5 s too).
+pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(5);
 
 impl CollectorConfig {
     pub fn stream(&self) -> &str {

@@ -1,6 +1,6 @@
 //! What a config must satisfy beyond its types: each rule says what is wrong and what to do.
 
-use fushi_actors::collectors::http;
+use fushi_actors::collectors::{http, tail};
 use fushi_actors::primary::storable_stream;
 use fushi_actors::records::QUARANTINE;
 use std::collections::BTreeMap;
@@ -261,6 +261,22 @@ impl Config {
                     bad(at(key), m);
                 }
             }
+            if c.kind != CollectorKind::Tail {
+                let tail_only = [
+                    ("glob_interval", c.glob_interval.is_some()),
+                    ("read_from", c.read_from.is_some()),
+                    ("partial_after", c.partial_after.is_some()),
+                    ("rotate_wait", c.rotate_wait.is_some()),
+                ];
+                for (key, set) in tail_only {
+                    if set {
+                        bad(at(key), format!("{key} applies to tail collectors only"));
+                    }
+                }
+                if c.path.is_some() {
+                    bad(at("path"), "path applies to tail collectors only (a listen collector takes address = \"unix:PATH\")".into());
+                }
+            }
             // The http-only keys, refused elsewhere rather than silently doing nothing.
             if c.kind != CollectorKind::Http {
                 let http_only = [
@@ -330,8 +346,42 @@ impl Config {
                         }
                     }
                 }
-                CollectorKind::Tail if c.path.is_none() => {
-                    bad(at("path"), "a tail collector needs path".into())
+                CollectorKind::Tail => {
+                    match &c.path {
+                        None => bad(
+                            at("path"),
+                            "a tail collector needs path, a file or a glob, e.g. path = \"/var/log/app/*.log\"".into(),
+                        ),
+                        Some(p) => {
+                            if let Err(m) = tail::check_pattern(&p.to_string_lossy()) {
+                                bad(at("path"), m);
+                            }
+                        }
+                    }
+                    if let Some(m) = c
+                        .glob_interval
+                        .and_then(|v| zero_problem(v, "the glob would be looked at without pause"))
+                    {
+                        bad(at("glob_interval"), m);
+                    }
+                    // A tail collector's records are counted by its stream's ids (how it knows,
+                    // after a crash, which of its lines are durable): no other collector may
+                    // write there.
+                    if let Some(j) = self
+                        .collectors
+                        .iter()
+                        .position(|o| o.name != c.name && o.stream() == c.stream())
+                    {
+                        bad(
+                            at(stream_key),
+                            format!(
+                                "stream {:?} is also collector {:?}'s: a tail collector's stream is its own \
+                                 (its ids count its lines through a crash); give one of them another stream",
+                                c.stream(),
+                                self.collectors[j].name
+                            ),
+                        );
+                    }
                 }
                 CollectorKind::Listen => match c.address.as_deref() {
                     None => bad(

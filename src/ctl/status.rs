@@ -73,12 +73,14 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
             doc.daemon_recovered
         );
         outln!(
-            "{:<28} {:<9} {:<24} {:>8} {:>9}  LAST ERROR",
+            "{:<28} {:<9} {:<24} {:>8} {:>9} {:>9} {:>5}  LAST ERROR",
             "NAME",
             "STATE",
             "UPTIME / NEXT",
             "RESTARTS",
-            "RECOVERED"
+            "RECOVERED",
+            "RECORDS",
+            "BAD"
         );
         for a in &selected {
             let state = if a.escalated {
@@ -87,12 +89,14 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
                 a.state.as_str().to_string()
             };
             outln!(
-                "{:<28} {:<9} {:<24} {:>8} {:>9}  {}",
+                "{:<28} {:<9} {:<24} {:>8} {:>9} {:>9} {:>5}  {}",
                 a.name,
                 state,
                 when(a),
                 a.restarts,
                 a.recovered,
+                a.records,
+                a.quarantined,
                 a.last_error.as_deref().unwrap_or("-")
             );
         }

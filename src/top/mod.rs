@@ -143,6 +143,7 @@ mod tests {
             since: Some(ts(now() - time::Duration::seconds(75))),
             next_restart_at: None,
             records: 0,
+            quarantined: 0,
         }
     }
 

@@ -54,6 +54,9 @@ pub struct ActorStatus {
     pub next_restart_at: Option<String>,
     #[serde(default)]
     pub records: u64,
+    /// Of `records`, those kept on `_quarantine` (bad input: too long, not UTF-8, not JSON).
+    #[serde(default)]
+    pub quarantined: u64,
 }
 
 impl ActorStatus {
@@ -71,6 +74,7 @@ impl ActorStatus {
             since: Some(clock::now_rfc3339()),
             next_restart_at: None,
             records: 0,
+            quarantined: 0,
         }
     }
 }

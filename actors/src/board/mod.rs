@@ -259,7 +259,15 @@ impl StatusBoard {
 
     /// Records of `collector` made durable on the `_quarantine` stream.
     pub fn quarantined(&self, collector: &str, n: u64) {
-        add_to(&mut self.lock().metrics.quarantined, collector, n);
+        let mut g = self.lock();
+        add_to(&mut g.metrics.quarantined, collector, n);
+        if let Some(a) = g.doc.actors.iter_mut().find(|a| a.name == collector) {
+            a.quarantined += n;
+            self.bump_quiet(g);
+        } else {
+            drop(g);
+            self.update(collector, |a| a.quarantined += n);
+        }
     }
 
     /// Records how long producers waited for records to be durable.

@@ -4,6 +4,7 @@ pub mod command;
 pub mod heartbeat;
 pub mod http;
 pub mod listen;
+pub mod tail;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 

@@ -1,0 +1,734 @@
+//! The files a tail collector follows: found by its path or glob, told apart by [`identity`](super::identity), read in batches of lines, and followed through renames, copies, truncation and deletion.
+//!
+//! Every method does blocking file I/O and is called off the runtime (see the actor). What
+//! happens to a file, and what is done about it:
+//! - **renamed** (a rename rotation): the same device and inode at another path. It is still
+//!   the same file, read on from where it was, before the files found after it (it holds the
+//!   older lines). Out of the glob's reach, it is read to its end and released once it has not
+//!   grown for `rotate_wait`.
+//! - **deleted**: as renamed out of reach; the open descriptor keeps its lines readable.
+//! - **copied** (copytruncate's first step, or `cp`): another inode with the same head and the
+//!   same bytes before the offset. Not read while the original holds those lines; once the
+//!   original is truncated, the copy is read on from where the original was, so the lines the
+//!   writer put in just before the truncation are read from the copy.
+//! - **truncated** (copytruncate's second step, `> file`), or rewritten (the bytes before the
+//!   offset changed): read again from its start. What it was is kept for a while as a *ghost*,
+//!   so that a copy found later resumes where it was read up to.
+//! - **a reused inode**: a file whose inode is known but whose head or sample is not is a new
+//!   file. While a file is followed its descriptor is open, so its inode cannot be reused; after
+//!   a restart the checkpoint's marks are checked against both.
+
+use std::collections::HashSet;
+use std::fs::{File, Metadata};
+use std::io::{self, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::time::Instant;
+
+use super::checkpoint::{Mark, Pending};
+use super::identity::{self, Head, Sample};
+use super::lines::{next_line, to_record, At, READ_BUFFER};
+use crate::events;
+use crate::records::Record;
+
+/// How long a ghost (a truncated or vanished file's identity) waits for its copy.
+const GHOST_TTL: Duration = Duration::from_secs(60);
+
+/// Batch ends whose samples a file keeps, for a copy made a few batches ago.
+const RECENT: usize = 16;
+
+/// Lines in one batch at most.
+pub const BATCH_LINES: usize = 16 * 1024;
+
+/// What the followed files are and how they are read.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The collector's tree path, e.g. `collectors/app`, as logs and quarantine name it.
+    pub collector: String,
+    pub stream: String,
+    /// A file or a glob.
+    pub pattern: String,
+    pub max_record_bytes: usize,
+    /// Bytes of lines in one batch at most (one line over the limit is still read whole).
+    pub batch_bytes: usize,
+    pub partial_after: Duration,
+    pub rotate_wait: Duration,
+    /// Files present at the collector's very first scan start at their end.
+    pub read_from_end: bool,
+}
+
+struct Followed {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    head: Head,
+    /// Read up to here, and every record before it is durable.
+    offset: u64,
+    sample: Sample,
+    file: File,
+    /// Found in this order; files are read in it.
+    order: u64,
+    /// At no matching path since then (renamed away or deleted).
+    gone_since: Option<Instant>,
+    /// Renamed since found: read first, as it holds older lines than the files found after it.
+    moved: bool,
+    /// The size last seen and when it last changed.
+    size: u64,
+    changed: Instant,
+    /// A copy of the followed file with this device and inode.
+    copy_of: Option<(u64, u64)>,
+    /// Samples at the last batch ends, oldest first.
+    recent: Vec<(u64, Sample)>,
+}
+
+impl Followed {
+    fn key(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            path: self.path.clone(),
+            dev: self.dev,
+            ino: self.ino,
+            head: self.head,
+            offset: self.offset,
+            sample: self.sample,
+            copy_of: self.copy_of,
+            recent: self.recent.clone(),
+        }
+    }
+}
+
+struct Ghost {
+    mark: Mark,
+    since: Instant,
+}
+
+/// A batch of records read from one file, on its way to the journal.
+pub struct Batch {
+    pub pending: Pending,
+    pub records: Vec<Record>,
+    /// Lines of the batch quarantined.
+    pub rejected: u64,
+}
+
+pub struct Files {
+    opts: Options,
+    followed: Vec<Followed>,
+    ghosts: Vec<Ghost>,
+    next_order: u64,
+    /// The order of the file the last batch came from: the next one starts after it.
+    last_read: u64,
+    /// Marks changed since [`Files::marks`] was last asked for.
+    dirty: bool,
+    /// Files that matched but could not be opened, said once each.
+    unreadable: HashSet<PathBuf>,
+    /// Whether "nothing matches" was said since something last matched.
+    said_nothing: bool,
+}
+
+fn key_of(m: &Metadata) -> (u64, u64) {
+    (m.dev(), m.ino())
+}
+
+impl Files {
+    pub fn new(opts: Options) -> Self {
+        Self {
+            opts,
+            followed: Vec::new(),
+            ghosts: Vec::new(),
+            next_order: 0,
+            last_read: 0,
+            dirty: false,
+            unreadable: HashSet::new(),
+            said_nothing: false,
+        }
+    }
+
+    /// The regular files the pattern matches now, with their metadata (symlinks followed).
+    fn matching(&mut self) -> Vec<(PathBuf, Metadata)> {
+        let paths: Vec<PathBuf> = match glob::glob(&self.opts.pattern) {
+            Ok(found) => found
+                .filter_map(|p| match p {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::debug!(actor = self.opts.collector.as_str(), error = %e, "a directory of the glob cannot be read");
+                        None
+                    }
+                })
+                .collect(),
+            // The config check refuses a bad pattern; a literal path is its own match.
+            Err(_) => vec![PathBuf::from(&self.opts.pattern)],
+        };
+        let found: Vec<_> = paths
+            .into_iter()
+            .filter_map(|p| {
+                let m = std::fs::metadata(&p).ok()?;
+                m.is_file().then_some((p, m))
+            })
+            .collect();
+        if found.is_empty() && !self.said_nothing {
+            tracing::warn!(
+                actor = self.opts.collector.as_str(),
+                event = events::COLLECTOR_TAIL_FOLLOW,
+                path = self.opts.pattern.as_str(),
+                "no file matches the path yet; waiting for one"
+            );
+        }
+        self.said_nothing = found.is_empty();
+        found
+    }
+
+    /// Opens a matched file, saying once if it cannot be read.
+    fn open(&mut self, path: &Path) -> Option<File> {
+        match File::open(path) {
+            Ok(f) => {
+                self.unreadable.remove(path);
+                Some(f)
+            }
+            Err(e) => {
+                if self.unreadable.insert(path.to_path_buf()) {
+                    tracing::warn!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_UNREADABLE,
+                        path = %path.display(), error = %e, "a matching file cannot be read; it is tried again at each scan");
+                }
+                None
+            }
+        }
+    }
+
+    fn follow(
+        &mut self,
+        path: PathBuf,
+        file: File,
+        meta: &Metadata,
+        offset: u64,
+        now: Instant,
+        how: &str,
+    ) -> io::Result<&mut Followed> {
+        let head = identity::head(&file)?;
+        let sample = identity::sample(&file, offset)?;
+        tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+            path = %path.display(), offset, how, "following a file");
+        self.next_order += 1;
+        self.dirty = true;
+        self.followed.push(Followed {
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            head,
+            offset,
+            sample,
+            file,
+            order: self.next_order,
+            gone_since: None,
+            moved: false,
+            size: meta.len(),
+            changed: now,
+            copy_of: None,
+            recent: vec![(offset, sample)],
+        });
+        Ok(self.followed.last_mut().expect("just pushed"))
+    }
+
+    /// Whether `file` holds what `mark` was read from, up to its offset.
+    fn holds(file: &File, size: u64, mark: &Mark) -> io::Result<bool> {
+        Ok(mark.head.len > 0
+            && size >= mark.offset
+            && identity::head_matches(file, mark.head)?
+            && identity::sample_matches(file, mark.offset, mark.sample)?)
+    }
+
+    /// Where a copy of what `mark` was read from reads on: at the mark's offset when the file
+    /// holds the same bytes up to it; at its own end when it is shorter but holds the bytes
+    /// before one of the mark's recent batch ends (a copy made before the last lines were read,
+    /// which holds none that were not). None when the file is no such copy.
+    fn resumes(file: &File, size: u64, mark: &Mark) -> io::Result<Option<u64>> {
+        if mark.head.len == 0 || !identity::head_matches(file, mark.head)? {
+            return Ok(None);
+        }
+        if size >= mark.offset && identity::sample_matches(file, mark.offset, mark.sample)? {
+            return Ok(Some(mark.offset));
+        }
+        for &(end, sample) in mark.recent.iter().rev() {
+            if end > u64::from(mark.head.len)
+                && end <= size
+                && identity::sample_matches(file, end, sample)?
+            {
+                return Ok(Some(size.min(mark.offset)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts from a checkpoint's marks: each file is found again by its device and inode (at
+    /// a matching path, or renamed out of reach in the directory it was in) and checked to hold
+    /// what was read from it; a mark not found so becomes a ghost, which a copy may resume.
+    pub fn restore(&mut self, marks: Vec<Mark>, ghosts: Vec<Mark>, now: Instant) -> io::Result<()> {
+        let found = self.matching();
+        let mut copies = Vec::new();
+        for mark in marks {
+            let at = found
+                .iter()
+                .find(|(_, m)| key_of(m) == (mark.dev, mark.ino))
+                .map(|(p, m)| (p.clone(), m.clone(), false))
+                .or_else(|| renamed_away(&mark).map(|(p, m)| (p, m, true)));
+            let Some((path, meta, away)) = at else {
+                self.ghosts.push(Ghost { mark, since: now });
+                continue;
+            };
+            let Some(file) = self.open(&path) else {
+                self.ghosts.push(Ghost { mark, since: now });
+                continue;
+            };
+            if Self::holds(&file, meta.len(), &mark)? || (mark.offset == 0 && mark.head.len == 0) {
+                let copy_of = mark.copy_of;
+                let f = self.follow(path, file, &meta, mark.offset, now, "resumed")?;
+                f.copy_of = copy_of;
+                if away {
+                    f.gone_since = Some(now);
+                    f.moved = true;
+                }
+                if copy_of.is_some() {
+                    copies.push(f.key());
+                }
+            } else {
+                tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_TRUNCATED,
+                    path = %path.display(), offset = mark.offset,
+                    "the file under this inode no longer holds what was read from it (truncated, rewritten, or a new file under a reused inode): read from its start");
+                self.ghosts.push(Ghost { mark, since: now });
+                if !away {
+                    self.follow(path, file, &meta, 0, now, "new")?;
+                }
+            }
+        }
+        for g in ghosts {
+            self.ghosts.push(Ghost {
+                mark: g,
+                since: now,
+            });
+        }
+        // A copy whose original was not found again is a file of its own now.
+        for key in copies {
+            let original = self.find(key).and_then(|i| self.followed[i].copy_of);
+            if let Some(o) = original {
+                if self.find(o).is_none() {
+                    self.take_over(key, None)?;
+                }
+            }
+        }
+        self.scan(now, false)
+    }
+
+    fn find(&self, key: (u64, u64)) -> Option<usize> {
+        self.followed.iter().position(|f| f.key() == key)
+    }
+
+    /// Looks for new, renamed, copied, truncated and vanished files; releases the vanished
+    /// ones that were read to their end and have not grown for `rotate_wait`. `first` on the
+    /// collector's very first scan (no checkpoint yet), when `read_from` applies.
+    pub fn scan(&mut self, now: Instant, first: bool) -> io::Result<()> {
+        let found = self.matching();
+        let mut seen = HashSet::new();
+        let mut new = Vec::new();
+        for (path, meta) in found {
+            let key = key_of(&meta);
+            // A hard link or a symlink to a file already followed is not a second file.
+            if !seen.insert(key) {
+                continue;
+            }
+            match self.find(key) {
+                Some(i) => {
+                    let f = &mut self.followed[i];
+                    if f.path != path {
+                        tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_ROTATED,
+                            from = %f.path.display(), to = %path.display(), offset = f.offset,
+                            "a followed file was renamed: read on from its offset");
+                        f.path = path;
+                        f.moved = true;
+                        self.dirty = true;
+                    }
+                    f.gone_since = None;
+                }
+                None => new.push((path, meta)),
+            }
+        }
+        for f in &mut self.followed {
+            if f.gone_since.is_none() && !seen.contains(&f.key()) {
+                tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_ROTATED,
+                    path = %f.path.display(), offset = f.offset,
+                    "a followed file is at no matching path any more (renamed away or deleted): read to its end, then released");
+                f.gone_since = Some(now);
+                f.moved = true;
+            }
+        }
+        for i in 0..self.followed.len() {
+            self.check(i, now)?;
+        }
+        for (path, meta) in new {
+            self.adopt(path, &meta, now, first)?;
+        }
+        self.release(now)?;
+        self.ghosts
+            .retain(|g| now.saturating_duration_since(g.since) < GHOST_TTL);
+        Ok(())
+    }
+
+    /// Releases the vanished files read to their end and idle for `rotate_wait`; a copy whose
+    /// original is released reads on by itself.
+    fn release(&mut self, now: Instant) -> io::Result<()> {
+        let wait = self.opts.rotate_wait;
+        let done: Vec<(u64, u64)> = self
+            .followed
+            .iter()
+            .filter(|f| {
+                // A copy is not read, so nothing of it is left to read.
+                f.gone_since.is_some()
+                    && (f.copy_of.is_some()
+                        || (f.size <= f.offset && now.saturating_duration_since(f.changed) >= wait))
+            })
+            .map(Followed::key)
+            .collect();
+        for key in done {
+            let Some(i) = self.find(key) else { continue };
+            let f = self.followed.remove(i);
+            tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_RELEASED,
+                path = %f.path.display(), offset = f.offset, "a rotated file was read to its end and released");
+            self.dirty = true;
+            let copies: Vec<_> = self
+                .followed
+                .iter()
+                .filter(|c| c.copy_of == Some(key))
+                .map(Followed::key)
+                .collect();
+            for c in copies {
+                self.take_over(c, Some(f.offset))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy starts reading by itself, at `from` (where its original was read up to when it
+    /// stopped holding the same lines) or, not knowing that, where it was.
+    fn take_over(&mut self, key: (u64, u64), from: Option<u64>) -> io::Result<()> {
+        let Some(i) = self.find(key) else {
+            return Ok(());
+        };
+        let c = &mut self.followed[i];
+        c.copy_of = None;
+        c.offset = from.unwrap_or(c.offset).min(c.size);
+        c.sample = identity::sample(&c.file, c.offset)?;
+        c.recent = vec![(c.offset, c.sample)];
+        c.moved = true;
+        self.dirty = true;
+        tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+            path = %c.path.display(), offset = c.offset, how = "copy",
+            "a copy of a file that was truncated or released is read on from where the file was read up to");
+        Ok(())
+    }
+
+    /// Checks one followed file: its size, and whether it still holds what was read from it.
+    /// A file that does not is read again from its start, and a copy of it takes over.
+    fn check(&mut self, i: usize, now: Instant) -> io::Result<()> {
+        let f = &mut self.followed[i];
+        let size = f.file.metadata()?.len();
+        if size != f.size {
+            f.size = size;
+            f.changed = now;
+        }
+        let mut intact = size >= f.offset && identity::sample_matches(&f.file, f.offset, f.sample)?;
+        if intact && !f.head.complete && size > u64::from(f.head.len) {
+            // The head grows with the file until its newline; it must still begin the same.
+            intact = identity::head_matches(&f.file, f.head)?;
+            if intact {
+                f.head = identity::head(&f.file)?;
+                self.dirty = true;
+            }
+        }
+        if intact {
+            return Ok(());
+        }
+        let old = f.mark();
+        tracing::warn!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_TRUNCATED,
+            path = %f.path.display(), offset = f.offset, size,
+            "a followed file was truncated or rewritten: read again from its start");
+        f.offset = 0;
+        f.sample = Sample::default();
+        f.recent.clear();
+        f.head = identity::head(&f.file)?;
+        self.dirty = true;
+        let key = f.key();
+        let copies: Vec<_> = self
+            .followed
+            .iter()
+            .filter(|c| c.copy_of == Some(key))
+            .map(Followed::key)
+            .collect();
+        let at = old.offset;
+        if copies.is_empty() {
+            self.ghosts.push(Ghost {
+                mark: old,
+                since: now,
+            });
+        }
+        for c in copies {
+            self.take_over(c, Some(at))?;
+        }
+        Ok(())
+    }
+
+    /// A file found for the first time: a ghost's copy, a live file's copy, or a new file.
+    fn adopt(
+        &mut self,
+        path: PathBuf,
+        meta: &Metadata,
+        now: Instant,
+        first: bool,
+    ) -> io::Result<()> {
+        let Some(file) = self.open(&path) else {
+            return Ok(());
+        };
+        let size = meta.len();
+        for g in 0..self.ghosts.len() {
+            if let Some(offset) = Self::resumes(&file, size, &self.ghosts[g].mark)? {
+                let ghost = self.ghosts.remove(g);
+                tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+                    path = %path.display(), of = %ghost.mark.path.display(), offset,
+                    "a copy of a file that was truncated or vanished: read on from where that file was read up to");
+                self.follow(path, file, meta, offset, now, "copy")?;
+                return Ok(());
+            }
+        }
+        for o in 0..self.followed.len() {
+            let orig = &self.followed[o];
+            // A copy shares more than its first line with its original: the bytes at the end
+            // of the shorter of the two. A new file that merely starts alike does not.
+            let upto = size.min(orig.size);
+            if orig.head.len == 0 || upto <= u64::from(orig.head.len) {
+                continue;
+            }
+            if identity::head_matches(&file, orig.head)?
+                && identity::sample(&file, upto)? == identity::sample(&orig.file, upto)?
+            {
+                let (key, offset) = (orig.key(), orig.offset.min(size));
+                tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+                    path = %path.display(), of = %orig.path.display(),
+                    "a copy of a followed file: not read while the original holds the same lines");
+                let f = self.follow(path, file, meta, offset, now, "copy")?;
+                f.copy_of = Some(key);
+                return Ok(());
+            }
+        }
+        let offset = if first && self.opts.read_from_end {
+            last_line_start(&file, size, self.opts.max_record_bytes as u64)?
+        } else {
+            0
+        };
+        self.follow(path, file, meta, offset, now, "new")?;
+        Ok(())
+    }
+
+    /// The checkpoint's marks and ghosts, and whether they changed since last asked.
+    pub fn marks(&mut self) -> (Vec<Mark>, Vec<Mark>, bool) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let marks = self.followed.iter().map(Followed::mark).collect();
+        let ghosts = self.ghosts.iter().map(|g| g.mark.clone()).collect();
+        (marks, ghosts, dirty)
+    }
+
+    /// The next batch: from a renamed or vanished file first (oldest first), then from the
+    /// others in turn. None when no file has a complete line to read.
+    pub fn next_batch(&mut self, now: Instant) -> io::Result<Option<Batch>> {
+        let mut order: Vec<usize> = (0..self.followed.len()).collect();
+        let last = self.last_read;
+        order.sort_by_key(|&i| {
+            let f = &self.followed[i];
+            (!f.moved, f.order <= last && !f.moved, f.order)
+        });
+        for i in order {
+            if self.followed[i].copy_of.is_some() {
+                continue;
+            }
+            self.check(i, now)?;
+            let f = &self.followed[i];
+            if f.size <= f.offset {
+                // Read to its end: a renamed file that is not growing no longer goes first.
+                if f.gone_since.is_none()
+                    && now.saturating_duration_since(f.changed) >= self.opts.rotate_wait
+                {
+                    self.followed[i].moved = false;
+                }
+                continue;
+            }
+            if let Some(b) = self.read(i, now)? {
+                self.last_read = self.followed[i].order;
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    }
+
+    fn read(&mut self, i: usize, now: Instant) -> io::Result<Option<Batch>> {
+        let opts = &self.opts;
+        let f = &self.followed[i];
+        let idle = now.saturating_duration_since(f.changed) >= opts.partial_after;
+        let mut r = BufReader::with_capacity(
+            READ_BUFFER,
+            At {
+                file: &f.file,
+                pos: f.offset,
+                end: f.size,
+            },
+        );
+        let mut end = f.offset;
+        let mut records = Vec::new();
+        let (mut bytes, mut stream_records, mut rejected, mut partial) = (0u64, 0u64, 0u64, false);
+        while records.len() < BATCH_LINES && bytes < opts.batch_bytes as u64 {
+            let Some(l) = next_line(&mut r, opts.max_record_bytes)? else {
+                break;
+            };
+            if !l.terminated {
+                if !idle {
+                    break;
+                }
+                partial = true;
+                tracing::info!(actor = opts.collector.as_str(), event = events::COLLECTOR_TAIL_PARTIAL,
+                    path = %f.path.display(), offset = end, bytes = l.bytes,
+                    "a last line without its newline is kept as it is, flagged partial, after partial_after");
+            }
+            let (record, problem) = to_record(
+                &opts.collector,
+                &opts.stream,
+                l.line,
+                partial,
+                opts.max_record_bytes,
+            );
+            if let Some(reason) = problem {
+                tracing::warn!(actor = opts.collector.as_str(), event = events::COLLECTOR_QUARANTINE,
+                    path = %f.path.display(), offset = end, reason = reason.as_str(), "line quarantined");
+                rejected += 1;
+            } else {
+                stream_records += 1;
+            }
+            records.push(record);
+            end += l.bytes;
+            bytes += l.bytes;
+            if partial {
+                break;
+            }
+        }
+        if records.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Batch {
+            pending: Pending {
+                dev: f.dev,
+                ino: f.ino,
+                start: f.offset,
+                end,
+                records: stream_records,
+                partial,
+            },
+            records,
+            rejected,
+        }))
+    }
+
+    /// The batch is durable: its file is read up to its end.
+    pub fn commit(&mut self, p: &Pending) -> io::Result<()> {
+        let Some(i) = self.find((p.dev, p.ino)) else {
+            return Ok(());
+        };
+        let f = &mut self.followed[i];
+        if f.offset == p.start {
+            f.offset = p.end;
+            f.sample = identity::sample(&f.file, p.end)?;
+            f.recent.push((p.end, f.sample));
+            if f.recent.len() > RECENT {
+                f.recent.remove(0);
+            }
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// After a crash, `durable` records of the stream from the pending batch `p` reached the
+    /// journal: its file is read on right after the last of them. The lines are read again
+    /// and told apart as they were when the batch was made, so the count maps to an offset.
+    pub fn resume(&mut self, p: &Pending, durable: u64) -> io::Result<Option<u64>> {
+        let Some(i) = self.find((p.dev, p.ino)) else {
+            return Ok(None);
+        };
+        let opts = &self.opts;
+        let f = &self.followed[i];
+        if f.offset != p.start || durable == 0 {
+            return Ok(None);
+        }
+        let mut r = BufReader::with_capacity(
+            READ_BUFFER,
+            At {
+                file: &f.file,
+                pos: p.start,
+                end: p.end.min(f.size),
+            },
+        );
+        let (mut at, mut seen) = (p.start, 0u64);
+        while seen < durable {
+            let Some(l) = next_line(&mut r, opts.max_record_bytes)? else {
+                break;
+            };
+            let partial = !l.terminated && p.partial;
+            if !l.terminated && !partial {
+                break;
+            }
+            let (record, _) = to_record(
+                &opts.collector,
+                &opts.stream,
+                l.line,
+                partial,
+                opts.max_record_bytes,
+            );
+            at += l.bytes;
+            if record.stream == opts.stream {
+                seen += 1;
+            }
+        }
+        let f = &mut self.followed[i];
+        f.offset = at;
+        f.sample = identity::sample(&f.file, at)?;
+        f.recent.push((at, f.sample));
+        self.dirty = true;
+        Ok(Some(at))
+    }
+}
+
+/// A mark's file renamed out of the pattern's reach: the same device and inode in the
+/// directory it was in.
+fn renamed_away(mark: &Mark) -> Option<(PathBuf, Metadata)> {
+    let dir = mark.path.parent()?;
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let m = std::fs::metadata(e.path()).ok()?;
+        (m.is_file() && key_of(&m) == (mark.dev, mark.ino)).then(|| (e.path(), m))
+    })
+}
+
+/// Where the file's last line begins (`read_from = "end"`): after the last newline within
+/// `max` bytes of its end, so that a line being written as the collector starts is read whole.
+fn last_line_start(file: &File, size: u64, max: u64) -> io::Result<u64> {
+    let from = size.saturating_sub(max + 1);
+    let mut buf = Vec::new();
+    io::Read::read_to_end(
+        &mut At {
+            file,
+            pos: from,
+            end: size,
+        },
+        &mut buf,
+    )?;
+    Ok(match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) => from + i as u64 + 1,
+        None if from == 0 => 0,
+        None => size,
+    })
+}

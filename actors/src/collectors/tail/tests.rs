@@ -1,0 +1,177 @@
+//! The file registry on real files, with the clock passed in: copies told from new files that start alike, copytruncate's lines read from the copy, and a crash's batch mapped back to an offset.
+
+use super::checkpoint::Pending;
+use super::files::{Files, Options};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn opts(pattern: &Path) -> Options {
+    Options {
+        collector: "collectors/t".into(),
+        stream: "t".into(),
+        pattern: pattern.display().to_string(),
+        max_record_bytes: 64,
+        batch_bytes: 1 << 20,
+        partial_after: Duration::from_secs(5),
+        rotate_wait: Duration::from_secs(5),
+        read_from_end: false,
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+fn truncate(path: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// Every batch there is now, committed as if durable: each record's text (its `line`, or its
+/// JSON).
+fn drain(files: &mut Files, now: Instant) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Some(b) = files.next_batch(now).unwrap() {
+        for r in &b.records {
+            got.push(match &r.data["line"] {
+                Value::String(s) => s.clone(),
+                _ => r.data.to_string(),
+            });
+        }
+        files.commit(&b.pending).unwrap();
+    }
+    got
+}
+
+#[test]
+fn a_new_file_that_starts_like_a_followed_one_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Instant::now();
+    let mut files = Files::new(opts(&dir.path().join("*.csv")));
+    append(
+        &dir.path().join("a.csv"),
+        "ts,level,msg\n1,info,a\n2,info,b\n",
+    );
+    files.scan(now, true).unwrap();
+    assert_eq!(drain(&mut files, now).len(), 3);
+    append(&dir.path().join("b.csv"), "ts,level,msg\n9,warn,z\n");
+    files.scan(now, false).unwrap();
+    assert_eq!(drain(&mut files, now), ["ts,level,msg", "9,warn,z"]);
+}
+
+#[test]
+fn copytruncate_reads_the_lines_it_moved_from_the_copy_however_the_scan_falls() {
+    for truncation_seen_first in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let now = Instant::now();
+        let mut files = Files::new(opts(&dir.path().join("app.log*")));
+        append(&log, "a\nb\n");
+        files.scan(now, true).unwrap();
+        assert_eq!(drain(&mut files, now), ["a", "b"]);
+        // Written, not read yet, then rotated: copied, truncated, written again.
+        append(&log, "c\nd\n");
+        std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+        if !truncation_seen_first {
+            files.scan(now, false).unwrap();
+        }
+        truncate(&log);
+        append(&log, "e\n");
+        let mut got = drain(&mut files, now);
+        files.scan(now, false).unwrap();
+        got.extend(drain(&mut files, now));
+        got.sort();
+        assert_eq!(
+            got,
+            ["c", "d", "e"],
+            "truncation seen first: {truncation_seen_first}"
+        );
+    }
+}
+
+#[test]
+fn a_copy_holding_only_lines_already_read_is_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let now = Instant::now();
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    append(&log, "a\nb\n");
+    files.scan(now, true).unwrap();
+    drain(&mut files, now);
+    // The copy is taken; more lines come and are read from the original before it is
+    // truncated, and only then does the scan see the copy (now shorter than what was read).
+    std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, "c\n");
+    assert_eq!(drain(&mut files, now), ["c"]);
+    truncate(&log);
+    append(&log, "d\n");
+    let mut got = drain(&mut files, now);
+    files.scan(now, false).unwrap();
+    got.extend(drain(&mut files, now));
+    assert_eq!(got, ["d"]);
+}
+
+#[test]
+fn a_renamed_file_is_read_to_its_end_first_and_released_after_rotate_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let now = Instant::now();
+    let mut files = Files::new(opts(&log));
+    append(&log, "a\n");
+    files.scan(now, true).unwrap();
+    drain(&mut files, now);
+    append(&log, "b\n");
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, "c\n");
+    files.scan(now, false).unwrap();
+    assert_eq!(
+        drain(&mut files, now),
+        ["b", "c"],
+        "the old file's rest first"
+    );
+    files.scan(now + Duration::from_secs(1), false).unwrap();
+    assert_eq!(files.marks().0.len(), 2, "kept while it may still grow");
+    files.scan(now + Duration::from_secs(6), false).unwrap();
+    let (marks, _, _) = files.marks();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0].path, log);
+}
+
+#[test]
+fn after_a_crash_the_durable_count_maps_to_the_offset_past_the_last_durable_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let long = "x".repeat(100);
+    append(&log, &format!("one\n{long}\ntwo\nthree\n"));
+    for (durable, expect) in [(0, 0), (1, 4), (2, 4 + 101 + 4), (3, 4 + 101 + 4 + 6)] {
+        let now = Instant::now();
+        let mut files = Files::new(opts(&log));
+        files.scan(now, true).unwrap();
+        let b = files.next_batch(now).unwrap().unwrap();
+        assert_eq!((b.pending.records, b.rejected), (3, 1));
+        let p: Pending = b.pending;
+        let at = files.resume(&p, durable).unwrap();
+        assert_eq!(at.unwrap_or(0), expect, "{durable} durable");
+        // The quarantined line before a durable record is not read again; one after the last
+        // is (its own durability cannot be told).
+        let rest = drain(&mut files, now);
+        assert_eq!(
+            rest.len() as u64,
+            4 - durable - u64::from(durable >= 2),
+            "{rest:?}"
+        );
+    }
+}
