@@ -616,6 +616,55 @@ rollback = ["rollback.sh"]
     }
 
     #[test]
+    fn tail_collectors_need_a_path_own_their_stream_and_keep_their_keys_to_themselves() {
+        let tail = |extra: &str| format!("[[collector]]\nname = \"a\"\nkind = \"tail\"\n{extra}");
+        let e = err(&tail(""));
+        assert!(
+            e.contains("collector[0].path") && e.contains("a file or a glob"),
+            "{e}"
+        );
+        let e = err(&tail("path = \"/var/log/[app.log\""));
+        assert!(e.contains("is not a valid glob"), "{e}");
+        let e = err(&tail("path = \"/var/log/app/\""));
+        assert!(
+            e.contains("names a directory") && e.contains("*.log"),
+            "{e}"
+        );
+        let e = err(&tail("path = \"/var/log/a.log\"\nread_from = \"middle\""));
+        assert!(e.contains("read_from") && e.contains("beginning"), "{e}");
+        let e = err(&tail("path = \"/var/log/a.log\"\nglob_interval = \"0s\""));
+        assert!(e.contains("collector[0].glob_interval"), "{e}");
+        let e = err(&format!(
+            "{}\n[[collector]]\nname = \"b\"\nkind = \"heartbeat\"\nstream = \"a\"\n",
+            tail("path = \"/var/log/a.log\"")
+        ));
+        assert!(
+            e.contains("collector[0].name") && e.contains("also collector \"b\"'s"),
+            "{e}"
+        );
+        for key in [
+            "read_from = \"end\"",
+            "partial_after = \"1s\"",
+            "rotate_wait = \"1s\"",
+            "glob_interval = \"1s\"",
+            "path = \"/x\"",
+        ] {
+            let e = err(&format!(
+                "[[collector]]\nname = \"b\"\nkind = \"heartbeat\"\n{key}\n"
+            ));
+            assert!(e.contains("applies to tail collectors only"), "{key}: {e}");
+        }
+        let cfg = parse(&tail("path = \"logs/*.log\"\nread_from = \"end\"")).unwrap();
+        let c = &cfg.collectors[0];
+        assert_eq!(
+            c.path.as_deref(),
+            Some(Path::new("/etc/fushi/logs/*.log")),
+            "relative to the config"
+        );
+        assert_eq!(c.read_from, Some(ReadFrom::End));
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(ByteSize::parse("512 MiB").unwrap(), ByteSize(512 << 20));
         assert_eq!(ByteSize::parse("1GB").unwrap(), ByteSize(1_000_000_000));
