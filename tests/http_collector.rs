@@ -12,23 +12,23 @@ use crate::util::*;
 
 /// What the server saw of one request: when, and its headers.
 #[derive(Clone, Debug)]
-struct Seen {
-    at: Instant,
-    headers: Vec<(String, String)>,
+pub struct Seen {
+    pub at: Instant,
+    pub headers: Vec<(String, String)>,
 }
 
 /// The answer to the n-th request (from 0): status, extra headers, body.
 type Script = dyn Fn(usize) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync;
 
 /// A hyper server on a loopback port, answering by `script`, on a runtime of its own.
-struct Server {
-    addr: SocketAddr,
+pub struct Server {
+    pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
-    fn start(
+    pub fn start(
         script: impl Fn(usize) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync + 'static,
     ) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -93,7 +93,7 @@ impl Server {
         }
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }

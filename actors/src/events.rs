@@ -14,6 +14,7 @@ pub const COLLECTOR_COMMAND_OVERRUN: &str = "collector.command.overrun";
 pub const COLLECTOR_COMMAND_SPAWNED: &str = "collector.command.spawned";
 pub const COLLECTOR_HEARTBEAT: &str = "collector.heartbeat";
 pub const COLLECTOR_HTTP_POLL: &str = "collector.http.poll";
+pub const COLLECTOR_HTTP_SKIPPED: &str = "collector.http.skipped";
 pub const COLLECTOR_LISTEN: &str = "collector.listen";
 pub const COLLECTOR_QUARANTINE: &str = "collector.quarantine";
 pub const COLLECTOR_STDERR: &str = "collector.stderr";
@@ -101,6 +102,7 @@ pub const ALL: &[&str] = &[
     COLLECTOR_COMMAND_SPAWNED,
     COLLECTOR_HEARTBEAT,
     COLLECTOR_HTTP_POLL,
+    COLLECTOR_HTTP_SKIPPED,
     COLLECTOR_LISTEN,
     COLLECTOR_QUARANTINE,
     COLLECTOR_STDERR,

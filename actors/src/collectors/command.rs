@@ -43,8 +43,17 @@ pub struct CommandArgs {
     pub sink: RecordSink,
 }
 
+/// Lines taken into one append at most.
+const BATCH_LINES: usize = 4096;
+
+/// Bytes of the child's stdout read at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
 pub enum CommandMsg {
-    Line(u64, Line),
+    /// Lines of run N, and where to say they are durable: the reader reads no more until
+    /// then, so a full journal leaves the child blocked in `write` instead of lines piling up
+    /// in the mailbox.
+    Lines(u64, Vec<Line>, oneshot::Sender<()>),
     Exited(u64, String, bool),
     Tick(Due),
     TimedOut(u64),
@@ -195,22 +204,43 @@ async fn spawn(
     }
     let me = myself.clone();
     let max = args.max_record_bytes;
-    let reader = tokio::spawn(async move {
+    // Counts the batches read, so that the exit waits for a reader still draining the pipe.
+    let (progress_tx, mut progress) = watch::channel(0u64);
+    let mut reader = tokio::spawn(async move {
         let Some(stdout) = stdout else { return };
-        let mut r = BufReader::new(stdout);
-        while let Ok(Some(line)) = read_line(&mut r, max).await {
-            if me.cast(CommandMsg::Line(run, line)).is_err() {
+        let mut r = BufReader::with_capacity(READ_BUFFER, stdout);
+        while let Ok(Some(first)) = read_line(&mut r, max).await {
+            // What the pipe already holds goes together into one append.
+            let mut lines = vec![first];
+            while lines.len() < BATCH_LINES && r.buffer().contains(&b'\n') {
+                match read_line(&mut r, max).await {
+                    Ok(Some(l)) => lines.push(l),
+                    _ => break,
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            if me.cast(CommandMsg::Lines(run, lines, tx)).is_err() || rx.await.is_err() {
                 break;
             }
+            progress_tx.send_modify(|n| *n += 1);
         }
     });
     let me = myself.clone();
     tokio::spawn(async move {
         let status = child.wait().await;
         let _ = exited_tx.send(true);
-        // Lines written before the exit are delivered before the exit is; a grandchild that
-        // keeps stdout open must not hide the exit, hence the bound.
-        let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+        // Lines written before the exit are delivered before the exit is, however long storage
+        // holds them; but a grandchild that keeps stdout open must not hide the exit, so the
+        // wait ends once the reader has been idle for a second.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), &mut reader).await {
+                Ok(_) => break,
+                Err(_) if progress.has_changed().unwrap_or(false) => {
+                    progress.borrow_and_update();
+                }
+                Err(_) => break,
+            }
+        }
         let (text, ok) = match status {
             Ok(s) => (s.to_string(), s.success()),
             Err(e) => (format!("wait failed: {e}"), false),
@@ -321,19 +351,25 @@ fn secret_name(name: &str) -> bool {
 }
 
 impl CommandActor {
-    async fn record(state: &CommandState, line: Line) {
+    async fn record(state: &CommandState, lines: Vec<Line>) {
         let a = &state.args;
-        let (record, problem) = from_line(&a.path, &a.stream, line, a.max_record_bytes, false);
-        if let Some(reason) = problem {
-            tracing::warn!(
-                actor = a.path.as_str(),
-                event = events::COLLECTOR_QUARANTINE,
-                reason = reason.as_str(),
-                "line quarantined"
-            );
-        }
-        // Awaiting durability holds the reader back: a full journal slows the child's stdout down.
-        a.sink.submit(&a.path, vec![record]).await;
+        let records = lines
+            .into_iter()
+            .map(|line| {
+                let (record, problem) =
+                    from_line(&a.path, &a.stream, line, a.max_record_bytes, false);
+                if let Some(reason) = problem {
+                    tracing::warn!(
+                        actor = a.path.as_str(),
+                        event = events::COLLECTOR_QUARANTINE,
+                        reason = reason.as_str(),
+                        "line quarantined"
+                    );
+                }
+                record
+            })
+            .collect();
+        a.sink.submit(&a.path, records).await;
     }
 }
 
@@ -378,8 +414,11 @@ impl Actor for CommandActor {
         state: &mut CommandState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CommandMsg::Line(run, line) if run == state.run => Self::record(state, line).await,
-            CommandMsg::Line(..) => {}
+            CommandMsg::Lines(run, lines, durable) if run == state.run => {
+                Self::record(state, lines).await;
+                let _ = durable.send(());
+            }
+            CommandMsg::Lines(..) => {}
             CommandMsg::Exited(run, status, ok) if run == state.run => {
                 state.group = None;
                 if state.args.every.is_none() {

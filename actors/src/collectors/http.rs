@@ -284,13 +284,7 @@ fn records(args: &HttpCollectorArgs, url: &str, body: &[u8]) -> Result<Vec<Recor
             .collect()),
         other => Err(PollError::NotObject {
             url: url.into(),
-            kind: match other {
-                Value::Array(_) => "array",
-                Value::String(_) => "string",
-                Value::Number(_) => "number",
-                Value::Bool(_) => "boolean",
-                _ => "null",
-            },
+            kind: crate::records::kind(&other),
             hint: if other.is_array() {
                 " (set split = true for one record per element)"
             } else {
@@ -461,7 +455,19 @@ impl Actor for HttpCollectorActor {
         // Durable before the next poll is scheduled: a storage that holds producers back slows
         // the polls down instead of piling bodies up in memory.
         state.args.sink.submit(&state.args.path, records).await;
-        let delay = state.delay_until(started + state.args.every);
+        let due = started + state.args.every;
+        let late = Instant::now().saturating_duration_since(due);
+        if late >= state.args.every {
+            let skipped = (late.as_nanos() / state.args.every.as_nanos().max(1)) as u64;
+            tracing::warn!(
+                actor = state.args.path.as_str(),
+                event = events::COLLECTOR_HTTP_SKIPPED,
+                skipped,
+                "storage held a poll's records back (the journal is full or failing): {skipped} poll{} skipped, none queued",
+                if skipped == 1 { "" } else { "s" }
+            );
+        }
+        let delay = state.delay_until(due);
         state.schedule(&myself, delay);
         Ok(())
     }

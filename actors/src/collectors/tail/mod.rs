@@ -35,8 +35,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often files are looked at for new lines while nothing is left to read.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
-/// Bytes of lines in one batch: one journal append and one checkpoint per this much.
-const BATCH_BYTES: usize = 4 << 20;
+/// Bytes of lines in one batch: one journal append and one checkpoint per this much. A full
+/// journal takes one batch beyond `max_local`, so this is kept well below a small bound.
+const BATCH_BYTES: usize = 1 << 20;
 
 #[derive(Clone)]
 pub struct TailActor;
