@@ -6,7 +6,7 @@
 //! its checkpoint says the whole file is read: every line then is durable in the journal (a
 //! batch is checkpointed as done only after its append's fdatasync) and the offset durable too.
 //!
-//! Baseline: `rsyslogd -n` with only `imfile` (polling mode, the same file, read from the start)
+//! Baseline: `rsyslogd -n` with only `imfile` (its default inotify mode, the same file, read from the start)
 //! and `omfile` writing each message as it came (`%msg%\n`) to a file, timed from its start until
 //! that file holds every line. rsyslog does not fsync (`omfile` has no per-batch sync unless
 //! `flushOnTXEnd` with a sync, which its docs advise against for speed) and parses nothing: it
@@ -124,7 +124,7 @@ fn rsyslog(bin: &Path, dir: &Path, file: &Path, size: u64) -> (Duration, Duratio
         &conf,
         format!(
             r#"global(workDirectory="{work}" maxMessageSize="8k")
-module(load="imfile" mode="polling" PollingInterval="1")
+module(load="imfile")
 template(name="raw" type="string" string="%msg%\n")
 input(type="imfile" File="{file}" Tag="bench" freshStartTail="off" readMode="0")
 action(type="omfile" file="{out}" template="raw")
@@ -162,7 +162,11 @@ action(type="omfile" file="{out}" template="raw")
     let _ = child.kill();
     let _ = child.wait();
     let moved = std::fs::read(&out).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
-    assert_eq!(moved as u64, size / LINE as u64, "rsyslog moved every line, once");
+    assert_eq!(
+        moved as u64,
+        size / LINE as u64,
+        "rsyslog moved every line, once"
+    );
     (took, children_cpu().saturating_sub(cpu_child0))
 }
 

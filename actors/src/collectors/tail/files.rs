@@ -154,7 +154,10 @@ impl Files {
                 .filter_map(|p| match p {
                     Ok(p) => Some(p),
                     Err(e) => {
-                        tracing::debug!(actor = self.opts.collector.as_str(), error = %e, "a directory of the glob cannot be read");
+                        if self.unreadable.insert(e.path().to_path_buf()) {
+                            tracing::warn!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_UNREADABLE,
+                                path = %e.path().display(), error = %e.error(), "a directory of the glob cannot be read; files in it are not followed");
+                        }
                         None
                     }
                 })
@@ -183,7 +186,9 @@ impl Files {
 
     /// Opens a matched file, saying once if it cannot be read.
     fn open(&mut self, path: &Path) -> Option<File> {
-        match File::open(path) {
+        let opened =
+            crate::faults::check(crate::faults::Op::Open, path).and_then(|()| File::open(path));
+        match opened {
             Ok(f) => {
                 self.unreadable.remove(path);
                 Some(f)
@@ -368,6 +373,20 @@ impl Files {
         }
         for (path, meta) in new {
             self.adopt(path, &meta, now, first)?;
+        }
+        // Files that match but cannot be read, and none that can: the collector collects
+        // nothing, which is a failure a person must hear of, not a warning in a log.
+        if self.followed.is_empty() {
+            if let Some(path) = self.unreadable.iter().next() {
+                let error = crate::faults::check(crate::faults::Op::Open, path)
+                    .and_then(|()| File::open(path).map(drop))
+                    .err()
+                    .map_or_else(|| "it could not be opened".to_string(), |e| e.to_string());
+                return Err(io::Error::other(format!(
+                    "{} matches but cannot be read ({error}), and no other file does: give the daemon's user read access to it",
+                    path.display()
+                )));
+            }
         }
         self.release(now)?;
         self.ghosts

@@ -175,3 +175,36 @@ fn after_a_crash_the_durable_count_maps_to_the_offset_past_the_last_durable_reco
         );
     }
 }
+
+#[test]
+fn a_matching_file_that_cannot_be_read_fails_the_scan_only_when_nothing_else_is_followed() {
+    use crate::faults::{arm, disarm, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let now = Instant::now();
+    append(&dir.path().join("a.log"), "a\n");
+    arm(Op::Open, dir.path(), 0, u32::MAX, nix::libc::EACCES);
+    let mut files = Files::new(opts(&dir.path().join("*.log")));
+    let e = files.scan(now, true).unwrap_err().to_string();
+    assert!(
+        e.contains("a.log matches but cannot be read (Permission denied"),
+        "{e}"
+    );
+    assert!(e.contains("give the daemon's user read access"), "{e}");
+    disarm(dir.path());
+    files.scan(now, false).unwrap();
+    assert_eq!(drain(&mut files, now), ["a"]);
+    // With one file followed, another unreadable one is a warning, not a failure.
+    arm(
+        Op::Open,
+        &dir.path().join("b.log"),
+        0,
+        u32::MAX,
+        nix::libc::EACCES,
+    );
+    append(&dir.path().join("b.log"), "b\n");
+    files.scan(now, false).unwrap();
+    assert!(drain(&mut files, now).is_empty());
+    disarm(&dir.path().join("b.log"));
+    files.scan(now, false).unwrap();
+    assert_eq!(drain(&mut files, now), ["b"]);
+}
