@@ -71,22 +71,27 @@ fn metrics_count_records_through_a_listen_collector_and_the_primary_switches() {
     for k in 1..=GOOD / 2 {
         input.push_str(&format!("{{\"k\":{k}}}\n"));
     }
+    // Every kind of bad input: not JSON, too deep, not an object, not UTF-8, too long.
     input.push_str("this is not JSON\n");
     input.push_str(&deep);
     input.push('\n');
+    input.push_str("[1, 2]\n");
+    let mut input = input.into_bytes();
+    input.extend_from_slice(b"caf\xe9\n");
+    input.extend_from_slice(&vec![b'x'; (1 << 20) + 1]);
+    input.push(b'\n');
     for k in GOOD / 2 + 1..=GOOD {
-        input.push_str(&format!("{{\"k\":{k}}}\n"));
+        input.extend_from_slice(format!("{{\"k\":{k}}}\n").as_bytes());
     }
-    let total = GOOD + 2;
+    const BAD: u64 = 5;
+    let total = GOOD + BAD;
 
     let conn = wait_for("the listen socket", || {
         UnixStream::connect(env.path().join("in.sock")).ok()
     });
     conn.set_read_timeout(Some(TIMEOUT))
         .expect("a read timeout");
-    (&conn)
-        .write_all(input.as_bytes())
-        .expect("writing the lines");
+    (&conn).write_all(&input).expect("writing the lines");
     let mut r = BufReader::new(&conn);
     let mut errors = Vec::new();
     loop {
@@ -101,8 +106,8 @@ fn metrics_count_records_through_a_listen_collector_and_the_primary_switches() {
     }
     assert_eq!(
         errors,
-        [GOOD / 2 + 1, GOOD / 2 + 2],
-        "both bad lines answered"
+        (GOOD / 2 + 1..=GOOD / 2 + BAD).collect::<Vec<_>>(),
+        "every bad line answered"
     );
 
     // Counted where production does it, not by a test helper.
@@ -126,7 +131,7 @@ fn metrics_count_records_through_a_listen_collector_and_the_primary_switches() {
             &body,
             "fushi_input_rejected_total{collector=\"collectors/in\"}"
         ),
-        Some(2.0),
+        Some(BAD as f64),
         "{body}"
     );
     assert_eq!(
@@ -134,9 +139,13 @@ fn metrics_count_records_through_a_listen_collector_and_the_primary_switches() {
             &body,
             "fushi_input_quarantined_total{collector=\"collectors/in\"}"
         ),
-        Some(2.0),
+        Some(BAD as f64),
         "{body}"
     );
+    // And in status, beside the collector.
+    let status = json(&fushi(&env, &["status", "--json", "in"]));
+    assert_eq!(status[0]["quarantined"], BAD, "{status}");
+    assert_eq!(status[0]["records"], total, "{status}");
     assert_eq!(
         sample(&body, "fushi_ack_latency_seconds_count"),
         Some(total),
