@@ -319,3 +319,19 @@ path = "{}"
     assert!(text.contains(" RECORDS   BAD  LAST ERROR"), "{text}");
     assert!(d.terminate().success());
 }
+
+#[test]
+fn check_says_what_a_tail_pattern_matches_before_the_daemon_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::new(&tail_config(&format!("{}/*.log", dir.path().display()), ""));
+    let out = stdout(&fushi(&env, &["check"]));
+    assert!(
+        out.contains("ok   files collectors/app: ")
+            && out.contains("matches no file yet; the collector waits for one"),
+        "{out}"
+    );
+    append(&dir.path().join("a.log"), 0..1);
+    append(&dir.path().join("b.log"), 0..1);
+    let out = stdout(&fushi(&env, &["check"]));
+    assert!(out.contains("matches 2 readable files"), "{out}");
+}

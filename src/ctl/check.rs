@@ -138,6 +138,37 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
     }
     let inherited = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     for c in cfg.collectors.iter().filter(|c| c.enabled) {
+        if c.kind == crate::config::CollectorKind::Tail {
+            let pattern = c.path.as_deref().unwrap_or(Path::new("")).to_string_lossy();
+            let (readable, unreadable) = fushi_actors::collectors::tail::survey(&pattern);
+            let what = format!("files collectors/{}", c.name);
+            for (p, e) in &unreadable {
+                report(
+                    false,
+                    &what,
+                    format!("{} cannot be read by this user: {e}", p.display()),
+                );
+            }
+            match readable.len() {
+                0 if unreadable.is_empty() => report(
+                    true,
+                    &what,
+                    format!("{pattern} matches no file yet; the collector waits for one"),
+                ),
+                0 => {}
+                n => report(
+                    true,
+                    &what,
+                    format!(
+                        "{pattern} matches {n} readable file{} ({}{})",
+                        if n == 1 { "" } else { "s" },
+                        readable[0].display(),
+                        if n > 1 { ", …" } else { "" }
+                    ),
+                ),
+            }
+            continue;
+        }
         if c.kind != crate::config::CollectorKind::Command {
             continue;
         }

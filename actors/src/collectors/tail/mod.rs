@@ -82,6 +82,34 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What a pattern matches now, for `fushi check`: the regular files that can be read and those
+/// that cannot, with why.
+pub fn survey(pattern: &str) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let (mut readable, mut unreadable) = (Vec::new(), Vec::new());
+    let paths: Vec<PathBuf> = match glob::glob(pattern) {
+        Ok(found) => found
+            .filter_map(|p| match p {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    unreadable.push((e.path().to_path_buf(), e.error().to_string()));
+                    None
+                }
+            })
+            .collect(),
+        Err(_) => vec![PathBuf::from(pattern)],
+    };
+    for p in paths {
+        if !std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        match std::fs::File::open(&p) {
+            Ok(_) => readable.push(p),
+            Err(e) => unreadable.push((p, e.to_string())),
+        }
+    }
+    (readable, unreadable)
+}
+
 /// Runs `f` on the blocking pool, bounded by [`IO_TIMEOUT`].
 async fn blocking<T: Send + 'static>(
     what: &'static str,
