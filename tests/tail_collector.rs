@@ -58,17 +58,43 @@ fn counts(env: &Env) -> BTreeMap<u64, usize> {
     c
 }
 
-/// Waits until every `k` below `n` is on the primary, then asserts each is there once.
+/// Waits until every `k` below `n` is on the primary, then asserts each is there once. On a
+/// timeout it says which are missing, with the daemon's log and checkpoint.
 fn exactly_once(env: &Env, n: u64) {
-    let c = wait_for(&format!("{n} lines on the primary"), || {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let c = loop {
         let c = counts(env);
-        (c.len() as u64 >= n).then_some(c)
-    });
-    let repeated: Vec<_> = c.iter().filter(|(_, &n)| n > 1).collect();
-    assert!(
-        repeated.is_empty(),
-        "lines on the primary more than once: {repeated:?}"
-    );
+        if c.len() as u64 >= n {
+            break c;
+        }
+        if std::time::Instant::now() > deadline {
+            let missing: Vec<u64> = (0..n).filter(|k| !c.contains_key(k)).collect();
+            let log = std::fs::read_to_string(env.path().join("daemon.log")).unwrap_or_default();
+            let tail_lines: Vec<&str> = log.lines().filter(|l| l.contains("tail")).collect();
+            panic!(
+                "{} of {n} lines missing on the primary, from {:?} to {:?} ({:?}…)\ncheckpoint: {}\ntail log:\n{}",
+                missing.len(),
+                missing.first(),
+                missing.last(),
+                &missing[..missing.len().min(20)],
+                std::fs::read_to_string(env.data().join("tail/app.json")).unwrap_or_default(),
+                tail_lines.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let repeated: Vec<u64> = c.iter().filter(|(_, &n)| n > 1).map(|(k, _)| *k).collect();
+    if !repeated.is_empty() {
+        let log = std::fs::read_to_string(env.path().join("daemon.log")).unwrap_or_default();
+        let tail_lines: Vec<&str> = log.lines().filter(|l| l.contains("tail")).collect();
+        panic!(
+            "{} lines on the primary more than once, from {:?} to {:?}\ntail log of the last start:\n{}",
+            repeated.len(),
+            repeated.first(),
+            repeated.last(),
+            tail_lines.join("\n")
+        );
+    }
     let extra: Vec<_> = c.keys().filter(|&&k| k >= n).collect();
     assert!(extra.is_empty(), "lines never written: {extra:?}");
 }
@@ -152,6 +178,14 @@ fn kill_9_at_random_points_while_files_rotate_loses_and_repeats_nothing() {
             if rand::random_bool(0.3) {
                 rotation += 1;
                 let to = dir.path().join(format!("app.log.{rotation}"));
+                eprintln!(
+                    "at k {k}: {} to app.log.{rotation}",
+                    if rotation % 2 == 0 {
+                        "rename"
+                    } else {
+                        "copytruncate"
+                    }
+                );
                 if rotation % 2 == 0 {
                     std::fs::rename(&log, &to).unwrap();
                 } else {
@@ -167,7 +201,7 @@ fn kill_9_at_random_points_while_files_rotate_loses_and_repeats_nothing() {
             std::thread::sleep(Duration::from_millis(rand::random_range(0..60)));
         }
         d.kill9();
-        eprintln!("round {round}: {k} lines written, {rotation} rotations");
+        eprintln!("round {round}: killed at k {k}, {rotation} rotations");
         d = env.start();
     }
     exactly_once(&env, k);

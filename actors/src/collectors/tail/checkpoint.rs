@@ -31,6 +31,11 @@ pub struct Mark {
     /// bytes of an earlier one.
     #[serde(default)]
     pub recent: Vec<(u64, Sample)>,
+    /// For a copy still shorter than where its lines were read up to (a copy being written, or
+    /// one made before the last lines were read): it is read from this offset once it holds
+    /// these bytes before it, and not before.
+    #[serde(default)]
+    pub until: Option<(u64, Sample)>,
 }
 
 /// A batch on its way to the journal: lines `start..end` of one file, of which `records` are
@@ -164,6 +169,7 @@ mod tests {
                 sample: Sample { len: 1, crc: 9 },
                 copy_of: None,
                 recent: vec![(5, Sample { len: 1, crc: 9 })],
+                until: None,
             }],
             ghosts: Vec::new(),
             pending: Some(Pending {

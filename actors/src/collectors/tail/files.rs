@@ -18,7 +18,7 @@
 //!   file. While a file is followed its descriptor is open, so its inode cannot be reused; after
 //!   a restart the checkpoint's marks are checked against both.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader};
 use std::os::unix::fs::MetadataExt;
@@ -80,6 +80,8 @@ struct Followed {
     copy_of: Option<(u64, u64)>,
     /// Samples at the last batch ends, oldest first.
     recent: Vec<(u64, Sample)>,
+    /// See [`Mark::until`]: not read before it holds these bytes before this offset.
+    until: Option<(u64, Sample)>,
 }
 
 impl Followed {
@@ -97,6 +99,7 @@ impl Followed {
             sample: self.sample,
             copy_of: self.copy_of,
             recent: self.recent.clone(),
+            until: self.until,
         }
     }
 }
@@ -104,6 +107,13 @@ impl Followed {
 struct Ghost {
     mark: Mark,
     since: Instant,
+}
+
+/// Where a copy reads on.
+enum Resume {
+    At(u64),
+    /// Once it holds, before this offset, the bytes of this sample.
+    Until(u64, Sample),
 }
 
 /// A batch of records read from one file, on its way to the journal.
@@ -127,6 +137,14 @@ pub struct Files {
     unreadable: HashSet<PathBuf>,
     /// Whether "nothing matches" was said since something last matched.
     said_nothing: bool,
+    /// Since [`Files::restore`]: which followed file holds what each mark (by its device and
+    /// inode) was read from: the same file, or a copy found for its ghost. A batch in flight at
+    /// the crash belongs to that content, wherever it is now, and never to a file that merely
+    /// kept the inode (truncated, or a new file under it).
+    continued: HashMap<(u64, u64), (u64, u64)>,
+    /// Files that begin like one read before and hold too little to tell whether they are its
+    /// copy: their size when last seen, and since when it is that.
+    undecided: HashMap<(u64, u64), (u64, Instant)>,
 }
 
 fn key_of(m: &Metadata) -> (u64, u64) {
@@ -144,6 +162,8 @@ impl Files {
             dirty: false,
             unreadable: HashSet::new(),
             said_nothing: false,
+            continued: HashMap::new(),
+            undecided: HashMap::new(),
         }
     }
 
@@ -233,6 +253,7 @@ impl Files {
             changed: now,
             copy_of: None,
             recent: vec![(offset, sample)],
+            until: None,
         });
         Ok(self.followed.last_mut().expect("just pushed"))
     }
@@ -246,22 +267,22 @@ impl Files {
     }
 
     /// Where a copy of what `mark` was read from reads on: at the mark's offset when the file
-    /// holds the same bytes up to it; at its own end when it is shorter but holds the bytes
-    /// before one of the mark's recent batch ends (a copy made before the last lines were read,
-    /// which holds none that were not). None when the file is no such copy.
-    fn resumes(file: &File, size: u64, mark: &Mark) -> io::Result<Option<u64>> {
+    /// holds the same bytes up to it; once it does, when it is shorter but holds the bytes
+    /// before one of the mark's recent batch ends (a copy still being written, or one made
+    /// before the last lines were read). None when the file is no such copy.
+    fn resumes(file: &File, size: u64, mark: &Mark) -> io::Result<Option<Resume>> {
         if mark.head.len == 0 || !identity::head_matches(file, mark.head)? {
             return Ok(None);
         }
         if size >= mark.offset && identity::sample_matches(file, mark.offset, mark.sample)? {
-            return Ok(Some(mark.offset));
+            return Ok(Some(Resume::At(mark.offset)));
         }
         for &(end, sample) in mark.recent.iter().rev() {
             if end > u64::from(mark.head.len)
                 && end <= size
                 && identity::sample_matches(file, end, sample)?
             {
-                return Ok(Some(size.min(mark.offset)));
+                return Ok(Some(Resume::Until(mark.offset, mark.sample)));
             }
         }
         Ok(None)
@@ -288,9 +309,12 @@ impl Files {
                 continue;
             };
             if Self::holds(&file, meta.len(), &mark)? || (mark.offset == 0 && mark.head.len == 0) {
-                let copy_of = mark.copy_of;
+                let (copy_of, until) = (mark.copy_of, mark.until);
+                self.continued
+                    .insert((mark.dev, mark.ino), (mark.dev, mark.ino));
                 let f = self.follow(path, file, &meta, mark.offset, now, "resumed")?;
                 f.copy_of = copy_of;
+                f.until = until;
                 if away {
                     f.gone_since = Some(now);
                     f.moved = true;
@@ -374,6 +398,7 @@ impl Files {
         for (path, meta) in new {
             self.adopt(path, &meta, now, first)?;
         }
+        self.undecided.retain(|k, _| seen.contains(k));
         // Files that match but cannot be read, and none that can: the collector collects
         // nothing, which is a failure a person must hear of, not a warning in a log.
         if self.followed.is_empty() {
@@ -402,9 +427,11 @@ impl Files {
             .followed
             .iter()
             .filter(|f| {
-                // A copy is not read, so nothing of it is left to read.
+                // A copy is not read (nor one waiting to hold what was read), so nothing of it
+                // is left to read.
                 f.gone_since.is_some()
                     && (f.copy_of.is_some()
+                        || f.until.is_some()
                         || (f.size <= f.offset && now.saturating_duration_since(f.changed) >= wait))
             })
             .map(Followed::key)
@@ -422,23 +449,31 @@ impl Files {
                 .map(Followed::key)
                 .collect();
             for c in copies {
-                self.take_over(c, Some(f.offset))?;
+                self.take_over(c, Some((f.offset, f.sample)))?;
             }
         }
         Ok(())
     }
 
     /// A copy starts reading by itself, at `from` (where its original was read up to when it
-    /// stopped holding the same lines) or, not knowing that, where it was.
-    fn take_over(&mut self, key: (u64, u64), from: Option<u64>) -> io::Result<()> {
+    /// stopped holding the same lines, and the original's sample there) or, not knowing that,
+    /// where it was. A copy shorter than that waits until it holds those bytes (a copy still
+    /// being written): clamped to its size, it would read again what the original gave.
+    fn take_over(&mut self, key: (u64, u64), from: Option<(u64, Sample)>) -> io::Result<()> {
         let Some(i) = self.find(key) else {
             return Ok(());
         };
         let c = &mut self.followed[i];
         c.copy_of = None;
-        c.offset = from.unwrap_or(c.offset).min(c.size);
-        c.sample = identity::sample(&c.file, c.offset)?;
-        c.recent = vec![(c.offset, c.sample)];
+        match from {
+            Some((at, sample)) if c.size < at => c.until = Some((at, sample)),
+            Some((at, _)) => c.offset = at,
+            None => {}
+        }
+        if c.until.is_none() {
+            c.sample = identity::sample(&c.file, c.offset)?;
+            c.recent = vec![(c.offset, c.sample)];
+        }
         c.moved = true;
         self.dirty = true;
         tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
@@ -455,6 +490,16 @@ impl Files {
         if size != f.size {
             f.size = size;
             f.changed = now;
+        }
+        if let Some((at, sample)) = f.until {
+            if size >= at && identity::sample_matches(&f.file, at, sample)? {
+                f.until = None;
+                f.offset = at;
+                f.sample = sample;
+                f.recent = vec![(at, sample)];
+                self.dirty = true;
+            }
+            return Ok(());
         }
         let mut intact = size >= f.offset && identity::sample_matches(&f.file, f.offset, f.sample)?;
         if intact && !f.head.complete && size > u64::from(f.head.len) {
@@ -484,7 +529,7 @@ impl Files {
             .filter(|c| c.copy_of == Some(key))
             .map(Followed::key)
             .collect();
-        let at = old.offset;
+        let at = (old.offset, old.sample);
         if copies.is_empty() {
             self.ghosts.push(Ghost {
                 mark: old,
@@ -510,12 +555,23 @@ impl Files {
         };
         let size = meta.len();
         for g in 0..self.ghosts.len() {
-            if let Some(offset) = Self::resumes(&file, size, &self.ghosts[g].mark)? {
+            if let Some(resume) = Self::resumes(&file, size, &self.ghosts[g].mark)? {
                 let ghost = self.ghosts.remove(g);
+                self.continued
+                    .insert((ghost.mark.dev, ghost.mark.ino), key_of(meta));
+                let offset = ghost.mark.offset;
                 tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
                     path = %path.display(), of = %ghost.mark.path.display(), offset,
                     "a copy of a file that was truncated or vanished: read on from where that file was read up to");
-                self.follow(path, file, meta, offset, now, "copy")?;
+                match resume {
+                    Resume::At(at) => {
+                        self.follow(path, file, meta, at, now, "copy")?;
+                    }
+                    Resume::Until(at, sample) => {
+                        let f = self.follow(path, file, meta, 0, now, "copy")?;
+                        f.until = Some((at, sample));
+                    }
+                }
                 return Ok(());
             }
         }
@@ -539,6 +595,20 @@ impl Files {
                 return Ok(());
             }
         }
+        // Starting like a file read before, with nothing past its first line to tell a copy
+        // being written from a new file with the same first line (a CSV header, a banner):
+        // decided once it grows, or as a new file once it has not grown for `rotate_wait`.
+        let key = key_of(meta);
+        if self.lookalike(&file, size)? {
+            let seen = self.undecided.entry(key).or_insert((size, now));
+            if seen.0 != size {
+                *seen = (size, now);
+            }
+            if now.saturating_duration_since(seen.1) < self.opts.rotate_wait {
+                return Ok(());
+            }
+        }
+        self.undecided.remove(&key);
         let offset = if first && self.opts.read_from_end {
             last_line_start(&file, size, self.opts.max_record_bytes as u64)?
         } else {
@@ -546,6 +616,31 @@ impl Files {
         };
         self.follow(path, file, meta, offset, now, "new")?;
         Ok(())
+    }
+
+    /// Whether a file of `size` begins like a ghost or a followed file and holds nothing past
+    /// that first line that could be compared with it.
+    fn lookalike(&self, file: &File, size: u64) -> io::Result<bool> {
+        for g in &self.ghosts {
+            let h = g.mark.head;
+            let evidence = g
+                .mark
+                .recent
+                .iter()
+                .any(|&(end, _)| end > u64::from(h.len) && end <= size)
+                || size >= g.mark.offset;
+            if h.len > 0 && !evidence && identity::head_matches(file, h)? {
+                return Ok(true);
+            }
+        }
+        for o in &self.followed {
+            let h = o.head;
+            if h.len > 0 && size.min(o.size) <= u64::from(h.len) && identity::head_matches(file, h)?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The checkpoint's marks and ghosts, and whether they changed since last asked.
@@ -570,6 +665,9 @@ impl Files {
                 continue;
             }
             self.check(i, now)?;
+            if self.followed[i].until.is_some() {
+                continue;
+            }
             let f = &self.followed[i];
             if f.size <= f.offset {
                 // Read to its end: a renamed file that is not growing no longer goes first.
@@ -676,7 +774,11 @@ impl Files {
     /// journal: its file is read on right after the last of them. The lines are read again
     /// and told apart as they were when the batch was made, so the count maps to an offset.
     pub fn resume(&mut self, p: &Pending, durable: u64) -> io::Result<Option<u64>> {
-        let Some(i) = self.find((p.dev, p.ino)) else {
+        let Some(i) = self
+            .continued
+            .get(&(p.dev, p.ino))
+            .and_then(|&key| self.find(key))
+        else {
             return Ok(None);
         };
         let opts = &self.opts;

@@ -18,8 +18,9 @@ mod identity;
 mod lines;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -125,6 +126,25 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The lock of one checkpoint, held by every step of a worker that reads or writes it.
+///
+/// A step stuck on a hung file system outlives its worker (a blocking thread cannot be
+/// cancelled), and may finish after the collector's next incarnation has started: holding the
+/// lock, it makes that incarnation's first step (which loads the checkpoint) wait for it, so
+/// the checkpoint an incarnation starts from is always the last one written.
+fn checkpoint_lock(path: &Path) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    locks.entry(path.to_path_buf()).or_default().clone()
+}
+
+fn hold(lock: &Mutex<()>) -> MutexGuard<'_, ()> {
+    lock.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn io(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
@@ -156,7 +176,10 @@ async fn run(args: Arc<TailArgs>) -> Result<(), String> {
     };
     let cp_path = args.checkpoint.clone();
     let actor = args.path.clone();
+    let lock = checkpoint_lock(&args.checkpoint);
+    let held = lock.clone();
     let (mut files, cp, first) = blocking("reading the checkpoint and finding the files", move || {
+        let _held = hold(&held);
         let cp = match checkpoint::load(&cp_path) {
             Ok(cp) => cp,
             Err(e @ CheckpointError::Damaged { .. }) => {
@@ -199,7 +222,9 @@ async fn run(args: Arc<TailArgs>) -> Result<(), String> {
         let durable = same_stream
             .then(|| durable_of(&p, cp.last, now_last))
             .flatten();
+        let held = lock.clone();
         let (resumed, f) = blocking("reading the batch in flight again", move || {
+            let _held = hold(&held);
             let at = match durable {
                 Some(d) => files
                     .resume(&p, d)
@@ -234,7 +259,9 @@ async fn run(args: Arc<TailArgs>) -> Result<(), String> {
         }
         let path = args.checkpoint.clone();
         let stream = args.stream.clone();
+        let held = lock.clone();
         let (f, batch) = blocking("reading the followed files", move || {
+            let _held = hold(&held);
             if let Some(p) = done {
                 files.commit(&p).map_err(io("sampling a followed file"))?;
             }

@@ -158,11 +158,14 @@ fn after_a_crash_the_durable_count_maps_to_the_offset_past_the_last_durable_reco
     append(&log, &format!("one\n{long}\ntwo\nthree\n"));
     for (durable, expect) in [(0, 0), (1, 4), (2, 4 + 101 + 4), (3, 4 + 101 + 4 + 6)] {
         let now = Instant::now();
-        let mut files = Files::new(opts(&log));
-        files.scan(now, true).unwrap();
-        let b = files.next_batch(now).unwrap().unwrap();
+        let mut before = Files::new(opts(&log));
+        before.scan(now, true).unwrap();
+        let b = before.next_batch(now).unwrap().unwrap();
         assert_eq!((b.pending.records, b.rejected), (3, 1));
         let p: Pending = b.pending;
+        // The crash: a new incarnation starts from the marks the batch was read at.
+        let mut files = Files::new(opts(&log));
+        files.restore(before.marks().0, Vec::new(), now).unwrap();
         let at = files.resume(&p, durable).unwrap();
         assert_eq!(at.unwrap_or(0), expect, "{durable} durable");
         // The quarantined line before a durable record is not read again; one after the last
@@ -207,4 +210,74 @@ fn a_matching_file_that_cannot_be_read_fails_the_scan_only_when_nothing_else_is_
     disarm(&dir.path().join("b.log"));
     files.scan(now, false).unwrap();
     assert_eq!(drain(&mut files, now), ["b"]);
+}
+
+#[test]
+fn a_batch_in_flight_belongs_to_its_lines_even_when_a_copytruncate_came_before_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let now = Instant::now();
+    let mut before = Files::new(opts(&dir.path().join("app.log*")));
+    append(&log, "a\nb\n");
+    before.scan(now, true).unwrap();
+    // Read, sent, durable; then the crash, before the checkpoint says so.
+    let p = before.next_batch(now).unwrap().unwrap().pending;
+    let (marks, ghosts, _) = before.marks();
+    drop(before);
+    // While down: copytruncate, and new lines in the original's inode.
+    std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    truncate(&log);
+    append(&log, "c\nd\ne\n");
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    files.restore(marks, ghosts, now).unwrap();
+    // The batch's lines are in the copy now; the original's inode holds other lines.
+    let at = files.resume(&p, 2).unwrap();
+    assert_eq!(at, Some(4), "resumed in the copy, past the durable lines");
+    let mut got = drain(&mut files, now);
+    got.sort();
+    assert_eq!(got, ["c", "d", "e"], "nothing read twice, nothing skipped");
+}
+
+#[test]
+fn a_copy_still_being_written_is_read_only_past_what_the_original_gave() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let copy = dir.path().join("app.log.1");
+    let now = Instant::now();
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    append(&log, "a\nb\n");
+    files.scan(now, true).unwrap();
+    drain(&mut files, now);
+    append(&log, "c\n");
+    // The scan catches the copy half-written, and the original truncated.
+    append(&copy, "a\n");
+    truncate(&log);
+    files.scan(now, false).unwrap();
+    assert!(drain(&mut files, now).is_empty());
+    // The copy is finished: only the line the original never gave is read from it.
+    append(&copy, "b\nc\n");
+    files.scan(now, false).unwrap();
+    let got = drain(&mut files, now);
+    assert_eq!(got, ["c"]);
+}
+
+#[test]
+fn a_new_file_holding_only_a_first_line_like_a_followed_ones_waits_rotate_wait_then_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Instant::now();
+    let mut files = Files::new(opts(&dir.path().join("*.csv")));
+    append(&dir.path().join("a.csv"), "ts,level,msg\n1,info,a\n");
+    files.scan(now, true).unwrap();
+    drain(&mut files, now);
+    append(&dir.path().join("b.csv"), "ts,level,msg\n");
+    files.scan(now, false).unwrap();
+    assert!(
+        drain(&mut files, now).is_empty(),
+        "a copy being written, or a new file?"
+    );
+    files.scan(now + Duration::from_secs(6), false).unwrap();
+    assert_eq!(
+        drain(&mut files, now + Duration::from_secs(6)),
+        ["ts,level,msg"]
+    );
 }
