@@ -61,6 +61,29 @@ fn counts(env: &Env) -> BTreeMap<u64, usize> {
 /// Waits until every `k` below `n` is on the primary, then asserts each is there once. On a
 /// timeout it says which are missing, with the daemon's log and checkpoint.
 fn exactly_once(env: &Env, n: u64) {
+    let logs = || {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(env.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("daemon.log"))
+            })
+            .collect();
+        names.sort();
+        let mut out = String::new();
+        for p in names {
+            out.push_str(&format!("== {}\n", p.display()));
+            for l in std::fs::read_to_string(&p).unwrap_or_default().lines() {
+                if l.contains("tail") {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    };
     let deadline = std::time::Instant::now() + TIMEOUT;
     let c = loop {
         let c = counts(env);
@@ -69,30 +92,26 @@ fn exactly_once(env: &Env, n: u64) {
         }
         if std::time::Instant::now() > deadline {
             let missing: Vec<u64> = (0..n).filter(|k| !c.contains_key(k)).collect();
-            let log = std::fs::read_to_string(env.path().join("daemon.log")).unwrap_or_default();
-            let tail_lines: Vec<&str> = log.lines().filter(|l| l.contains("tail")).collect();
             panic!(
-                "{} of {n} lines missing on the primary, from {:?} to {:?} ({:?}…)\ncheckpoint: {}\ntail log:\n{}",
+                "{} of {n} lines missing on the primary, from {:?} to {:?} ({:?}…)\ncheckpoint: {}\ntail logs:\n{}",
                 missing.len(),
                 missing.first(),
                 missing.last(),
                 &missing[..missing.len().min(20)],
                 std::fs::read_to_string(env.data().join("tail/app.json")).unwrap_or_default(),
-                tail_lines.join("\n")
+                logs()
             );
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     let repeated: Vec<u64> = c.iter().filter(|(_, &n)| n > 1).map(|(k, _)| *k).collect();
     if !repeated.is_empty() {
-        let log = std::fs::read_to_string(env.path().join("daemon.log")).unwrap_or_default();
-        let tail_lines: Vec<&str> = log.lines().filter(|l| l.contains("tail")).collect();
         panic!(
-            "{} lines on the primary more than once, from {:?} to {:?}\ntail log of the last start:\n{}",
+            "{} lines on the primary more than once, from {:?} to {:?}\ntail logs:\n{}",
             repeated.len(),
             repeated.first(),
             repeated.last(),
-            tail_lines.join("\n")
+            logs()
         );
     }
     let extra: Vec<_> = c.keys().filter(|&&k| k >= n).collect();
@@ -202,7 +221,11 @@ fn kill_9_at_random_points_while_files_rotate_loses_and_repeats_nothing() {
         }
         d.kill9();
         eprintln!("round {round}: killed at k {k}, {rotation} rotations");
-        d = env.start();
+        // Each start's log kept apart, for a failure to be read whole.
+        let log = std::fs::File::create(env.path().join(format!("daemon.log.{round}"))).unwrap();
+        d = env.start_with(|c| {
+            c.stderr(log);
+        });
     }
     exactly_once(&env, k);
     assert!(d.terminate().success());

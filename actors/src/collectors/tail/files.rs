@@ -122,6 +122,9 @@ pub struct Batch {
     pub records: Vec<Record>,
     /// Lines of the batch quarantined.
     pub rejected: u64,
+    /// The sample before the batch's end, taken as it was read: what the file must still hold
+    /// there for reading to go on from it.
+    pub end_sample: Sample,
 }
 
 pub struct Files {
@@ -501,14 +504,23 @@ impl Files {
             }
             return Ok(());
         }
-        let mut intact = size >= f.offset && identity::sample_matches(&f.file, f.offset, f.sample)?;
-        if intact && !f.head.complete && size > u64::from(f.head.len) {
-            // The head grows with the file until its newline; it must still begin the same.
-            intact = identity::head_matches(&f.file, f.head)?;
-            if intact {
-                f.head = identity::head(&f.file)?;
+        if f.offset == 0 {
+            // Nothing read yet: the file is whatever it holds now (it may have been truncated
+            // and rewritten before its first read, and its head must be the new one).
+            let head = identity::head(&f.file)?;
+            if head != f.head {
+                f.head = head;
                 self.dirty = true;
             }
+            return Ok(());
+        }
+        let intact = size >= f.offset
+            && identity::sample_matches(&f.file, f.offset, f.sample)?
+            && identity::head_matches(&f.file, f.head)?;
+        if intact && !f.head.complete && size > u64::from(f.head.len) {
+            // The head grows with the file until its newline.
+            f.head = identity::head(&f.file)?;
+            self.dirty = true;
         }
         if intact {
             return Ok(());
@@ -738,7 +750,9 @@ impl Files {
         if records.is_empty() {
             return Ok(None);
         }
+        let end_sample = identity::sample(&f.file, end)?;
         Ok(Some(Batch {
+            end_sample,
             pending: Pending {
                 dev: f.dev,
                 ino: f.ino,
@@ -753,14 +767,15 @@ impl Files {
     }
 
     /// The batch is durable: its file is read up to its end.
-    pub fn commit(&mut self, p: &Pending) -> io::Result<()> {
+    pub fn commit(&mut self, p: &Pending, end_sample: Sample) -> io::Result<()> {
         let Some(i) = self.find((p.dev, p.ino)) else {
             return Ok(());
         };
         let f = &mut self.followed[i];
         if f.offset == p.start {
             f.offset = p.end;
-            f.sample = identity::sample(&f.file, p.end)?;
+            // As read, not as the file is now: were it truncated since, the next check sees.
+            f.sample = end_sample;
             f.recent.push((p.end, f.sample));
             if f.recent.len() > RECENT {
                 f.recent.remove(0);

@@ -249,7 +249,7 @@ async fn run(args: Arc<TailArgs>) -> Result<(), String> {
     let mut last = now_last;
     // The checkpoint on disk names a batch that is no longer in flight, or none exists yet.
     let mut stale = cp.as_ref().is_none_or(|c| c.pending.is_some()) || first;
-    let mut done: Option<Pending> = None;
+    let mut done: Option<(Pending, identity::Sample)> = None;
     let mut next_scan = Instant::now() + args.glob_interval;
     loop {
         let now = Instant::now();
@@ -262,8 +262,10 @@ async fn run(args: Arc<TailArgs>) -> Result<(), String> {
         let held = lock.clone();
         let (f, batch) = blocking("reading the followed files", move || {
             let _held = hold(&held);
-            if let Some(p) = done {
-                files.commit(&p).map_err(io("sampling a followed file"))?;
+            if let Some((p, sample)) = done {
+                files
+                    .commit(&p, sample)
+                    .map_err(io("sampling a followed file"))?;
             }
             if scan {
                 files.scan(now, false).map_err(io("scanning for files"))?;
@@ -312,7 +314,7 @@ async fn run(args: Arc<TailArgs>) -> Result<(), String> {
         {
             last = Some((id.epoch, id.seq));
         }
-        done = Some(batch.pending);
+        done = Some((batch.pending, batch.end_sample));
     }
 }
 

@@ -51,7 +51,7 @@ fn drain(files: &mut Files, now: Instant) -> Vec<String> {
                 _ => r.data.to_string(),
             });
         }
-        files.commit(&b.pending).unwrap();
+        files.commit(&b.pending, b.end_sample).unwrap();
     }
     got
 }
@@ -280,4 +280,23 @@ fn a_new_file_holding_only_a_first_line_like_a_followed_ones_waits_rotate_wait_t
         drain(&mut files, now + Duration::from_secs(6)),
         ["ts,level,msg"]
     );
+}
+
+#[test]
+fn a_file_rewritten_before_its_first_read_is_known_by_what_it_holds_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let now = Instant::now();
+    let mut files = Files::new(opts(&log));
+    append(&log, "old\n");
+    files.scan(now, false).unwrap();
+    // Truncated and rewritten before a line of it was read.
+    truncate(&log);
+    append(&log, "new1\nnew2\n");
+    assert_eq!(drain(&mut files, now), ["new1", "new2"]);
+    // After a restart its mark still names it: nothing is read again.
+    let (marks, ghosts, _) = files.marks();
+    let mut again = Files::new(opts(&log));
+    again.restore(marks, ghosts, now).unwrap();
+    assert!(drain(&mut again, now).is_empty());
 }
