@@ -233,33 +233,39 @@ fn kill_9_at_random_points_while_files_rotate_loses_and_repeats_nothing() {
 
 #[test]
 fn a_new_file_under_a_reused_inode_and_a_truncated_file_are_read_from_their_start() {
+    // Every version of the file begins with the same header, as many logs do: the first line
+    // alone cannot tell them apart.
+    const HEADER: &str = "# app log, format 1\n";
+    let write = |ks: std::ops::Range<u64>| {
+        let body: String = ks.map(|k| format!("{{\"k\":{k}}}\n")).collect();
+        format!("{HEADER}{body}")
+    };
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let env = Env::new(&tail_config(&log.display().to_string(), ""));
-    append(&log, 0..10);
+    std::fs::write(&log, write(0..10)).unwrap();
     let mut d = env.start();
     exactly_once(&env, 10);
-    // Truncated in place and rewritten with more than was read: the sample before the offset
-    // tells.
-    std::fs::write(
-        &log,
-        (10..40)
-            .map(|k| format!("{{\"k\":{k}}}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
+    // Truncated in place and rewritten with more than was read: the bytes before the offset
+    // tell.
+    std::fs::write(&log, write(10..40)).unwrap();
     exactly_once(&env, 40);
     assert!(d.terminate().success());
 
-    // While the daemon is down, the file is deleted and another created: tmpfs and ext4 give
-    // it the freed inode. Same first line too (`{"k":40}` is not, so write a header).
+    // While the daemon is down, the file is deleted and another created: ext4 and tmpfs give
+    // it the freed inode.
     let ino = std::fs::metadata(&log).unwrap().ino();
     std::fs::remove_file(&log).unwrap();
-    append(&log, 40..100);
+    std::fs::write(&log, write(40..100)).unwrap();
     let reused = std::fs::metadata(&log).unwrap().ino() == ino;
     eprintln!("inode reused: {reused}");
     let mut d = env.start();
     exactly_once(&env, 100);
+    let headers = primary_lines(&primary(&env), "app")
+        .iter()
+        .filter(|v| v["data"]["line"] == HEADER.trim_end())
+        .count();
+    assert_eq!(headers, 3, "each version's header once");
     assert!(d.terminate().success());
 }
 
