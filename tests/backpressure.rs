@@ -15,10 +15,10 @@ use crate::http_collector::Server;
 use crate::util::*;
 
 /// The daemon's resident memory may not pass this while held back. The idle daemon takes about
-/// 10 MiB; a tail collector holds one batch (4 MiB) and its records, a listen connection its
+/// 10 MiB; a tail collector holds one batch (1 MiB of lines) and its records, a listen connection its
 /// 64 KiB buffer and one batch of lines, the journal its group: 64 MiB leaves room for the
-/// allocator's own slack, and is a sixteenth of what the producers offer (over 64 MiB of
-/// lines each). Unbounded buffering would pass it within a second.
+/// allocator's own slack. The producers offer far more (tail 40 MB of lines, the others
+/// without end), so unbounded buffering would pass it within a second.
 const RSS_BOUND_KIB: u64 = 64 * 1024;
 
 fn rss_kib(pid: i32) -> u64 {
@@ -122,9 +122,9 @@ fn tail_stops_advancing_in_the_file_and_reads_on_once_storage_takes_records() {
         "[[collector]]\nname = \"app\"\nkind = \"tail\"\npath = \"{}\"\nglob_interval = \"100ms\"\n",
         log.display()
     )));
-    // A writer ten times (and more) faster than a full journal: 64 MiB of lines, in a file the
-    // collector is behind on.
-    let n = 320_000u64;
+    // A writer far faster than a full journal: 40 MB of lines (ten times max_local), in a file
+    // the collector is behind on.
+    let n = 200_000u64;
     let mut f = std::fs::File::create(&log).unwrap();
     let mut text = String::new();
     for k in 0..n {
@@ -133,10 +133,17 @@ fn tail_stops_advancing_in_the_file_and_reads_on_once_storage_takes_records() {
     f.write_all(text.as_bytes()).unwrap();
     drop(text);
     let (mut d, _) = hold_back(&env, "tail");
-    let c = wait_for("every line on the primary", || {
-        let c = counts(&env, "app");
-        (c.len() as u64 >= n).then_some(c)
+    // Status says when all is forwarded; the primary's files are read once then.
+    wait_for("every line read and forwarded", || {
+        let s = env.status()?;
+        let app = s["actors"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == "collectors/app")?;
+        (app["records"].as_u64()? >= n && s["storage"]["lag_records"] == 0).then_some(())
     });
+    let c = counts(&env, "app");
+    assert_eq!(c.len() as u64, n, "every line on the primary");
     assert_once("tail", &c);
     assert!(d.terminate().success());
 }

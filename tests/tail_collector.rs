@@ -43,6 +43,17 @@ fn append(path: &Path, ks: impl IntoIterator<Item = u64>) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// logrotate's copytruncate: copy, then truncate the original in place (same inode).
+fn copytruncate(log: &Path, to: &Path) {
+    std::fs::copy(log, to).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
 fn primary(env: &Env) -> PathBuf {
     env.data().join("primary")
 }
@@ -159,14 +170,7 @@ fn a_copytruncate_rotation_then_kill_9_leaves_every_line_on_the_primary_once() {
     append(&log, 0..2000);
     let mut d = env.start();
     at_least(&env, 1);
-    // copytruncate: copy, then truncate the original in place (same inode).
-    std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&log, &dir.path().join("app.log.1"));
     append(&log, 2000..2500);
     at_least(&env, 2200);
     d.kill9();
@@ -208,13 +212,7 @@ fn kill_9_at_random_points_while_files_rotate_loses_and_repeats_nothing() {
                 if rotation % 2 == 0 {
                     std::fs::rename(&log, &to).unwrap();
                 } else {
-                    std::fs::copy(&log, &to).unwrap();
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&log)
-                        .unwrap()
-                        .set_len(0)
-                        .unwrap();
+                    copytruncate(&log, &to);
                 }
             }
             std::thread::sleep(Duration::from_millis(rand::random_range(0..60)));
