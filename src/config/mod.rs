@@ -225,6 +225,37 @@ mod tests {
     }
 
     #[test]
+    fn every_commented_collector_example_of_the_default_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("supervisor.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut kinds = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            if line.trim() != "# [[collector]]" {
+                continue;
+            }
+            let mut example = String::from("[[collector]]\n");
+            while let Some(l) = lines.next_if(|l| l.starts_with("# ") && !l.trim().is_empty()) {
+                example.push_str(&l[2..]);
+                example.push('\n');
+            }
+            let cfg = parse(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+            kinds.push(cfg.collectors[0].kind);
+        }
+        for kind in [
+            CollectorKind::Command,
+            CollectorKind::Listen,
+            CollectorKind::Http,
+            CollectorKind::Tail,
+        ] {
+            assert!(
+                kinds.contains(&kind),
+                "no commented example of {kind:?}: {kinds:?}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_config_gets_spec_defaults() {
         let cfg = parse("").unwrap();
         assert_eq!(cfg.supervisor.policy(), RestartPolicy::default());
