@@ -150,8 +150,11 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
 }
 
 /// How many records of the batch in flight at the last stop became durable, from the stream's
-/// last id before it (`before`) and now (`now`); None when the ids cannot tell (another
-/// epoch, a wiped journal, ids moved by a conflict).
+/// last id before it (`before`) and now (`now`); None when the ids plainly cannot tell
+/// (another epoch, a journal that lost ids, more new ids than the batch had). Ids moved by a
+/// rehome (a conflict with another node's records of the stream, which only a second writer
+/// of the stream causes) are not told apart from durable records: that stays for leader
+/// election to rule out.
 fn durable_of(p: &Pending, before: Option<(u64, u64)>, now: Option<(u64, u64)>) -> Option<u64> {
     let n = match (before, now) {
         (None, None) => 0,

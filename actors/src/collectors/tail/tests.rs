@@ -68,8 +68,17 @@ fn a_new_file_that_starts_like_a_followed_one_is_read_whole() {
     files.scan(now, true).unwrap();
     assert_eq!(drain(&mut files, now).len(), 3);
     append(&dir.path().join("b.csv"), "ts,level,msg\n9,warn,z\n");
+    // Too short to tell from a copy being written: it waits rotate_wait, then is read whole.
     files.scan(now, false).unwrap();
-    assert_eq!(drain(&mut files, now), ["ts,level,msg", "9,warn,z"]);
+    assert!(drain(&mut files, now).is_empty());
+    let later = now + Duration::from_secs(6);
+    files.scan(later, false).unwrap();
+    assert_eq!(drain(&mut files, later), ["ts,level,msg", "9,warn,z"]);
+    // One long enough to compare is told apart at once.
+    let long: String = (0..40).map(|i| format!("{i},info,line {i}\n")).collect();
+    append(&dir.path().join("c.csv"), &format!("ts,level,msg\n{long}"));
+    files.scan(later, false).unwrap();
+    assert_eq!(drain(&mut files, later).len(), 41);
 }
 
 #[test]
@@ -299,4 +308,104 @@ fn a_file_rewritten_before_its_first_read_is_known_by_what_it_holds_when_read() 
     let mut again = Files::new(opts(&log));
     again.restore(marks, ghosts, now).unwrap();
     assert!(drain(&mut again, now).is_empty());
+}
+
+#[test]
+fn a_new_file_sharing_two_first_lines_with_a_followed_one_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Instant::now();
+    let mut files = Files::new(opts(&dir.path().join("*.csv")));
+    append(
+        &dir.path().join("a.csv"),
+        "# gen by x\nts,level,msg\n1,info,a\n",
+    );
+    files.scan(now, true).unwrap();
+    assert_eq!(drain(&mut files, now).len(), 3);
+    // b.csv is new: its writer put down the same two header lines, then its own.
+    append(&dir.path().join("b.csv"), "# gen by x\nts,level,msg\n");
+    files.scan(now, false).unwrap();
+    append(&dir.path().join("b.csv"), "9,warn,z\n");
+    let later = now + Duration::from_secs(60);
+    files.scan(later, false).unwrap();
+    let got = drain(&mut files, later);
+    assert_eq!(got, ["# gen by x", "ts,level,msg", "9,warn,z"]);
+}
+
+#[test]
+fn a_new_file_like_a_ghost_up_to_a_batch_end_is_read_after_rotate_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let now = Instant::now();
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    append(&log, "banner\nversion 1\n");
+    files.scan(now, true).unwrap();
+    drain(&mut files, now); // batch end at the banner's end
+    append(&log, "1 a\n2 b\n3 c\n");
+    drain(&mut files, now);
+    // The app restarts with O_TRUNC: the old content becomes a ghost.
+    truncate(&log);
+    append(&log, "banner\nversion 1\nx\n");
+    let got0 = drain(&mut files, now);
+    // Rename rotation; the app opens a new app.log and writes its banner and a line.
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, "banner\nversion 1\nnew\n");
+    let mut got = Vec::new();
+    for s in [1u64, 10, 100, 1000] {
+        let t = now + Duration::from_secs(s);
+        files.scan(t, false).unwrap();
+        got.extend(drain(&mut files, t));
+    }
+    assert_eq!(got0, ["banner", "version 1", "x"]);
+    assert_eq!(got, ["banner", "version 1", "new"]);
+}
+
+#[test]
+fn a_crash_between_copy_and_truncate_reads_the_lines_only_the_copy_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let now = Instant::now();
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    append(&log, "a\nb\n");
+    files.scan(now, true).unwrap();
+    assert_eq!(drain(&mut files, now), ["a", "b"]);
+    append(&log, "c\n");
+    // copytruncate's copy is seen, then kill -9 before the truncation is seen.
+    std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    files.scan(now, false).unwrap();
+    let (marks, ghosts, _) = files.marks();
+    drop(files);
+    truncate(&log);
+    append(&log, "d\n");
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    files.restore(marks, ghosts, now).unwrap();
+    let mut got = Vec::new();
+    for s in [0u64, 10, 100] {
+        let t = now + Duration::from_secs(s);
+        files.scan(t, false).unwrap();
+        got.extend(drain(&mut files, t));
+    }
+    got.sort();
+    assert_eq!(got, ["c", "d"]);
+}
+
+#[test]
+fn an_original_deleted_while_down_leaves_its_copy_reading_on_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let now = Instant::now();
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    append(&log, "a\nb\n");
+    files.scan(now, true).unwrap();
+    assert_eq!(drain(&mut files, now), ["a", "b"]);
+    append(&log, "c\n");
+    std::fs::copy(&log, dir.path().join("app.log.bak")).unwrap();
+    files.scan(now, false).unwrap(); // copy found at offset 4
+    assert_eq!(drain(&mut files, now), ["c"]); // read from the original
+    let (marks, ghosts, _) = files.marks();
+    drop(files);
+    std::fs::remove_file(&log).unwrap();
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    files.restore(marks, ghosts, now).unwrap();
+    let got = drain(&mut files, now);
+    assert!(got.is_empty(), "read again: {got:?}");
 }

@@ -64,6 +64,9 @@ impl Files {
         let opts = &self.opts;
         let f = &self.followed[i];
         let idle = now.saturating_duration_since(f.changed) >= opts.partial_after;
+        if f.held_at == Some(f.size) && !idle {
+            return Ok(None);
+        }
         let mut r = BufReader::with_capacity(
             READ_BUFFER,
             At {
@@ -110,6 +113,8 @@ impl Files {
             }
         }
         if records.is_empty() {
+            let size = f.size;
+            self.followed[i].held_at = Some(size);
             return Ok(None);
         }
         let end_sample = identity::sample(&f.file, end)?;

@@ -10,7 +10,11 @@
 //! - **copied** (copytruncate's first step, or `cp`): another inode with the same head and the
 //!   same bytes before the offset. Not read while the original holds those lines; once the
 //!   original is truncated, the copy is read on from where the original was, so the lines the
-//!   writer put in just before the truncation are read from the copy.
+//!   writer put in just before the truncation are read from the copy (when the pattern matches
+//!   the copy: with a single-file `path`, those lines, if unread, go with the truncation).
+//!   "The same bytes" means bytes at least a sample's length past the first line
+//!   ([`evidence_from`]): files that only begin alike wait up to `rotate_wait` to be told
+//!   apart, and a copy that goes its own way later is read as the new file it is.
 //! - **truncated** (copytruncate's second step, `> file`), or rewritten (the bytes before the
 //!   offset changed): read again from its start. What it was is kept for a while as a *ghost*,
 //!   so that a copy found later resumes where it was read up to.
@@ -80,6 +84,9 @@ struct Followed {
     recent: Vec<(u64, Sample)>,
     /// See [`Mark::until`]: not read before it holds these bytes before this offset.
     until: Option<(u64, Sample)>,
+    /// The size at which the last read found only an unterminated line to hold: not read
+    /// again until the file changes or the line is due (`partial_after`).
+    held_at: Option<u64>,
 }
 
 impl Followed {
@@ -133,8 +140,16 @@ pub struct Files {
     /// kept the inode (truncated, or a new file under it).
     continued: HashMap<(u64, u64), (u64, u64)>,
     /// Files that begin like one read before and hold too little to tell whether they are its
-    /// copy: their size when last seen, and since when it is that.
-    undecided: HashMap<(u64, u64), (u64, Instant)>,
+    /// copy: since when they are seen so.
+    undecided: HashMap<(u64, u64), Instant>,
+}
+
+/// Where a comparison of two files must be to count as evidence that one is a copy of the
+/// other: far enough that the sample before it lies wholly past the first line. Logs often
+/// begin alike for more than a line (a banner, a CSV header), so bytes within reach of the
+/// head say nothing.
+fn evidence_from(head: Head) -> u64 {
+    u64::from(head.len) + identity::SAMPLE_MAX
 }
 
 fn key_of(m: &Metadata) -> (u64, u64) {
@@ -244,6 +259,7 @@ impl Files {
             copy_of: None,
             recent: vec![(offset, sample)],
             until: None,
+            held_at: None,
         });
         Ok(self.followed.last_mut().expect("just pushed"))
     }
@@ -268,7 +284,7 @@ impl Files {
             return Ok(Some(Resume::At(mark.offset)));
         }
         for &(end, sample) in mark.recent.iter().rev() {
-            if end > u64::from(mark.head.len)
+            if end >= evidence_from(mark.head)
                 && end <= size
                 && identity::sample_matches(file, end, sample)?
             {
@@ -284,6 +300,12 @@ impl Files {
     pub fn restore(&mut self, marks: Vec<Mark>, ghosts: Vec<Mark>, now: Instant) -> io::Result<()> {
         let found = self.matching();
         let mut copies = Vec::new();
+        // Where each mark's file was read up to, for its copies to take over from.
+        let read_up_to: HashMap<(u64, u64), (u64, Sample)> = marks
+            .iter()
+            .map(|m| ((m.dev, m.ino), (m.offset, m.sample)))
+            .collect();
+        let mut lost_content = HashSet::new();
         for mark in marks {
             let at = found
                 .iter()
@@ -316,6 +338,7 @@ impl Files {
                 tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_TRUNCATED,
                     path = %path.display(), offset = mark.offset,
                     "the file under this inode no longer holds what was read from it (truncated, rewritten, or a new file under a reused inode): read from its start");
+                lost_content.insert((mark.dev, mark.ino));
                 self.ghosts.push(Ghost { mark, since: now });
                 if !away {
                     self.follow(path, file, &meta, 0, now, "new")?;
@@ -328,13 +351,18 @@ impl Files {
                 since: now,
             });
         }
-        // A copy whose original was not found again is a file of its own now.
+        // A copy whose original is gone, or no longer holds what was read from it (truncated
+        // while the daemon was down), reads on by itself from where the original was read up
+        // to; a batch in flight on the original's lines continues in it.
         for key in copies {
-            let original = self.find(key).and_then(|i| self.followed[i].copy_of);
-            if let Some(o) = original {
-                if self.find(o).is_none() {
-                    self.take_over(key, None)?;
-                }
+            let Some(o) = self.find(key).and_then(|i| self.followed[i].copy_of) else {
+                continue;
+            };
+            if self.find(o).is_none() || lost_content.contains(&o) {
+                self.take_over(key, read_up_to.get(&o).copied())?;
+                self.continued.insert(o, key);
+                // Its lines have a home now: the ghost is not to be matched again.
+                self.ghosts.retain(|g| (g.mark.dev, g.mark.ino) != o);
             }
         }
         self.scan(now, false)
@@ -438,8 +466,13 @@ impl Files {
         for key in done {
             let Some(i) = self.find(key) else { continue };
             let f = self.followed.remove(i);
-            tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_RELEASED,
-                path = %f.path.display(), offset = f.offset, "a rotated file was read to its end and released");
+            if f.copy_of.is_some() || f.until.is_some() {
+                tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_RELEASED,
+                    path = %f.path.display(), "a copy that was never read is gone and released");
+            } else {
+                tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_RELEASED,
+                    path = %f.path.display(), offset = f.offset, "a rotated file was read to its end and released");
+            }
             self.dirty = true;
             let copies = self.copies_of(key);
             for c in copies {
@@ -470,9 +503,15 @@ impl Files {
         }
         c.moved = true;
         self.dirty = true;
-        tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
-            path = %c.path.display(), offset = c.offset, how = "copy",
-            "a copy of a file that was truncated or released is read on from where the file was read up to");
+        if c.until.is_some() {
+            tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+                path = %c.path.display(), how = "copy",
+                "a copy of a file that was truncated or released, shorter than what that file gave: read only once it holds more");
+        } else {
+            tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+                path = %c.path.display(), offset = c.offset, how = "copy",
+                "a copy of a file that was truncated or released is read on from where the file was read up to");
+        }
         Ok(())
     }
 
@@ -486,14 +525,28 @@ impl Files {
             f.changed = now;
         }
         if let Some((at, sample)) = f.until {
-            if size >= at && identity::sample_matches(&f.file, at, sample)? {
+            if size >= at {
                 f.until = None;
-                f.offset = at;
-                f.sample = sample;
-                f.recent = vec![(at, sample)];
                 self.dirty = true;
+                if identity::sample_matches(&f.file, at, sample)? {
+                    f.offset = at;
+                    f.sample = sample;
+                    f.recent = vec![(at, sample)];
+                } else {
+                    // Past the offset it waited for, and other bytes there: no copy, a new file.
+                    tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+                        path = %f.path.display(), how = "new",
+                        "a file taken for a copy holds other lines: read from its start");
+                    f.offset = 0;
+                    f.sample = Sample::default();
+                    f.recent.clear();
+                }
             }
             return Ok(());
+        }
+        if let Some(o) = f.copy_of {
+            let key = f.key();
+            return self.check_copy(key, o);
         }
         if f.offset == 0 {
             // Nothing read yet: the file is whatever it holds now (it may have been truncated
@@ -540,6 +593,31 @@ impl Files {
         Ok(())
     }
 
+    /// A copy must keep holding its original's bytes: one that grew its own way (a new file
+    /// that began like the original) is read from its start.
+    fn check_copy(&mut self, key: (u64, u64), original: (u64, u64)) -> io::Result<()> {
+        let (Some(c), Some(o)) = (self.find(key), self.find(original)) else {
+            return Ok(());
+        };
+        let (copy, orig) = (&self.followed[c], &self.followed[o]);
+        let upto = copy.size.min(orig.size);
+        if upto < evidence_from(orig.head)
+            || identity::sample(&copy.file, upto)? == identity::sample(&orig.file, upto)?
+        {
+            return Ok(());
+        }
+        let c = &mut self.followed[c];
+        tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+            path = %c.path.display(), how = "new",
+            "a file taken for a copy holds other lines than its original: read from its start");
+        c.copy_of = None;
+        c.offset = 0;
+        c.sample = Sample::default();
+        c.recent.clear();
+        self.dirty = true;
+        Ok(())
+    }
+
     /// A file found for the first time: a ghost's copy, a live file's copy, or a new file.
     fn adopt(
         &mut self,
@@ -558,9 +636,11 @@ impl Files {
                 self.continued
                     .insert((ghost.mark.dev, ghost.mark.ino), key_of(meta));
                 let offset = ghost.mark.offset;
+                let waits = matches!(resume, Resume::Until(..));
                 tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
                     path = %path.display(), of = %ghost.mark.path.display(), offset,
-                    "a copy of a file that was truncated or vanished: read on from where that file was read up to");
+                    "a copy of a file that was truncated or vanished: {}",
+                    if waits { "shorter than what that file gave, it is read only once it holds more" } else { "read on from where that file was read up to" });
                 match resume {
                     Resume::At(at) => {
                         self.follow(path, file, meta, at, now, "copy")?;
@@ -575,10 +655,14 @@ impl Files {
         }
         for o in 0..self.followed.len() {
             let orig = &self.followed[o];
-            // A copy shares more than its first line with its original: the bytes at the end
-            // of the shorter of the two. A new file that merely starts alike does not.
+            // A copy shares more than its first lines with its original: the bytes at the end
+            // of the shorter of the two, far enough from the start (`evidence_from`). A copy
+            // is checked again at every look (`check`), so a new file that began alike and
+            // goes its own way is read after all.
+            // Nor is a copy longer than its original (sizes are fresh: `scan` checks every
+            // followed file before it adopts new ones).
             let upto = size.min(orig.size);
-            if orig.head.len == 0 || upto <= u64::from(orig.head.len) {
+            if orig.head.len == 0 || size > orig.size || upto < evidence_from(orig.head) {
                 continue;
             }
             if identity::head_matches(&file, orig.head)?
@@ -593,16 +677,13 @@ impl Files {
                 return Ok(());
             }
         }
-        // Starting like a file read before, with nothing past its first line to tell a copy
-        // being written from a new file with the same first line (a CSV header, a banner):
-        // decided once it grows, or as a new file once it has not grown for `rotate_wait`.
+        // Starting like a file read before, with too little past its first lines to tell a
+        // copy being written from a new file that begins alike (a CSV header, a banner):
+        // decided once it holds enough, or as a new file `rotate_wait` after it was first seen.
         let key = key_of(meta);
         if self.lookalike(&file, size)? {
-            let seen = self.undecided.entry(key).or_insert((size, now));
-            if seen.0 != size {
-                *seen = (size, now);
-            }
-            if now.saturating_duration_since(seen.1) < self.opts.rotate_wait {
+            let since = *self.undecided.entry(key).or_insert(now);
+            if now.saturating_duration_since(since) < self.opts.rotate_wait {
                 return Ok(());
             }
         }
@@ -625,7 +706,7 @@ impl Files {
                 .mark
                 .recent
                 .iter()
-                .any(|&(end, _)| end > u64::from(h.len) && end <= size)
+                .any(|&(end, _)| end >= evidence_from(h) && end <= size)
                 || size >= g.mark.offset;
             if h.len > 0 && !evidence && identity::head_matches(file, h)? {
                 return Ok(true);
@@ -633,7 +714,10 @@ impl Files {
         }
         for o in &self.followed {
             let h = o.head;
-            if h.len > 0 && size.min(o.size) <= u64::from(h.len) && identity::head_matches(file, h)?
+            if h.len > 0
+                && size <= o.size
+                && size < evidence_from(h)
+                && identity::head_matches(file, h)?
             {
                 return Ok(true);
             }
