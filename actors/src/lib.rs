@@ -14,6 +14,7 @@ pub mod faults;
 pub mod fdlimit;
 pub mod fs;
 pub mod journal;
+pub mod leader;
 pub mod primary;
 pub mod records;
 pub mod runtime;
