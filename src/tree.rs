@@ -139,6 +139,7 @@ pub fn build(
             strategy: cfg.supervisor.strategy,
             children: collectors,
             ctx: ctx.clone(),
+            gate: None,
         },
     )
     .with_policy(policy.clone())
@@ -175,6 +176,7 @@ pub fn build(
             strategy: Strategy::OneForOne,
             children,
             ctx,
+            gate: None,
         },
         sink_for_updates,
     ))

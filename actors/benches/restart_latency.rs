@@ -171,6 +171,7 @@ impl Ours {
             strategy: Strategy::OneForOne,
             children: vec![spec],
             ctx,
+            gate: None,
         };
         let (sup, sup_task) = SupervisorActor::spawn(None, SupervisorActor, sup_args)
             .await

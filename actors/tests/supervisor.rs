@@ -1054,3 +1054,72 @@ async fn a_manual_stop_outlives_a_restart_of_the_parent_until_a_manual_start() {
     assert_eq!(h.board("collectors/x").state, ActorState::Running);
     assert_eq!(h.rec.starts("x"), [secs(0), secs(5), secs(10)]);
 }
+
+// --- gate (a standby node's collectors) ----------------------------------------------------------
+
+/// Lets the gate's watcher deliver its message and the supervisor act on it.
+async fn settle(h: &Harness) {
+    tokio::time::sleep(ms(1)).await;
+    h.ping().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_gate_keeps_children_stopped_and_opening_it_starts_all_but_the_held() {
+    let mut h = Harness::new().await;
+    let (gate_tx, gate) = fushi_actors::supervisor::gate(false);
+    h.spawn_gated(
+        Strategy::OneForOne,
+        vec![h.runner("a"), h.runner("b")],
+        gate,
+    )
+    .await;
+    assert_eq!(h.state("a").await, ActorState::Stopped);
+    assert!(
+        h.rec.starts("a").is_empty(),
+        "nothing starts behind a closed gate"
+    );
+
+    gate_tx.set(true);
+    settle(&h).await;
+    assert_eq!(h.state("a").await, ActorState::Running);
+    assert_eq!(h.state("b").await, ActorState::Running);
+
+    // An operator stops b; the gate closes and opens again: b stays stopped, a comes back.
+    h.stop(&["b"]).await;
+    gate_tx.set(false);
+    settle(&h).await;
+    assert_eq!(h.state("a").await, ActorState::Stopped);
+    gate_tx.set(true);
+    settle(&h).await;
+    assert_eq!(h.state("a").await, ActorState::Running);
+    assert_eq!(
+        h.state("b").await,
+        ActorState::Stopped,
+        "held by the operator"
+    );
+    assert_eq!(h.rec.starts("a").len(), 2);
+    assert!(h.alerts().is_empty(), "a closed gate is no failure");
+    assert_eq!(h.info("a").await.consecutive_failures, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_just_before_the_gate_closes_is_not_restarted_behind_it() {
+    let mut h = Harness::new().await;
+    let (gate_tx, gate) = fushi_actors::supervisor::gate(true);
+    let a = Ctl::script([Mode::FailAfter(secs(1))], Mode::Run);
+    h.spawn_gated(Strategy::OneForOne, vec![h.child("a", &a)], gate)
+        .await;
+    // a fails at 1 s and its restart is due at 6 s; the gate closes at 2 s.
+    h.rec.until(secs(2)).await;
+    gate_tx.set(false);
+    h.rec.until(secs(20)).await;
+    assert_eq!(
+        h.rec.starts("a").len(),
+        1,
+        "no restart behind a closed gate"
+    );
+    assert_eq!(h.state("a").await, ActorState::Stopped);
+    gate_tx.set(true);
+    settle(&h).await;
+    assert_eq!(h.state("a").await, ActorState::Running);
+}

@@ -105,6 +105,14 @@ impl SupervisorState {
         restart: bool,
         failure: Option<Failure>,
     ) {
+        if !self.gate_open() {
+            // Closed: no child starts (nor restarts); the gate's opening starts it.
+            let c = &mut self.children[idx];
+            c.generation += 1;
+            c.state = ActorState::Stopped;
+            self.publish(idx, false, false, false);
+            return;
+        }
         let c = &mut self.children[idx];
         c.generation += 1;
         c.state = ActorState::Starting;

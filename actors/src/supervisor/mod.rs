@@ -29,10 +29,12 @@
 mod child;
 mod control;
 mod failure;
+mod gate;
 mod policy;
 mod spec;
 mod types;
 
+pub use gate::{gate, Gate, GateSender};
 pub use policy::{RestartKind, RestartPolicy, Strategy};
 use spec::start_error;
 pub use spec::{ChildSpec, StartContext, StartFn, StartFuture, Started};
@@ -55,6 +57,8 @@ pub struct SupervisorArgs {
     pub strategy: Strategy,
     pub children: Vec<ChildSpec>,
     pub ctx: TreeContext,
+    /// Children run only while this is open (the collectors of a standby node do not).
+    pub gate: Option<Gate>,
 }
 
 impl ChildSpec {
@@ -105,6 +109,8 @@ pub enum SupervisorMsg {
     Cell(String, RpcReplyPort<Option<ActorCell>>),
     /// Answers while the supervisor's loop runs; the watchdog relies on it.
     Ping(RpcReplyPort<()>),
+    /// The gate opened (true) or closed.
+    Gate(bool),
 }
 
 pub struct SupervisorState {
@@ -112,6 +118,8 @@ pub struct SupervisorState {
     strategy: Strategy,
     children: Vec<Child>,
     ctx: TreeContext,
+    gate: Option<Gate>,
+    _gate_watch: Option<crate::AbortOnDrop>,
 }
 
 pub struct SupervisorActor;
@@ -177,6 +185,8 @@ impl Actor for SupervisorActor {
             strategy: args.strategy,
             children,
             ctx: args.ctx,
+            _gate_watch: args.gate.as_ref().map(|g| g.watch(myself.clone())),
+            gate: args.gate,
         };
         for idx in 0..state.children.len() {
             let c = &state.children[idx];
@@ -299,6 +309,7 @@ impl Actor for SupervisorActor {
                     .map(ActorRef::from);
                 let _ = reply.send(sub);
             }
+            SupervisorMsg::Gate(open) => state.gate_moved(&myself, open).await,
             SupervisorMsg::Ping(reply) => {
                 let _ = reply.send(());
             }

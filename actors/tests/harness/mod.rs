@@ -413,6 +413,7 @@ impl Harness {
                 strategy,
                 children,
                 ctx: self.ctx(),
+                gate: None,
             },
         )
     }
@@ -428,6 +429,28 @@ impl Harness {
             strategy,
             children,
             ctx: self.ctx(),
+            gate: None,
+        };
+        let (sup, _) = Actor::spawn(None, SupervisorActor, args)
+            .await
+            .expect("supervisor starts");
+        self.sup = Some(sup.clone());
+        sup
+    }
+
+    /// [`Harness::spawn`] with the root's children behind `gate`.
+    pub async fn spawn_gated(
+        &mut self,
+        strategy: Strategy,
+        children: Vec<ChildSpec>,
+        gate: fushi_actors::supervisor::Gate,
+    ) -> ActorRef<SupervisorMsg> {
+        let args = SupervisorArgs {
+            path: String::new(),
+            strategy,
+            children,
+            ctx: self.ctx(),
+            gate: Some(gate),
         };
         let (sup, _) = Actor::spawn(None, SupervisorActor, args)
             .await
