@@ -62,6 +62,8 @@ enum Cmd {
     ),
     /// The last id of a stream, once every append sent before the question is durable.
     LastId(String, oneshot::Sender<Option<RecordId>>),
+    /// Appends sent from now on are numbered in this epoch (a leader lease's).
+    SetEpoch(u64, oneshot::Sender<()>),
 }
 
 /// What a rehome moved: how many records, and the first one's ids before and after.
@@ -85,6 +87,9 @@ struct HandleInner {
 #[derive(Clone)]
 pub struct StorageHandle {
     inner: Arc<Mutex<HandleInner>>,
+    /// The epoch set by [`StorageHandle::set_epoch`] (0: none yet, the writer's own), kept here
+    /// so that a restarted writer numbers in it too.
+    epoch: Arc<std::sync::atomic::AtomicU64>,
     writer_changed: Arc<tokio::sync::Notify>,
     info_tx: Arc<watch::Sender<JournalInfo>>,
     superseded: Arc<Mutex<Arc<Superseded>>>,
@@ -100,6 +105,7 @@ impl StorageHandle {
                 seed: None,
             })),
             writer_changed: Arc::new(tokio::sync::Notify::new()),
+            epoch: Arc::default(),
             info_tx: Arc::new(info_tx),
             superseded: Arc::default(),
             dir: journal_dir,
@@ -205,6 +211,17 @@ impl StorageHandle {
                 return id;
             }
         }
+    }
+
+    /// Numbers every append sent after this call in `epoch` (never a lower one than before):
+    /// how a node that takes the leader lease keeps its records apart from the last leader's.
+    /// Returns once the writer has it.
+    pub async fn set_epoch(&self, epoch: u64) {
+        self.epoch
+            .fetch_max(epoch, std::sync::atomic::Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::SetEpoch(epoch, tx)).await;
+        let _ = rx.await;
     }
 
     /// Closes the active segment so that it can be released once forwarded.
@@ -347,7 +364,9 @@ impl Actor for StorageActor {
         let writer = Writer {
             journal,
             rx,
-            epoch: args.epoch,
+            epoch: args
+                .epoch
+                .max(args.handle.epoch.load(std::sync::atomic::Ordering::SeqCst)),
             node: args.node.clone(),
             max_local: args.max_local,
             board: args.board.clone(),
@@ -630,6 +649,13 @@ impl Writer {
                         let _ = reply.send(self.rehome(&stream, from, after));
                     }
                     Cmd::LastId(stream, reply) => self.asks.push((stream, reply)),
+                    Cmd::SetEpoch(epoch, reply) => {
+                        // Appends already waiting go out first, in the epoch they were sent in
+                        // (unless a full or failing journal holds them back still).
+                        self.commit();
+                        self.epoch = self.epoch.max(epoch);
+                        let _ = reply.send(());
+                    }
                 }
                 next = self.rx.try_recv().ok();
             }
@@ -740,5 +766,67 @@ impl Writer {
         if first || self.error.is_none() {
             self.set_error(Some(e.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::Record;
+
+    async fn spawn(handle: &StorageHandle) -> ActorRef<StorageMsg> {
+        let (storage, _) = Actor::spawn(
+            None,
+            StorageActor,
+            StorageArgs {
+                handle: handle.clone(),
+                node: "node".into(),
+                epoch: 1,
+                max_local: u64::MAX,
+                segment_max: 1 << 20,
+                board: StatusBoard::new("node", "prod", ""),
+                audit: AuditLog::memory("node"),
+                seed_wait: Duration::ZERO,
+            },
+        )
+        .await
+        .unwrap();
+        storage
+    }
+
+    fn record() -> Vec<Record> {
+        vec![Record {
+            stream: "s".into(),
+            ts: "2026-12-01T00:00:00.000Z".into(),
+            data: json!({"k": 1}),
+        }]
+    }
+
+    #[tokio::test]
+    async fn a_set_epoch_numbers_later_appends_in_it_also_after_a_restart_and_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StorageHandle::new(dir.path().join("journal"));
+        let storage = spawn(&handle).await;
+        assert_eq!(
+            handle.append(record()).await,
+            [RecordId { epoch: 1, seq: 1 }]
+        );
+        handle.set_epoch(3).await;
+        assert_eq!(
+            handle.append(record()).await,
+            [RecordId { epoch: 3, seq: 1 }]
+        );
+        storage.stop_and_wait(None, None).await.unwrap();
+        // A restarted writer numbers in the epoch set, not the one of its arguments.
+        let _storage = spawn(&handle).await;
+        assert_eq!(
+            handle.append(record()).await,
+            [RecordId { epoch: 3, seq: 2 }]
+        );
+        handle.set_epoch(2).await;
+        assert_eq!(
+            handle.append(record()).await,
+            [RecordId { epoch: 3, seq: 3 }]
+        );
     }
 }
