@@ -289,3 +289,22 @@ fn a_bad_value_with_a_last_good_copy_runs_on_it_with_red_health() {
     });
     assert!(d.terminate().success());
 }
+
+#[test]
+fn leader_enabled_is_refused_until_leader_election_is_built() {
+    let env = Env::new(&config("[leader]\nenabled = true\n"));
+    let out = env.command().output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("leader election is not built yet") && err.contains("set enabled = false"),
+        "{err}"
+    );
+    let check = fushi(&env, &["check"]);
+    assert_ne!(code(&check), 0);
+    assert!(
+        stdout(&check).contains("FAIL leader: [leader] enabled = true"),
+        "{}",
+        stdout(&check)
+    );
+}

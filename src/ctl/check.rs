@@ -136,6 +136,9 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
             format!("{mode:o} (want 700: status, audit and the socket live here)"),
         );
     }
+    if cfg.leader.enabled {
+        report(false, "leader", crate::config::LEADER_NOT_BUILT.into());
+    }
     let inherited = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     for c in cfg.collectors.iter().filter(|c| c.enabled) {
         if c.kind == crate::config::CollectorKind::Tail {
