@@ -38,6 +38,24 @@ impl Files {
             if self.followed[i].copy_of.is_some() {
                 continue;
             }
+            // Unchanged since the last look and nothing to read: one fstat, no reads. (A file
+            // rewritten to the very same size is caught by the scan's full check, which comes
+            // every `glob_interval`; until then there is nothing to read from it anyway.)
+            let size = self.followed[i].file.metadata()?.len();
+            let f = &self.followed[i];
+            let idle = now.saturating_duration_since(f.changed) >= self.opts.partial_after;
+            if size == f.size
+                && f.until.is_none()
+                && (size <= f.offset || (f.held_at == Some(size) && !idle))
+            {
+                if f.gone_since.is_none()
+                    && size <= f.offset
+                    && now.saturating_duration_since(f.changed) >= self.opts.rotate_wait
+                {
+                    self.followed[i].moved = false;
+                }
+                continue;
+            }
             self.check(i, now)?;
             if self.followed[i].until.is_some() {
                 continue;
