@@ -2,7 +2,8 @@
 //!
 //! Ours: a real `StorageActor` (16 MiB segments, as the daemon) and a real `TailActor` on the
 //! daemon's runtime, in a scratch directory, reading `TAIL_BENCH_MB` (1 000) MB of lines
-//! `{"k":N,"msg":"xx…"}` (200 bytes with the newline). Timed from the collector's start until
+//! `{"k":N,"msg":"xx…"}` (200 bytes with the newline), spread over each number of files of
+//! `TAIL_BENCH_FILES` (1 and 100: how the cost grows with the files, not only the bytes). Timed from the collector's start until
 //! its checkpoint says the whole file is read: every line then is durable in the journal (a
 //! batch is checkpointed as done only after its append's fdatasync) and the offset durable too.
 //!
@@ -14,7 +15,8 @@
 //! writes a checkpoint with its own fsync per batch. Vector's published file → TCP figure,
 //! 76.7 MiB/s (its own harness, other hardware), is context only.
 //!
-//! Knobs: `TAIL_BENCH_MB` (1000), `TAIL_BENCH_ROUNDS` (3), `FUSHI_BENCH_DIR` (see
+//! Knobs: `TAIL_BENCH_MB` (1000), `TAIL_BENCH_ROUNDS` (3), `TAIL_BENCH_FILES` (`1,100`),
+//! `FUSHI_BENCH_DIR` (see
 //! `support::scratch`). Needs `rsyslogd` (`apt-get install rsyslog`).
 
 #![allow(
@@ -38,20 +40,33 @@ use support::{env_num, mb_s, median, process_cpu};
 
 const LINE: usize = 200;
 
-/// Writes `lines` lines of exactly [`LINE`] bytes.
-fn make_file(path: &Path, lines: u64) {
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    for k in 0..lines {
-        let head = format!("{{\"k\":{k},\"msg\":\"");
-        let pad = "x".repeat(LINE - head.len() - 3);
-        writeln!(f, "{head}{pad}\"}}").unwrap();
+/// Writes `lines` lines of exactly [`LINE`] bytes over `files` files `<dir>/fNNNN.log`
+/// (numbered across them, so each line is once in the set).
+fn make_files(dir: &Path, lines: u64, files: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let per = lines / files;
+    for n in 0..files {
+        let path = dir.join(format!("f{n:04}.log"));
+        let mut f =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+        for k in n * per..(n + 1) * per {
+            let head = format!("{{\"k\":{k},\"msg\":\"");
+            let pad = "x".repeat(LINE - head.len() - 3);
+            writeln!(f, "{head}{pad}\"}}").unwrap();
+        }
+        f.flush().unwrap();
+        f.get_ref().sync_all().unwrap();
     }
-    f.flush().unwrap();
-    f.get_ref().sync_all().unwrap();
 }
 
-/// Ours: until the checkpoint marks the file read to its end.
-fn ours(rt: &tokio::runtime::Runtime, dir: &Path, file: &Path, size: u64) -> (Duration, Duration) {
+/// Ours: until the checkpoint marks every file read to its end.
+fn ours(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    pattern: &str,
+    files: u64,
+    size: u64,
+) -> (Duration, Duration) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let checkpoint = dir.join("tail").join("bench.json");
@@ -82,7 +97,7 @@ fn ours(rt: &tokio::runtime::Runtime, dir: &Path, file: &Path, size: u64) -> (Du
             TailArgs {
                 path: "collectors/bench".into(),
                 stream: "bench".into(),
-                pattern: file.display().to_string(),
+                pattern: pattern.to_string(),
                 checkpoint: checkpoint.clone(),
                 glob_interval: Duration::from_secs(1),
                 read_from_end: false,
@@ -99,7 +114,9 @@ fn ours(rt: &tokio::runtime::Runtime, dir: &Path, file: &Path, size: u64) -> (Du
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .is_some_and(|cp| {
-                    cp["pending"].is_null() && cp["files"][0]["offset"].as_u64() == Some(size)
+                    let marks = cp["files"].as_array().map_or(&[][..], |v| v.as_slice());
+                    let read: u64 = marks.iter().filter_map(|m| m["offset"].as_u64()).sum();
+                    cp["pending"].is_null() && marks.len() as u64 == files && read == size
                 });
             if done {
                 break;
@@ -115,7 +132,7 @@ fn ours(rt: &tokio::runtime::Runtime, dir: &Path, file: &Path, size: u64) -> (Du
 }
 
 /// rsyslog: until its output holds every line.
-fn rsyslog(bin: &Path, dir: &Path, file: &Path, size: u64) -> (Duration, Duration) {
+fn rsyslog(bin: &Path, dir: &Path, pattern: &str, size: u64) -> (Duration, Duration) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let out = dir.join("out.log");
@@ -130,7 +147,7 @@ input(type="imfile" File="{file}" Tag="bench" freshStartTail="off" readMode="0")
 action(type="omfile" file="{out}" template="raw")
 "#,
             work = dir.display(),
-            file = file.display(),
+            file = pattern,
             out = out.display()
         ),
     )
@@ -194,38 +211,53 @@ fn main() -> ExitCode {
     };
     let mb = env_num("TAIL_BENCH_MB", 1000).max(1);
     let rounds = env_num("TAIL_BENCH_ROUNDS", 3).max(1) as usize;
+    let sizes: Vec<u64> = std::env::var("TAIL_BENCH_FILES")
+        .unwrap_or_else(|_| "1,100".into())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("TAIL_BENCH_FILES: numbers, e.g. 1,100")
+        })
+        .collect();
     let lines = mb * 1_000_000 / LINE as u64;
     let scratch = support::scratch("tail");
-    let file = scratch.path().join("app.log");
-    make_file(&file, lines);
-    let size = lines * LINE as u64;
-    println!(
-        "tail throughput: {lines} lines of {LINE} bytes ({} MB), {rounds} rounds of ours then rsyslog imfile → omfile",
-        size / 1_000_000
-    );
     let rt = fushi_actors::runtime::build().expect("building the daemon's runtime");
-    let (mut ours_mb, mut theirs_mb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 1..=rounds {
-        let (t, cpu) = ours(&rt, &scratch.path().join("ours"), &file, size);
-        let (r, rcpu) = rsyslog(&rsyslogd, &scratch.path().join("rsyslog"), &file, size);
-        let (a, b) = (mb_s(size, t), mb_s(size, r));
+    for files in sizes {
+        let files = files.max(1);
+        let logs = scratch.path().join(format!("logs-{files}"));
+        make_files(&logs, lines, files);
+        let lines = lines / files * files;
+        let size = lines * LINE as u64;
+        let pattern = format!("{}/*.log", logs.display());
         println!(
-            "round {round}: fushi tail {:>8.0} lines/s {a:>7.1} MB/s (CPU {:.2} s) | rsyslog {:>8.0} lines/s {b:>7.1} MB/s (CPU {:.2} s) | ratio {:.2}",
-            lines as f64 / t.as_secs_f64(),
-            cpu.as_secs_f64(),
-            lines as f64 / r.as_secs_f64(),
-            rcpu.as_secs_f64(),
-            a / b
+            "tail throughput: {lines} lines of {LINE} bytes ({} MB) in {files} file(s), {rounds} rounds of ours then rsyslog imfile → omfile",
+            size / 1_000_000
         );
-        ours_mb.push(a);
-        theirs_mb.push(b);
-        ratios.push(a / b);
+        let (mut ours_mb, mut theirs_mb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            let (t, cpu) = ours(&rt, &scratch.path().join("ours"), &pattern, files, size);
+            let (r, rcpu) = rsyslog(&rsyslogd, &scratch.path().join("rsyslog"), &pattern, size);
+            let (a, b) = (mb_s(size, t), mb_s(size, r));
+            println!(
+                "round {round}: fushi tail {:>8.0} lines/s {a:>7.1} MB/s (CPU {:.2} s) | rsyslog {:>8.0} lines/s {b:>7.1} MB/s (CPU {:.2} s) | ratio {:.2}",
+                lines as f64 / t.as_secs_f64(),
+                cpu.as_secs_f64(),
+                lines as f64 / r.as_secs_f64(),
+                rcpu.as_secs_f64(),
+                a / b
+            );
+            ours_mb.push(a);
+            theirs_mb.push(b);
+            ratios.push(a / b);
+        }
+        println!(
+            "tail, {files} file(s): fushi {:.1} MB/s (fsynced and checkpointed) vs rsyslog imfile→omfile {:.1} MB/s (no fsync): ratio {:.2} (target ≥ 1.00); Vector's published file→TCP 76.7 MiB/s is context only",
+            median(&ours_mb),
+            median(&theirs_mb),
+            median(&ratios)
+        );
+        let _ = std::fs::remove_dir_all(&logs);
     }
-    println!(
-        "tail: fushi {:.1} MB/s (fsynced and checkpointed) vs rsyslog imfile→omfile {:.1} MB/s (no fsync): ratio {:.2} (target ≥ 1.00); Vector's published file→TCP 76.7 MiB/s is context only",
-        median(&ours_mb),
-        median(&theirs_mb),
-        median(&ratios)
-    );
     ExitCode::SUCCESS
 }
