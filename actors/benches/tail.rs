@@ -74,22 +74,8 @@ fn ours(
     let took = rt.block_on(async {
         let board = StatusBoard::new("node", "prod", "");
         let handle = StorageHandle::new(dir.join("journal"));
-        let (storage, _) = Actor::spawn(
-            None,
-            StorageActor,
-            StorageArgs {
-                handle: handle.clone(),
-                node: "node".into(),
-                epoch: 1,
-                max_local: u64::MAX,
-                segment_max: 16 << 20,
-                board: board.clone(),
-                audit: AuditLog::memory("node"),
-                seed_wait: Duration::ZERO,
-            },
-        )
-        .await
-        .unwrap();
+        let args = StorageArgs::unbounded(handle.clone(), board.clone(), AuditLog::memory("node"));
+        let (storage, _) = Actor::spawn(None, StorageActor, args).await.unwrap();
         let start = Instant::now();
         let (tail, _) = Actor::spawn(
             None,

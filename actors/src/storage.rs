@@ -258,6 +258,23 @@ pub struct StorageArgs {
     pub seed_wait: Duration,
 }
 
+impl StorageArgs {
+    /// Storage with no bound on the journal, in epoch 1, numbering at once (no wait for the
+    /// primary's ids): what a test or a benchmark that drives storage alone needs.
+    pub fn unbounded(handle: StorageHandle, board: StatusBoard, audit: AuditLog) -> Self {
+        Self {
+            handle,
+            node: "node".into(),
+            epoch: 1,
+            max_local: u64::MAX,
+            segment_max: 16 << 20,
+            board,
+            audit,
+            seed_wait: Duration::ZERO,
+        }
+    }
+}
+
 pub enum StorageMsg {
     /// The writer thread ended; its reason.
     WriterDied(String),
@@ -775,22 +792,12 @@ mod tests {
     use crate::records::Record;
 
     async fn spawn(handle: &StorageHandle) -> ActorRef<StorageMsg> {
-        let (storage, _) = Actor::spawn(
-            None,
-            StorageActor,
-            StorageArgs {
-                handle: handle.clone(),
-                node: "node".into(),
-                epoch: 1,
-                max_local: u64::MAX,
-                segment_max: 1 << 20,
-                board: StatusBoard::new("node", "prod", ""),
-                audit: AuditLog::memory("node"),
-                seed_wait: Duration::ZERO,
-            },
-        )
-        .await
-        .unwrap();
+        let args = StorageArgs::unbounded(
+            handle.clone(),
+            StatusBoard::new("node", "prod", ""),
+            AuditLog::memory("node"),
+        );
+        let (storage, _) = Actor::spawn(None, StorageActor, args).await.unwrap();
         storage
     }
 

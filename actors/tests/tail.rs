@@ -38,22 +38,8 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let board = StatusBoard::new("node", "normal", "");
         let handle = StorageHandle::new(dir.path().join("journal"));
-        Actor::spawn(
-            None,
-            StorageActor,
-            StorageArgs {
-                handle: handle.clone(),
-                node: "node".into(),
-                epoch: 1,
-                max_local: u64::MAX,
-                segment_max: 1 << 20,
-                board: board.clone(),
-                audit: AuditLog::memory("node"),
-                seed_wait: Duration::ZERO,
-            },
-        )
-        .await
-        .unwrap();
+        let args = StorageArgs::unbounded(handle.clone(), board.clone(), AuditLog::memory("node"));
+        Actor::spawn(None, StorageActor, args).await.unwrap();
         let sink = RecordSink::new(board, handle.clone());
         Self { dir, handle, sink }
     }

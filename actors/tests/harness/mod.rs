@@ -424,18 +424,7 @@ impl Harness {
         strategy: Strategy,
         children: Vec<ChildSpec>,
     ) -> ActorRef<SupervisorMsg> {
-        let args = SupervisorArgs {
-            path: String::new(),
-            strategy,
-            children,
-            ctx: self.ctx(),
-            gate: None,
-        };
-        let (sup, _) = Actor::spawn(None, SupervisorActor, args)
-            .await
-            .expect("supervisor starts");
-        self.sup = Some(sup.clone());
-        sup
+        self.spawn_with(strategy, children, None).await
     }
 
     /// [`Harness::spawn`] with the root's children behind `gate`.
@@ -445,12 +434,21 @@ impl Harness {
         children: Vec<ChildSpec>,
         gate: fushi_actors::supervisor::Gate,
     ) -> ActorRef<SupervisorMsg> {
+        self.spawn_with(strategy, children, Some(gate)).await
+    }
+
+    async fn spawn_with(
+        &mut self,
+        strategy: Strategy,
+        children: Vec<ChildSpec>,
+        gate: Option<fushi_actors::supervisor::Gate>,
+    ) -> ActorRef<SupervisorMsg> {
         let args = SupervisorArgs {
             path: String::new(),
             strategy,
             children,
             ctx: self.ctx(),
-            gate: Some(gate),
+            gate,
         };
         let (sup, _) = Actor::spawn(None, SupervisorActor, args)
             .await
