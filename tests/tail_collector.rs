@@ -367,6 +367,9 @@ path = "{}"
     );
     assert_eq!(errors[1], "invalid UTF-8");
     assert!(q.iter().all(|v| v["data"]["collector"] == "collectors/app"));
+    // Each says where its bytes are: the file and the offset of the line.
+    assert_eq!(q[0]["data"]["offset"], 8, "{q:?}");
+    assert_eq!(q[1]["data"]["file"], log.display().to_string(), "{q:?}");
     let status = json(&fushi(&env, &["status", "--json"]));
     let app = status["actors"]
         .as_array()

@@ -261,6 +261,29 @@ impl Config {
                     bad(at(key), m);
                 }
             }
+            if c.kind == CollectorKind::Tail {
+                let elsewhere = [
+                    ("argv", !c.argv.is_empty()),
+                    ("shell", c.shell),
+                    ("env", !c.env.is_empty()),
+                    ("cwd", c.cwd.is_some()),
+                    ("url", c.url.is_some()),
+                    ("every", c.every.is_some()),
+                    ("timeout", c.timeout.is_some()),
+                    ("address", c.address.is_some()),
+                ];
+                for (key, set) in elsewhere {
+                    if set {
+                        bad(
+                            at(key),
+                            format!(
+                                "{key} does not apply to a tail collector (its keys: path, read_from, \
+                                 glob_interval, partial_after, rotate_wait)"
+                            ),
+                        );
+                    }
+                }
+            }
             if c.kind != CollectorKind::Tail {
                 let tail_only = [
                     ("glob_interval", c.glob_interval.is_some()),

@@ -146,11 +146,12 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
             let (readable, unreadable) = fushi_actors::collectors::tail::survey(&pattern);
             let what = format!("files collectors/{}", c.name);
             for (p, e) in &unreadable {
-                report(
-                    false,
-                    &what,
-                    format!("{} cannot be read by this user: {e}", p.display()),
-                );
+                let why = if e.starts_with("a directory") {
+                    format!("{} is {e}", p.display())
+                } else {
+                    format!("{} cannot be read by this user: {e}", p.display())
+                };
+                report(false, &what, why);
             }
             match readable.len() {
                 0 if unreadable.is_empty() => report(

@@ -68,6 +68,24 @@ pub fn head(f: &File) -> io::Result<Head> {
     })
 }
 
+/// The compression format `f` is in, by its magic bytes (gzip, bzip2, xz, zstd, lz4): what a
+/// glob like `*.log*` also matches once logrotate's `compress` has run. Such a file holds no
+/// lines to read.
+pub fn compressed(f: &File) -> io::Result<Option<&'static str>> {
+    let b = read_at(f, 0, 6)?;
+    const MAGIC: [(&[u8], &str); 5] = [
+        (&[0x1f, 0x8b], "gzip"),
+        (b"BZh", "bzip2"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz"),
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        (&[0x04, 0x22, 0x4d, 0x18], "lz4"),
+    ];
+    Ok(MAGIC
+        .iter()
+        .find(|(m, _)| b.starts_with(m))
+        .map(|(_, name)| *name))
+}
+
 /// Whether `f` begins with the bytes `h` was taken from.
 pub fn head_matches(f: &File, h: Head) -> io::Result<bool> {
     let bytes = read_at(f, 0, u64::from(h.len))?;

@@ -72,6 +72,9 @@ pub struct TailState {
 
 /// Whether `pattern` is a file or a glob the collector can follow; the error says what is wrong.
 pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("path is empty: name a file or a glob, e.g. \"/var/log/app/*.log\"".into());
+    }
     glob::Pattern::new(pattern)
         .map(drop)
         .map_err(|e| format!("{pattern:?} is not a valid glob: {e}"))?;
@@ -100,8 +103,19 @@ pub fn survey(pattern: &str) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
         Err(_) => vec![PathBuf::from(pattern)],
     };
     for p in paths {
-        if !std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
-            continue;
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                unreadable.push((
+                    p.clone(),
+                    format!(
+                        "a directory, not a file: follow the files in it with a glob, e.g. \"{}/*.log\"",
+                        p.display()
+                    ),
+                ));
+                continue;
+            }
+            Ok(m) if m.is_file() => {}
+            _ => continue,
         }
         match std::fs::File::open(&p) {
             Ok(_) => readable.push(p),

@@ -409,3 +409,47 @@ fn an_original_deleted_while_down_leaves_its_copy_reading_on_where_it_was() {
     let got = drain(&mut files, now);
     assert!(got.is_empty(), "read again: {got:?}");
 }
+
+#[test]
+fn a_released_file_that_comes_back_within_reach_is_read_on_not_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let link = dir.path().join("current.log");
+    let now = Instant::now();
+    append(&a, "a1\n");
+    append(&dir.path().join("b.log"), "b1\n");
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    let mut files = Files::new(opts(&link));
+    files.scan(now, true).unwrap();
+    assert_eq!(drain(&mut files, now), ["a1"]);
+    // The link moves to b.log: a.log is out of reach, read to its end and released.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("b.log"), &link).unwrap();
+    files.scan(now, false).unwrap();
+    assert_eq!(drain(&mut files, now), ["b1"]);
+    let later = now + Duration::from_secs(6);
+    files.scan(later, false).unwrap();
+    // Back to a.log, which has grown: only the new line.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    append(&a, "a2\n");
+    let later = later + Duration::from_secs(6);
+    files.scan(later, false).unwrap();
+    assert_eq!(drain(&mut files, later), ["a2"]);
+}
+
+#[test]
+fn a_compressed_rotation_matching_the_glob_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Instant::now();
+    append(&dir.path().join("app.log"), "a\n");
+    std::fs::write(
+        dir.path().join("app.log.1.gz"),
+        [0x1f, 0x8b, 8, 0, 0, 0, b'\n', 1, 2],
+    )
+    .unwrap();
+    let mut files = Files::new(opts(&dir.path().join("app.log*")));
+    files.scan(now, true).unwrap();
+    assert_eq!(drain(&mut files, now), ["a"]);
+    assert_eq!(files.marks().0.len(), 1, "the .gz is not followed");
+}

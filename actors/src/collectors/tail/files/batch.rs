@@ -109,7 +109,7 @@ impl Files {
                     path = %f.path.display(), offset = end, bytes = l.bytes,
                     "a last line without its newline is kept as it is, flagged partial, after partial_after");
             }
-            let (record, problem) = to_record(
+            let (mut record, problem) = to_record(
                 &opts.collector,
                 &opts.stream,
                 l.line,
@@ -119,6 +119,10 @@ impl Files {
             if let Some(reason) = problem {
                 tracing::warn!(actor = opts.collector.as_str(), event = events::COLLECTOR_QUARANTINE,
                     path = %f.path.display(), offset = end, reason = reason.as_str(), "line quarantined");
+                // Where the line is, so that its very bytes (which an over-long or non-UTF-8
+                // line cannot carry here) can be looked at.
+                record.data["file"] = f.path.display().to_string().into();
+                record.data["offset"] = end.into();
                 rejected += 1;
             } else {
                 stream_records += 1;

@@ -37,8 +37,12 @@ use crate::events;
 
 mod batch;
 
-/// How long a ghost (a truncated or vanished file's identity) waits for its copy.
-const GHOST_TTL: Duration = Duration::from_secs(60);
+/// How long a ghost (the identity of a file truncated, vanished or released) is kept: for its
+/// copy to resume it, or for the file itself to resume where it was read up to should it come
+/// back within reach (a symlink switched back, a glob widened). Ghosts are few and small; the
+/// newest [`GHOST_MAX`] are kept.
+const GHOST_TTL: Duration = Duration::from_secs(3600);
+const GHOST_MAX: usize = 256;
 
 /// Batch ends whose samples a file keeps, for a copy made a few batches ago.
 const RECENT: usize = 16;
@@ -142,6 +146,8 @@ pub struct Files {
     /// Files that begin like one read before and hold too little to tell whether they are its
     /// copy: since when they are seen so.
     undecided: HashMap<(u64, u64), Instant>,
+    /// Matching files that are compressed (said once each, never followed).
+    compressed: HashSet<(u64, u64)>,
 }
 
 /// Where a comparison of two files must be to count as evidence that one is a copy of the
@@ -169,6 +175,7 @@ impl Files {
             said_nothing: false,
             continued: HashMap::new(),
             undecided: HashMap::new(),
+            compressed: HashSet::new(),
         }
     }
 
@@ -198,12 +205,22 @@ impl Files {
             })
             .collect();
         if found.is_empty() && !self.said_nothing {
-            tracing::warn!(
-                actor = self.opts.collector.as_str(),
-                event = events::COLLECTOR_TAIL_FOLLOW,
-                path = self.opts.pattern.as_str(),
-                "no file matches the path yet; waiting for one"
-            );
+            if Path::new(&self.opts.pattern).is_dir() {
+                tracing::warn!(
+                    actor = self.opts.collector.as_str(),
+                    event = events::COLLECTOR_TAIL_FOLLOW,
+                    path = self.opts.pattern.as_str(),
+                    "the path is a directory, not a file: nothing is followed; follow the files in it with a glob, e.g. \"{}/*.log\"",
+                    self.opts.pattern
+                );
+            } else {
+                tracing::warn!(
+                    actor = self.opts.collector.as_str(),
+                    event = events::COLLECTOR_TAIL_FOLLOW,
+                    path = self.opts.pattern.as_str(),
+                    "no file matches the path yet; waiting for one"
+                );
+            }
         }
         self.said_nothing = found.is_empty();
         found
@@ -426,6 +443,7 @@ impl Files {
             self.adopt(path, &meta, now, first)?;
         }
         self.undecided.retain(|k, _| seen.contains(k));
+        self.compressed.retain(|k| seen.contains(k));
         // Files that match but cannot be read, and none that can: the collector collects
         // nothing, which is a failure a person must hear of, not a warning in a log.
         if self.followed.is_empty() {
@@ -443,6 +461,8 @@ impl Files {
         self.release(now)?;
         self.ghosts
             .retain(|g| now.saturating_duration_since(g.since) < GHOST_TTL);
+        let excess = self.ghosts.len().saturating_sub(GHOST_MAX);
+        self.ghosts.drain(..excess);
         Ok(())
     }
 
@@ -477,6 +497,13 @@ impl Files {
             let copies = self.copies_of(key);
             for c in copies {
                 self.take_over(c, Some((f.offset, f.sample)))?;
+            }
+            if f.copy_of.is_none() && f.until.is_none() {
+                // Should it come back within reach, it is read on, not again.
+                self.ghosts.push(Ghost {
+                    mark: f.mark(),
+                    since: now,
+                });
             }
         }
         Ok(())
@@ -626,9 +653,20 @@ impl Files {
         now: Instant,
         first: bool,
     ) -> io::Result<()> {
+        let key = key_of(meta);
+        if self.compressed.contains(&key) {
+            return Ok(());
+        }
         let Some(file) = self.open(&path) else {
             return Ok(());
         };
+        if let Some(format) = identity::compressed(&file)? {
+            tracing::info!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_FOLLOW,
+                path = %path.display(), format,
+                "a matching file is compressed (a rotated log logrotate compressed): it holds no lines to read and is not followed");
+            self.compressed.insert(key);
+            return Ok(());
+        }
         let size = meta.len();
         for g in 0..self.ghosts.len() {
             if let Some(resume) = Self::resumes(&file, size, &self.ghosts[g].mark)? {
@@ -680,7 +718,6 @@ impl Files {
         // Starting like a file read before, with too little past its first lines to tell a
         // copy being written from a new file that begins alike (a CSV header, a banner):
         // decided once it holds enough, or as a new file `rotate_wait` after it was first seen.
-        let key = key_of(meta);
         if self.lookalike(&file, size)? {
             let since = *self.undecided.entry(key).or_insert(now);
             if now.saturating_duration_since(since) < self.opts.rotate_wait {
