@@ -338,6 +338,10 @@ path = "{}"
     bytes.extend_from_slice(b"\n{\"k\":1}\n");
     bytes.extend_from_slice(b"caf\xe9 latin-1\n");
     bytes.extend_from_slice(b"plain text line\n42\n{\"k\":2}\r\n");
+    // Numbers beyond f64 and keys out of order, to be kept as written.
+    bytes.extend_from_slice(
+        b"{\"z\":1,\"price\":123456789.123456789,\"id\":18446744073709551616,\"e\":1e400}\n",
+    );
     std::fs::write(&log, bytes).unwrap();
     let mut d = env.start();
     exactly_once(&env, 3);
@@ -353,6 +357,17 @@ path = "{}"
         data.contains(&serde_json::json!({"line": "42"})),
         "a JSON scalar is text: {data:?}"
     );
+    // (serde_json writes the exponent with its sign: the same number.)
+    let exact =
+        r#""data":{"z":1,"price":123456789.123456789,"id":18446744073709551616,"e":1e+400}"#;
+    wait_for("numbers and key order kept as the line had them", || {
+        let raw: String = std::fs::read_dir(primary(&env).join("raw/app"))
+            .ok()?
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        raw.contains(exact).then_some(())
+    });
     let q = wait_for("two quarantined lines", || {
         let q = primary_lines(&primary(&env), "_quarantine");
         (q.len() >= 2).then_some(q)
