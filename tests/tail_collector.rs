@@ -413,4 +413,12 @@ fn check_says_what_a_tail_pattern_matches_before_the_daemon_runs() {
     append(&dir.path().join("b.log"), 0..1);
     let out = stdout(&fushi(&env, &["check"]));
     assert!(out.contains("matches 2 readable files"), "{out}");
+    // A directory named where a file or a glob belongs.
+    let env = Env::new(&tail_config(&dir.path().display().to_string(), ""));
+    let out = stdout(&fushi(&env, &["check"]));
+    assert!(
+        out.contains("FAIL files collectors/app: ")
+            && out.contains("is a directory, not a file: follow the files in it with a glob"),
+        "{out}"
+    );
 }

@@ -685,6 +685,20 @@ rollback = ["rollback.sh"]
             ));
             assert!(e.contains("applies to tail collectors only"), "{key}: {e}");
         }
+        let e = err(&tail("path = \"\""));
+        assert!(e.contains("path is empty"), "{e}");
+        for key in [
+            "every = \"1s\"",
+            "argv = [\"x\"]",
+            "url = \"http://a/\"",
+            "address = \"unix:a\"",
+        ] {
+            let e = err(&tail(&format!("path = \"/var/log/a.log\"\n{key}")));
+            assert!(
+                e.contains("does not apply to a tail collector (its keys: path"),
+                "{key}: {e}"
+            );
+        }
         let cfg = parse(&tail("path = \"logs/*.log\"\nread_from = \"end\"")).unwrap();
         let c = &cfg.collectors[0];
         assert_eq!(
