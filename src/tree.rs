@@ -61,11 +61,6 @@ pub fn build(
     ctx: TreeContext,
     control: Arc<Shared>,
 ) -> Result<(SupervisorArgs, RecordSink), ConfigError> {
-    if cfg.leader.enabled {
-        return Err(ConfigError::Unsupported {
-            message: crate::config::LEADER_NOT_BUILT.into(),
-        });
-    }
     let policy = cfg.supervisor.policy();
     let timeout = cfg.supervisor.shutdown_timeout;
     // SPEC §7: one sync that misses its turn and one that times out before the journal is late.

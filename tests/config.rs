@@ -291,15 +291,8 @@ fn a_bad_value_with_a_last_good_copy_runs_on_it_with_red_health() {
 }
 
 #[test]
-fn leader_enabled_is_refused_until_leader_election_is_built() {
+fn leader_enabled_runs_collecting_and_says_leader_election_is_not_built() {
     let env = Env::new(&config("[leader]\nenabled = true\n"));
-    let out = env.command().output().unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("leader election is not built yet") && err.contains("set enabled = false"),
-        "{err}"
-    );
     let check = fushi(&env, &["check"]);
     assert_ne!(code(&check), 0);
     assert!(
@@ -307,4 +300,15 @@ fn leader_enabled_is_refused_until_leader_election_is_built() {
         "{}",
         stdout(&check)
     );
+    // The daemon runs (nothing goes uncollected), red, saying why.
+    let mut d = started(&env);
+    let status = json(&fushi(&env, &["status", "--json"]));
+    assert_eq!(status["health"], "red", "{status}");
+    let errors = status["config"]["errors"].to_string();
+    assert!(
+        errors.contains("leader election is not built yet")
+            && errors.contains("set enabled = false"),
+        "{errors}"
+    );
+    assert!(d.terminate().success());
 }

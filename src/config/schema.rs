@@ -173,11 +173,11 @@ pub struct LeaderConfig {
     pub etcd_endpoints: Vec<String>,
 }
 
-/// Why `[leader] enabled = true` cannot run yet: leader election is not built, and every
-/// node would collect while the config says only one does.
+/// Why `[leader] enabled = true` cannot do what it says yet: leader election is not built, so
+/// every node collects; the daemon runs and shows this as a config error.
 pub const LEADER_NOT_BUILT: &str = "[leader] enabled = true: leader election is not built yet in \
-    this fushi, so every node would collect while the config says only one does; set enabled = \
-    false (nodes that each collect their own streams into one primary need no leader)";
+    this fushi, so this node collects whether or not another does; set enabled = false (nodes \
+    that each collect their own streams into one primary need no leader)";
 
 impl Default for LeaderConfig {
     fn default() -> Self {
