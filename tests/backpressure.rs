@@ -59,6 +59,8 @@ fn hold_back(env: &Env, kind: &str) -> (Daemon, u64) {
     });
     let mut highest = 0;
     let mut samples = Vec::new();
+    // A measurement over time, not a wait for an event: memory that grows without bound while
+    // the producer keeps pushing shows as growth across these two seconds of samples.
     for _ in 0..20 {
         let rss = rss_kib(d.pid());
         highest = highest.max(rss);

@@ -29,10 +29,6 @@ impl GateSender {
     pub fn set(&self, open: bool) {
         self.0.send_replace(open);
     }
-
-    pub fn is_open(&self) -> bool {
-        *self.0.borrow()
-    }
 }
 
 impl Gate {

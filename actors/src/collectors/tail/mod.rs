@@ -89,19 +89,12 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
 /// What a pattern matches now, for `fushi check`: the regular files that can be read and those
 /// that cannot, with why.
 pub fn survey(pattern: &str) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
-    let (mut readable, mut unreadable) = (Vec::new(), Vec::new());
-    let paths: Vec<PathBuf> = match glob::glob(pattern) {
-        Ok(found) => found
-            .filter_map(|p| match p {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    unreadable.push((e.path().to_path_buf(), e.error().to_string()));
-                    None
-                }
-            })
-            .collect(),
-        Err(_) => vec![PathBuf::from(pattern)],
-    };
+    let (paths, errors) = files::expand(pattern);
+    let mut readable = Vec::new();
+    let mut unreadable: Vec<(PathBuf, String)> = errors
+        .into_iter()
+        .map(|(p, e)| (p, e.to_string()))
+        .collect();
     for p in paths {
         match std::fs::metadata(&p) {
             Ok(m) if m.is_dir() => {

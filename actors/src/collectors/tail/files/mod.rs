@@ -181,22 +181,13 @@ impl Files {
 
     /// The regular files the pattern matches now, with their metadata (symlinks followed).
     fn matching(&mut self) -> Vec<(PathBuf, Metadata)> {
-        let paths: Vec<PathBuf> = match glob::glob(&self.opts.pattern) {
-            Ok(found) => found
-                .filter_map(|p| match p {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        if self.unreadable.insert(e.path().to_path_buf()) {
-                            tracing::warn!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_UNREADABLE,
-                                path = %e.path().display(), error = %e.error(), "a directory of the glob cannot be read; files in it are not followed");
-                        }
-                        None
-                    }
-                })
-                .collect(),
-            // The config check refuses a bad pattern; a literal path is its own match.
-            Err(_) => vec![PathBuf::from(&self.opts.pattern)],
-        };
+        let (paths, errors) = expand(&self.opts.pattern);
+        for (dir, error) in errors {
+            if self.unreadable.insert(dir.clone()) {
+                tracing::warn!(actor = self.opts.collector.as_str(), event = events::COLLECTOR_TAIL_UNREADABLE,
+                    path = %dir.display(), error = %error, "a directory of the glob cannot be read; files in it are not followed");
+            }
+        }
         let found: Vec<_> = paths
             .into_iter()
             .filter_map(|p| {
@@ -769,6 +760,25 @@ impl Files {
         let ghosts = self.ghosts.iter().map(|g| g.mark.clone()).collect();
         (marks, ghosts, dirty)
     }
+}
+
+/// The paths `pattern` matches now, and the directories on the way that could not be read
+/// (with why). A pattern that is no glob (the config check refuses a bad one) is its own match.
+pub(crate) fn expand(pattern: &str) -> (Vec<PathBuf>, Vec<(PathBuf, io::Error)>) {
+    let mut errors = Vec::new();
+    let paths = match glob::glob(pattern) {
+        Ok(found) => found
+            .filter_map(|p| match p {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    errors.push((e.path().to_path_buf(), e.into()));
+                    None
+                }
+            })
+            .collect(),
+        Err(_) => vec![PathBuf::from(pattern)],
+    };
+    (paths, errors)
 }
 
 /// A mark's file renamed out of the pattern's reach: the same device and inode in the
