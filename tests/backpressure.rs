@@ -218,7 +218,7 @@ fn http_skips_polls_while_storage_holds_records_back_and_says_so() {
         (200, vec![], format!("{{\"n\":{n},\"pad\":\"{pad}\"}}"))
     });
     let env = Env::new(&held_config(&format!(
-        "[[collector]]\nname = \"api\"\nkind = \"http\"\nurl = \"http://{}/\"\nevery = \"20ms\"\npoll_jitter = \"0s\"\n",
+        "[[collector]]\nname = \"api\"\nkind = \"http\"\nurl = \"http://{}/\"\nevery = \"20ms\"\npoll_jitter = \"0s\"\ntimeout = \"15ms\"\n",
         server.addr
     )));
     let (mut d, _) = hold_back(&env, "http");
@@ -239,11 +239,19 @@ fn http_skips_polls_while_storage_holds_records_back_and_says_so() {
     drained(&env);
     let c = counts(&env, "api");
     assert_once("http", &c);
-    // Every answered poll but the one in flight at the stop is on the primary.
+    // The server counts a poll when the request arrives, but fushi takes a poll in only once
+    // its whole body came within `timeout`: a poll that timed out (a loaded machine reading
+    // 64 KiB) was never acknowledged, and shows as the collector's failure. Every other answered
+    // poll but the one in flight at the stop is on the primary.
     let answered = served.load(Ordering::SeqCst);
     let missing: Vec<u64> = (0..answered.saturating_sub(1))
         .filter(|n| !c.contains_key(n))
         .collect();
-    assert!(missing.is_empty(), "answered polls missing: {missing:?}");
+    let audit = env.audit();
+    let failed = events(&audit, "supervisor.child.failed", "collectors/api");
+    assert!(
+        missing.len() <= failed.len(),
+        "answered polls missing: {missing:?}, polls failed: {failed:?}"
+    );
     assert!(d.terminate().success());
 }
