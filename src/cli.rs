@@ -112,6 +112,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Leader election: the holder, its epoch, the age of its last renewal and this node's role
+    /// (exit 0 when a node leads)
+    Leader {
+        /// Hand the lease over now: collectors stop, the lock is released, another node takes it
+        #[arg(long, conflicts_with = "json")]
+        release: bool,
+        /// Print as JSON (one document; stable keys)
+        #[arg(long)]
+        json: bool,
+    },
     /// Forwarding to the primary: whether it keeps up (exit 0) or records wait longer than
     /// health allows (exit 1)
     Sync {
@@ -217,6 +227,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             ctl::sync(&target()?, action, json)
         }
+        Command::Leader { release, json } => ctl::leader(&target()?, release, json),
         Command::Inject { what, name } => {
             let t = target()?;
             let name = match name {

@@ -34,8 +34,8 @@ struct Loaded {
 /// red) for as long as the daemon runs with it, rather than refused, so collection goes on.
 fn standing_errors(cfg: &Config) -> Vec<String> {
     let mut errors = Vec::new();
-    if cfg.leader.enabled {
-        errors.push(crate::config::LEADER_NOT_BUILT.to_string());
+    if cfg.leader.enabled && cfg.leader.backend == crate::config::LeaderBackend::Etcd {
+        errors.push(crate::config::ETCD_NOT_BUILT.to_string());
     }
     errors
 }

@@ -6,16 +6,17 @@ use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
 use fushi_actors::collectors::http::{HttpCollectorActor, HttpCollectorArgs};
 use fushi_actors::collectors::listen::{ListenActor, ListenArgs};
 use fushi_actors::collectors::tail::{TailActor, TailArgs};
+use fushi_actors::leader::{LeaderActor, LeaderArgs};
 use fushi_actors::sink::RecordSink;
 use fushi_actors::status::{StatusActor, StatusArgs};
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
-use fushi_actors::supervisor::{ChildSpec, Strategy, SupervisorArgs, TreeContext};
+use fushi_actors::supervisor::{gate, ChildSpec, Strategy, SupervisorArgs, TreeContext};
 use fushi_actors::sync::{PrimaryIo, SyncActor, SyncArgs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{
-    CollectorConfig, CollectorKind, Config, ConfigError, ReadFrom, DEFAULT_GLOB_INTERVAL,
+    CollectorConfig, CollectorKind, Config, ConfigError, LeaderBackend, ReadFrom, DEFAULT_GLOB_INTERVAL,
     DEFAULT_PARTIAL_AFTER, DEFAULT_ROTATE_WAIT,
 };
 use crate::control::server::{ControlActor, ControlArgs, Shared};
@@ -48,7 +49,9 @@ const EPOCH: u64 = 1;
 /// ├── alert              escalations → channels              actors/src/alert.rs
 /// ├── storage            the journal                         actors/src/storage.rs
 /// ├── sync               journal → primary                   actors/src/sync/
-/// ├── collectors         sub-supervisor ([supervisor] strategy), one child per [[collector]]
+/// ├── leader             the lease, the collectors' gate     actors/src/leader/ (with [leader])
+/// ├── collectors         sub-supervisor ([supervisor] strategy), one child per [[collector]];
+/// │                      with [leader], gated: running only while this node leads
 /// │   └── <name>         heartbeat, command, listen          actors/src/collectors/
 /// ├── control            the Unix control socket             src/control/server.rs
 /// └── http               /health /metrics /status            src/http.rs (unless control.http = "")
@@ -126,6 +129,28 @@ pub fn build(
             forced_down: Default::default(),
         },
     );
+    // SPEC §4.4: with a lease, the collectors run only while this node holds it.
+    let (gate, leader) = if cfg.leader.enabled && cfg.leader.backend == LeaderBackend::File {
+        let (tx, rx) = gate(false);
+        let args = LeaderArgs {
+            primary: cfg.storage.primary.clone(),
+            node: cfg.node_id(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            priority: cfg.leader.priority,
+            heartbeat: cfg.leader.heartbeat,
+            stale_after: cfg.leader.stale_after,
+            io_timeout: cfg.storage.io_timeout,
+            gate: tx,
+            storage: storage_handle.clone(),
+            board: ctx.board.clone(),
+            audit: ctx.audit.clone(),
+            alerts: ctx.alerts.clone(),
+            held: Default::default(),
+        };
+        (Some(rx), Some(ChildSpec::actor("leader", LeaderActor, args)))
+    } else {
+        (None, None)
+    };
     let sink = RecordSink::new(ctx.board.clone(), storage_handle);
     let sink_for_updates = sink.clone();
     let mut collectors = Vec::new();
@@ -139,7 +164,7 @@ pub fn build(
             strategy: cfg.supervisor.strategy,
             children: collectors,
             ctx: ctx.clone(),
-            gate: None,
+            gate,
         },
     )
     .with_policy(policy.clone())
@@ -164,6 +189,9 @@ pub fn build(
     };
     let children = [status, alert, storage, sync]
         .into_iter()
+        // Started before the collectors and stopped after them: the lease is released only
+        // once nothing collects under it.
+        .chain(leader)
         .map(own)
         // The collectors' supervisor keeps its own, longer shutdown timeout: it stops its
         // children one by one within it.

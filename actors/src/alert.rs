@@ -32,20 +32,26 @@ pub enum Alert {
         failures: u32,
         since: String,
     },
+    /// No node has been seen leading for longer than `stale_after + heartbeat` (SPEC §4.4):
+    /// no collector runs anywhere.
+    NoLeader { since: String, why: String },
+    /// A node leads again after a [`Alert::NoLeader`].
+    LeaderBack { node: String, since: String },
 }
 
 impl Alert {
     pub fn actor(&self) -> &str {
         match self {
             Alert::Escalation { actor, .. } | Alert::Recovered { actor, .. } => actor,
+            Alert::NoLeader { .. } | Alert::LeaderBack { .. } => "leader",
         }
     }
 
     /// The template name of SPEC §6 this alert renders with.
     pub fn template(&self) -> &'static str {
         match self {
-            Alert::Escalation { .. } => "escalation",
-            Alert::Recovered { .. } => "recovered",
+            Alert::Escalation { .. } | Alert::NoLeader { .. } => "escalation",
+            Alert::Recovered { .. } | Alert::LeaderBack { .. } => "recovered",
         }
     }
 
@@ -65,6 +71,12 @@ impl Alert {
                 failures,
                 since,
             } => format!("{actor} recovered after {failures} consecutive failures (since {since})"),
+            Alert::NoLeader { since, why } => format!(
+                "no node has led since {since}, so no collector runs anywhere: {why}"
+            ),
+            Alert::LeaderBack { node, since } => {
+                format!("{node} leads again (no node had led since {since})")
+            }
         }
     }
 }
@@ -106,6 +118,22 @@ impl AlertChannel for LogChannel {
                 actor = actor.as_str(),
                 event = events::SUPERVISOR_CHILD_RECOVERED,
                 failures = *failures,
+                alert = "recovered",
+                priority = JOURNALD_PRIORITY,
+                "{}",
+                alert.text()
+            ),
+            Alert::NoLeader { .. } => tracing::error!(
+                actor = "leader",
+                event = events::COLLECTOR_LEADER_NONE,
+                alert = "escalation",
+                priority = JOURNALD_PRIORITY,
+                "{}",
+                alert.text()
+            ),
+            Alert::LeaderBack { .. } => tracing::warn!(
+                actor = "leader",
+                event = events::COLLECTOR_LEADER_ACQUIRE,
                 alert = "recovered",
                 priority = JOURNALD_PRIORITY,
                 "{}",

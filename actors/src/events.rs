@@ -15,6 +15,13 @@ pub const COLLECTOR_COMMAND_SPAWNED: &str = "collector.command.spawned";
 pub const COLLECTOR_HEARTBEAT: &str = "collector.heartbeat";
 pub const COLLECTOR_HTTP_POLL: &str = "collector.http.poll";
 pub const COLLECTOR_HTTP_SKIPPED: &str = "collector.http.skipped";
+pub const COLLECTOR_LEADER_ACQUIRE: &str = "collector.leader.acquire";
+pub const COLLECTOR_LEADER_DEMOTE: &str = "collector.leader.demote";
+pub const COLLECTOR_LEADER_NONE: &str = "collector.leader.none";
+pub const COLLECTOR_LEADER_RELEASE: &str = "collector.leader.release";
+pub const COLLECTOR_LEADER_RENEW: &str = "collector.leader.renew";
+pub const COLLECTOR_LEADER_STALE_DETECTED: &str = "collector.leader.stale_detected";
+pub const COLLECTOR_LEADER_UNREACHABLE: &str = "collector.leader.unreachable";
 pub const COLLECTOR_LISTEN: &str = "collector.listen";
 pub const COLLECTOR_QUARANTINE: &str = "collector.quarantine";
 pub const COLLECTOR_STDERR: &str = "collector.stderr";
@@ -103,6 +110,13 @@ pub const ALL: &[&str] = &[
     COLLECTOR_HEARTBEAT,
     COLLECTOR_HTTP_POLL,
     COLLECTOR_HTTP_SKIPPED,
+    COLLECTOR_LEADER_ACQUIRE,
+    COLLECTOR_LEADER_DEMOTE,
+    COLLECTOR_LEADER_NONE,
+    COLLECTOR_LEADER_RELEASE,
+    COLLECTOR_LEADER_RENEW,
+    COLLECTOR_LEADER_STALE_DETECTED,
+    COLLECTOR_LEADER_UNREACHABLE,
     COLLECTOR_LISTEN,
     COLLECTOR_QUARANTINE,
     COLLECTOR_STDERR,

@@ -216,6 +216,12 @@ impl StorageHandle {
     /// Numbers every append sent after this call in `epoch` (never a lower one than before):
     /// how a node that takes the leader lease keeps its records apart from the last leader's.
     /// Returns once the writer has it.
+    /// The highest epoch this journal numbers in or has numbered in: a lease taken by this
+    /// node must be above it, or ids would go backwards.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub async fn set_epoch(&self, epoch: u64) {
         self.epoch
             .fetch_max(epoch, std::sync::atomic::Ordering::SeqCst);
@@ -376,6 +382,12 @@ impl Actor for StorageActor {
                 json!({"segments": recovery.segments, "records": recovery.records, "duplicates": recovery.duplicates}));
         }
         publish_superseded(&args.handle.superseded, &journal);
+        // The journal's own epochs count too: after a restart it must never number below them.
+        if let Some(top) = journal.last_ids().values().map(|&(e, _)| e).max() {
+            args.handle
+                .epoch
+                .fetch_max(top, std::sync::atomic::Ordering::SeqCst);
+        }
         let (tx, rx) = mpsc::channel();
         let generation = args.handle.info_tx.borrow().generation + 1;
         let writer = Writer {

@@ -124,11 +124,14 @@ impl Config {
                     .into(),
             );
         }
-        if self.leader.heartbeat >= self.leader.stale_after {
+        // A leader fences itself a heartbeat before stale_after: at least one renewal must fit.
+        if self.leader.heartbeat.saturating_mul(2) > self.leader.stale_after {
             bad(
                 vec![Key("leader"), Key("heartbeat")],
                 format!(
-                    "heartbeat ({}) must be shorter than stale_after ({})",
+                    "heartbeat ({}) must be at most half of stale_after ({}): a leader that \
+                     cannot renew stops collecting a heartbeat before stale_after, and must have \
+                     had a chance to renew before that",
                     humantime::format_duration(self.leader.heartbeat),
                     humantime::format_duration(self.leader.stale_after)
                 ),

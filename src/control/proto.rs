@@ -44,6 +44,8 @@ pub enum Request {
     /// What the next sync would send, per stream ([`fushi_actors::sync::Backlog`] as JSON).
     /// Last, so that the variants before keep their numbers.
     SyncPlan,
+    /// `fushi leader --release`: hand the lease over now. Appended, like every new request.
+    LeaderRelease,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -355,6 +355,28 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 Err(e) => error(format!("the sync actor did not answer: {e}")),
             }
         }
+        Request::LeaderRelease => {
+            let Some(leader) = cell(shared, "leader").await else {
+                let (doc, _) = shared.board.snapshot();
+                return error(if doc.leader.enabled {
+                    "the leader actor is not running right now (restarting after a failure: see \
+                     `fushi status leader`)"
+                } else {
+                    "leader election is off in this daemon's config ([leader] enabled = false): \
+                     there is no lease to release"
+                });
+            };
+            let leader: ActorRef<fushi_actors::leader::LeaderMsg> = leader.into();
+            match ractor::call_t!(
+                leader,
+                fushi_actors::leader::LeaderMsg::Release,
+                CONTROL_TIMEOUT.as_millis() as u64
+            ) {
+                Ok(Ok(message)) => Response::Ok { message },
+                Ok(Err(e)) => error(e),
+                Err(e) => error(format!("the leader actor did not answer: {e}")),
+            }
+        }
         Request::Inject { what, name } => {
             // What is asked is checked first: a refusal for being disabled would hide a typo.
             match (what.as_str(), &name) {

@@ -137,7 +137,16 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
         );
     }
     if cfg.leader.enabled {
-        report(false, "leader", crate::config::LEADER_NOT_BUILT.into());
+        match cfg.leader.backend {
+            crate::config::LeaderBackend::Etcd => {
+                report(false, "leader", crate::config::ETCD_NOT_BUILT.into())
+            }
+            crate::config::LeaderBackend::File => report(
+                true,
+                "leader",
+                leader_line(&cfg.storage.primary, &cfg.leader, &cfg.node_id()),
+            ),
+        }
     }
     let inherited = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     for c in cfg.collectors.iter().filter(|c| c.enabled) {
@@ -375,4 +384,23 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
         }
     }
     Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
+}
+
+/// What the file backend's lock says now, read once (the primary may be a hung NAS: this is
+/// the CLI, which may block, and says what it found).
+fn leader_line(primary: &Path, l: &crate::config::LeaderConfig, node: &str) -> String {
+    let locks = fushi_actors::leader::lock::LockDir::of(primary);
+    let holder = match locks.read() {
+        Ok(Some((h, _))) if h.node == node => format!("held by this node (epoch {})", h.epoch),
+        Ok(Some((h, _))) => format!("held by {} on {} (epoch {})", h.node, h.host, h.epoch),
+        Ok(None) => "free: the first node to start takes it".into(),
+        Err(e) => format!("unreadable now ({e})"),
+    };
+    format!(
+        "file lock {} {holder}; renewed every {}, taken over after {} unchanged; priority {}",
+        locks.lock_path().display(),
+        humantime::format_duration(l.heartbeat),
+        humantime::format_duration(l.stale_after),
+        l.priority
+    )
 }

@@ -5,6 +5,7 @@
 //! LSB init scripts); `health` 0 healthy, 1 degraded, 2 critical; 78 config error.
 
 mod check;
+mod leader;
 mod logs;
 mod names;
 mod reconfig;
@@ -15,6 +16,7 @@ mod target;
 mod words;
 
 pub use check::check;
+pub use leader::leader;
 pub use logs::{audit, tail};
 pub use names::resolve_names;
 pub use reconfig::config_diff;

@@ -159,12 +159,7 @@ mod tests {
             daemon_recovered: 2,
             clean_shutdown: false,
             log: "text".into(),
-            leader: LeaderStatus {
-                enabled: false,
-                host: None,
-                epoch: 1,
-                since: None,
-            },
+            leader: LeaderStatus::default(),
             storage: StorageStatus {
                 primary: PrimaryState::Up,
                 secondary: SecondaryState::Idle,

@@ -395,16 +395,33 @@ pub(super) fn sync_lines(d: &StatusDoc, now: OffsetDateTime) -> Vec<Line<'static
     out
 }
 
+/// Leading is what a collecting node should do, standing by is fine, fenced wants a look.
+fn role_color(role: &str) -> Color {
+    match role {
+        "leader" => Color::Green,
+        "fenced" => Color::Red,
+        "standby" => Color::Yellow,
+        _ => Color::Reset,
+    }
+}
+
 pub(super) fn leader_lines(d: &StatusDoc) -> Vec<Line<'static>> {
     let l = &d.leader;
-    vec![
-        kv("enabled", Span::raw(yes_no(l.enabled))),
+    let mut lines = vec![
+        kv("role", bold(l.role.as_str(), role_color(&l.role))),
         kv(
-            "host",
-            Span::raw(l.host.clone().unwrap_or_else(|| "-".into())),
+            "holder",
+            Span::raw(match (&l.node, &l.host) {
+                (Some(n), Some(h)) => format!("{n} on {h}"),
+                _ => "-".into(),
+            }),
         ),
         kv("epoch", Span::raw(l.epoch.to_string())),
-    ]
+    ];
+    if let Some(e) = &l.error {
+        lines.push(kv("error", bold(e.as_str(), Color::Red)));
+    }
+    lines
 }
 
 pub(super) fn panel(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>) {
@@ -449,10 +466,10 @@ pub(super) fn summary_lines(d: &StatusDoc, now: OffsetDateTime) -> Vec<Line<'sta
         Line::from(vec![dim("sync     "), Span::raw(sync)]),
         Line::from(vec![
             dim("leader   "),
+            bold(d.leader.role.as_str(), role_color(&d.leader.role)),
             Span::raw(format!(
-                "enabled {}  host {}  epoch {}",
-                yes_no(d.leader.enabled),
-                d.leader.host.as_deref().unwrap_or("-"),
+                "  holder {}  epoch {}",
+                d.leader.node.as_deref().unwrap_or("-"),
                 d.leader.epoch
             )),
         ]),

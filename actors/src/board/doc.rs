@@ -79,12 +79,57 @@ impl ActorStatus {
     }
 }
 
+/// This node's part in leader election (SPEC §4.4), and the holder as this node last saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaderStatus {
     pub enabled: bool,
+    /// The holder's host, as its lock says (this node's own while it leads).
     pub host: Option<String>,
+    /// The holder's epoch; without a lease, 1 (SPEC §4.1).
     pub epoch: u64,
+    /// Since when the holder has held this epoch.
     pub since: Option<String>,
+    /// `leader`, `standby` or `fenced` (could not renew, stopped collecting); `disabled` without
+    /// `[leader] enabled`.
+    #[serde(default = "disabled")]
+    pub role: String,
+    /// The holder's node name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// When the holder's lock last changed as this node saw it (its own renewal while leading):
+    /// `fushi leader` shows the age of its last renewal from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<String>,
+    /// Leases this node took over from another holder (a stale lock), since the daemon started.
+    #[serde(default)]
+    pub failovers: u64,
+    /// What stands in the way right now (the lock unreachable, a lock fushi did not write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Since when no node has been seen leading, once that outlasted `stale_after + heartbeat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub none_since: Option<String>,
+}
+
+fn disabled() -> String {
+    "disabled".into()
+}
+
+impl Default for LeaderStatus {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: None,
+            epoch: 1,
+            since: None,
+            role: disabled(),
+            node: None,
+            renewed_at: None,
+            failovers: 0,
+            error: None,
+            none_since: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

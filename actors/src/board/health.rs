@@ -41,6 +41,33 @@ pub fn assess(doc: &StatusDoc) -> (Health, Vec<String>) {
             ),
         );
     }
+    let l = &doc.leader;
+    if let Some(since) = &l.none_since {
+        say(
+            Health::Red,
+            format!(
+                "no node has led since {since}: no collector runs anywhere{}",
+                l.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        );
+    } else if l.role == "fenced" {
+        say(
+            Health::Yellow,
+            format!(
+                "fenced: this node could not renew its leader lease in time and stopped its \
+                 collectors; it stands by until it reaches the lock again{}",
+                l.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        );
+    } else if let Some(e) = &l.error {
+        say(Health::Yellow, format!("leader election: {e}"));
+    }
     if doc.storage.journal_full {
         say(Health::Red, "journal full: collectors are held back".into());
     }

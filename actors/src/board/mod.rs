@@ -67,12 +67,7 @@ impl StatusBoard {
             daemon_recovered: 0,
             clean_shutdown: false,
             log: "text".into(),
-            leader: LeaderStatus {
-                enabled: false,
-                host: None,
-                epoch: 1,
-                since: None,
-            },
+            leader: LeaderStatus::default(),
             storage: StorageStatus::default(),
             sync: SyncStatus::default(),
             config: ConfigStatus {
@@ -120,6 +115,16 @@ impl StatusBoard {
     /// Resolves when the board changed since the last call (a permit is kept if nobody waited).
     pub async fn changed(&self) {
         self.changed.notified().await
+    }
+
+    /// Updates the leader section (SPEC §7.1).
+    pub fn update_leader(&self, f: impl FnOnce(&mut LeaderStatus)) {
+        let mut g = self.lock();
+        let before = g.doc.leader.clone();
+        f(&mut g.doc.leader);
+        if g.doc.leader != before {
+            self.bump(g);
+        }
     }
 
     /// Updates (creating) an actor's entry.

@@ -47,6 +47,28 @@ pub struct Holder {
     pub priority: i32,
 }
 
+/// The file that keeps the highest epoch taken, in `<primary>/locks/`.
+pub const EPOCH_NAME: &str = "collector.epoch";
+/// A node of higher priority's request for the lease, in `<primary>/locks/`.
+pub const WANT_NAME: &str = "collector.want";
+
+/// A request for the lease by a node of higher priority than the holder's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Want {
+    pub node: String,
+    pub priority: i32,
+    /// Moves at every request, so that holders time how long it has stood still.
+    pub beat: u64,
+}
+
+/// What a renewal found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renewal {
+    Renewed,
+    /// The lock is not ours any more: another holder's (or none).
+    Lost(Option<Holder>),
+}
+
 /// What an attempt to take the lock found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Taken {
@@ -145,23 +167,12 @@ impl LockDir {
     }
 
     /// Renews our lock: the new content replaces the old atomically, once the lock is checked
-    /// to still be ours (the node and epoch we wrote). Fails with `PermissionDenied` when it is
-    /// not: another node took it over, and we must stop collecting.
-    pub fn renew(&self, me: &Holder) -> io::Result<()> {
+    /// to still be ours (the node and epoch we wrote). [`Renewal::Lost`] when it is not: another
+    /// node took it over (or it is gone), and we must stop collecting.
+    pub fn renew(&self, me: &Holder) -> io::Result<Renewal> {
         match self.read()? {
             Some((h, _)) if h.node == me.node && h.epoch == me.epoch => {}
-            Some((h, _)) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("the lease is {}'s now (epoch {})", h.node, h.epoch),
-                ))
-            }
-            None => {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    "the lock is gone".to_string(),
-                ))
-            }
+            other => return Ok(Renewal::Lost(other.map(|(h, _)| h))),
         }
         let bytes = serde_json::to_vec(me).map_err(io::Error::other)?;
         let tmp = unique(&self.dir, "renew", &me.node);
@@ -171,7 +182,79 @@ impl LockDir {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
+        crate::fs::sync_dir(&self.dir)?;
+        Ok(Renewal::Renewed)
+    }
+
+    /// The highest epoch any node took the lock with, as `collector.epoch` says (0 before the
+    /// first). The lock goes when its holder releases it; this file keeps the count, so that an
+    /// epoch is never handed out twice.
+    pub fn read_epoch(&self) -> io::Result<u64> {
+        match fs::read_to_string(self.dir.join(EPOCH_NAME)) {
+            Ok(s) => s.trim().parse().map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} does not hold an epoch: {e}",
+                        self.dir.join(EPOCH_NAME).display()
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records `epoch` as taken, unless a higher one already is.
+    pub fn write_epoch(&self, epoch: u64, node: &str) -> io::Result<()> {
+        if self.read_epoch().unwrap_or(0) >= epoch {
+            return Ok(());
+        }
+        let tmp = unique(&self.dir, "epoch", node);
+        write_synced(&tmp, format!("{epoch}\n").as_bytes())?;
+        crate::faults::check(crate::faults::Op::Rename, &self.dir.join(EPOCH_NAME))?;
+        if let Err(e) = fs::rename(&tmp, self.dir.join(EPOCH_NAME)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         crate::fs::sync_dir(&self.dir)
+    }
+
+    /// The standing request of a node of higher priority for the lease, if any.
+    pub fn read_want(&self) -> io::Result<Option<(Want, Vec<u8>)>> {
+        let path = self.dir.join(WANT_NAME);
+        match fs::read(&path) {
+            // A request that does not parse is no request: it only ever asks.
+            Ok(b) => Ok(serde_json::from_slice(&b).ok().map(|w| (w, b))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the holder for the lease (replacing any older request); `want.beat` must move at
+    /// each call, so that the holder sees the request is alive.
+    pub fn want(&self, want: &Want) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let tmp = unique(&self.dir, "want", &want.node);
+        write_synced(&tmp, &serde_json::to_vec(want).map_err(io::Error::other)?)?;
+        if let Err(e) = fs::rename(&tmp, self.dir.join(WANT_NAME)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Withdraws our request, if the standing one is ours.
+    pub fn unwant(&self, node: &str) -> io::Result<()> {
+        if let Some((w, _)) = self.read_want()? {
+            if w.node == node {
+                match fs::remove_file(self.dir.join(WANT_NAME)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Takes over a lock judged stale, whose bytes were `stale`: moved aside to a name of our
@@ -300,10 +383,13 @@ mod tests {
             locks.take_over(&stale, &holder("b", 2)).unwrap(),
             Taken::Ours
         );
-        let e = locks.renew(&a).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
-        assert!(e.to_string().contains("b's now (epoch 2)"), "{e}");
+        match locks.renew(&a).unwrap() {
+            Renewal::Lost(Some(h)) => assert_eq!((h.node.as_str(), h.epoch), ("b", 2)),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(locks.read().unwrap().unwrap().0.node, "b");
+        locks.release(&holder("b", 2)).unwrap();
+        assert_eq!(locks.renew(&a).unwrap(), Renewal::Lost(None));
     }
 
     #[test]
@@ -343,7 +429,7 @@ mod tests {
             });
             go.wait();
             a.beat += 1;
-            let renewed = locks.renew(&a).is_ok();
+            let renewed = locks.renew(&a).unwrap() == Renewal::Renewed;
             let b_took = standby.join().unwrap();
             assert!(renewed || b_took, "nobody holds the lock");
             // Both can believe it for a moment (a renewal that read the lock as its own just
@@ -353,12 +439,39 @@ mod tests {
             let mut b = holder("b", 2);
             a.beat += 1;
             b.beat += 1;
-            let a_keeps = locks.renew(&a).is_ok();
-            let b_keeps = locks.renew(&b).is_ok();
+            let a_keeps = locks.renew(&a).unwrap() == Renewal::Renewed;
+            let b_keeps = locks.renew(&b).unwrap() == Renewal::Renewed;
             assert!(a_keeps != b_keeps, "a {a_keeps}, b {b_keeps}");
             let (h, _) = locks.read().unwrap().unwrap();
             assert_eq!(h.node, if a_keeps { "a" } else { "b" });
         }
+    }
+
+    #[test]
+    fn the_epoch_count_only_grows_and_a_request_is_withdrawn_only_by_its_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = LockDir::of(dir.path());
+        assert_eq!(locks.read_epoch().unwrap(), 0);
+        std::fs::create_dir_all(dir.path().join("locks")).unwrap();
+        locks.write_epoch(3, "a").unwrap();
+        locks.write_epoch(2, "b").unwrap();
+        assert_eq!(locks.read_epoch().unwrap(), 3);
+        std::fs::write(dir.path().join("locks").join(EPOCH_NAME), "x").unwrap();
+        let e = locks.read_epoch().unwrap_err();
+        assert!(e.to_string().contains("does not hold an epoch"), "{e}");
+
+        assert_eq!(locks.read_want().unwrap(), None);
+        let w = Want {
+            node: "hi".into(),
+            priority: 5,
+            beat: 1,
+        };
+        locks.want(&w).unwrap();
+        assert_eq!(locks.read_want().unwrap().unwrap().0, w);
+        locks.unwant("other").unwrap();
+        assert!(locks.read_want().unwrap().is_some());
+        locks.unwant("hi").unwrap();
+        assert_eq!(locks.read_want().unwrap(), None);
     }
 
     #[test]

@@ -1,0 +1,93 @@
+//! `leader`: who holds the lease, with which epoch and how fresh its last renewal is, this node's role; `--release` hands the lease over now.
+
+use anyhow::bail;
+use serde_json::json;
+
+use super::target::*;
+use super::words::*;
+use crate::control::proto::{Request, Response};
+
+/// `fushi leader`: exit 0 when a node leads as far as this daemon sees, 1 when none does (or
+/// leader election is off), 7 when the daemon does not answer. `--release` asks it to hand the
+/// lease over (exit 0 once released).
+pub fn leader(t: &Target, release: bool, json_out: bool) -> anyhow::Result<u8> {
+    if release {
+        return match t.call(&Request::LeaderRelease) {
+            Ok(Response::Ok { message }) => {
+                outln!("{message}");
+                Ok(EXIT_OK)
+            }
+            Ok(Response::Error { message }) => {
+                eprintln!("fushi: {message}");
+                Ok(EXIT_FAILURE)
+            }
+            Ok(other) => bail!("unexpected answer {other:?}"),
+            Err(e) => down(e, EXIT_DAEMON_DOWN),
+        };
+    }
+    let doc = match status_doc(t) {
+        Ok(d) => d,
+        Err(e) => return down(e, EXIT_DAEMON_DOWN),
+    };
+    let l = &doc.leader;
+    let age = l.renewed_at.as_deref().and_then(ago);
+    let led = l.enabled && l.node.is_some() && l.none_since.is_none();
+    if json_out {
+        outln!(
+            "{}",
+            json!({
+                "enabled": l.enabled,
+                "node": doc.node,
+                "role": l.role,
+                "holder": l.node.as_ref().map(|n| json!({"node": n, "host": l.host, "epoch": l.epoch, "since": l.since})),
+                "epoch": l.epoch,
+                "renewed_at": l.renewed_at,
+                "renewed_ago_ms": age.map(|a| a.as_millis() as u64),
+                "failovers": l.failovers,
+                "none_since": l.none_since,
+                "error": l.error,
+            })
+        );
+        return Ok(if led { EXIT_OK } else { EXIT_FAILURE });
+    }
+    if !l.enabled {
+        outln!(
+            "leader election is off ([leader] enabled = false): {} collects on its own, epoch {}",
+            doc.node,
+            l.epoch
+        );
+        return Ok(EXIT_FAILURE);
+    }
+    match (&l.node, &l.host) {
+        (Some(n), Some(h)) => outln!(
+            "holder {n} on {h}, epoch {}{}; last renewal seen {}",
+            l.epoch,
+            l.since
+                .as_ref()
+                .map(|s| format!(" since {s}"))
+                .unwrap_or_default(),
+            age.map_or("never".into(), |a| format!(
+                "{} ago",
+                humantime::format_duration(a)
+            ))
+        ),
+        _ => outln!("no node holds the lease"),
+    }
+    outln!(
+        "this node ({}) is {}{}",
+        doc.node,
+        l.role,
+        match l.role.as_str() {
+            "leader" => "; its collectors run",
+            "fenced" => ": it could not renew in time and stopped its collectors",
+            _ => "; its collectors wait",
+        }
+    );
+    if let Some(since) = &l.none_since {
+        outln!("no node has led since {since}");
+    }
+    if let Some(e) = &l.error {
+        outln!("error: {e}");
+    }
+    Ok(if led { EXIT_OK } else { EXIT_FAILURE })
+}
