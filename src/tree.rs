@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{
-    CollectorConfig, CollectorKind, Config, ConfigError, LeaderBackend, ReadFrom, DEFAULT_GLOB_INTERVAL,
-    DEFAULT_PARTIAL_AFTER, DEFAULT_ROTATE_WAIT,
+    CollectorConfig, CollectorKind, Config, ConfigError, LeaderBackend, ReadFrom,
+    DEFAULT_GLOB_INTERVAL, DEFAULT_PARTIAL_AFTER, DEFAULT_ROTATE_WAIT,
 };
 use crate::control::server::{ControlActor, ControlArgs, Shared};
 use crate::http::{HttpActor, HttpArgs};
@@ -147,7 +147,10 @@ pub fn build(
             alerts: ctx.alerts.clone(),
             held: Default::default(),
         };
-        (Some(rx), Some(ChildSpec::actor("leader", LeaderActor, args)))
+        (
+            Some(rx),
+            Some(ChildSpec::actor("leader", LeaderActor, args)),
+        )
     } else {
         (None, None)
     };

@@ -41,14 +41,14 @@ const BACKLOG_BYTES: u64 = 3 * ROTATE_AFTER / 2;
 const STREAM: &str = "test/k";
 
 /// The mount tests run one at a time: they measure how fast an outage is noticed.
-static SERIAL: Mutex<()> = Mutex::new(());
+pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
 
 fn outage_config() -> String {
     listen_config("primary = \"mnt/nas\"\nprobe_interval = \"100ms\"\nio_timeout = \"300ms\"")
 }
 
 /// Root, the bindfs binary and /dev/fuse; without them the test fails, saying so.
-fn prerequisites(test: &str) {
+pub(crate) fn prerequisites(test: &str) {
     let root = nix::unistd::geteuid().is_root();
     let bindfs = Command::new("bindfs")
         .arg("--version")
@@ -109,14 +109,14 @@ fn remount_bind(mnt: &Path, how: &str) {
     });
 }
 
-fn signal(pid: u32, sig: Signal) {
+pub(crate) fn signal(pid: u32, sig: Signal) {
     kill(Pid::from_raw(pid as i32), sig).unwrap_or_else(|e| panic!("{sig} to {pid}: {e}"));
 }
 
 /// The mounts of one test. Dropping it — also while a failed assertion unwinds — thaws every
 /// bindfs, lazily unmounts every mountpoint and kills the bindfs processes, in that order.
 #[derive(Default)]
-struct Mounts {
+pub(crate) struct Mounts {
     bindfs: Vec<Child>,
     points: Vec<PathBuf>,
 }
@@ -124,7 +124,7 @@ struct Mounts {
 impl Mounts {
     /// Mounts `src` on `mnt` with a foreground bindfs (so that its pid is ours to freeze and
     /// kill) and waits until the mount is in place; returns the bindfs pid.
-    fn bindfs(&mut self, src: &Path, mnt: &Path) -> u32 {
+    pub(crate) fn bindfs(&mut self, src: &Path, mnt: &Path) -> u32 {
         // The tripwire makes the mountpoint non-empty, which FUSE 2 refuses without `nonempty`
         // and FUSE 3 allows without knowing that option.
         if let Some(pid) = self.try_bindfs(src, mnt, Some("nonempty")) {

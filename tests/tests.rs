@@ -19,6 +19,7 @@ mod health;
 mod holes;
 mod http;
 mod http_collector;
+mod leader;
 mod messages;
 mod metrics;
 mod nesting;

@@ -19,6 +19,7 @@ pub mod lock;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -120,6 +121,13 @@ pub struct LeaderState {
     last_renew_audit: Option<Instant>,
     /// The last lock error said, so that one outage is logged once, not every heartbeat.
     last_error: Option<String>,
+    /// Counts takes and renewals across terms; [`Term::n`] is the latest one's.
+    stamp: u64,
+    /// The stamp whose deadline may fence, shared with the deadline timers; 0 when not leading.
+    current: Arc<AtomicU64>,
+    /// An operator released the lease here: this node no longer asks for it by its priority
+    /// (it still takes a lock nobody holds), until it restarts.
+    released_by_operator: bool,
     _ticker: AbortOnDrop,
 }
 
@@ -259,28 +267,67 @@ impl LeaderState {
         }
     }
 
+    /// Fences at `from + fence_after` unless renewal `n` is superseded by then. The gate closes
+    /// from the timer's own task, not through the mailbox: the actor may be waiting out a
+    /// renewal that hangs right then, and fencing must not wait for it.
     fn schedule_deadline(&self, myself: &ActorRef<LeaderMsg>, n: u64, from: Instant) {
+        self.current.store(n, Ordering::SeqCst);
         let at = from + self.fence_after();
-        let me = myself.clone();
+        let (me, current, gate) = (myself.clone(), self.current.clone(), self.args.gate.clone());
         tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
-            let _ = me.cast(LeaderMsg::Deadline(n));
+            if current
+                .compare_exchange(n, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                gate.set(false);
+                let _ = me.cast(LeaderMsg::Deadline(n));
+            }
         });
     }
 
+    /// No renewal succeeded in time: the gate is closed already (by the deadline's timer);
+    /// this node says so and stands by.
+    fn fence(&mut self) {
+        let me = self.term.as_ref().map(|t| t.me.clone());
+        let reason = format!(
+            "no renewal succeeded for {} (stale_after {} minus a heartbeat): fenced before any \
+             standby may take over",
+            humantime::format_duration(self.fence_after()),
+            humantime::format_duration(self.args.stale_after)
+        );
+        self.step_down(Role::Fenced, &reason, me.as_ref());
+        let e = self.last_error.clone();
+        self.publish(me.as_ref(), false, e);
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
     /// Leads from now on with `me`, taken when `started`.
-    async fn lead(&mut self, myself: &ActorRef<LeaderMsg>, me: Holder, started: Instant, from: Option<Holder>) {
+    async fn lead(
+        &mut self,
+        myself: &ActorRef<LeaderMsg>,
+        me: Holder,
+        started: Instant,
+        from: Option<Holder>,
+    ) {
         // Records from here on carry the new epoch; those already sent keep theirs.
         self.args.storage.set_epoch(me.epoch).await;
         *self.args.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(me.clone());
-        let took_over = from.as_ref().is_some_and(|h| h.node != me.node || h.pid != me.pid);
+        let took_over = from
+            .as_ref()
+            .is_some_and(|h| h.node != me.node || h.pid != me.pid);
         self.role = Role::Leader;
+        let n = self.next_stamp();
         self.term = Some(Term {
             me: me.clone(),
             renewed: started,
-            n: 0,
+            n,
         });
-        self.schedule_deadline(myself, 0, started);
+        self.schedule_deadline(myself, n, started);
         self.leader_seen(&me.node);
         self.last_error = None;
         self.args.gate.set(true);
@@ -311,6 +358,7 @@ impl LeaderState {
     /// have lost.
     fn step_down(&mut self, role: Role, reason: &str, holder: Option<&Holder>) {
         self.args.gate.set(false);
+        self.current.store(0, Ordering::SeqCst);
         *self.args.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let epoch = self.term.take().map(|t| t.me.epoch);
         self.role = role;
@@ -369,8 +417,13 @@ impl LeaderState {
         self.hold_off = Some(Instant::now() + self.args.stale_after);
         match released {
             Ok(()) => {
-                tracing::info!(actor = "leader", event = events::COLLECTOR_LEADER_RELEASE, epoch = me.epoch,
-                    "released the lease (epoch {}): {why}", me.epoch);
+                tracing::info!(
+                    actor = "leader",
+                    event = events::COLLECTOR_LEADER_RELEASE,
+                    epoch = me.epoch,
+                    "released the lease (epoch {}): {why}",
+                    me.epoch
+                );
                 self.args.audit.emit(
                     events::COLLECTOR_LEADER_RELEASE,
                     Some("leader"),
@@ -412,12 +465,17 @@ impl LeaderState {
             })
             .await;
         match r {
+            Ok((Renewal::Renewed, _)) if self.current.load(Ordering::SeqCst) == 0 => {
+                // It came too late: the deadline fenced meanwhile. The lock is still ours, and
+                // the next look renews it as such if nobody took it over.
+                self.fence();
+            }
             Ok((Renewal::Renewed, want)) => {
+                let n = self.next_stamp();
                 let Some(term) = &mut self.term else { return };
                 term.me = next.clone();
                 term.renewed = started;
-                term.n += 1;
-                let n = term.n;
+                term.n = n;
                 self.schedule_deadline(myself, n, started);
                 *self.args.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(next.clone());
                 self.last_error = None;
@@ -432,12 +490,21 @@ impl LeaderState {
                         json!({"epoch": next.epoch, "beat": next.beat}),
                     );
                 }
-                tracing::debug!(actor = "leader", event = events::COLLECTOR_LEADER_RENEW, epoch = next.epoch, beat = next.beat, "renewed");
+                tracing::debug!(
+                    actor = "leader",
+                    event = events::COLLECTOR_LEADER_RENEW,
+                    epoch = next.epoch,
+                    beat = next.beat,
+                    "renewed"
+                );
                 self.publish(Some(&next), true, None);
                 // A node of higher priority asks, and its request is alive: hand over.
-                let asking = want.filter(|(w, _)| w.priority > self.args.priority && w.node != self.args.node);
+                let asking = want
+                    .filter(|(w, _)| w.priority > self.args.priority && w.node != self.args.node);
                 let fresh = match &asking {
-                    Some((_, b)) => self.want_seen.observe(Some(b), started) < self.args.stale_after,
+                    Some((_, b)) => {
+                        self.want_seen.observe(Some(b), started) < self.args.stale_after
+                    }
                     None => {
                         self.want_seen.observe(None, started);
                         false
@@ -459,14 +526,23 @@ impl LeaderState {
                 let left = self
                     .term
                     .as_ref()
-                    .map(|t| (t.renewed + self.fence_after()).saturating_duration_since(Instant::now()))
+                    .map(|t| {
+                        (t.renewed + self.fence_after()).saturating_duration_since(Instant::now())
+                    })
                     .unwrap_or_default();
                 self.say_error(
-                    &format!("cannot renew the lease (fencing in {})", humantime::format_duration(Duration::from_millis(left.as_millis() as u64))),
+                    &format!(
+                        "cannot renew the lease (fencing in {})",
+                        humantime::format_duration(Duration::from_millis(left.as_millis() as u64))
+                    ),
                     e.to_string(),
                 );
                 let me = self.term.as_ref().map(|t| t.me.clone());
-                self.publish(me.as_ref(), false, Some(format!("cannot renew the lease: {e}")));
+                self.publish(
+                    me.as_ref(),
+                    false,
+                    Some(format!("cannot renew the lease: {e}")),
+                );
             }
         }
     }
@@ -534,11 +610,19 @@ impl LeaderState {
             Err(e) => {
                 self.say_error("cannot read the leader lock", e.clone());
                 self.no_leader(&format!("the lock is unreachable from this node: {e}"));
-                self.publish(None, false, Some(format!("cannot read the leader lock: {e}")));
+                self.publish(
+                    None,
+                    false,
+                    Some(format!("cannot read the leader lock: {e}")),
+                );
                 return;
             }
         };
         self.last_error = None;
+        if self.role == Role::Fenced {
+            // The lock is within reach again: from here this node is a standby like any other.
+            self.role = Role::Standby;
+        }
         let held_off = self.hold_off.is_some_and(|t| now < t);
         // A node of higher priority waiting for the lease goes first.
         let yield_to = look.want.as_ref().filter(|(w, b)| {
@@ -561,9 +645,21 @@ impl LeaderState {
         };
         if h.node == self.args.node {
             if h.host == self.args.host && h.pid == std::process::id() {
-                // Ours, from before this actor restarted: renew it as the holder.
-                let me = h.clone();
-                self.lead(myself, me, now, None).await;
+                // Ours (from before this actor restarted, or from before a fence): this node
+                // leads again once a renewal succeeds, timed from that renewal's start.
+                let mut next = h.clone();
+                next.beat += 1;
+                let (lock, n) = (self.lock.clone(), next.clone());
+                let started = Instant::now();
+                match self
+                    .io
+                    .run(self.args.io_timeout, move || lock.renew(&n))
+                    .await
+                {
+                    Ok(Renewal::Renewed) => self.lead(myself, next, started, None).await,
+                    Ok(Renewal::Lost(other)) => self.publish(other.as_ref(), false, None),
+                    Err(e) => self.say_error("cannot renew the lease", e.to_string()),
+                }
                 return;
             }
             if h.host == self.args.host && !alive(h.pid) {
@@ -595,9 +691,16 @@ impl LeaderState {
                 self.publish(Some(h), false, None);
                 return;
             }
-            tracing::warn!(actor = "leader", event = events::COLLECTOR_LEADER_STALE_DETECTED,
-                holder = h.node.as_str(), epoch = h.epoch, still_ms = still.as_millis() as u64,
-                "the lock of {} (epoch {}) has not changed for {still:?}: taking over", h.node, h.epoch);
+            tracing::warn!(
+                actor = "leader",
+                event = events::COLLECTOR_LEADER_STALE_DETECTED,
+                holder = h.node.as_str(),
+                epoch = h.epoch,
+                still_ms = still.as_millis() as u64,
+                "the lock of {} (epoch {}) has not changed for {still:?}: taking over",
+                h.node,
+                h.epoch
+            );
             self.args.audit.emit(
                 events::COLLECTOR_LEADER_STALE_DETECTED,
                 Some("leader"),
@@ -612,7 +715,7 @@ impl LeaderState {
             let node = h.node.clone();
             self.leader_seen(&node);
         }
-        if self.args.priority > h.priority {
+        if self.args.priority > h.priority && !self.released_by_operator {
             self.want_beat += 1;
             let w = Want {
                 node: self.args.node.clone(),
@@ -620,7 +723,11 @@ impl LeaderState {
                 beat: self.want_beat,
             };
             let lock = self.lock.clone();
-            if let Err(e) = self.io.run(self.args.io_timeout, move || lock.want(&w)).await {
+            if let Err(e) = self
+                .io
+                .run(self.args.io_timeout, move || lock.want(&w))
+                .await
+            {
                 self.say_error("cannot ask for the lease", e.to_string());
             }
         }
@@ -655,6 +762,9 @@ impl Actor for LeaderActor {
             alerted: false,
             last_renew_audit: None,
             last_error: None,
+            stamp: 0,
+            current: Arc::default(),
+            released_by_operator: false,
             _ticker: ticker,
             args,
         };
@@ -676,20 +786,21 @@ impl Actor for LeaderActor {
             LeaderMsg::Deadline(n) => {
                 let due = state.term.as_ref().is_some_and(|t| t.n == n);
                 if due && state.role == Role::Leader {
-                    let me = state.term.as_ref().map(|t| t.me.clone());
-                    let reason = format!(
-                        "no renewal succeeded for {} (stale_after {} minus a heartbeat): fenced \
-                         before any standby may take over",
-                        humantime::format_duration(state.fence_after()),
-                        humantime::format_duration(state.args.stale_after)
-                    );
-                    state.step_down(Role::Fenced, &reason, me.as_ref());
-                    let e = state.last_error.clone();
-                    state.publish(me.as_ref(), false, e);
+                    state.fence();
                 }
             }
             LeaderMsg::Release(reply) => {
-                let r = state.hand_over("released by an operator (fushi leader --release)").await;
+                let r = state
+                    .hand_over("released by an operator (fushi leader --release)")
+                    .await
+                    .map(|m| {
+                        state.released_by_operator = true;
+                        if state.args.priority > 0 {
+                            format!("{m}; it does not ask for the lease back by its priority until it restarts")
+                        } else {
+                            m
+                        }
+                    });
                 let _ = reply.send(r);
             }
         }
@@ -707,7 +818,11 @@ impl Actor for LeaderActor {
             state.args.gate.set(false);
             let lock = state.lock.clone();
             let me = term.me.clone();
-            match state.io.run(state.args.io_timeout, move || lock.release(&me)).await {
+            match state
+                .io
+                .run(state.args.io_timeout, move || lock.release(&me))
+                .await
+            {
                 Ok(()) => {
                     *state.args.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     state.args.audit.emit(
@@ -716,8 +831,10 @@ impl Actor for LeaderActor {
                         json!({"epoch": term.me.epoch, "reason": "the daemon stops"}),
                     );
                 }
-                Err(e) => tracing::warn!(actor = "leader", event = events::COLLECTOR_LEADER_RELEASE,
-                    error = %e, "could not release the lease at stop; it goes stale instead"),
+                Err(e) => {
+                    tracing::warn!(actor = "leader", event = events::COLLECTOR_LEADER_RELEASE,
+                    error = %e, "could not release the lease at stop; it goes stale instead")
+                }
             }
         }
         Ok(())
