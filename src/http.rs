@@ -207,8 +207,33 @@ pub fn exposition(doc: &StatusDoc, m: &Metrics) -> Result<String, std::fmt::Erro
         "Changes of the primary store between up and down (the journal holds records while it is down)",
         ConstCounter::new(m.storage_switches),
     );
-    // No leader failovers: there is no leader election yet (`leader.enabled` only shows in
-    // status), and a counter that could only ever say 0 would pass for one that counts.
+    if doc.leader.enabled {
+        // Only with leader election: without it they could only ever say 0 and 1, and would
+        // pass for figures that count.
+        reg.register(
+            "leader_failovers",
+            "Leases this node took over from a stale holder since the daemon started",
+            ConstCounter::new(doc.leader.failovers),
+        );
+        reg.register(
+            "leader_is_leader",
+            "1 while this node holds the lease and its collectors may run",
+            ConstGauge::new(i64::from(doc.leader.role == "leader")),
+        );
+        reg.register(
+            "leader_epoch",
+            "The lease's epoch as this node last saw it",
+            ConstGauge::new(doc.leader.epoch as i64),
+        );
+        if let Some(age) = doc.leader.renewed_at.as_deref().and_then(seconds_since) {
+            reg.register_with_unit(
+                "leader_renewal_age",
+                "Time since the holder's lock was last seen to change (this node's own renewal while it leads)",
+                Unit::Seconds,
+                ConstGauge::new(age),
+            );
+        }
+    }
     let per_collector = |counts: &std::collections::BTreeMap<String, u64>| {
         let family = Family::<ActorLabels, Counter>::default();
         for (name, n) in counts {
@@ -434,6 +459,42 @@ mod tests {
         b
     }
 
+    #[test]
+    fn leader_metrics_show_only_with_leader_election_and_say_what_it_saw() {
+        let b = board();
+        let (doc, _) = b.snapshot();
+        let text = exposition(&doc, &b.metrics()).unwrap();
+        assert!(!text.contains("fushi_leader"), "{text}");
+        b.update_leader(|l| {
+            l.enabled = true;
+            l.role = "leader".into();
+            l.epoch = 4;
+            l.failovers = 2;
+            l.renewed_at = Some(fushi_actors::clock::rfc3339(
+                fushi_actors::clock::wall() - std::time::Duration::from_secs(3),
+            ));
+        });
+        let (doc, _) = b.snapshot();
+        let text = exposition(&doc, &b.metrics()).unwrap();
+        for line in [
+            "fushi_leader_failovers_total 2",
+            "fushi_leader_is_leader 1",
+            "fushi_leader_epoch 4",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        let age: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("fushi_leader_renewal_age_seconds "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((3.0..60.0).contains(&age), "{age}");
+    }
+
     fn server(b: &StatusBoard, token: Option<&str>) -> Server {
         Server {
             board: b.clone(),
@@ -599,4 +660,11 @@ mod tests {
         assert!(!ct_eq(b"", b"abc"));
         assert!(ct_eq(b"", b""));
     }
+}
+
+/// Seconds from an RFC 3339 time to now (0 for one in the future), for age gauges.
+fn seconds_since(ts: &str) -> Option<f64> {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
+    let now = time::OffsetDateTime::from(fushi_actors::clock::wall());
+    Some((now - t).as_seconds_f64().max(0.0))
 }

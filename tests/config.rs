@@ -291,12 +291,14 @@ fn a_bad_value_with_a_last_good_copy_runs_on_it_with_red_health() {
 }
 
 #[test]
-fn leader_enabled_runs_collecting_and_says_leader_election_is_not_built() {
-    let env = Env::new(&config("[leader]\nenabled = true\n"));
+fn the_etcd_backend_runs_collecting_and_says_it_is_not_built() {
+    let env = Env::new(&config(
+        "[leader]\nenabled = true\nbackend = \"etcd\"\netcd_endpoints = [\"http://127.0.0.1:2379\"]\n",
+    ));
     let check = fushi(&env, &["check"]);
     assert_ne!(code(&check), 0);
     assert!(
-        stdout(&check).contains("FAIL leader: [leader] enabled = true"),
+        stdout(&check).contains("FAIL leader: [leader] backend = \"etcd\""),
         "{}",
         stdout(&check)
     );
@@ -306,9 +308,41 @@ fn leader_enabled_runs_collecting_and_says_leader_election_is_not_built() {
     assert_eq!(status["health"], "red", "{status}");
     let errors = status["config"]["errors"].to_string();
     assert!(
-        errors.contains("leader election is not built yet")
-            && errors.contains("set enabled = false"),
+        errors.contains("the etcd backend is not built yet")
+            && errors.contains("backend = \\\"file\\\""),
         "{errors}"
     );
     assert!(d.terminate().success());
+}
+
+#[test]
+fn the_file_backend_is_checked_and_a_heartbeat_over_half_of_stale_after_is_refused() {
+    let env = Env::new(&config("[leader]\nenabled = true\n"));
+    let check = fushi(&env, &["check"]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    let text = stdout(&check);
+    assert!(
+        text.contains("ok   leader: file lock ")
+            && text.contains("locks/collector.leader free: the first node to start takes it")
+            && text.contains("renewed every 5s, taken over after 30s unchanged; priority 0"),
+        "{text}"
+    );
+    let env = Env::new(&config(
+        "[leader]\nenabled = true\nheartbeat = \"6s\"\nstale_after = \"10s\"\n",
+    ));
+    let check = fushi(&env, &["check"]);
+    assert_eq!(code(&check), 1);
+    let text = stdout(&check);
+    assert!(
+        text.starts_with("FAIL config: ")
+            && text.contains("supervisor.toml:10:1: leader.heartbeat: heartbeat (6s) must be at most half of stale_after (10s)"),
+        "{text}"
+    );
+    // And the daemon refuses to start on it, as on every config error.
+    let out = std::process::Command::new(bin())
+        .args(["run", "-c"])
+        .arg(env.config())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
 }
