@@ -12,10 +12,7 @@
 //! leader dies), and Vault HA on Consul was measured failing over in 30–40 s after a kill
 //! (hashicorp/vault#1719, #2949). fushi's bound is the configured `stale_after + heartbeat`.
 
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a benchmark measures real time"
-)]
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures real time")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};

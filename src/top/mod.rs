@@ -317,7 +317,7 @@ mod tests {
             "journal   2.0 KiB",
             "lag       0 records",
             "120 records",
-            "enabled   no",
+            "role      disabled",
             "collectors/quotes escalated after 0 consecutive failures",
             "supervisor.child.restarted",
         ] {
