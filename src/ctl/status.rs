@@ -72,6 +72,15 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
             doc.storage.lag_records,
             doc.daemon_recovered
         );
+        if doc.leader.enabled {
+            let l = &doc.leader;
+            outln!(
+                "leader {}  holder {}  epoch {}",
+                l.role,
+                l.node.as_deref().unwrap_or("none"),
+                l.epoch
+            );
+        }
         outln!(
             "{:<28} {:<9} {:<24} {:>8} {:>9} {:>9} {:>5}  LAST ERROR",
             "NAME",

@@ -748,7 +748,9 @@ impl Actor for LeaderActor {
         // Whatever this actor did before it restarted, nothing collects until the lock says
         // this node leads.
         args.gate.set(false);
-        let ticker = tick_every(myself.clone(), args.heartbeat, LeaderMsg::Tick);
+        // Twice a heartbeat: a standby sees a renewal within half a heartbeat of it, which
+        // takes that much off a failover; the leader renews every other tick.
+        let ticker = tick_every(myself.clone(), args.heartbeat / 2, LeaderMsg::Tick);
         let state = LeaderState {
             lock: LockDir::of(&args.primary),
             io: PrimaryIo::default(),
@@ -780,7 +782,16 @@ impl Actor for LeaderActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             LeaderMsg::Tick(_due) => match state.role {
-                Role::Leader => state.tick_leader(&myself).await,
+                Role::Leader => {
+                    // Every other tick: a renewal a heartbeat after the last one's start.
+                    let since = state
+                        .term
+                        .as_ref()
+                        .map(|t| Instant::now().saturating_duration_since(t.renewed));
+                    if since.is_none_or(|d| d >= state.args.heartbeat * 3 / 4) {
+                        state.tick_leader(&myself).await
+                    }
+                }
                 Role::Standby | Role::Fenced => state.tick_standby(&myself).await,
             },
             LeaderMsg::Deadline(n) => {
