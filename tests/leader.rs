@@ -172,6 +172,16 @@ fn kill_9_of_the_leader_hands_collection_to_a_standby_within_stale_after_plus_he
         (leader(&b)["node"] == "a").then_some(())
     });
     assert_eq!(lb["enabled"], true);
+    // Standing by, its collectors stopped, is healthy.
+    wait_for("the standby green", || {
+        (b.status()?["health"] == "green").then_some(())
+    });
+    let st = fushi(&b, &["status"]);
+    assert!(
+        stdout(&st).contains("leader standby  holder a  epoch"),
+        "{}",
+        stdout(&st)
+    );
     never_both(&a, &b, Duration::from_millis(600));
     beats_of(p.path(), first, 5);
 

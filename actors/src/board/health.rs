@@ -77,6 +77,7 @@ pub fn assess(doc: &StatusDoc) -> (Health, Vec<String>) {
     if let Some(c) = &doc.sync.conflict {
         say(Health::Red, format!("sync: {c}"));
     }
+    let standing_by = l.enabled && l.role != "leader";
     for a in &doc.actors {
         if a.escalated {
             say(
@@ -106,7 +107,8 @@ pub fn assess(doc: &StatusDoc) -> (Health, Vec<String>) {
                 Health::Yellow,
                 format!("{} is {} {why}", a.name, state_words(a.state)),
             );
-        } else if stopped_permanent(a) {
+        } else if stopped_permanent(a) && !(standing_by && a.name.starts_with("collectors/")) {
+            // A standby's collectors wait for the lease: stopped is what they should be.
             say(
                 Health::Yellow,
                 format!("{} is {}", a.name, state_words(a.state)),

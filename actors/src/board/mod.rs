@@ -435,6 +435,57 @@ mod tests {
     }
 
     #[test]
+    fn a_standby_is_healthy_with_its_collectors_stopped_and_fenced_or_leaderless_is_not() {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        running(&b, "status");
+        b.update("collectors/a", |a| {
+            a.restart = "permanent".into();
+            a.state = ActorState::Stopped;
+        });
+        let (h, why) = health::assess(&b.snapshot().0);
+        assert_eq!(
+            h,
+            Health::Yellow,
+            "without a lease, a stopped collector is news"
+        );
+        assert_eq!(why, ["collectors/a is stopped"]);
+        b.update_leader(|l| {
+            l.enabled = true;
+            l.role = "standby".into();
+        });
+        assert_eq!(health::assess(&b.snapshot().0), (Health::Green, vec![]));
+        b.update_leader(|l| {
+            l.role = "fenced".into();
+            l.error = Some("no answer within 3s (primary hung)".into());
+        });
+        let (h, why) = health::assess(&b.snapshot().0);
+        assert_eq!(h, Health::Yellow);
+        assert!(
+            why[0].starts_with("fenced: this node could not renew")
+                && why[0].ends_with("(no answer within 3s (primary hung))"),
+            "{why:?}"
+        );
+        b.update_leader(|l| l.none_since = Some("2026-12-01T10:00:00Z".into()));
+        let (h, why) = health::assess(&b.snapshot().0);
+        assert_eq!(h, Health::Red);
+        assert!(
+            why[0].starts_with("no node has led since 2026-12-01T10:00:00Z"),
+            "{why:?}"
+        );
+        b.update_leader(|l| {
+            l.role = "leader".into();
+            l.none_since = None;
+            l.error = None;
+        });
+        let (h, why) = health::assess(&b.snapshot().0);
+        assert_eq!(
+            (h, why),
+            (Health::Yellow, vec!["collectors/a is stopped".to_string()]),
+            "a leader's stopped collector is news again"
+        );
+    }
+
+    #[test]
     fn a_crash_loop_and_a_stopped_permanent_actor_degrade_without_grace() {
         let b = StatusBoard::new("n", "prod", "c.toml");
         b.update("collectors/a", |a| {
