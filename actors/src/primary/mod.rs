@@ -38,7 +38,7 @@ use days::*;
 use files::*;
 use root::*;
 use verify::*;
-pub use verify::{Location, Problem, ProblemKind, StreamSummary, VerifyReport};
+pub use verify::{EpochWriter, Location, Problem, ProblemKind, StreamSummary, VerifyReport};
 
 const LATEST: &str = "latest";
 
