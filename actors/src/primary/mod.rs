@@ -138,6 +138,9 @@ pub struct Primary {
     hint: Arc<Mutex<Option<Hint>>>,
 }
 
+/// Stream → (epoch, seq).
+type Ids = BTreeMap<String, (u64, u64)>;
+
 /// The parts of a primary line that say whose id it is.
 #[derive(serde::Deserialize)]
 struct LineOwner<'a> {
@@ -333,11 +336,7 @@ impl Primary {
 
     /// Our last id per stream and the day file it is in, reading (with a hint) only the
     /// streams in it; every file whose line counts and its directories are fsynced.
-    fn scan_ours(
-        &self,
-        root: &Root,
-        hint: Option<&Hint>,
-    ) -> io::Result<(BTreeMap<String, (u64, u64)>, Hint)> {
+    fn scan_ours(&self, root: &Root, hint: Option<&Hint>) -> io::Result<(Ids, Hint)> {
         let mut out = BTreeMap::new();
         let mut days = Hint::new();
         let mut dirs = BTreeSet::new();

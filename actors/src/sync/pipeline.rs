@@ -313,7 +313,7 @@ impl SyncState {
         let msg = format!(
             "journal record {}.{} of stream {:?} (and {} more of this batch) has an id the primary \
              already holds with other data: two writers numbered the same ids (a journal restored \
-             from an old copy, or a second node on this store without leader election); \
+             from an old copy, or a second node forwarding under this node's id); \
              forwarding stops before it so that neither is lost",
             first.epoch,
             first.seq,
