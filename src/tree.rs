@@ -117,6 +117,7 @@ pub fn build(
         SyncArgs {
             primary: cfg.storage.primary.clone(),
             primary_is_local: cfg.storage.primary.starts_with(&cfg.node.data_dir),
+            node: cfg.node_id(),
             storage: storage_handle.clone(),
             interval: cfg.sync.interval,
             probe_interval: cfg.storage.probe_interval,

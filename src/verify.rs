@@ -1,4 +1,4 @@
-//! `fushi verify`: reads the primary store straight from disk (the daemon need not run) and reports gaps, duplicates and out-of-order ids; exit 0 clean, 1 problems or no store, 78 config error.
+//! `fushi verify`: reads the primary store straight from disk (the daemon need not run) and reports gaps, duplicates, out-of-order ids and epochs written by two nodes; exit 0 clean, 1 problems or no store, 78 config error.
 
 use anyhow::{bail, Context};
 use fushi_actors::primary::{Primary, StreamSummary, VerifyReport};
@@ -47,6 +47,7 @@ fn human(report: &VerifyReport) -> String {
     let mut out = String::new();
     for s in &report.streams {
         out.push_str(&stream_line(s));
+        out.push_str(&writers_line(s));
         if let Some(t) = &s.torn_tail {
             out.push_str(&format!(
                 "  incomplete last line at {}:{}: an append was cut short or is running; the next sync rewrites it\n",
@@ -102,6 +103,29 @@ fn stream_line(s: &StreamSummary) -> String {
         s.files,
         plural(s.files),
     )
+}
+
+/// Which node wrote which epoch, for a stream more than one node wrote to (leader election hands
+/// a stream from node to node); nothing for a stream one node wrote, the common case.
+fn writers_line(s: &StreamSummary) -> String {
+    let first = s.writers.first().map(|w| &w.node);
+    if s.writers.iter().all(|w| Some(&w.node) == first) {
+        return String::new();
+    }
+    let each: Vec<String> = s
+        .writers
+        .iter()
+        .map(|w| {
+            format!(
+                "epoch {} by {:?} ({} record{})",
+                w.epoch,
+                w.node,
+                w.records,
+                plural(w.records as usize)
+            )
+        })
+        .collect();
+    format!("  {}\n", each.join(", "))
 }
 
 fn plural(n: usize) -> &'static str {

@@ -156,6 +156,40 @@ fn gaps_duplicates_and_out_of_order_ids_exit_1_each_reported_with_file_and_line(
     assert_eq!(v["problems"][1]["count"], 1);
 }
 
+/// With leader election, a fenced leader's late records of epoch 1 follow the new leader's of
+/// epoch 2 in one file: no problem, and the stream says who wrote which epoch. A second node
+/// writing in an epoch someone else wrote is one, named with both nodes.
+#[test]
+fn two_nodes_interleaved_by_epoch_are_clean_and_two_writers_in_one_epoch_are_not() {
+    let env = env();
+    let dir = primary(&env).join("raw/s");
+    std::fs::create_dir_all(&dir).unwrap();
+    let by = |node: &str, epoch: u64, seq: u64| {
+        let r = json!({"id": format!("{epoch}.{seq}"), "epoch": epoch, "seq": seq,
+            "ts": "2026-11-21T10:00:00.000Z", "stream": "s", "node": node, "data": {"n": seq}});
+        format!("{r}\n")
+    };
+    let path = dir.join("2026-11-21.jsonl");
+    let clean = [by("a", 1, 1), by("b", 2, 1), by("a", 1, 2), by("b", 2, 2)].concat();
+    std::fs::write(&path, &clean).unwrap();
+    let out = verify(&env, &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("  epoch 1 by \"a\" (2 records), epoch 2 by \"b\" (2 records)"),
+        "{stdout}"
+    );
+    std::fs::write(&path, clean + &by("a", 2, 3)).unwrap();
+    let out = verify(&env, &[]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let want = format!(
+        "{}:5: two-writers: s: id 2.3 from node \"a\" in epoch 2, whose first record here is node \"b\"'s (raw/s/2026-11-21.jsonl:2): two writers in one epoch",
+        path.display()
+    );
+    assert!(stdout.contains(&want), "missing {want:?} in:\n{stdout}");
+}
+
 #[test]
 fn an_unparseable_line_is_reported_with_its_file_and_line() {
     let env = env();

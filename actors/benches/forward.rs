@@ -152,6 +152,7 @@ async fn forward(cfg: &Config, journal_dir: &Path, primary_dir: &Path) -> Ours {
         SyncArgs {
             primary: primary_dir.to_path_buf(),
             primary_is_local: true,
+            node: "bench-node".into(),
             forced_down: Default::default(),
             storage: handle,
             interval: Duration::from_secs(1),

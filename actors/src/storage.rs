@@ -9,7 +9,7 @@
 //! start and after a crash), watches it, and fails if it dies, so the supervisor restarts both.
 //!
 //! Ids never go back on what the primary holds: at start the writer waits (up to
-//! [`StorageArgs::seed_wait`]) for the primary's last ids, which the sync actor hands over
+//! [`StorageArgs::seed_wait`]) for this node's last ids on the primary, which the sync actor hands over
 //! ([`StorageHandle::seed`]), and numbers above them; a journal that was wiped, replaced or damaged
 //! would otherwise hand out ids the primary already has. Its own last ids are saved every second.
 
@@ -160,9 +160,10 @@ impl StorageHandle {
         rx.await.unwrap_or_else(|_| Err("storage restarted".into()))
     }
 
-    /// Tells storage the last ids the primary holds, so that no id is ever handed out again at
-    /// or below them: a wiped, replaced or damaged journal no longer knows its own, and another
-    /// node may have written the same stream. Returns once the writer has them.
+    /// Tells storage this node's last ids on the primary, so that no id is ever handed out
+    /// again at or below them: a wiped, replaced or damaged journal no longer knows its own.
+    /// Other nodes' lines on a shared primary are not among them: each epoch has one writer,
+    /// so ids in ours never collide with theirs. Returns once the writer has them.
     pub async fn seed(&self, ids: BTreeMap<String, (u64, u64)>) {
         {
             let mut g = self.lock();

@@ -130,6 +130,7 @@ impl Rig {
             SyncArgs {
                 primary: pdir.to_path_buf(),
                 primary_is_local: true,
+                node: "node".into(),
                 forced_down,
                 storage: handle,
                 interval,

@@ -1,6 +1,5 @@
-//! Appending lines to a day file and reading it from its end: cut a torn tail, write in large gathers, find the last id without reading the whole file.
+//! Appending lines to a day file and reading it from its end: cut a torn tail, write in large gathers, find the last ids without reading the whole file.
 
-use crate::records::StoredRecord;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -66,13 +65,6 @@ pub(super) fn without_id(line: &[u8]) -> Option<&[u8]> {
     Some(&line[at..])
 }
 
-/// Just the id of a primary line.
-#[derive(serde::Deserialize)]
-pub(super) struct LineId {
-    pub(super) epoch: u64,
-    pub(super) seq: u64,
-}
-
 /// Calls `f` with each complete line of `file` (without its `\n`), last first, while it returns
 /// true. A torn last line is skipped. Reads [`CHUNK`]s from the end, so a long scan costs one
 /// read per chunk, not one per line.
@@ -126,27 +118,4 @@ pub(super) fn rfind_newline(file: &File, end: u64) -> io::Result<Option<u64>> {
         hi = lo;
     }
     Ok(None)
-}
-
-/// The (epoch, seq) of the last complete line of `path` that is a record, read from the end
-/// (a day file can be large). A line that does not parse is skipped: its record, if it was one,
-/// is sent again rather than lost.
-pub(super) fn last_id_in(path: &Path) -> io::Result<Option<(u64, u64)>> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let Some(mut end) = rfind_newline(&file, len)? else {
-        return Ok(None);
-    };
-    loop {
-        let start = rfind_newline(&file, end)?.map_or(0, |p| p + 1);
-        let mut line = vec![0u8; (end - start) as usize];
-        file.read_exact_at(&mut line, start)?;
-        if let Ok(r) = serde_json::from_slice::<StoredRecord>(&line) {
-            return Ok(Some((r.epoch, r.seq)));
-        }
-        if start == 0 {
-            return Ok(None);
-        }
-        end = start - 1;
-    }
 }

@@ -11,9 +11,18 @@
 //! Idempotent forwarding rests on two rules. Only a line that ends in `\n` counts: a crash
 //! mid-append leaves a torn last line that [`Primary::last_ids`] never reports and the next
 //! [`Primary::append`] to that file cuts away, so re-sending everything after `last_ids` creates
-//! neither a duplicate nor a gap. And a stream's ids only grow from file to file: a record goes to
+//! neither a duplicate nor a gap. And a node's ids only grow from file to file: a record goes to
 //! the UTC day of its `ts`, but never to a day older than the stream's newest file (see
-//! [`Primary::append`]), so the newest file's last line is the stream's last id.
+//! [`Primary::append`]), so a node's last line in a stream is its last id there.
+//!
+//! Several nodes may forward to one store (leader election, SPEC §4.4): the leader of each epoch
+//! is its only writer, and a fenced or demoted leader still forwards its late records of an older
+//! epoch after the new leader's. So a stream's file holds several nodes' lines interleaved, each
+//! node's own in ascending (epoch, seq) order. Everything that reads ids back for forwarding
+//! ([`Primary::last_ids`], [`Primary::not_held`]) looks only at the lines of the node the store
+//! is opened for ([`Primary::for_node`]); `verify` checks continuity per epoch, whoever wrote it.
+//! Each node keeps a write-intent hint (`nodes/<node>.json`, see `hint.rs`), so that reading its
+//! last ids never reads the history of a stream it never wrote.
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -28,6 +37,7 @@ use crate::faults;
 
 mod days;
 mod files;
+mod hint;
 mod root;
 mod verify;
 
@@ -36,9 +46,10 @@ use crate::journal::Frames;
 use crate::records::valid_stream;
 use days::*;
 use files::*;
+use hint::Hint;
 use root::*;
 use verify::*;
-pub use verify::{Location, Problem, ProblemKind, StreamSummary, VerifyReport};
+pub use verify::{EpochWriter, Location, Problem, ProblemKind, StreamSummary, VerifyReport};
 
 const LATEST: &str = "latest";
 
@@ -118,6 +129,26 @@ pub struct Primary {
     /// Device and inode of the root as last verified: a store that changes them (remounted,
     /// replaced, unmounted under a batch) is another store until its ids are read again.
     identity: Arc<Mutex<Option<(u64, u64)>>>,
+    /// The node this store is forwarded for ([`Primary::for_node`]): only its lines are its ids.
+    /// None reads and writes the store as its only writer (every line counts, no hint is kept):
+    /// what readers, benches and single-writer tests use.
+    node: Option<Arc<str>>,
+    /// The node's hint as last read or written, so that a write does not read it every batch;
+    /// None until then, and again once the store's identity changes.
+    hint: Arc<Mutex<Option<Hint>>>,
+}
+
+/// Stream → (epoch, seq).
+type Ids = BTreeMap<String, (u64, u64)>;
+
+/// The parts of a primary line that say whose id it is.
+#[derive(serde::Deserialize)]
+struct LineOwner<'a> {
+    epoch: u64,
+    seq: u64,
+    /// Borrowed when it can be: a name with an escape in it needs its own copy.
+    #[serde(borrow)]
+    node: std::borrow::Cow<'a, str>,
 }
 
 /// What one [`Primary::append`] wrote: records, and bytes appended to `raw/`.
@@ -152,6 +183,8 @@ impl Primary {
             root: root.into(),
             create: true,
             identity: Arc::default(),
+            node: None,
+            hint: Arc::default(),
         }
     }
 
@@ -161,7 +194,31 @@ impl Primary {
             root: root.into(),
             create: false,
             identity: Arc::default(),
+            node: None,
+            hint: Arc::default(),
         }
+    }
+
+    /// This store as forwarded for `node`: its last ids are the node's own lines', and its
+    /// writes keep the node's hint.
+    pub fn for_node(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(Arc::from(node.into()));
+        self.hint = Arc::default();
+        self
+    }
+
+    /// Whether `line` (a primary line) is one of ours and, if so, its id; None for another
+    /// node's line and for one that does not parse.
+    fn our_id(&self, line: &[u8]) -> Option<(u64, u64)> {
+        let l = serde_json::from_slice::<LineOwner>(line).ok()?;
+        match &self.node {
+            Some(n) if **n != *l.node => None,
+            _ => Some((l.epoch, l.seq)),
+        }
+    }
+
+    fn cached_hint(&self) -> std::sync::MutexGuard<'_, Option<Hint>> {
+        self.hint.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Creates the root if needed and marks it as a primary store.
@@ -207,6 +264,8 @@ impl Primary {
         match *known {
             Some(was) if was != id => {
                 *known = Some(id);
+                // Another store holds another hint (or none).
+                *self.cached_hint() = None;
                 Err(io::Error::other(format!(
                     "primary store {} is another directory than before (device {}, inode {} \
                      instead of {}, {}: remounted or replaced); its last ids are read again",
@@ -241,40 +300,97 @@ impl Primary {
         probe.close()
     }
 
-    /// The (epoch, seq) of each stream's last record: the last complete line of its newest date
-    /// file, else of the newest older one that has one. Streams without a record are absent.
-    /// The sync actor forwards only records above these, which makes forwarding idempotent.
+    /// The (epoch, seq) of each stream's last record written by this store's node (any node's
+    /// with none set): its last complete line of the node's in the stream's files, read from the
+    /// newest file back. Streams without such a record are absent. The sync actor forwards only
+    /// records above these, which makes forwarding idempotent; another node's lines in between
+    /// (a new leader's, or a fenced one's late records) are no ids of ours, above or below.
+    ///
+    /// Only the streams in the node's hint are read (see `hint.rs`): a stream it never wrote is
+    /// not, however long its history. Without a hint every stream is read, and the hint is
+    /// written from what was found, so that the next start is bounded.
     ///
     /// What is read back is made durable first: lines written and not yet fsynced (a sync
     /// actor that crashed or gave up between writing a batch and syncing it) are in the page
     /// cache, where a power cut could still take them, and an id counted from one would then
-    /// skip records for good. So every file read here, and the directories up to the root,
-    /// are fsynced before their ids count.
+    /// skip records for good. So every file whose line counts here, and the directories up to
+    /// the root, are fsynced before their ids count.
     pub fn last_ids(&self) -> io::Result<BTreeMap<String, (u64, u64)>> {
         let root = self.open_root()?;
+        let hint = match &self.node {
+            Some(node) => hint::read(&root, node)?,
+            None => None,
+        };
+        let (ids, found) = self.scan_ours(&root, hint.as_ref())?;
+        let hint = match (&self.node, hint) {
+            (_, Some(h)) => Some(h),
+            (Some(node), None) => {
+                hint::write(&root, node, &found)?;
+                Some(found)
+            }
+            (None, None) => None,
+        };
+        *self.cached_hint() = hint;
+        Ok(ids)
+    }
+
+    /// Our last id per stream and the day file it is in, reading (with a hint) only the
+    /// streams in it; every file whose line counts and its directories are fsynced.
+    fn scan_ours(&self, root: &Root, hint: Option<&Hint>) -> io::Result<(Ids, Hint)> {
         let mut out = BTreeMap::new();
+        let mut days = Hint::new();
         let mut dirs = BTreeSet::new();
         for (stream, files) in streams(&root.path)? {
-            for (_, path) in files.iter().rev() {
-                File::open(path)?.sync_data()?;
-                let id = last_id_in(path)?;
-                if let Some(id) = id {
-                    out.insert(stream, id);
-                    break;
-                }
+            if hint.is_some_and(|h| !h.contains_key(&stream)) {
+                continue;
             }
-            if let Some((_, path)) = files.last() {
-                let mut dir = path.parent();
-                while let Some(d) = dir.filter(|d| d.starts_with(&root.path)) {
-                    dirs.insert(d.to_path_buf());
-                    dir = d.parent();
+            // From the newest file back; older than the hint's day only when the intent it
+            // records never landed (then nothing of ours may be anywhere, and all is read).
+            for (day, path) in files.iter().rev() {
+                root.fault(faults::Op::Open, path)?;
+                let file = File::open(path)?;
+                let mut found = None;
+                each_line_backwards(&file, |line| {
+                    found = self.our_id(line);
+                    found.is_none()
+                })?;
+                if let Some(id) = found {
+                    root.fault(faults::Op::Fsync, path)?;
+                    file.sync_data()?;
+                    let mut dir = path.parent();
+                    while let Some(d) = dir.filter(|d| d.starts_with(&root.path)) {
+                        dirs.insert(d.to_path_buf());
+                        dir = d.parent();
+                    }
+                    out.insert(stream.clone(), id);
+                    days.insert(stream, *day);
+                    break;
                 }
             }
         }
         for dir in dirs {
+            root.fault(faults::Op::Fsync, &dir)?;
             sync_dir(&dir)?;
         }
-        Ok(out)
+        Ok((out, days))
+    }
+
+    /// The node's hint, as cached, else as on the store, else found by reading every stream
+    /// (and written): a write must know it exactly, since it only ever adds to it.
+    fn hint(&self, root: &Root, node: &str) -> io::Result<Hint> {
+        if let Some(h) = self.cached_hint().as_ref() {
+            return Ok(h.clone());
+        }
+        let h = match hint::read(root, node)? {
+            Some(h) => h,
+            None => {
+                let (_, found) = self.scan_ours(root, None)?;
+                hint::write(root, node, &found)?;
+                found
+            }
+        };
+        *self.cached_hint() = Some(h.clone());
+        Ok(h)
     }
 
     /// Appends `batch` in order, each record to `raw/<stream>/<day>.jsonl`, fsynced, then
@@ -346,6 +462,10 @@ impl Primary {
             .collect();
         last.sort_unstable();
 
+        if let Some(node) = &self.node {
+            self.intend(&root, node, &groups, streams)?;
+        }
+
         let mut written = Written::default();
         for (stream, day, lines) in &groups {
             let dir = ensure_dir(
@@ -384,6 +504,39 @@ impl Primary {
             .map(|(stream, n)| (stream.to_string(), frames.get(n).json().to_vec()))
             .collect();
         Ok(written)
+    }
+
+    /// Records in the node's hint, durably and before any line goes there, the day files
+    /// `groups` are about to append to, where the hint does not cover them yet: so the hint
+    /// always holds at least what the node wrote. One write at most, and none in the common case
+    /// (the same streams and days as the last batch), which costs a look at the cached hint.
+    fn intend(
+        &self,
+        root: &Root,
+        node: &str,
+        groups: &[(usize, Date, Vec<&[u8]>)],
+        streams: &[String],
+    ) -> io::Result<()> {
+        let covered = |h: &Hint| {
+            groups
+                .iter()
+                .all(|(s, day, _)| h.get(&streams[*s]).is_some_and(|d| d >= day))
+        };
+        if self.cached_hint().as_ref().is_some_and(covered) {
+            return Ok(());
+        }
+        let mut h = self.hint(root, node)?;
+        if covered(&h) {
+            return Ok(());
+        }
+        for (s, day, _) in groups {
+            let d = h.entry(streams[*s].clone()).or_insert(*day);
+            *d = (*d).max(*day);
+        }
+        hint::write(root, node, &h)?;
+        // Only once it is on the store: a failed write leaves the cache as the store may be.
+        *self.cached_hint() = Some(h);
+        Ok(())
     }
 
     /// The second half of [`Primary::append`]: makes what [`Primary::write`] wrote durable, then
@@ -427,15 +580,15 @@ impl Primary {
         Ok(written.stats)
     }
 
-    /// Which of the frames `pick` the store does not hold as they are: each is at or below its
-    /// stream's last id here, which forwarding takes as "already sent", and this checks it. A
+    /// Which of the frames `pick` the store does not hold as they are: each is at or below our
+    /// last id of its stream here, which forwarding takes as "already sent", and this checks it. A
     /// frame whose id is here with the same line was sent before (a resend after a crash), and so
     /// was one whose record is here under a higher id (moved by a rehome, then restored from an
     /// older copy of the journal); one whose id is here with another line, or not here at all, is
     /// a conflict: the journal
     /// numbered it under ids the store already holds (a wiped or restored journal, a second
     /// writer), and skipping it would lose it. Reads each stream's files from the end, back to
-    /// the lowest id asked for. What it finds held it makes durable first (the file and its
+    /// our first line below the lowest id asked for; other nodes' lines are passed over. What it finds held it makes durable first (the file and its
     /// directories fsynced): the write that put it there may have timed out before its own fsync.
     pub fn not_held(&self, frames: &Frames, pick: &[usize]) -> io::Result<Vec<usize>> {
         let root = self.open_root()?;
@@ -467,14 +620,16 @@ impl Primary {
             let mut synced_in = false;
             'files: for day in files.iter().rev() {
                 let path = dir.join(day_file(*day));
+                root.fault(faults::Op::Open, &path)?;
                 let file = File::open(&path)?;
                 let mut done = false;
                 let before = wanted.len();
                 each_line_backwards(&file, |line| {
-                    let Ok(id) = serde_json::from_slice::<LineId>(line) else {
+                    // Another node's line is neither a match nor where ours end: its ids
+                    // interleave with ours (a new leader's above, a fenced one's below).
+                    let Some(id) = self.our_id(line) else {
                         return true;
                     };
-                    let id = (id.epoch, id.seq);
                     if id < lowest {
                         done = true;
                         return false;

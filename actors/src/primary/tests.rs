@@ -548,6 +548,18 @@ fn verify_summarises_clean_streams() {
             files: 2,
             records: 6,
             epochs: vec![1, 2],
+            writers: vec![
+                EpochWriter {
+                    epoch: 1,
+                    node: "node".into(),
+                    records: 4
+                },
+                EpochWriter {
+                    epoch: 2,
+                    node: "node".into(),
+                    records: 2
+                },
+            ],
             first_id: Some("1.1".into()),
             last_id: Some("2.2".into()),
             torn_tail: None,
@@ -608,8 +620,10 @@ fn verify_finds_duplicates_and_reports_a_resent_run_once() {
     assert_eq!(b.message, "id 1.1 seen before");
 }
 
+/// A seq that goes backwards within its epoch is out of order; an epoch lower than an earlier
+/// line's is not (a fenced leader's late records follow the new leader's).
 #[test]
-fn verify_finds_out_of_order_seqs_and_epochs() {
+fn verify_finds_out_of_order_seqs_but_not_a_lower_epoch() {
     let (_d, p) = store();
     let r = |e, s| rec("s", e, s, "2026-11-21T10:00:00Z");
     let text = lines(&[
@@ -623,19 +637,11 @@ fn verify_finds_out_of_order_seqs_and_epochs() {
     ]);
     put(&p, "s", "2026-11-21", &text);
     let report = p.verify().unwrap();
-    assert_eq!(
-        kinds(&report),
-        [ProblemKind::OutOfOrder, ProblemKind::OutOfOrder]
-    );
+    assert_eq!(kinds(&report), [ProblemKind::OutOfOrder]);
     assert_eq!(report.problems[0].line, 3);
     assert_eq!(
         report.problems[0].message,
         "id 1.2 after 1.3 (the seq goes backwards)"
-    );
-    assert_eq!(report.problems[1].line, 6);
-    assert_eq!(
-        report.problems[1].message,
-        "id 1.5 after 2.1 (the epoch goes backwards)"
     );
 }
 
@@ -704,4 +710,427 @@ fn report_serialises_for_json_output() {
     assert_eq!(v["problems"][0]["kind"], "gap");
     assert_eq!(v["problems"][0]["file"], "raw/s/2026-11-21.jsonl");
     assert!(v["streams"][0].get("torn_tail").is_none());
+}
+
+/// A record of `node`'s.
+fn rec_by(node: &str, stream: &str, epoch: u64, seq: u64, day: &str) -> StoredRecord {
+    let mut r = rec(stream, epoch, seq, &format!("{day}T10:00:00.000Z"));
+    r.node = node.into();
+    r
+}
+
+/// The store `p` as forwarded for `node`, with nothing cached: what a node's sync actor opens.
+fn as_node(p: &Primary, node: &str) -> Primary {
+    Primary::new(p.root()).for_node(node)
+}
+
+fn hint_of(p: &Primary, node: &str) -> Option<serde_json::Value> {
+    let path = p.root().join(hint::NODES).join(hint::file_name(node));
+    fs::read(path)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap())
+}
+
+/// Leader election: node a led epoch 1, node b leads epoch 2, and a, fenced, still forwards its
+/// late epoch-1 records after b's, into the same day files. Each node's last ids are its own
+/// last lines', whatever the other wrote after them; a node that never wrote a stream has no id
+/// there; and the store verifies clean.
+#[test]
+fn each_node_reads_back_its_own_last_ids_from_interleaved_lines() {
+    let (_d, p) = store();
+    let (a, b) = (as_node(&p, "a"), as_node(&p, "b"));
+    a.append_records(&[
+        rec_by("a", "s", 1, 1, "2026-11-20"),
+        rec_by("a", "s", 1, 2, "2026-11-20"),
+    ])
+    .unwrap();
+    b.append_records(&[
+        rec_by("b", "s", 2, 1, "2026-11-21"),
+        rec_by("b", "t", 2, 1, "2026-11-21"),
+    ])
+    .unwrap();
+    // a's late records carry an older ts; they join the stream's newest file all the same.
+    a.append_records(&[
+        rec_by("a", "s", 1, 3, "2026-11-20"),
+        rec_by("a", "s", 1, 4, "2026-11-20"),
+    ])
+    .unwrap();
+    b.append_records(&[rec_by("b", "s", 2, 2, "2026-11-21")])
+        .unwrap();
+    let text = read(&p, "s", "2026-11-21");
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<StoredRecord>(l).unwrap().id)
+        .collect();
+    assert_eq!(ids, ["2.1", "1.3", "1.4", "2.2"], "interleaved in one file");
+
+    for (node, want) in [
+        ("a", BTreeMap::from([("s".to_string(), (1, 4))])),
+        (
+            "b",
+            BTreeMap::from([("s".to_string(), (2, 2)), ("t".to_string(), (2, 1))]),
+        ),
+        ("c", BTreeMap::new()),
+    ] {
+        assert_eq!(as_node(&p, node).last_ids().unwrap(), want, "node {node}");
+        // And the same from a process that already holds the hint in memory.
+        let warm = as_node(&p, node);
+        warm.last_ids().unwrap();
+        assert_eq!(warm.last_ids().unwrap(), want, "node {node}, warm");
+    }
+    // Read as one writer (no node), the newest line is the stream's last id, as before.
+    assert_eq!(p.last_ids().unwrap()["s"], (2, 2));
+    let report = p.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let s = &report.streams[0];
+    assert_eq!(s.epochs, [1, 2]);
+    assert_eq!(
+        s.writers,
+        [
+            EpochWriter {
+                epoch: 1,
+                node: "a".into(),
+                records: 4
+            },
+            EpochWriter {
+                epoch: 2,
+                node: "b".into(),
+                records: 2
+            }
+        ]
+    );
+}
+
+/// Forwarding as each node's sync actor does, a resend after a crash included: with the old
+/// "newest line is the stream's last id", a's late 1.3 would compare below b's 2.1 and be
+/// skipped for good; per node nothing is skipped and nothing is sent twice.
+#[test]
+fn two_nodes_forwarding_one_stream_lose_and_duplicate_nothing() {
+    let (_d, p) = store();
+    let (a, b) = (as_node(&p, "a"), as_node(&p, "b"));
+    let a_all: Vec<_> = (1..=4)
+        .map(|s| rec_by("a", "s", 1, s, "2026-11-21"))
+        .collect();
+    let b_all: Vec<_> = (1..=3)
+        .map(|s| rec_by("b", "s", 2, s, "2026-11-21"))
+        .collect();
+    forward(&a, &a_all[..2]);
+    forward(&b, &b_all[..2]);
+    forward(&a, &a_all); // 1.1 and 1.2 again, after a crash: only 1.3 and 1.4 go
+    forward(&b, &b_all);
+    forward(&a, &a_all);
+    let report = p.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.records, 7);
+    // Everything each node skipped is held, as it is.
+    for (node, recs) in [(&a, &a_all), (&b, &b_all)] {
+        let frames = Frames::of(recs).unwrap();
+        let all: Vec<usize> = (0..frames.len()).collect();
+        assert!(node.not_held(&frames, &all).unwrap().is_empty());
+    }
+}
+
+/// `not_held` reads back over our lines only: another node's lower ids after ours (a fenced
+/// leader's late records) do not end the scan, and ours below the lowest asked for do.
+#[test]
+fn not_held_passes_over_other_nodes_lines_and_stops_at_our_own() {
+    use crate::faults::{self, Op};
+    let (d, p) = store();
+    // b led epoch 1 on the 20th; a leads epoch 2 from the 21st, b's late records in between.
+    put(
+        &p,
+        "s",
+        "2026-11-20",
+        &lines(&[
+            rec_by("b", "s", 1, 1, "2026-11-20"),
+            rec_by("b", "s", 1, 2, "2026-11-20"),
+        ]),
+    );
+    let a_recs = [
+        rec_by("a", "s", 2, 1, "2026-11-21"),
+        rec_by("a", "s", 2, 2, "2026-11-21"),
+    ];
+    let b_late = [
+        rec_by("b", "s", 1, 3, "2026-11-21"),
+        rec_by("b", "s", 1, 4, "2026-11-21"),
+    ];
+    put(
+        &p,
+        "s",
+        "2026-11-21",
+        &lines(&[
+            a_recs[0].clone(),
+            b_late[0].clone(),
+            a_recs[1].clone(),
+            b_late[1].clone(),
+        ]),
+    );
+    let (a, b) = (as_node(&p, "a"), as_node(&p, "b"));
+    // Opening the older file fails: a scan that reaches it is an error, not an answer.
+    let older = p.root().join("raw/s/2026-11-20.jsonl");
+    faults::arm(Op::Open, &older, 0, u32::MAX, nix::libc::EIO);
+    let frames = Frames::of(&a_recs).unwrap();
+    assert!(
+        a.not_held(&frames, &[0, 1]).unwrap().is_empty(),
+        "b's 1.4 after a's 2.2 is no stop: both of a's are found"
+    );
+    // Another record under a's 2.2: a conflict, found without reading the older file, since
+    // a's 2.1 below it ends the scan.
+    let mut reused = a_recs[1].clone();
+    reused.data = json!({"other": true});
+    assert_eq!(
+        a.not_held(&Frames::of(&[reused]).unwrap(), &[0]).unwrap(),
+        [0]
+    );
+    let frames = Frames::of(&b_late).unwrap();
+    assert!(b.not_held(&frames, &[0, 1]).unwrap().is_empty());
+    // b's 1.2 is in the older file: the scan goes there (and fails while it cannot open it).
+    let b_old = [rec_by("b", "s", 1, 2, "2026-11-20")];
+    let frames = Frames::of(&b_old).unwrap();
+    assert!(
+        b.not_held(&frames, &[0]).is_err(),
+        "the scan reached the older file"
+    );
+    faults::disarm(d.path());
+    assert!(b.not_held(&frames, &[0]).unwrap().is_empty());
+    // a's record is never held as b's, nor b's as a's: a line is matched with its node.
+    assert_eq!(a.not_held(&frames, &[0]).unwrap(), [0]);
+}
+
+/// The hint bounds the scan: a node absent from a stream's hint never opens its files, however
+/// many (an armed fault on opening them proves it: it fails every reader that tries, and a node
+/// that did write there does).
+#[test]
+fn a_node_absent_from_a_streams_hint_never_reads_that_stream() {
+    use crate::faults::{self, Op};
+    let (d, p) = store();
+    let (a, b) = (as_node(&p, "a"), as_node(&p, "b"));
+    for (i, day) in ["2026-11-18", "2026-11-19", "2026-11-20"]
+        .iter()
+        .enumerate()
+    {
+        let from = i as u64 * 100 + 1;
+        let big: Vec<_> = (from..from + 100)
+            .map(|s| rec_by("a", "big", 1, s, day))
+            .collect();
+        a.append_records(&big).unwrap();
+    }
+    b.append_records(&[rec_by("b", "small", 1, 1, "2026-11-20")])
+        .unwrap();
+    assert_eq!(
+        hint_of(&p, "a").unwrap()["streams"],
+        json!({"big": "2026-11-20"})
+    );
+    assert_eq!(
+        hint_of(&p, "b").unwrap()["streams"],
+        json!({"small": "2026-11-20"})
+    );
+    faults::arm(
+        Op::Open,
+        &p.root().join("raw/big"),
+        0,
+        u32::MAX,
+        nix::libc::EIO,
+    );
+    assert_eq!(
+        as_node(&p, "b").last_ids().unwrap(),
+        BTreeMap::from([("small".to_string(), (1, 1))])
+    );
+    assert!(
+        as_node(&p, "a").last_ids().is_err(),
+        "the fault bites a reader of big"
+    );
+    faults::disarm(d.path());
+    assert_eq!(as_node(&p, "a").last_ids().unwrap()["big"], (1, 300));
+}
+
+/// Without a hint (a store written before hints, or a node's first run on it) every stream is
+/// read once, and the hint is written from what was found: the next start is bounded. A hint
+/// that does not parse counts as none. A write with no hint yet keeps what was found too.
+#[test]
+fn without_a_hint_every_stream_is_read_once_and_the_hint_written() {
+    use crate::faults::{self, Op};
+    let (d, p) = store();
+    put(
+        &p,
+        "old",
+        "2026-11-19",
+        &lines(&[rec_by("a", "old", 1, 7, "2026-11-19")]),
+    );
+    put(
+        &p,
+        "theirs",
+        "2026-11-19",
+        &lines(&[rec_by("b", "theirs", 1, 1, "2026-11-19")]),
+    );
+    // A first start reads "theirs" too: failing to open it fails the start.
+    let theirs = p.root().join("raw/theirs");
+    faults::arm(Op::Open, &theirs, 0, u32::MAX, nix::libc::EIO);
+    assert!(as_node(&p, "a").last_ids().is_err());
+    assert!(hint_of(&p, "a").is_none(), "no hint from a failed scan");
+    faults::disarm(d.path());
+    assert_eq!(
+        as_node(&p, "a").last_ids().unwrap(),
+        BTreeMap::from([("old".to_string(), (1, 7))])
+    );
+    assert_eq!(
+        hint_of(&p, "a").unwrap(),
+        json!({"node": "a", "streams": {"old": "2026-11-19"}})
+    );
+    // The next start does not read "theirs" any more.
+    faults::arm(Op::Open, &theirs, 0, u32::MAX, nix::libc::EIO);
+    assert_eq!(as_node(&p, "a").last_ids().unwrap()["old"], (1, 7));
+    // A node with no line anywhere gets an empty hint, and reads nothing the next time.
+    faults::disarm(d.path());
+    assert!(as_node(&p, "c").last_ids().unwrap().is_empty());
+    assert_eq!(hint_of(&p, "c").unwrap()["streams"], json!({}));
+    faults::arm(Op::Open, &p.root().join(RAW), 0, u32::MAX, nix::libc::EIO);
+    assert!(as_node(&p, "c").last_ids().unwrap().is_empty());
+    faults::disarm(d.path());
+    // A garbled hint is no hint: everything is read again, and the hint rewritten.
+    let hint_path = p.root().join("nodes/a.json");
+    fs::write(&hint_path, "{garbage").unwrap();
+    assert_eq!(as_node(&p, "a").last_ids().unwrap()["old"], (1, 7));
+    assert_eq!(
+        hint_of(&p, "a").unwrap()["streams"],
+        json!({"old": "2026-11-19"})
+    );
+    // A write before any last_ids, on a store without a hint: what was there is kept.
+    fs::remove_file(&hint_path).unwrap();
+    as_node(&p, "a")
+        .append_records(&[rec_by("a", "new", 1, 1, "2026-11-21")])
+        .unwrap();
+    assert_eq!(
+        hint_of(&p, "a").unwrap()["streams"],
+        json!({"new": "2026-11-21", "old": "2026-11-19"})
+    );
+}
+
+/// The hint is an intent, recorded before the lines: a crash after it and before the append
+/// leaves a hint that holds more than the truth, and the ids read back are still right (the
+/// scan goes on past the hint's day when nothing of ours is there). A hint that cannot be
+/// written stops the write before any line.
+#[test]
+fn the_hint_is_written_before_the_lines_it_announces() {
+    use crate::faults::{self, Op};
+    let (d, p) = store();
+    let a = as_node(&p, "a");
+    a.append_records(&[rec_by("a", "s", 1, 1, "2026-11-20")])
+        .unwrap();
+    // The append to the 22nd is cut off after the hint went out: a crash in between.
+    let day = p.root().join("raw/s/2026-11-22.jsonl");
+    faults::arm(Op::Open, &day, 0, u32::MAX, nix::libc::EIO);
+    let fresh = p.root().join("raw/fresh");
+    faults::arm(Op::Open, &fresh, 0, u32::MAX, nix::libc::EIO);
+    assert!(a
+        .append_records(&[
+            rec_by("a", "s", 1, 2, "2026-11-22"),
+            rec_by("a", "fresh", 1, 1, "2026-11-22")
+        ])
+        .is_err());
+    faults::disarm(d.path());
+    assert!(!day.exists() && !fresh.exists(), "no line landed");
+    assert_eq!(
+        hint_of(&p, "a").unwrap()["streams"],
+        json!({"fresh": "2026-11-22", "s": "2026-11-22"}),
+        "the intent was recorded first"
+    );
+    // Another node writes a newer day meanwhile.
+    as_node(&p, "b")
+        .append_records(&[rec_by("b", "s", 2, 1, "2026-11-23")])
+        .unwrap();
+    assert_eq!(
+        as_node(&p, "a").last_ids().unwrap(),
+        BTreeMap::from([("s".to_string(), (1, 1))])
+    );
+    // A hint that cannot be replaced: nothing is appended.
+    faults::arm(
+        Op::Rename,
+        &p.root().join("nodes"),
+        0,
+        u32::MAX,
+        nix::libc::EIO,
+    );
+    let err = a.append_records(&[rec_by("a", "other", 1, 1, "2026-11-23")]);
+    assert!(err.is_err());
+    faults::disarm(d.path());
+    assert!(!p.root().join("raw/other").exists());
+    // Once it can, the write goes through, and the next batch to the same day costs no hint write.
+    a.append_records(&[rec_by("a", "other", 1, 1, "2026-11-23")])
+        .unwrap();
+    faults::arm(
+        Op::Rename,
+        &p.root().join("nodes"),
+        0,
+        u32::MAX,
+        nix::libc::EIO,
+    );
+    a.append_records(&[rec_by("a", "other", 1, 2, "2026-11-23")])
+        .unwrap();
+    faults::disarm(d.path());
+    assert_eq!(as_node(&p, "a").last_ids().unwrap()["other"], (1, 2));
+}
+
+#[test]
+fn verify_takes_two_nodes_interleaved_by_epoch_as_clean_and_finds_what_is_wrong() {
+    let (_d, p) = store();
+    let (a, b) = (
+        |e, s| rec_by("a", "s", e, s, "2026-11-21"),
+        |e, s| rec_by("b", "s", e, s, "2026-11-21"),
+    );
+    let clean = lines(&[
+        a(1, 1),
+        a(1, 2),
+        b(2, 1),
+        a(1, 3),
+        b(2, 2),
+        a(1, 4),
+        b(2, 3),
+    ]);
+    put(&p, "s", "2026-11-21", &clean);
+    let report = p.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    // A gap in a's epoch among b's lines, a duplicate of b's, and a writing in b's epoch.
+    let bad = lines(&[
+        a(1, 1),
+        b(2, 1),
+        a(1, 3),
+        b(2, 2),
+        b(2, 2),
+        a(2, 3),
+        a(2, 4),
+        b(2, 3),
+    ]);
+    put(&p, "s", "2026-11-21", &bad);
+    let report = p.verify().unwrap();
+    let found: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.file.as_str(), p.line, p.count))
+        .collect();
+    let file = "raw/s/2026-11-21.jsonl";
+    assert_eq!(
+        found,
+        [
+            (ProblemKind::Gap, file, 3, 1),
+            (ProblemKind::Duplicate, file, 5, 1),
+            (ProblemKind::TwoWriters, file, 6, 2),
+        ],
+        "{report:#?}"
+    );
+    assert_eq!(
+        report.problems[0].message,
+        "epoch 1: seq 2 missing (1 record) between 1.1 (raw/s/2026-11-21.jsonl:1) and 1.3"
+    );
+    assert_eq!(report.problems[1].message, "id 2.2 seen before");
+    assert_eq!(
+        report.problems[2].message,
+        "ids 2.3..2.4 (2 records) from node \"a\" in epoch 2, whose first record here is node \"b\"'s (raw/s/2026-11-21.jsonl:2): two writers in one epoch"
+    );
+    let v = serde_json::to_value(&report).unwrap();
+    assert_eq!(v["problems"][2]["kind"], "two_writers");
+    assert_eq!(
+        v["streams"][0]["writers"][1],
+        json!({"epoch": 2, "node": "b", "records": 3})
+    );
 }

@@ -1,4 +1,8 @@
-//! `fushi verify`: every stream's continuity on the primary (ascending seq per epoch, no gaps, no duplicates), reported in runs so that a bad day cannot flood the report.
+//! `fushi verify`: every stream's continuity on the primary (ascending seq per epoch, no gaps, no duplicates, one writer per epoch), reported in runs so that a bad day cannot flood the report.
+//!
+//! Several nodes' lines interleave in one stream (a new leader's, and a fenced one's late
+//! records of an older epoch after them), so an epoch lower than an earlier line's is no
+//! problem; each epoch is checked on its own, on the lines of the node that wrote its first.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -30,12 +34,22 @@ pub struct StreamSummary {
     pub files: usize,
     pub records: u64,
     pub epochs: Vec<u64>,
+    /// Per epoch, in the order of `epochs`: the node that wrote it and how many of its records.
+    pub writers: Vec<EpochWriter>,
     pub first_id: Option<String>,
     pub last_id: Option<String>,
     /// An unterminated last line in the stream's newest file: a crash mid-append, or an append
     /// running right now. Not a problem: the next append to the file rewrites it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub torn_tail: Option<Location>,
+}
+
+/// The node that wrote one epoch of a stream (the one whose line came first), and its records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EpochWriter {
+    pub epoch: u64,
+    pub node: String,
+    pub records: u64,
 }
 
 /// A line of a file, the file relative to the store's root.
@@ -58,7 +72,8 @@ pub enum ProblemKind {
     Gap,
     /// An id seen before.
     Duplicate,
-    /// A seq lower than an earlier one of its epoch, or an epoch lower than an earlier one.
+    /// A seq lower than an earlier one of its epoch. (An epoch lower than an earlier line's is
+    /// not: a fenced leader forwards its late records after the next leader's.)
     OutOfOrder,
     /// A line that is not a record.
     Unparseable,
@@ -66,6 +81,9 @@ pub enum ProblemKind {
     Mismatch,
     /// A last line without `\n` in a file that is not the stream's newest: no append repairs it.
     Torn,
+    /// A record of an epoch from another node than the one that wrote the epoch's first record:
+    /// two leaders in one epoch, which leader election exists to prevent.
+    TwoWriters,
 }
 
 impl ProblemKind {
@@ -77,6 +95,7 @@ impl ProblemKind {
             ProblemKind::Unparseable => "unparseable",
             ProblemKind::Mismatch => "mismatch",
             ProblemKind::Torn => "torn",
+            ProblemKind::TwoWriters => "two-writers",
         }
     }
 }
@@ -111,6 +130,11 @@ pub(super) struct EpochState {
     /// memory grows with the number of gaps, not of records.
     pub(super) spans: BTreeMap<u64, Span>,
     pub(super) max_seq: u64,
+    /// The node whose line of the epoch came first, and where: the epoch's writer.
+    pub(super) node: String,
+    pub(super) node_loc: Loc,
+    /// The writer's records.
+    pub(super) records: u64,
 }
 
 impl EpochState {
@@ -192,6 +216,9 @@ impl Run {
             (ProblemKind::OutOfOrder, Some((e, a, b))) => {
                 format!("{} after {}", ids(e, a, b), self.note)
             }
+            (ProblemKind::TwoWriters, Some((e, a, b))) => {
+                format!("{} {}", ids(e, a, b), self.note)
+            }
             _ => match self.count {
                 1 => self.note.clone(),
                 2 => format!("{} (and the next line)", self.note),
@@ -206,7 +233,6 @@ pub(super) struct StreamCheck<'a> {
     pub(super) stream: &'a str,
     pub(super) files: Vec<String>,
     pub(super) epochs: BTreeMap<u64, EpochState>,
-    pub(super) max_epoch: u64,
     pub(super) records: u64,
     pub(super) first: Option<String>,
     pub(super) last: Option<String>,
@@ -221,7 +247,6 @@ impl<'a> StreamCheck<'a> {
             stream,
             files: Vec::new(),
             epochs: BTreeMap::new(),
-            max_epoch: 0,
             records: 0,
             first: None,
             last: None,
@@ -279,7 +304,22 @@ impl<'a> StreamCheck<'a> {
         self.first.get_or_insert_with(|| id.clone());
         self.last = Some(id);
 
-        let state = self.epochs.entry(epoch).or_default();
+        let state = self.epochs.entry(epoch).or_insert_with(|| EpochState {
+            node: r.node.clone(),
+            node_loc: loc,
+            ..EpochState::default()
+        });
+        if state.node != r.node {
+            // Not the epoch's record: its continuity is its writer's lines', which this one
+            // would otherwise fill in or collide with.
+            let (writer, at) = (state.node.clone(), state.node_loc);
+            let note = format!(
+                "from node {:?} in epoch {epoch}, whose first record here is node {writer:?}'s ({}): two writers in one epoch",
+                r.node,
+                self.at(at)
+            );
+            return self.problem(ProblemKind::TwoWriters, "", loc, Some((epoch, seq)), note);
+        }
         if state.contains(seq) {
             let id = Some((epoch, seq));
             return self.problem(ProblemKind::Duplicate, "", loc, id, String::new());
@@ -287,19 +327,9 @@ impl<'a> StreamCheck<'a> {
         let seq_before = state.max_seq;
         // Out of order or not, the record is there: it still fills its place against gaps.
         state.insert(seq, loc);
-        let disorder = if epoch < self.max_epoch {
-            let top = self.epochs.get(&self.max_epoch).map_or(0, |s| s.max_seq);
-            Some(format!(
-                "{}.{top} (the epoch goes backwards)",
-                self.max_epoch
-            ))
-        } else if seq < seq_before {
-            Some(format!("{epoch}.{seq_before} (the seq goes backwards)"))
-        } else {
-            None
-        };
-        self.max_epoch = self.max_epoch.max(epoch);
-        if let Some(note) = disorder {
+        state.records += 1;
+        if seq < seq_before {
+            let note = format!("{epoch}.{seq_before} (the seq goes backwards)");
             self.problem(ProblemKind::OutOfOrder, "", loc, Some((epoch, seq)), note);
         }
     }
@@ -421,6 +451,15 @@ impl<'a> StreamCheck<'a> {
             files: self.files.len(),
             records: self.records,
             epochs: self.epochs.keys().copied().collect(),
+            writers: self
+                .epochs
+                .iter()
+                .map(|(&epoch, st)| EpochWriter {
+                    epoch,
+                    node: st.node.clone(),
+                    records: st.records,
+                })
+                .collect(),
             first_id: self.first,
             last_id: self.last,
             torn_tail: self.torn_tail,

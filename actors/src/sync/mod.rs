@@ -5,8 +5,9 @@
 //! runtime, the tree or ingest. A worker that times out is abandoned and replaced; at most
 //! [`MAX_STUCK`] may be stuck at once, after which the primary stays down until one comes back.
 //!
-//! Forwarding is idempotent: at start (and after each outage) the last id per stream is read back
-//! from the primary and records at or below it are skipped, so a crash between the primary's fsync
+//! Forwarding is idempotent: at start (and after each outage) this node's last id per stream is
+//! read back from the primary (other nodes' lines interleave with ours on a shared store and are
+//! none of ours) and records at or below it are skipped, so a crash between the primary's fsync
 //! and the journal's release duplicates nothing. "At or below" is checked, not assumed: such a
 //! record must be on the primary as it is ([`Primary::not_held`]); one whose id the primary holds
 //! with other data (a journal restored from an old copy, a second writer) moves to new ids with
@@ -65,6 +66,9 @@ pub struct SyncArgs {
     /// The primary lies inside the data dir (the default): created on demand. Anywhere else it
     /// must carry the primary marker, so an unmounted NAS is never mistaken for the store.
     pub primary_is_local: bool,
+    /// The node this forwards for (`[node] id`): on a primary several nodes share, its ids are
+    /// its own lines' ([`Primary::for_node`]).
+    pub node: String,
     pub storage: StorageHandle,
     pub interval: Duration,
     pub probe_interval: Duration,
@@ -382,11 +386,14 @@ impl Actor for SyncActor {
     ) -> Result<SyncState, ActorProcessingErr> {
         let ticker = tick_every(myself.clone(), args.interval, SyncMsg::Tick);
         let prober = tick_every(myself.clone(), args.probe_interval, SyncMsg::Probe);
-        let primary = Arc::new(if args.primary_is_local {
-            Primary::new(args.primary.clone())
-        } else {
-            Primary::external(args.primary.clone())
-        });
+        let primary = Arc::new(
+            if args.primary_is_local {
+                Primary::new(args.primary.clone())
+            } else {
+                Primary::external(args.primary.clone())
+            }
+            .for_node(args.node.clone()),
+        );
         let mut journal = args.storage.info();
         let me = myself.clone();
         let watcher = AbortOnDrop(tokio::spawn(async move {

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 /// A batch read from the journal, on its way to the primary: what holds once it is durable.
 pub(super) struct Batch {
-    /// The last ids on the primary after it.
+    /// Our last ids on the primary after it.
     expect: BTreeMap<String, (u64, u64)>,
     /// The journal position after it.
     next: Position,
@@ -88,7 +88,7 @@ impl SyncState {
         self.batch_bytes = next.clamp(BATCH_BYTES_MIN, BATCH_BYTES_MAX);
     }
 
-    /// Reads the last ids back from the primary (after start or an outage).
+    /// Reads our last ids back from the primary (after start or an outage).
     async fn load_ids(&mut self) -> Result<(), IoFailure> {
         let p = self.primary.clone();
         let ids = self
@@ -97,7 +97,8 @@ impl SyncState {
             .run(self.args.io_timeout, move || p.last_ids())
             .await?;
         // Before anything is forwarded, storage numbers above them (a fresh journal waits for
-        // exactly this): an id the primary holds is never handed out again.
+        // exactly this): an id of ours the primary holds is never handed out again. Other
+        // nodes' ids need no seeding: an epoch has one writer, and ours numbers in its own.
         self.args.storage.seed(ids.clone()).await;
         self.last_ids = Some(ids);
         Ok(())
@@ -312,7 +313,7 @@ impl SyncState {
         let msg = format!(
             "journal record {}.{} of stream {:?} (and {} more of this batch) has an id the primary \
              already holds with other data: two writers numbered the same ids (a journal restored \
-             from an old copy, or a second node on this store without leader election); \
+             from an old copy, or a second node forwarding under this node's id); \
              forwarding stops before it so that neither is lost",
             first.epoch,
             first.seq,

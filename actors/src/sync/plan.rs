@@ -1,4 +1,11 @@
-//! The forwarding rule: which records of a batch read from the journal go to the primary, given its last ids.
+//! The forwarding rule: which records of a batch read from the journal go to the primary, given this node's last ids there.
+//!
+//! The ids compared against are ours only ([`Primary::last_ids`]): on a primary several nodes
+//! share, another node's lines interleave with ours, but our journal holds only our records, in
+//! (epoch, seq) order per stream, and so does the primary of our lines; so "at or below our last
+//! id" is "sent before", whatever other nodes wrote since.
+//!
+//! [`Primary::last_ids`]: crate::primary::Primary::last_ids
 
 use std::collections::BTreeMap;
 
@@ -14,21 +21,23 @@ pub struct Gap {
     pub got: u64,
 }
 
-/// What to send of a batch read from the journal, given the last ids on the primary.
+/// What to send of a batch read from the journal, given our last ids on the primary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Which records of the batch to send, by index, in order.
     pub to_send: Vec<usize>,
-    /// The last ids once `to_send` is on the primary.
+    /// Our last ids once `to_send` is on the primary.
     pub last_ids: BTreeMap<String, (u64, u64)>,
     pub gaps: Vec<Gap>,
-    /// Records at or below their stream's last id on the primary, by index: sent before, if
-    /// the primary holds them as they are ([`Primary::not_held`] checks).
+    /// Records at or below our last id of their stream on the primary, by index: sent before,
+    /// if the primary holds them as they are ([`Primary::not_held`] checks).
+    ///
+    /// [`Primary::not_held`]: crate::primary::Primary::not_held
     pub skipped: Vec<usize>,
 }
 
-/// The forwarding rule: records at or below a stream's last id on the primary are skipped (so a
-/// resend after a crash duplicates nothing), and so are records a rehome moved to new ids
+/// The forwarding rule: records at or below our last id of a stream on the primary are skipped
+/// (so a resend after a crash duplicates nothing), and so are records a rehome moved to new ids
 /// (`superseded`: their copies follow); anything else is sent in journal order, and a seq that
 /// does not follow its predecessor in the same epoch is reported as a gap.
 pub fn plan(
