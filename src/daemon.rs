@@ -30,16 +30,6 @@ struct Loaded {
     errors: Vec<String>,
 }
 
-/// What the running config asks for that this build cannot do: shown as config errors (health
-/// red) for as long as the daemon runs with it, rather than refused, so collection goes on.
-fn standing_errors(cfg: &Config) -> Vec<String> {
-    let mut errors = Vec::new();
-    if cfg.leader.enabled && cfg.leader.backend == crate::config::LeaderBackend::Etcd {
-        errors.push(crate::config::ETCD_NOT_BUILT.to_string());
-    }
-    errors
-}
-
 pub fn run(config_path: &Path, log: LogTarget) -> anyhow::Result<()> {
     let loaded = load(config_path)?;
     let ring = logging::LogRing::default();
@@ -206,9 +196,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         cfg.node.mode.as_str(),
         &config_path.display().to_string(),
     );
-    let mut errors = loaded.errors.clone();
-    errors.extend(standing_errors(cfg));
-    board.set_config_errors(errors);
+    board.set_config_errors(loaded.errors.clone());
     board.set_log_target(logging::target_name());
     let ctx = TreeContext {
         board: board.clone(),
@@ -405,7 +393,7 @@ impl Reconfig {
         }
         let json = serde_json::to_string(&d).map_err(|e| e.to_string())?;
         update::apply(&self.root, &d, &new, &self.sink).await?;
-        self.board.set_config_errors(standing_errors(&self.started));
+        self.board.set_config_errors(Vec::new());
         let last_good = self.last_good.clone();
         // Its fsyncs share the disk with the journal's: off the runtime's only thread.
         let saved = tokio::task::spawn_blocking(move || write_atomic(&last_good, text.as_bytes()))

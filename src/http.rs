@@ -446,6 +446,13 @@ impl Actor for HttpActor {
     }
 }
 
+/// Seconds from an RFC 3339 time to now (0 for one in the future), for age gauges.
+fn seconds_since(ts: &str) -> Option<f64> {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
+    let now = time::OffsetDateTime::from(fushi_actors::clock::wall());
+    Some((now - t).as_seconds_f64().max(0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,11 +667,4 @@ mod tests {
         assert!(!ct_eq(b"", b"abc"));
         assert!(ct_eq(b"", b""));
     }
-}
-
-/// Seconds from an RFC 3339 time to now (0 for one in the future), for age gauges.
-fn seconds_since(ts: &str) -> Option<f64> {
-    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
-    let now = time::OffsetDateTime::from(fushi_actors::clock::wall());
-    Some((now - t).as_seconds_f64().max(0.0))
 }

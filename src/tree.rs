@@ -6,7 +6,7 @@ use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
 use fushi_actors::collectors::http::{HttpCollectorActor, HttpCollectorArgs};
 use fushi_actors::collectors::listen::{ListenActor, ListenArgs};
 use fushi_actors::collectors::tail::{TailActor, TailArgs};
-use fushi_actors::leader::{LeaderActor, LeaderArgs};
+use fushi_actors::leader::{LeaderActor, LeaderArgs, LeaderBackendArgs};
 use fushi_actors::sink::RecordSink;
 use fushi_actors::status::{StatusActor, StatusArgs};
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
@@ -131,10 +131,18 @@ pub fn build(
         },
     );
     // SPEC §4.4: with a lease, the collectors run only while this node holds it.
-    let (gate, leader) = if cfg.leader.enabled && cfg.leader.backend == LeaderBackend::File {
+    let (gate, leader) = if cfg.leader.enabled {
         let (tx, rx) = gate(false);
+        let backend = match cfg.leader.backend {
+            LeaderBackend::File => LeaderBackendArgs::File {
+                primary: cfg.storage.primary.clone(),
+            },
+            LeaderBackend::Etcd => LeaderBackendArgs::Etcd {
+                endpoints: cfg.leader.etcd_endpoints.clone(),
+            },
+        };
         let args = LeaderArgs {
-            primary: cfg.storage.primary.clone(),
+            backend,
             node: cfg.node_id(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             priority: cfg.leader.priority,

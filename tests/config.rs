@@ -291,26 +291,45 @@ fn a_bad_value_with_a_last_good_copy_runs_on_it_with_red_health() {
 }
 
 #[test]
-fn the_etcd_backend_runs_collecting_and_says_it_is_not_built() {
-    let env = Env::new(&config(
-        "[leader]\nenabled = true\nbackend = \"etcd\"\netcd_endpoints = [\"http://127.0.0.1:2379\"]\n",
-    ));
-    let check = fushi(&env, &["check"]);
-    assert_ne!(code(&check), 0);
-    assert!(
-        stdout(&check).contains("FAIL leader: [leader] backend = \"etcd\""),
-        "{}",
-        stdout(&check)
-    );
-    // The daemon runs (nothing goes uncollected), red, saying why.
+fn an_unreachable_etcd_keeps_the_daemon_standing_by_and_says_why() {
+    let port = free_port();
+    let env = Env::new(&config(&format!(
+        "[leader]\nenabled = true\nbackend = \"etcd\"\netcd_endpoints = [\"http://127.0.0.1:{port}\"]\nheartbeat = \"200ms\"\nstale_after = \"1s\"\n\n[[collector]]\nname = \"beat\"\nkind = \"heartbeat\"\nevery = \"50ms\"\n",
+    )));
     let mut d = started(&env);
-    let status = json(&fushi(&env, &["status", "--json"]));
-    assert_eq!(status["health"], "red", "{status}");
-    let errors = status["config"]["errors"].to_string();
+    // It runs, collects nothing, and says what stands in the way; past stale_after + heartbeat
+    // without a leader anywhere it is red.
+    let status = wait_for("no leader, red", || {
+        let s = env.status()?;
+        (s["health"] == "red").then_some(s)
+    });
+    assert_eq!(status["leader"]["role"], "standby", "{status}");
+    let err = status["leader"]["error"].as_str().unwrap_or("");
     assert!(
-        errors.contains("the etcd backend is not built yet")
-            && errors.contains("backend = \\\"file\\\""),
-        "{errors}"
+        err.contains(&format!("etcd at http://127.0.0.1:{port} does not answer")),
+        "{status}"
+    );
+    assert!(status["leader"]["none_since"].is_string(), "{status}");
+    let beat = status["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "collectors/beat")
+        .unwrap();
+    assert_eq!(beat["state"], "stopped", "{beat}");
+    let audit = env.audit();
+    assert!(!events(&audit, "collector.leader.none", "leader").is_empty());
+    let out = fushi(&env, &["leader"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("holder unknown: the lease cannot be read from this node"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("no node has led since "),
+        "{}",
+        stdout(&out)
     );
     assert!(d.terminate().success());
 }

@@ -22,13 +22,25 @@ const STALE_AFTER: Duration = Duration::from_millis(1000);
 const SLACK: Duration = Duration::from_millis(600);
 
 /// A shared primary: a marked directory outside every node's data dir.
-fn shared() -> tempfile::TempDir {
+pub(crate) fn shared() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".fushi-primary"), b"").unwrap();
     dir
 }
 
-fn node_config(name: &str, primary: &Path, priority: i32) -> String {
+pub(crate) fn node_config(name: &str, primary: &Path, priority: i32) -> String {
+    node_config_with(name, primary, priority, "", HEARTBEAT, STALE_AFTER)
+}
+
+/// A node's config, with more `[leader]` keys (`leader`) and its own timing.
+pub(crate) fn node_config_with(
+    name: &str,
+    primary: &Path,
+    priority: i32,
+    leader: &str,
+    heartbeat: Duration,
+    stale_after: Duration,
+) -> String {
     format!(
         r#"[node]
 id = "{name}"
@@ -50,6 +62,7 @@ enabled = true
 heartbeat = "{}ms"
 stale_after = "{}ms"
 priority = {priority}
+{leader}
 
 [[collector]]
 name = "beat"
@@ -60,8 +73,8 @@ every = "50ms"
 http = ""
 "#,
         primary.display(),
-        HEARTBEAT.as_millis(),
-        STALE_AFTER.as_millis()
+        heartbeat.as_millis(),
+        stale_after.as_millis()
     )
 }
 
@@ -70,17 +83,17 @@ fn node(name: &str, primary: &Path, priority: i32) -> Env {
 }
 
 /// The leader section of a node's status.json.
-fn leader(env: &Env) -> Value {
+pub(crate) fn leader(env: &Env) -> Value {
     env.status()
         .map(|s| s["leader"].clone())
         .unwrap_or(Value::Null)
 }
 
-fn role(env: &Env) -> String {
+pub(crate) fn role(env: &Env) -> String {
     leader(env)["role"].as_str().unwrap_or("").to_string()
 }
 
-fn wait_role(env: &Env, want: &str) -> Value {
+pub(crate) fn wait_role(env: &Env, want: &str) -> Value {
     wait_for(&format!("role {want}"), || {
         let l = leader(env);
         (l["role"] == want).then_some(l)
@@ -88,7 +101,7 @@ fn wait_role(env: &Env, want: &str) -> Value {
 }
 
 /// Whether the node's heartbeat collector runs, as its status says.
-fn collecting(env: &Env) -> bool {
+pub(crate) fn collecting(env: &Env) -> bool {
     env.status().is_some_and(|s| {
         s["actors"]
             .as_array()
@@ -99,7 +112,7 @@ fn collecting(env: &Env) -> bool {
 }
 
 /// Samples both nodes' status for `d`: never both leading with their collectors running.
-fn never_both(a: &Env, b: &Env, d: Duration) {
+pub(crate) fn never_both(a: &Env, b: &Env, d: Duration) {
     let until = Instant::now() + d;
     while Instant::now() < until {
         let both = role(a) == "leader" && role(b) == "leader" && collecting(a) && collecting(b);
@@ -114,7 +127,7 @@ fn never_both(a: &Env, b: &Env, d: Duration) {
 }
 
 /// The first and last `ts` of each epoch's records on the primary, with the node that wrote them.
-fn epochs(primary: &Path) -> BTreeMap<u64, (String, String, String, usize)> {
+pub(crate) fn epochs(primary: &Path) -> BTreeMap<u64, (String, String, String, usize)> {
     let mut out: BTreeMap<u64, (String, String, String, usize)> = BTreeMap::new();
     for l in primary_lines(primary, "beat") {
         let e = l["epoch"].as_u64().unwrap();
@@ -132,7 +145,7 @@ fn epochs(primary: &Path) -> BTreeMap<u64, (String, String, String, usize)> {
 }
 
 /// No two epochs' records overlap in time: one node collected at a time.
-fn one_at_a_time(primary: &Path) -> BTreeMap<u64, (String, String, String, usize)> {
+pub(crate) fn one_at_a_time(primary: &Path) -> BTreeMap<u64, (String, String, String, usize)> {
     let e = epochs(primary);
     let spans: Vec<_> = e.values().collect();
     for w in spans.windows(2) {
@@ -145,14 +158,14 @@ fn one_at_a_time(primary: &Path) -> BTreeMap<u64, (String, String, String, usize
 }
 
 /// `fushi verify` of the shared primary, through one node's config: clean, per epoch.
-fn verified(env: &Env) -> Value {
+pub(crate) fn verified(env: &Env) -> Value {
     let out = fushi(env, &["verify", "--json"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
 /// Waits until the primary holds `n` beats of `epoch`.
-fn beats_of(primary: &Path, epoch: u64, n: usize) {
+pub(crate) fn beats_of(primary: &Path, epoch: u64, n: usize) {
     wait_for(
         &format!("{n} beats of epoch {epoch} on the primary"),
         || (epochs(primary).get(&epoch).is_some_and(|e| e.3 >= n)).then_some(()),
@@ -214,7 +227,7 @@ fn kill_9_of_the_leader_hands_collection_to_a_standby_within_stale_after_plus_he
     assert_eq!(code(&leader_out), 0);
     let text = stdout(&leader_out);
     assert!(
-        text.contains(&format!("holder b on ")) && text.contains(&format!("epoch {second}")),
+        text.contains("holder b on ") && text.contains(&format!("epoch {second}")),
         "{text}"
     );
     assert!(text.contains("this node (a) is standby"), "{text}");

@@ -20,6 +20,7 @@ mod holes;
 mod http;
 mod http_collector;
 mod leader;
+mod leader_etcd;
 mod messages;
 mod metrics;
 mod nesting;

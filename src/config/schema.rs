@@ -173,12 +173,6 @@ pub struct LeaderConfig {
     pub etcd_endpoints: Vec<String>,
 }
 
-/// Why `backend = "etcd"` cannot do what it says yet: the etcd backend is not built, so the
-/// node collects as if it led; the daemon runs and shows this as a config error.
-pub const ETCD_NOT_BUILT: &str = "[leader] backend = \"etcd\": the etcd backend is not built yet \
-    in this fushi, so this node collects whether or not another does; use backend = \"file\" \
-    (a lock on the shared primary, for two nodes) or set enabled = false";
-
 impl Default for LeaderConfig {
     fn default() -> Self {
         Self {

@@ -139,7 +139,8 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
     if cfg.leader.enabled {
         match cfg.leader.backend {
             crate::config::LeaderBackend::Etcd => {
-                report(false, "leader", crate::config::ETCD_NOT_BUILT.into())
+                let (ok, line) = etcd_line(&cfg.leader, cfg.storage.io_timeout);
+                report(ok, "leader", line)
             }
             crate::config::LeaderBackend::File => report(
                 true,
@@ -403,4 +404,43 @@ fn leader_line(primary: &Path, l: &crate::config::LeaderConfig, node: &str) -> S
         humantime::format_duration(l.stale_after),
         l.priority
     )
+}
+
+/// Whether etcd answers at `etcd_endpoints`, and who holds the leader key there.
+fn etcd_line(l: &crate::config::LeaderConfig, timeout: Duration) -> (bool, String) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return (false, format!("cannot start a runtime to ask etcd: {e}")),
+    };
+    let endpoints = l.etcd_endpoints.join(",");
+    let mut backend = fushi_actors::leader::backend::Backend::etcd(
+        l.etcd_endpoints.clone(),
+        l.stale_after,
+        timeout,
+    );
+    match rt.block_on(backend.look()) {
+        Ok(look) => {
+            let holder = match look.lock {
+                Some((h, _)) => format!("held by {} on {} (epoch {})", h.node, h.host, h.epoch),
+                None => "free: the first node to start takes it".into(),
+            };
+            (
+                true,
+                format!(
+                    "etcd at {endpoints} answers; the lease {holder}; renewed every {}, expiring \
+                     {} after the holder's last renewal; priority {}",
+                    humantime::format_duration(l.heartbeat),
+                    humantime::format_duration(l.stale_after),
+                    l.priority
+                ),
+            )
+        }
+        Err(e) => (
+            false,
+            format!("{e}: the daemon would stand by (collecting nothing) until etcd answers"),
+        ),
+    }
 }

@@ -71,6 +71,8 @@ pub fn leader(t: &Target, release: bool, json_out: bool) -> anyhow::Result<u8> {
                 humantime::format_duration(a)
             ))
         ),
+        // Unreadable from here: whether anyone holds it is not known.
+        _ if l.error.is_some() => outln!("holder unknown: the lease cannot be read from this node"),
         _ => outln!("no node holds the lease"),
     }
     outln!(

@@ -14,11 +14,12 @@
 //! Lock I/O runs on primary I/O threads of the actor's own (a busy sync never delays a
 //! renewal) under `io_timeout`: a hung NAS makes renewals fail, never the actor hang.
 
+pub mod backend;
 pub mod lock;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
-use std::path::PathBuf;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,9 +30,9 @@ use crate::audit::AuditLog;
 use crate::board::{ActorState, StatusBoard};
 use crate::storage::StorageHandle;
 use crate::supervisor::GateSender;
-use crate::sync::PrimaryIo;
 use crate::{clock, events, tick_every, AbortOnDrop, Due};
-use lock::{Holder, LockDir, Renewal, Staleness, Taken, Want};
+use backend::{Backend, Look};
+use lock::{Holder, Renewal, Staleness, Taken, Want};
 
 /// At most one `collector.leader.renew` audit record this often: a renewal every heartbeat
 /// would bury everything else in the audit log.
@@ -44,8 +45,8 @@ pub struct LeaderActor;
 
 #[derive(Clone)]
 pub struct LeaderArgs {
-    /// The primary store's root: the lock lives in its `locks/`.
-    pub primary: PathBuf,
+    /// Where the lease lives: the primary's `locks/`, or etcd.
+    pub backend: LeaderBackendArgs,
     pub node: String,
     pub host: String,
     pub priority: i32,
@@ -61,6 +62,18 @@ pub struct LeaderArgs {
     /// The lease this process holds, kept across the actor's restarts: a restarted actor
     /// renews it instead of waiting for its own lock to go stale.
     pub held: Arc<Mutex<Option<Holder>>>,
+}
+
+/// The backend a leader actor (re)builds in `pre_start`.
+#[derive(Clone, Debug)]
+pub enum LeaderBackendArgs {
+    /// The lock file under the primary store's root.
+    File {
+        primary: std::path::PathBuf,
+    },
+    Etcd {
+        endpoints: Vec<String>,
+    },
 }
 
 pub enum LeaderMsg {
@@ -101,9 +114,7 @@ struct Term {
 
 pub struct LeaderState {
     args: LeaderArgs,
-    lock: LockDir,
-    /// Lock I/O off the runtime, threads of this actor's own.
-    io: PrimaryIo,
+    backend: Backend,
     role: Role,
     term: Option<Term>,
     /// How long the lock's content has stood still, on this node's clock.
@@ -141,13 +152,6 @@ fn alive(pid: u32) -> bool {
         Ok(()) => true,
         Err(e) => e == nix::errno::Errno::EPERM,
     }
-}
-
-/// What a standby's look at the lock found.
-struct Look {
-    lock: Option<(Holder, Vec<u8>)>,
-    want: Option<(Want, Vec<u8>)>,
-    epoch: u64,
 }
 
 impl LeaderState {
@@ -407,12 +411,7 @@ impl LeaderState {
         let me = term.me.clone();
         self.step_down(Role::Standby, why, Some(&me));
         let clean = self.collectors_stopped().await;
-        let lock = self.lock.clone();
-        let m = me.clone();
-        let released = self
-            .io
-            .run(self.args.io_timeout, move || lock.release(&m))
-            .await;
+        let released = self.backend.release(&me).await;
         // Not taken again by this node before another had its chance.
         self.hold_off = Some(Instant::now() + self.args.stale_after);
         match released {
@@ -454,16 +453,7 @@ impl LeaderState {
         let started = Instant::now();
         let mut next = term.me.clone();
         next.beat += 1;
-        let lock = self.lock.clone();
-        let n = next.clone();
-        let r = self
-            .io
-            .run(self.args.io_timeout, move || {
-                let renewal = lock.renew(&n)?;
-                let want = lock.read_want().unwrap_or(None);
-                Ok((renewal, want))
-            })
-            .await;
+        let r = self.backend.renew(&next).await;
         match r {
             Ok((Renewal::Renewed, _)) if self.current.load(Ordering::SeqCst) == 0 => {
                 // It came too late: the deadline fenced meanwhile. The lock is still ours, and
@@ -547,20 +537,6 @@ impl LeaderState {
         }
     }
 
-    async fn look(&self) -> Result<Look, String> {
-        let lock = self.lock.clone();
-        self.io
-            .run(self.args.io_timeout, move || {
-                Ok(Look {
-                    lock: lock.read()?,
-                    want: lock.read_want().unwrap_or(None),
-                    epoch: lock.read_epoch()?,
-                })
-            })
-            .await
-            .map_err(|e| e.to_string())
-    }
-
     /// Takes the lock (over `stale`, when it is a stale one) with the next epoch.
     async fn take(&mut self, myself: &ActorRef<LeaderMsg>, look: &Look, stale: Option<Vec<u8>>) {
         let floor = look
@@ -568,36 +544,22 @@ impl LeaderState {
             .max(look.lock.as_ref().map_or(0, |(h, _)| h.epoch))
             .max(self.args.storage.epoch());
         let me = self.me(floor + 1);
-        let lock = self.lock.clone();
-        let m = me.clone();
         let started = Instant::now();
-        let r = self
-            .io
-            .run(self.args.io_timeout, move || {
-                let taken = match &stale {
-                    Some(bytes) => lock.take_over(bytes, &m)?,
-                    None => lock.try_take(&m)?,
-                };
-                if taken == Taken::Ours {
-                    // The count first: should this node die right here, the lock still says
-                    // the epoch, and whoever takes it over counts on from there.
-                    lock.write_epoch(m.epoch, &m.node)?;
-                    let _ = lock.unwant(&m.node);
-                }
-                Ok(taken)
-            })
-            .await;
-        match r {
-            Ok(Taken::Ours) => {
+        match self
+            .backend
+            .take(me, stale, self.args.storage.epoch())
+            .await
+        {
+            Ok((Taken::Ours, me)) => {
                 let from = look.lock.as_ref().map(|(h, _)| h.clone());
                 self.lead(myself, me, started, from).await;
             }
-            Ok(Taken::Held(h)) => self.publish(Some(&h), false, None),
-            Ok(Taken::Contended) => {}
+            Ok((Taken::Held(h), _)) => self.publish(Some(&h), false, None),
+            Ok((Taken::Contended, _)) => {}
             Err(e) => {
                 // The lock may be ours after all (a reply lost on the way back): the next look
                 // finds our own lock and, it being this process's, renews it.
-                self.say_error("cannot take the lease", e.to_string());
+                self.say_error("cannot take the lease", e.clone());
                 self.publish(None, false, Some(format!("cannot take the lease: {e}")));
             }
         }
@@ -605,7 +567,7 @@ impl LeaderState {
 
     async fn tick_standby(&mut self, myself: &ActorRef<LeaderMsg>) {
         let now = Instant::now();
-        let look = match self.look().await {
+        let look = match self.backend.look().await {
             Ok(l) => l,
             Err(e) => {
                 self.say_error("cannot read the leader lock", e.clone());
@@ -649,16 +611,11 @@ impl LeaderState {
                 // leads again once a renewal succeeds, timed from that renewal's start.
                 let mut next = h.clone();
                 next.beat += 1;
-                let (lock, n) = (self.lock.clone(), next.clone());
                 let started = Instant::now();
-                match self
-                    .io
-                    .run(self.args.io_timeout, move || lock.renew(&n))
-                    .await
-                {
-                    Ok(Renewal::Renewed) => self.lead(myself, next, started, None).await,
-                    Ok(Renewal::Lost(other)) => self.publish(other.as_ref(), false, None),
-                    Err(e) => self.say_error("cannot renew the lease", e.to_string()),
+                match self.backend.renew(&next).await {
+                    Ok((Renewal::Renewed, _)) => self.lead(myself, next, started, None).await,
+                    Ok((Renewal::Lost(other), _)) => self.publish(other.as_ref(), false, None),
+                    Err(e) => self.say_error("cannot renew the lease", e),
                 }
                 return;
             }
@@ -679,7 +636,12 @@ impl LeaderState {
                 return;
             }
         }
-        let still = self.seen.observe(Some(bytes), now);
+        // An etcd lease ends by itself: a key that is there is a live holder's.
+        let still = if self.backend.expires() {
+            Duration::ZERO
+        } else {
+            self.seen.observe(Some(bytes), now)
+        };
         if still >= self.args.stale_after {
             self.no_leader(&format!(
                 "the lock of {} (epoch {}) has not changed for {}",
@@ -722,13 +684,8 @@ impl LeaderState {
                 priority: self.args.priority,
                 beat: self.want_beat,
             };
-            let lock = self.lock.clone();
-            if let Err(e) = self
-                .io
-                .run(self.args.io_timeout, move || lock.want(&w))
-                .await
-            {
-                self.say_error("cannot ask for the lease", e.to_string());
+            if let Err(e) = self.backend.want(&w).await {
+                self.say_error("cannot ask for the lease", e);
             }
         }
         self.publish(Some(h), still == Duration::ZERO, None);
@@ -751,9 +708,14 @@ impl Actor for LeaderActor {
         // Twice a heartbeat: a standby sees a renewal within half a heartbeat of it, which
         // takes that much off a failover; the leader renews every other tick.
         let ticker = tick_every(myself.clone(), args.heartbeat / 2, LeaderMsg::Tick);
+        let backend = match &args.backend {
+            LeaderBackendArgs::File { primary } => Backend::file(primary, args.io_timeout),
+            LeaderBackendArgs::Etcd { endpoints } => {
+                Backend::etcd(endpoints.clone(), args.stale_after, args.io_timeout)
+            }
+        };
         let state = LeaderState {
-            lock: LockDir::of(&args.primary),
-            io: PrimaryIo::default(),
+            backend,
             role: Role::Standby,
             term: None,
             seen: Staleness::default(),
@@ -827,13 +789,7 @@ impl Actor for LeaderActor {
         // once instead of going stale, so a standby takes over without waiting.
         if let Some(term) = state.term.take() {
             state.args.gate.set(false);
-            let lock = state.lock.clone();
-            let me = term.me.clone();
-            match state
-                .io
-                .run(state.args.io_timeout, move || lock.release(&me))
-                .await
-            {
+            match state.backend.release(&term.me).await {
                 Ok(()) => {
                     *state.args.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     state.args.audit.emit(
