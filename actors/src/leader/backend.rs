@@ -43,9 +43,10 @@ impl Backend {
     pub fn etcd(endpoints: Vec<String>, stale_after: Duration, io_timeout: Duration) -> Self {
         Backend::Etcd(Box::new(EtcdBackend {
             endpoints,
-            // etcd leases are whole seconds; the cluster may also raise a short one to its
-            // minimum (1.5 × its election timeout), which only makes the lease outlive our fence.
-            ttl: stale_after.as_secs().max(1) as i64,
+            // etcd leases are whole seconds, rounded up: the lease must not end before our
+            // fence (stale_after − heartbeat after a renewal). The cluster may raise a short one
+            // to its minimum (1.5 × its election timeout), which only makes it outlive the fence.
+            ttl: stale_after.as_millis().div_ceil(1000).max(1) as i64,
             timeout: io_timeout,
             client: None,
             lease: None,
