@@ -7,6 +7,7 @@ use fushi_actors::collectors::http::{HttpCollectorActor, HttpCollectorArgs};
 use fushi_actors::collectors::listen::{ListenActor, ListenArgs};
 use fushi_actors::collectors::tail::{TailActor, TailArgs};
 use fushi_actors::leader::{LeaderActor, LeaderArgs, LeaderBackendArgs};
+use fushi_actors::lease::Lease;
 use fushi_actors::sink::RecordSink;
 use fushi_actors::status::{StatusActor, StatusArgs};
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
@@ -131,7 +132,8 @@ pub fn build(
         },
     );
     // SPEC §4.4: with a lease, the collectors run only while this node holds it.
-    let (gate, leader) = if cfg.leader.enabled {
+    let lease = cfg.leader.enabled.then(Lease::default);
+    let (gate, leader) = if let Some(lease) = &lease {
         let (tx, rx) = gate(false);
         let backend = match cfg.leader.backend {
             LeaderBackend::File => LeaderBackendArgs::File {
@@ -150,11 +152,11 @@ pub fn build(
             stale_after: cfg.leader.stale_after,
             io_timeout: cfg.storage.io_timeout,
             gate: tx,
+            lease: lease.clone(),
             storage: storage_handle.clone(),
             board: ctx.board.clone(),
             audit: ctx.audit.clone(),
             alerts: ctx.alerts.clone(),
-            held: Default::default(),
         };
         (
             Some(rx),
@@ -163,7 +165,10 @@ pub fn build(
     } else {
         (None, None)
     };
-    let sink = RecordSink::new(ctx.board.clone(), storage_handle);
+    let mut sink = RecordSink::new(ctx.board.clone(), storage_handle);
+    if let Some(lease) = lease {
+        sink = sink.with_lease(lease);
+    }
     let sink_for_updates = sink.clone();
     let mut collectors = Vec::new();
     for c in cfg.collectors.iter().filter(|c| c.enabled) {

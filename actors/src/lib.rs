@@ -15,6 +15,7 @@ pub mod fdlimit;
 pub mod fs;
 pub mod journal;
 pub mod leader;
+pub mod lease;
 pub mod primary;
 pub mod records;
 pub mod runtime;

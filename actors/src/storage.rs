@@ -214,15 +214,15 @@ impl StorageHandle {
         }
     }
 
-    /// Numbers every append sent after this call in `epoch` (never a lower one than before):
-    /// how a node that takes the leader lease keeps its records apart from the last leader's.
-    /// Returns once the writer has it.
     /// The highest epoch this journal numbers in or has numbered in: a lease taken by this
     /// node must be above it, or ids would go backwards.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Numbers every append sent after this call in `epoch` (never a lower one than before):
+    /// how a node that takes the leader lease keeps its records apart from the last leader's.
+    /// Returns once the writer has it.
     pub async fn set_epoch(&self, epoch: u64) {
         self.epoch
             .fetch_max(epoch, std::sync::atomic::Ordering::SeqCst);

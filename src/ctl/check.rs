@@ -142,11 +142,10 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
                 let (ok, line) = etcd_line(&cfg.leader, cfg.storage.io_timeout);
                 report(ok, "leader", line)
             }
-            crate::config::LeaderBackend::File => report(
-                true,
-                "leader",
-                leader_line(&cfg.storage.primary, &cfg.leader, &cfg.node_id()),
-            ),
+            crate::config::LeaderBackend::File => {
+                let (ok, line) = leader_line(&cfg.storage.primary, &cfg.leader, &cfg.node_id());
+                report(ok, "leader", line)
+            }
         }
     }
     let inherited = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
@@ -389,20 +388,38 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
 
 /// What the file backend's lock says now, read once (the primary may be a hung NAS: this is
 /// the CLI, which may block, and says what it found).
-fn leader_line(primary: &Path, l: &crate::config::LeaderConfig, node: &str) -> String {
+fn leader_line(primary: &Path, l: &crate::config::LeaderConfig, node: &str) -> (bool, String) {
     let locks = fushi_actors::leader::lock::LockDir::of(primary);
-    let holder = match locks.read() {
-        Ok(Some((h, _))) if h.node == node => format!("held by this node (epoch {})", h.epoch),
-        Ok(Some((h, _))) => format!("held by {} on {} (epoch {})", h.node, h.host, h.epoch),
-        Ok(None) => "free: the first node to start takes it".into(),
-        Err(e) => format!("unreadable now ({e})"),
+    let here = gethostname::gethostname().to_string_lossy().into_owned();
+    let (ok, holder) = match locks.read() {
+        Ok(Some((h, _))) if h.node == node && h.host == here => (
+            true,
+            format!("held by this node (pid {}, epoch {})", h.pid, h.epoch),
+        ),
+        Ok(Some((h, _))) if h.node == node => (
+            true,
+            format!(
+                "held under this node's name by host {} (pid {}, epoch {}): if that is another \
+                 daemon, give each its own [node] id",
+                h.host, h.pid, h.epoch
+            ),
+        ),
+        Ok(Some((h, _))) => (
+            true,
+            format!("held by {} on {} (epoch {})", h.node, h.host, h.epoch),
+        ),
+        Ok(None) => (true, "free: the first node to start takes it".into()),
+        Err(e) => (false, format!("unreadable now ({e})")),
     };
-    format!(
-        "file lock {} {holder}; renewed every {}, taken over after {} unchanged; priority {}",
-        locks.lock_path().display(),
-        humantime::format_duration(l.heartbeat),
-        humantime::format_duration(l.stale_after),
-        l.priority
+    (
+        ok,
+        format!(
+            "file lock {} {holder}; renewed every {}, taken over after {} unchanged; priority {}",
+            locks.lock_path().display(),
+            humantime::format_duration(l.heartbeat),
+            humantime::format_duration(l.stale_after),
+            l.priority
+        ),
     )
 }
 

@@ -71,7 +71,15 @@ impl Actor for HeartbeatActor {
             ts: clock::now_rfc3339(),
             data: json!({"node": a.node, "beat": state.beats}),
         };
-        a.sink.submit(&a.path, vec![record]).await;
+        if let Err(e) = a.sink.submit(&a.path, vec![record]).await {
+            // The gate stops this collector in a moment; the beat was never taken.
+            tracing::debug!(
+                actor = a.path.as_str(),
+                event = events::COLLECTOR_HEARTBEAT,
+                "beat {} not taken: {e}",
+                state.beats
+            );
+        }
         Ok(())
     }
 }

@@ -454,7 +454,10 @@ impl Actor for HttpCollectorActor {
         );
         // Durable before the next poll is scheduled: a storage that holds producers back slows
         // the polls down instead of piling bodies up in memory.
-        state.args.sink.submit(&state.args.path, records).await;
+        if let Err(e) = state.args.sink.submit(&state.args.path, records).await {
+            // The gate stops this collector in a moment; the poll's records were never taken.
+            tracing::debug!(actor = state.args.path.as_str(), "poll not taken: {e}");
+        }
         let due = started + state.args.every;
         let late = Instant::now().saturating_duration_since(due);
         if late >= state.args.every {

@@ -159,8 +159,16 @@ async fn serve<S: AsyncRead + AsyncWrite>(conn: S, args: Arc<ListenArgs>) -> std
         if rejected > 0 {
             args.sink.board().rejected(&args.path, rejected);
         }
-        durable += records.len() as u64;
-        args.sink.submit(&args.path, records).await;
+        let n_records = records.len() as u64;
+        if let Err(e) = args.sink.submit(&args.path, records).await {
+            // Not acknowledged, so the client sends them again (to whichever node leads).
+            let refusal = serde_json::json!({"error": e.to_string(), "acked": durable});
+            w.write_all(format!("{reply}{refusal}\n").as_bytes())
+                .await?;
+            w.flush().await?;
+            return Err(std::io::Error::other(e));
+        }
+        durable += n_records;
         reply.push_str(&format!("{{\"ack\":{durable}}}\n"));
         w.write_all(reply.as_bytes()).await?;
     }

@@ -109,10 +109,7 @@ impl Backend {
                 })
                 .await
             }
-            Backend::Etcd(e) => {
-                e.bounded(move |e| Box::pin(e.take(me, stale.is_some(), floor)))
-                    .await
-            }
+            Backend::Etcd(e) => e.bounded(move |e| Box::pin(e.take(me, stale, floor))).await,
         }
     }
 
@@ -308,16 +305,17 @@ impl EtcdBackend {
     async fn take(
         &mut self,
         mut me: Holder,
-        revoke_old: bool,
+        dead: Option<Vec<u8>>,
         floor: u64,
     ) -> Result<(Taken, Holder), String> {
         let mut c = self.client().await?;
-        if revoke_old {
-            // Our own previous process's key (it died): its lease goes now, not at its ttl.
-            let r = c.get(LEADER_KEY, None).await.map_err(etcd_err("get"))?;
-            if let Some(kv) = r.kvs().first() {
-                let _ = c.lease_revoke(kv.lease()).await;
-            }
+        if let Some(value) = dead {
+            // Our own previous process's key (it died): it goes now, not at its lease's end —
+            // only if it is still exactly what was judged, never a key another node took since.
+            let txn = Txn::new()
+                .when([Compare::value(LEADER_KEY, CompareOp::Equal, value)])
+                .and_then([TxnOp::delete(LEADER_KEY, None)]);
+            c.txn(txn).await.map_err(etcd_err("txn"))?;
         }
         // Epochs must grow past any this node used before (its journal knows them): the
         // cluster's revision is moved on until the key's create revision will be above them.
@@ -381,18 +379,25 @@ impl EtcdBackend {
     }
 
     async fn renew(&mut self, me: Holder) -> Result<(Renewal, Option<(Want, Vec<u8>)>), String> {
-        let Some((_, keeper, stream)) = &mut self.lease else {
+        let Some((id, _, _)) = &self.lease else {
             return Ok((Renewal::Lost(None), None));
         };
-        keeper
-            .keep_alive()
-            .await
-            .map_err(etcd_err("lease keep-alive"))?;
-        let alive = stream
-            .message()
-            .await
-            .map_err(etcd_err("lease keep-alive"))?
-            .is_some_and(|r| r.ttl() > 0);
+        let id = *id;
+        let alive = match self.keep_alive().await {
+            Ok(alive) => alive,
+            Err(_) => {
+                // The stream broke (etcd restarted, a connection reset): the lease may well
+                // live on, so it is kept alive over a new stream before anything is judged.
+                self.client = None;
+                let mut c = self.client().await?;
+                let (keeper, stream) = c
+                    .lease_keep_alive(id)
+                    .await
+                    .map_err(etcd_err("lease keep-alive"))?;
+                self.lease = Some((id, keeper, stream));
+                self.keep_alive().await?
+            }
+        };
         if !alive {
             self.lease = None;
             let look = self.look().await?;
@@ -405,6 +410,22 @@ impl EtcdBackend {
             }
             other => Ok((Renewal::Lost(other.map(|(h, _)| h)), None)),
         }
+    }
+
+    /// One keep-alive of our lease: whether it lives on.
+    async fn keep_alive(&mut self) -> Result<bool, String> {
+        let Some((_, keeper, stream)) = &mut self.lease else {
+            return Ok(false);
+        };
+        keeper
+            .keep_alive()
+            .await
+            .map_err(etcd_err("lease keep-alive"))?;
+        Ok(stream
+            .message()
+            .await
+            .map_err(etcd_err("lease keep-alive"))?
+            .is_some_and(|r| r.ttl() > 0))
     }
 
     async fn release(&mut self) -> Result<(), String> {

@@ -169,9 +169,20 @@ impl LockDir {
     /// Renews our lock: the new content replaces the old atomically, once the lock is checked
     /// to still be ours (the node and epoch we wrote). [`Renewal::Lost`] when it is not: another
     /// node took it over (or it is gone), and we must stop collecting.
+    ///
+    /// A renewal that a NAS held past its timeout and applied late can land over a newer
+    /// holder's lock. The epoch count tells such a zombie write apart: a lock whose epoch is
+    /// below the count is stale news, so the count's holder rewrites it instead of giving up,
+    /// and the zombie's writer, finding the count above its own epoch, gives up.
     pub fn renew(&self, me: &Holder) -> io::Result<Renewal> {
-        match self.read()? {
+        let counted = self.read_epoch()?;
+        let lock = self.read()?;
+        if me.epoch < counted {
+            return Ok(Renewal::Lost(lock.map(|(h, _)| h)));
+        }
+        match lock {
             Some((h, _)) if h.node == me.node && h.epoch == me.epoch => {}
+            Some((h, _)) if h.epoch < counted && me.epoch == counted => {}
             other => return Ok(Renewal::Lost(other.map(|(h, _)| h))),
         }
         let bytes = serde_json::to_vec(me).map_err(io::Error::other)?;
@@ -472,6 +483,34 @@ mod tests {
         assert!(locks.read_want().unwrap().is_some());
         locks.unwant("hi").unwrap();
         assert_eq!(locks.read_want().unwrap(), None);
+    }
+
+    #[test]
+    fn a_late_write_of_an_older_term_loses_to_the_epoch_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = LockDir::of(dir.path());
+        let a = holder("a", 1);
+        assert_eq!(locks.try_take(&a).unwrap(), Taken::Ours);
+        locks.write_epoch(1, "a").unwrap();
+        let stale = locks.read_raw().unwrap().unwrap();
+        let b = holder("b", 2);
+        assert_eq!(locks.take_over(&stale, &b).unwrap(), Taken::Ours);
+        locks.write_epoch(2, "b").unwrap();
+        // a's renewal, held by the NAS past its timeout, lands over b's lock.
+        let mut late = a.clone();
+        late.beat = 7;
+        std::fs::write(locks.lock_path(), serde_json::to_vec(&late).unwrap()).unwrap();
+        // b, the count's holder, keeps its lease and puts its lock back.
+        let mut b2 = b.clone();
+        b2.beat = 1;
+        assert_eq!(locks.renew(&b2).unwrap(), Renewal::Renewed);
+        assert_eq!(locks.read().unwrap().unwrap().0, b2);
+        // a, finding the count above its epoch, gives up even where the lock names it.
+        std::fs::write(locks.lock_path(), serde_json::to_vec(&late).unwrap()).unwrap();
+        match locks.renew(&late).unwrap() {
+            Renewal::Lost(Some(h)) => assert_eq!(h.node, "a"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -21,13 +21,14 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::alert::{Alert, AlertOutbox};
 use crate::audit::AuditLog;
 use crate::board::{ActorState, StatusBoard};
+use crate::lease::Lease;
 use crate::storage::StorageHandle;
 use crate::supervisor::GateSender;
 use crate::{clock, events, tick_every, AbortOnDrop, Due};
@@ -55,13 +56,12 @@ pub struct LeaderArgs {
     pub io_timeout: Duration,
     /// The collectors' gate: open only while this node leads.
     pub gate: GateSender,
+    /// What the record sink checks: records are taken in only until the fence deadline.
+    pub lease: Lease,
     pub storage: StorageHandle,
     pub board: StatusBoard,
     pub audit: AuditLog,
     pub alerts: AlertOutbox,
-    /// The lease this process holds, kept across the actor's restarts: a restarted actor
-    /// renews it instead of waiting for its own lock to go stale.
-    pub held: Arc<Mutex<Option<Holder>>>,
 }
 
 /// The backend a leader actor (re)builds in `pre_start`.
@@ -277,6 +277,7 @@ impl LeaderState {
     fn schedule_deadline(&self, myself: &ActorRef<LeaderMsg>, n: u64, from: Instant) {
         self.current.store(n, Ordering::SeqCst);
         let at = from + self.fence_after();
+        self.args.lease.grant_until(at);
         let (me, current, gate) = (myself.clone(), self.current.clone(), self.args.gate.clone());
         tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
@@ -320,7 +321,6 @@ impl LeaderState {
     ) {
         // Records from here on carry the new epoch; those already sent keep theirs.
         self.args.storage.set_epoch(me.epoch).await;
-        *self.args.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(me.clone());
         let took_over = from
             .as_ref()
             .is_some_and(|h| h.node != me.node || h.pid != me.pid);
@@ -361,9 +361,9 @@ impl LeaderState {
     /// Stops leading: the gate closes first, so nothing is collected under a lease we may
     /// have lost.
     fn step_down(&mut self, role: Role, reason: &str, holder: Option<&Holder>) {
+        self.args.lease.revoke();
         self.args.gate.set(false);
         self.current.store(0, Ordering::SeqCst);
-        *self.args.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let epoch = self.term.take().map(|t| t.me.epoch);
         self.role = role;
         self.seen = Staleness::default();
@@ -406,7 +406,18 @@ impl LeaderState {
     /// Hands the lease over at a clean point: collectors stopped, then the lock released.
     async fn hand_over(&mut self, why: &str) -> Result<String, String> {
         let Some(term) = &self.term else {
-            return Err("this node does not lead: there is nothing to hand over".into());
+            let holder = self
+                .args
+                .board
+                .snapshot()
+                .0
+                .leader
+                .node
+                .map(|n| format!("; {n} holds the lease: run `fushi leader --release` there"))
+                .unwrap_or_default();
+            return Err(format!(
+                "this node does not lead: there is nothing to hand over{holder}"
+            ));
         };
         let me = term.me.clone();
         self.step_down(Role::Standby, why, Some(&me));
@@ -467,7 +478,6 @@ impl LeaderState {
                 term.renewed = started;
                 term.n = n;
                 self.schedule_deadline(myself, n, started);
-                *self.args.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(next.clone());
                 self.last_error = None;
                 let due = self
                     .last_renew_audit
@@ -580,7 +590,6 @@ impl LeaderState {
                 return;
             }
         };
-        self.last_error = None;
         if self.role == Role::Fenced {
             // The lock is within reach again: from here this node is a standby like any other.
             self.role = Role::Standby;
@@ -605,6 +614,7 @@ impl LeaderState {
             self.take(myself, &look, None).await;
             return;
         };
+        let mut same_name = None;
         if h.node == self.args.node {
             if h.host == self.args.host && h.pid == std::process::id() {
                 // Ours (from before this actor restarted, or from before a fence): this node
@@ -625,16 +635,16 @@ impl LeaderState {
                 self.take(myself, &look, stale).await;
                 return;
             }
-            if h.host != self.args.host {
-                let e = format!(
-                    "the lock is held under this node's name {:?} by host {} (pid {}): two \
-                     daemons share one node name; give each its own [node] name",
-                    h.node, h.host, h.pid
-                );
-                self.say_error("leader election", e.clone());
-                self.publish(Some(h), false, Some(e));
-                return;
-            }
+            // Under our name but not this process's, and not a dead one of this host: another
+            // daemon given the same [node] id, or this node's lock from another host (a
+            // re-created container, a replaced machine). Said, and judged stale like any other.
+            let e = format!(
+                "the lock is held under this node's name {:?} by host {} (pid {}); if that is \
+                 another daemon, two daemons share one node name: give each its own [node] id",
+                h.node, h.host, h.pid
+            );
+            self.say_error("leader election", e.clone());
+            same_name = Some(e);
         }
         // An etcd lease ends by itself: a key that is there is a live holder's.
         let still = if self.backend.expires() {
@@ -650,7 +660,7 @@ impl LeaderState {
                 humantime::format_duration(Duration::from_millis(still.as_millis() as u64))
             ));
             if held_off || yield_to.is_some() {
-                self.publish(Some(h), false, None);
+                self.publish(Some(h), false, same_name);
                 return;
             }
             tracing::warn!(
@@ -688,7 +698,11 @@ impl LeaderState {
                 self.say_error("cannot ask for the lease", e);
             }
         }
-        self.publish(Some(h), still == Duration::ZERO, None);
+        if same_name.is_none() {
+            // A clean look: the next error is news again.
+            self.last_error = None;
+        }
+        self.publish(Some(h), still == Duration::ZERO, same_name);
     }
 }
 
@@ -704,6 +718,7 @@ impl Actor for LeaderActor {
     ) -> Result<LeaderState, ActorProcessingErr> {
         // Whatever this actor did before it restarted, nothing collects until the lock says
         // this node leads.
+        args.lease.revoke();
         args.gate.set(false);
         // Twice a heartbeat: a standby sees a renewal within half a heartbeat of it, which
         // takes that much off a failover; the leader renews every other tick.
@@ -788,10 +803,10 @@ impl Actor for LeaderActor {
         // An ordered stop (the daemon shutting down, after the collectors): the lease goes at
         // once instead of going stale, so a standby takes over without waiting.
         if let Some(term) = state.term.take() {
+            state.args.lease.revoke();
             state.args.gate.set(false);
             match state.backend.release(&term.me).await {
                 Ok(()) => {
-                    *state.args.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     state.args.audit.emit(
                         events::COLLECTOR_LEADER_RELEASE,
                         Some("leader"),

@@ -314,7 +314,13 @@ async fn run(args: Arc<TailArgs>) -> Result<(), String> {
         if batch.rejected > 0 {
             args.sink.board().rejected(&args.path, batch.rejected);
         }
-        let ids = args.sink.submit(&args.path, batch.records).await;
+        // Not leading (fenced, or a standby stopping us): the batch stays pending in the
+        // checkpoint and is read again, under the next lease, after the reconciliation.
+        let ids = args
+            .sink
+            .submit(&args.path, batch.records)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(id) = ids
             .iter()
             .zip(&mine)
