@@ -5,8 +5,9 @@
 //! that leads, times until the other's status.json says `leader` (polled every 2 ms: the
 //! figure includes the status actor's 20 ms coalescing), then starts the killed node again and
 //! waits until it stands by. The etcd backend runs the same against an etcd the bench starts on
-//! loopback (`apt-get install etcd-server`), with `FAILOVER_BENCH_ETCD_STALE_MS` (2000: etcd
-//! leases are whole seconds, at least 1.5 × etcd's election timeout, here 500 ms). Knobs:
+//! loopback (`apt-get install etcd-server`), with `FAILOVER_BENCH_ETCD_STALE_MS` (3000) and
+//! `FAILOVER_BENCH_ETCD_HEARTBEAT_MS` (1000): etcd leases are whole seconds (the lease is
+//! `stale_after − heartbeat` rounded up) and etcd expires them in a sweep every 500 ms. Knobs:
 //! `FAILOVER_BENCH_KILLS` (20), `FAILOVER_BENCH_HEARTBEAT_MS` (200), `FAILOVER_BENCH_STALE_MS`
 //! (1000), `FAILOVER_BENCH_BACKENDS` (`file,etcd`); `FUSHI_BENCH_DIR` for the temp dirs.
 //!
@@ -243,7 +244,8 @@ fn main() -> ExitCode {
     let kills = env_num("FAILOVER_BENCH_KILLS", 20) as usize;
     let heartbeat = env_num("FAILOVER_BENCH_HEARTBEAT_MS", 200);
     let stale = env_num("FAILOVER_BENCH_STALE_MS", 1000);
-    let etcd_stale = env_num("FAILOVER_BENCH_ETCD_STALE_MS", 2000);
+    let etcd_stale = env_num("FAILOVER_BENCH_ETCD_STALE_MS", 3000);
+    let etcd_heartbeat = env_num("FAILOVER_BENCH_ETCD_HEARTBEAT_MS", 1000);
     let backends = std::env::var("FAILOVER_BENCH_BACKENDS").unwrap_or_else(|_| "file,etcd".into());
     let base = std::env::var_os("FUSHI_BENCH_DIR").map(PathBuf::from);
     let mut failed = false;
@@ -253,8 +255,12 @@ fn main() -> ExitCode {
             None => tempfile::tempdir(),
         }
         .expect("creating a temp dir");
-        let (result, stale) = match backend {
-            "file" => (run(tmp.path(), kills, heartbeat, stale, ""), stale),
+        let (result, heartbeat, stale) = match backend {
+            "file" => (
+                run(tmp.path(), kills, heartbeat, stale, ""),
+                heartbeat,
+                stale,
+            ),
             "etcd" => {
                 let Some(etcd) = start_etcd(tmp.path()) else {
                     eprintln!("failover: etcd did not start (apt-get install etcd-server)");
@@ -262,9 +268,9 @@ fn main() -> ExitCode {
                     continue;
                 };
                 let keys = format!("backend = \"etcd\"\netcd_endpoints = [\"{}\"]", etcd.url);
-                let r = run(tmp.path(), kills, heartbeat, etcd_stale, &keys);
+                let r = run(tmp.path(), kills, etcd_heartbeat, etcd_stale, &keys);
                 drop(etcd);
-                (r, etcd_stale)
+                (r, etcd_heartbeat, etcd_stale)
             }
             other => {
                 eprintln!("failover: unknown backend {other:?} (file, etcd)");

@@ -436,6 +436,7 @@ fn etcd_line(l: &crate::config::LeaderConfig, timeout: Duration) -> (bool, Strin
     let mut backend = fushi_actors::leader::backend::Backend::etcd(
         l.etcd_endpoints.clone(),
         l.stale_after,
+        l.heartbeat,
         timeout,
     );
     match rt.block_on(backend.look()) {
@@ -447,10 +448,10 @@ fn etcd_line(l: &crate::config::LeaderConfig, timeout: Duration) -> (bool, Strin
             (
                 true,
                 format!(
-                    "etcd at {endpoints} answers; the lease {holder}; renewed every {}, expiring \
-                     {} after the holder's last renewal; priority {}",
+                    "etcd at {endpoints} answers; the lease {holder}; renewed every {}, taken \
+                     over within {} of the holder's death; priority {}",
                     humantime::format_duration(l.heartbeat),
-                    humantime::format_duration(l.stale_after),
+                    humantime::format_duration(l.stale_after + l.heartbeat),
                     l.priority
                 ),
             )

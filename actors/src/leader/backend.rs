@@ -40,13 +40,24 @@ impl Backend {
         })
     }
 
-    pub fn etcd(endpoints: Vec<String>, stale_after: Duration, io_timeout: Duration) -> Self {
+    pub fn etcd(
+        endpoints: Vec<String>,
+        stale_after: Duration,
+        heartbeat: Duration,
+        io_timeout: Duration,
+    ) -> Self {
         Backend::Etcd(Box::new(EtcdBackend {
             endpoints,
-            // etcd leases are whole seconds, rounded up: the lease must not end before our
-            // fence (stale_after − heartbeat after a renewal). The cluster may raise a short one
-            // to its minimum (1.5 × its election timeout), which only makes it outlive the fence.
-            ttl: stale_after.as_millis().div_ceil(1000).max(1) as i64,
+            // The lease lasts as long as the leader's fence takes (stale_after − heartbeat
+            // after a renewal), rounded up to etcd's whole seconds: it never ends before the
+            // leader has stopped collecting, and etcd's own sweep (every 500 ms) and a
+            // standby's look still fit in stale_after + heartbeat. The cluster may raise a short
+            // lease to its minimum (1.5 × its election timeout); that only makes it longer.
+            ttl: stale_after
+                .saturating_sub(heartbeat)
+                .as_millis()
+                .div_ceil(1000)
+                .max(1) as i64,
             timeout: io_timeout,
             client: None,
             lease: None,

@@ -725,9 +725,12 @@ impl Actor for LeaderActor {
         let ticker = tick_every(myself.clone(), args.heartbeat / 2, LeaderMsg::Tick);
         let backend = match &args.backend {
             LeaderBackendArgs::File { primary } => Backend::file(primary, args.io_timeout),
-            LeaderBackendArgs::Etcd { endpoints } => {
-                Backend::etcd(endpoints.clone(), args.stale_after, args.io_timeout)
-            }
+            LeaderBackendArgs::Etcd { endpoints } => Backend::etcd(
+                endpoints.clone(),
+                args.stale_after,
+                args.heartbeat,
+                args.io_timeout,
+            ),
         };
         let state = LeaderState {
             backend,
