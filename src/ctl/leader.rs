@@ -31,7 +31,11 @@ pub fn leader(t: &Target, release: bool, json_out: bool) -> anyhow::Result<u8> {
     };
     let l = &doc.leader;
     let age = l.renewed_at.as_deref().and_then(ago);
-    let led = l.enabled && l.node.is_some() && l.none_since.is_none();
+    // A lock unchanged for longer than stale_after is a holder gone, even before a standby
+    // has taken over or the no-leader alert is due.
+    let fresh = age.is_none_or(|a| a.as_millis() as u64 <= l.stale_after_ms.max(1000));
+    let led =
+        l.enabled && l.node.is_some() && l.none_since.is_none() && (l.role == "leader" || fresh);
     if json_out {
         outln!(
             "{}",
@@ -67,8 +71,13 @@ pub fn leader(t: &Target, release: bool, json_out: bool) -> anyhow::Result<u8> {
                 .map(|s| format!(" since {s}"))
                 .unwrap_or_default(),
             age.map_or("never".into(), |a| format!(
-                "{} ago",
-                humantime::format_duration(a)
+                "{} ago{}",
+                humantime::format_duration(a),
+                if fresh || l.role == "leader" {
+                    ""
+                } else {
+                    " (longer than stale_after: the holder looks gone; a standby takes over)"
+                }
             ))
         ),
         // Unreadable from here: whether anyone holds it is not known.

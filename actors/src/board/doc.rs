@@ -109,6 +109,10 @@ pub struct LeaderStatus {
     /// Since when no node has been seen leading, once that outlasted `stale_after + heartbeat`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub none_since: Option<String>,
+    /// The configured `stale_after`: a holder whose lock has not changed for longer is not
+    /// leading any more, as far as this node can tell.
+    #[serde(default)]
+    pub stale_after_ms: u64,
 }
 
 fn disabled() -> String {
@@ -128,6 +132,7 @@ impl Default for LeaderStatus {
             failovers: 0,
             error: None,
             none_since: None,
+            stale_after_ms: 0,
         }
     }
 }

@@ -184,8 +184,10 @@ impl LeaderState {
             .filter(|_| self.alerted)
             .map(|(_, at)| at.clone());
         let holder = holder.cloned();
+        let stale_ms = self.args.stale_after.as_millis() as u64;
         self.args.board.update_leader(|l| {
             l.enabled = true;
+            l.stale_after_ms = stale_ms;
             l.role = role.as_str().into();
             let same = holder
                 .as_ref()
