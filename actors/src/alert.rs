@@ -133,7 +133,7 @@ impl AlertChannel for LogChannel {
             ),
             Alert::LeaderBack { .. } => tracing::warn!(
                 actor = "leader",
-                event = events::COLLECTOR_LEADER_ACQUIRE,
+                event = events::COLLECTOR_LEADER_BACK,
                 alert = "recovered",
                 priority = JOURNALD_PRIORITY,
                 "{}",

@@ -16,6 +16,7 @@ pub const COLLECTOR_HEARTBEAT: &str = "collector.heartbeat";
 pub const COLLECTOR_HTTP_POLL: &str = "collector.http.poll";
 pub const COLLECTOR_HTTP_SKIPPED: &str = "collector.http.skipped";
 pub const COLLECTOR_LEADER_ACQUIRE: &str = "collector.leader.acquire";
+pub const COLLECTOR_LEADER_BACK: &str = "collector.leader.back";
 pub const COLLECTOR_LEADER_DEMOTE: &str = "collector.leader.demote";
 pub const COLLECTOR_LEADER_NONE: &str = "collector.leader.none";
 pub const COLLECTOR_LEADER_RELEASE: &str = "collector.leader.release";
@@ -111,6 +112,7 @@ pub const ALL: &[&str] = &[
     COLLECTOR_HTTP_POLL,
     COLLECTOR_HTTP_SKIPPED,
     COLLECTOR_LEADER_ACQUIRE,
+    COLLECTOR_LEADER_BACK,
     COLLECTOR_LEADER_DEMOTE,
     COLLECTOR_LEADER_NONE,
     COLLECTOR_LEADER_RELEASE,

@@ -23,13 +23,7 @@ impl LeaderState {
         if !self.alerted && now.saturating_duration_since(since) > limit {
             self.alerted = true;
             let at = self.none_since.as_ref().map(|(_, a)| a.clone());
-            tracing::error!(
-                actor = "leader",
-                event = events::COLLECTOR_LEADER_NONE,
-                since = at.as_deref().unwrap_or(""),
-                "no node has led for longer than stale_after + heartbeat ({}): {why}",
-                humantime::format_duration(limit)
-            );
+            // The alert's journald channel logs it (PRIORITY=2); a line here would say it twice.
             self.args.audit.emit(
                 events::COLLECTOR_LEADER_NONE,
                 Some("leader"),

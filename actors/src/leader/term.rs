@@ -125,7 +125,8 @@ impl LeaderState {
     }
 
     /// Waits (up to [`HANDOVER_WAIT`]) until no collector of this node runs: the clean point
-    /// at which the lease may go to another node.
+    /// at which the lease may go to another node. It polls the board: the board's change
+    /// notice has one listener, the status actor, and a hand-over is rare and short.
     pub(super) async fn collectors_stopped(&self) -> bool {
         let deadline = Instant::now() + HANDOVER_WAIT;
         loop {
