@@ -105,13 +105,26 @@ pub fn events<'a>(audit: &'a [Value], event: &str, actor: &str) -> Vec<&'a Value
 }
 
 /// Polls `f` until it returns Some (the event happened) or `TIMEOUT` passes.
-pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_or(what, f, String::new)
+}
+
+/// As [`wait_for`], with `context()` (a daemon's log, a status) in the message of a timeout.
+pub fn wait_for_or<T>(
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -394,7 +394,15 @@ fn leader_line(primary: &Path, l: &crate::config::LeaderConfig, node: &str) -> (
     let (ok, holder) = match locks.read() {
         Ok(Some((h, _))) if h.node == node && h.host == here => (
             true,
-            format!("held by this node (pid {}, epoch {})", h.pid, h.epoch),
+            if Path::new(&format!("/proc/{}", h.pid)).exists() {
+                format!("held by this node (pid {}, epoch {})", h.pid, h.epoch)
+            } else {
+                format!(
+                    "left by this node's earlier process (pid {}, gone; epoch {}): the next start \
+                     takes it back at once",
+                    h.pid, h.epoch
+                )
+            },
         ),
         Ok(Some((h, _))) if h.node == node => (
             true,
