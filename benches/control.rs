@@ -43,16 +43,8 @@ mod control {
 
 use control::proto::{Request, Response};
 
-/// A numeric knob from the environment, or `default`.
-fn env_num(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
+mod common;
+use common::env_num;
 
 /// `name` on `PATH`, if it is there.
 fn find_in_path(name: &str) -> Option<PathBuf> {
