@@ -848,5 +848,15 @@ mod tests {
             handle.append(record()).await,
             [RecordId { epoch: 3, seq: 3 }]
         );
+        _storage.stop_and_wait(None, None).await.unwrap();
+        // A new process (a new handle) on that journal: its epochs are the floor, so a lease
+        // taken next must be above them and nothing is numbered below.
+        let fresh = StorageHandle::new(dir.path().join("journal"));
+        let _storage = spawn(&fresh).await;
+        assert_eq!(fresh.epoch(), 3);
+        assert_eq!(
+            fresh.append(record()).await,
+            [RecordId { epoch: 3, seq: 4 }]
+        );
     }
 }
