@@ -37,6 +37,51 @@ pub enum Alert {
     NoLeader { since: String, why: String },
     /// A node leads again after a [`Alert::NoLeader`].
     LeaderBack { node: String, since: String },
+    /// An SLO gate's verdict on one window that a person should hear of (SPEC §6): a warning, a
+    /// violation (an incident), the rollback it ran, or ok again after one of those.
+    Slo(SloAlert),
+}
+
+/// What the analyzer says about one window of one SLO.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SloAlert {
+    pub verdict: SloVerdict,
+    /// The `[[slo]]` name.
+    pub slo: String,
+    pub stream: String,
+    /// `p95`, `error_rate` or `lateness`.
+    pub kind: String,
+    /// The rollout phase whose threshold was applied (A, B or C).
+    pub phase: String,
+    /// What was measured: the field for p95, the predicate for error_rate, `lateness`.
+    pub metric: String,
+    pub value: f64,
+    pub threshold: f64,
+    /// The window, `<start>/<end>` in RFC 3339.
+    pub window: String,
+    /// The incident this belongs to (violation and rollback; ok closing one).
+    pub incident: Option<String>,
+    /// A violation whose SLO has a `rollback` command or a phase to step back from.
+    pub rollback_required: bool,
+    /// Rollback only: the command run (secrets masked), its exit code, what went wrong.
+    pub cmd: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    /// One sentence a person reads first.
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SloVerdict {
+    /// Back within its threshold after a warning or an incident.
+    Ok,
+    /// At or above `warn_ratio` of the threshold, or a collection delay (lateness).
+    Warn,
+    /// Over the threshold: an incident.
+    Violation,
+    /// The rollback an incident ran.
+    Rollback,
 }
 
 impl Alert {
@@ -44,6 +89,7 @@ impl Alert {
         match self {
             Alert::Escalation { actor, .. } | Alert::Recovered { actor, .. } => actor,
             Alert::NoLeader { .. } | Alert::LeaderBack { .. } => "leader",
+            Alert::Slo(s) => &s.slo,
         }
     }
 
@@ -52,6 +98,12 @@ impl Alert {
         match self {
             Alert::Escalation { .. } | Alert::NoLeader { .. } => "escalation",
             Alert::Recovered { .. } | Alert::LeaderBack { .. } => "recovered",
+            Alert::Slo(s) => match s.verdict {
+                SloVerdict::Ok => "ok",
+                SloVerdict::Warn => "warn",
+                SloVerdict::Violation => "incident",
+                SloVerdict::Rollback => "rollback",
+            },
         }
     }
 
@@ -77,6 +129,7 @@ impl Alert {
             Alert::LeaderBack { node, since } => {
                 format!("{node} leads again (no node had led since {since})")
             }
+            Alert::Slo(s) => format!("SLO {}: {}", s.slo, s.why),
         }
     }
 }
@@ -135,6 +188,14 @@ impl AlertChannel for LogChannel {
                 actor = "leader",
                 event = events::COLLECTOR_LEADER_BACK,
                 alert = "recovered",
+                priority = JOURNALD_PRIORITY,
+                "{}",
+                alert.text()
+            ),
+            Alert::Slo(s) => tracing::warn!(
+                actor = "analyzer",
+                slo = s.slo.as_str(),
+                alert = alert.template(),
                 priority = JOURNALD_PRIORITY,
                 "{}",
                 alert.text()
