@@ -2,7 +2,7 @@
 //! handle SIGTERM (ordered shutdown) and SIGHUP (reload) until told to stop.
 
 use anyhow::{bail, Context};
-use fushi_actors::alert::AlertOutbox;
+use fushi_actors::alert::{Alert, AlertOutbox};
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::{ActorState, StatusBoard};
 use fushi_actors::events;
@@ -198,10 +198,18 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
     );
     board.set_config_errors(loaded.errors.clone());
     board.set_log_target(logging::target_name());
+    let alerts = AlertOutbox::default();
+    if let Some(error) = loaded.errors.first() {
+        alerts.push(Alert::ConfigRejected {
+            path: config_path.display().to_string(),
+            error: error.clone(),
+            running: format!("the last good copy {}", last_good.display()),
+        });
+    }
     let ctx = TreeContext {
         board: board.clone(),
         audit: audit.clone(),
-        alerts: AlertOutbox::default(),
+        alerts: alerts.clone(),
     };
     let socket = crate::control::socket_path(cfg);
     crate::control::server::make_socket_dir(&socket).map_err(|(dir, e)| {
@@ -244,6 +252,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         sink,
         board: board.clone(),
         audit: audit.clone(),
+        alerts,
         last_good: last_good.clone(),
     };
     systemd::ready(&summary(&board));
@@ -356,6 +365,7 @@ struct Reconfig {
     sink: fushi_actors::sink::RecordSink,
     board: StatusBoard,
     audit: AuditLog,
+    alerts: AlertOutbox,
     last_good: PathBuf,
 }
 
@@ -373,6 +383,11 @@ impl Reconfig {
                 self.audit
                     .emit(events::CONFIG_RELOAD_FAILED, None, json!({"error": e}));
                 tracing::error!(event = events::CONFIG_RELOAD_FAILED, error = %e, "config reload failed; keeping the running config");
+                self.alerts.push(Alert::ConfigRejected {
+                    path: self.config_path.display().to_string(),
+                    error: e.clone(),
+                    running: "the config it ran before".into(),
+                });
             }
             systemd::ready(&summary(&self.board));
         }
@@ -393,6 +408,11 @@ impl Reconfig {
         }
         let json = serde_json::to_string(&d).map_err(|e| e.to_string())?;
         update::apply(&self.root, &d, &new, &self.sink).await?;
+        if !self.board.snapshot().0.config.errors.is_empty() {
+            self.alerts.push(Alert::ConfigFixed {
+                path: self.config_path.display().to_string(),
+            });
+        }
         self.board.set_config_errors(Vec::new());
         let last_good = self.last_good.clone();
         // Its fsyncs share the disk with the journal's: off the runtime's only thread.

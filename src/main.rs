@@ -26,6 +26,7 @@ macro_rules! out {
 #[global_allocator]
 static ALLOC: fushi_actors::runtime::Allocator = fushi_actors::runtime::Allocator;
 
+mod alert_settings;
 mod cli;
 mod config;
 mod control;

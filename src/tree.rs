@@ -1,6 +1,6 @@
 //! Builds the whole supervision tree of SPEC §3 from a validated config, in one place.
 
-use fushi_actors::alert::{AlertActor, AlertArgs, LogChannel};
+use fushi_actors::alert::{AlertActor, AlertArgs};
 use fushi_actors::collectors::command::{CommandActor, CommandArgs};
 use fushi_actors::collectors::heartbeat::{HeartbeatActor, HeartbeatArgs};
 use fushi_actors::collectors::http::{HttpCollectorActor, HttpCollectorArgs};
@@ -82,6 +82,7 @@ pub fn build(
             audit: ctx.audit.clone(),
             path: cfg.node.data_dir.join("status.json"),
             coalesce: STATUS_COALESCE,
+            alerts: ctx.alerts.clone(),
         },
     );
     let alert = ChildSpec::actor(
@@ -91,7 +92,7 @@ pub fn build(
             outbox: ctx.alerts.clone(),
             audit: ctx.audit.clone(),
             board: ctx.board.clone(),
-            channels: vec![Arc::new(LogChannel)],
+            settings: crate::alert_settings::settings(cfg),
         },
     );
     let storage_handle = StorageHandle::new(cfg.node.data_dir.join("journal"));
@@ -126,6 +127,7 @@ pub fn build(
             batch: cfg.sync.batch,
             rotate_after,
             board: ctx.board.clone(),
+            alerts: ctx.alerts.clone(),
             audit: ctx.audit.clone(),
             io: PrimaryIo::default(),
             forced_down: Default::default(),

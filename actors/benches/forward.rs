@@ -161,6 +161,7 @@ async fn forward(cfg: &Config, journal_dir: &Path, primary_dir: &Path) -> Ours {
             batch: cfg.batch,
             rotate_after: ROTATE_AFTER,
             board: board.clone(),
+            alerts: Default::default(),
             audit: audit.clone(),
             io: PrimaryIo::default(),
         },

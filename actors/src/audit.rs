@@ -192,6 +192,15 @@ const SECRET_KEYS: &[&str] = &[
     "api_key",
 ];
 
+/// Whether a key (a config key, an env variable, a header name) names a secret.
+pub fn secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_KEYS.iter().any(|s| key.contains(s))
+        || ["authorization", "cookie", "x-api-key", "apikey"]
+            .iter()
+            .any(|s| key.contains(s))
+}
+
 /// Masks values under secret-looking keys and credentials embedded in URLs (`scheme://user:pass@`).
 pub fn mask_secrets(v: &mut Value) {
     match v {

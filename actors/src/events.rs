@@ -4,7 +4,12 @@
 //! alike, so a name, once released, keeps its spelling.
 
 pub const ALERT_FAILED: &str = "alert.failed";
+/// The outbox file had lines that do not parse (log only).
+pub const ALERT_OUTBOX_DAMAGED: &str = "alert.outbox_damaged";
+/// One delivery attempt failed or was rate-limited; another follows (log only).
+pub const ALERT_RETRY: &str = "alert.retry";
 pub const ALERT_SENT: &str = "alert.sent";
+pub const ALERT_SUPPRESSED: &str = "alert.suppressed";
 
 pub const AUDIT_ENCODE_FAILED: &str = "audit.encode_failed";
 pub const AUDIT_WRITE_FAILED: &str = "audit.write_failed";
@@ -83,6 +88,11 @@ pub const LOG_RELOAD_FAILED: &str = "log.reload_failed";
 
 pub const MODE_CHANGE: &str = "mode.change";
 
+pub const SLO_OK: &str = "slo.ok";
+pub const SLO_ROLLBACK: &str = "slo.rollback";
+pub const SLO_VIOLATION: &str = "slo.violation";
+pub const SLO_WARN: &str = "slo.warn";
+
 pub const STATUS_UNREADABLE: &str = "status.unreadable";
 
 pub const SUPERVISOR_CHILD_ESCALATED: &str = "supervisor.child.escalated";
@@ -102,7 +112,10 @@ pub const SYSTEMD_WATCHDOG_MISSED: &str = "systemd.watchdog_missed";
 /// Every name above, for the test that keeps them unique and well formed.
 pub const ALL: &[&str] = &[
     ALERT_FAILED,
+    ALERT_OUTBOX_DAMAGED,
+    ALERT_RETRY,
     ALERT_SENT,
+    ALERT_SUPPRESSED,
     AUDIT_ENCODE_FAILED,
     AUDIT_WRITE_FAILED,
     COLLECTOR_COMMAND_ABANDONED,
@@ -179,6 +192,10 @@ pub const ALL: &[&str] = &[
     SUPERVISOR_CHILD_RESTARTED,
     SUPERVISOR_CHILD_STARTED,
     SUPERVISOR_CHILD_STOPPED,
+    SLO_OK,
+    SLO_ROLLBACK,
+    SLO_VIOLATION,
+    SLO_WARN,
     SUPERVISOR_KILL_TIMEOUT,
     SYSTEMD_NOTIFY_FAILED,
     SYSTEMD_WATCHDOG_MISSED,

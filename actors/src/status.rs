@@ -31,6 +31,8 @@ pub struct StatusArgs {
     pub path: PathBuf,
     /// How long a change may wait for others to join its write (SPEC: at most 100 ms).
     pub coalesce: Duration,
+    /// Where a recovery from an unclean end is told to a person.
+    pub alerts: crate::alert::AlertOutbox,
 }
 
 pub enum StatusMsg {
@@ -112,6 +114,12 @@ impl Actor for StatusActor {
                     None,
                     json!({"daemon_recovered": restored.daemon_recovered}),
                 );
+                args.alerts.push(crate::alert::Alert::DaemonRecovered {
+                    why: format!(
+                        "the previous daemon ended without a clean shutdown (killed, crashed or power lost); recovered {} times so far",
+                        restored.daemon_recovered
+                    ),
+                });
                 // Durable before status.json counts it, so the audit trail never has fewer.
                 let audit = args.audit.clone();
                 tokio::task::spawn_blocking(move || audit.flush()).await?;

@@ -139,6 +139,7 @@ impl Rig {
                 batch: 500,
                 rotate_after: SEGMENT_BYTES,
                 board: board.clone(),
+                alerts: Default::default(),
                 audit: audit.clone(),
                 io,
             },

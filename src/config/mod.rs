@@ -15,6 +15,7 @@ mod validate;
 pub use find::{config_path, NoConfig};
 use keys::{key_string, locate};
 pub use schema::*;
+pub use validate::channel_name;
 
 use std::path::{Path, PathBuf};
 

@@ -211,11 +211,25 @@ impl Default for ControlConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertConfig {
+    /// The same alert (kind + actor) within this is held back and counted.
     #[serde(with = "humantime_serde")]
     pub repeat_after: Duration,
+    /// Alerts raised within this of the first go out as one message.
+    #[serde(with = "humantime_serde")]
+    pub group_wait: Duration,
+    /// More escalations than this within `flap_window` report the actor once as flapping.
+    pub flap_count: u32,
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
+    /// A flapping actor's alerts are held until it has been quiet this long.
+    #[serde(with = "humantime_serde")]
+    pub stable_after: Duration,
+    /// Waits between a failed delivery and the next attempt; then `alert.failed`.
+    #[serde(with = "durations")]
+    pub retry: Vec<Duration>,
     #[serde(rename = "channel")]
     pub channels: Vec<AlertChannelConfig>,
-    /// Message templates by name: escalation, recovered, ok, warn, incident, rollback.
+    /// Message templates by name: escalation, recovered, fatal, ok, warn, incident, rollback.
     pub templates: BTreeMap<String, String>,
 }
 
@@ -223,20 +237,18 @@ impl Default for AlertConfig {
     fn default() -> Self {
         Self {
             repeat_after: d(30 * 60),
+            group_wait: d(10),
+            flap_count: 3,
+            flap_window: d(30 * 60),
+            stable_after: d(10 * 60),
+            retry: vec![d(5), d(10), d(15)],
             channels: Vec::new(),
             templates: BTreeMap::new(),
         }
     }
 }
 
-pub const TEMPLATE_NAMES: &[&str] = &[
-    "escalation",
-    "recovered",
-    "ok",
-    "warn",
-    "incident",
-    "rollback",
-];
+pub use fushi_actors::alert::template::NAMES as TEMPLATE_NAMES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -251,16 +263,54 @@ pub enum AlertChannelKind {
 #[serde(deny_unknown_fields)]
 pub struct AlertChannelConfig {
     pub kind: AlertChannelKind,
+    /// Its name in audit records and status (default: the kind, numbered from the second on).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// webhook: where to POST.
     #[serde(default)]
     pub url: Option<String>,
+    /// webhook: `slack` (`{"text": …}`, the default) or `alertmanager` (v4 payload).
+    #[serde(default)]
+    pub format: Option<WebhookFormat>,
+    /// webhook: extra request headers (an `Authorization`, say); masked in every message.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// command: the program and its arguments.
     #[serde(default)]
     pub argv: Vec<String>,
+    /// command: run `argv[0]` by `/bin/sh -c`.
+    #[serde(default)]
+    pub shell: bool,
+    /// command: extra environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// file: the JSONL file to append to.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// One attempt's bound.
+    #[serde(default = "default_channel_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The least time between two attempts (default 1 s for a webhook, else none).
+    #[serde(default, with = "humantime_serde")]
+    pub min_interval: Option<Duration>,
+    /// The classes it takes (default all): escalation, recovered, fatal, daemon, config,
+    /// storage, leader, slo.
     #[serde(default)]
-    pub template: Option<String>,
+    pub events: Vec<String>,
+    /// Templates for this channel alone, over `[alert] templates`.
+    #[serde(default)]
+    pub templates: BTreeMap<String, String>,
+}
+
+fn default_channel_timeout() -> Duration {
+    d(10)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    Slack,
+    Alertmanager,
 }
 
 /// tail: where a file seen for the first time is read from.

@@ -155,31 +155,130 @@ impl Config {
             }
             Ok(_) => {}
         }
-        for name in self.alert.templates.keys() {
-            if !TEMPLATE_NAMES.contains(&name.as_str()) {
+        let a = &self.alert;
+        if a.flap_count == 0 {
+            bad(
+                vec![Key("alert"), Key("flap_count")],
+                "must be at least 1: at 0 every escalation would be reported as flapping".into(),
+            );
+        }
+        for (k, v, why) in [
+            (
+                "flap_window",
+                a.flap_window,
+                "no actor could ever be seen flapping",
+            ),
+            (
+                "stable_after",
+                a.stable_after,
+                "a flapping actor would be released at once, so its alerts would never be held",
+            ),
+        ] {
+            if let Some(m) = zero_problem(v, why) {
+                bad(vec![Key("alert"), Key(k)], m);
+            }
+        }
+        if let Some(i) = a.retry.iter().position(|d| d.is_zero()) {
+            bad(
+                vec![Key("alert"), Key("retry"), Index(i)],
+                "a retry step must wait some time: a failing receiver would be hammered".into(),
+            );
+        }
+        template_problems(&a.templates, vec![Key("alert")], &mut bad);
+        let mut names = BTreeMap::new();
+        let mut journald = 0;
+        for (i, ch) in a.channels.iter().enumerate() {
+            let at = |k| vec![Key("alert"), Key("channel"), Index(i), Key(k)];
+            let kind = ch.kind;
+            let name = channel_name(a, i);
+            if let Some(prev) = names.insert(name.clone(), i) {
+                bad(at("name"), format!("channel name {name:?} is also alert.channel[{prev}]'s: give each channel its own name"));
+            }
+            let only = |key: &'static str, set: bool, owner: AlertChannelKind| {
+                (set && kind != owner).then_some((key, owner))
+            };
+            for (key, owner) in [
+                only("url", ch.url.is_some(), AlertChannelKind::Webhook),
+                only("format", ch.format.is_some(), AlertChannelKind::Webhook),
+                only("headers", !ch.headers.is_empty(), AlertChannelKind::Webhook),
+                only("argv", !ch.argv.is_empty(), AlertChannelKind::Command),
+                only("shell", ch.shell, AlertChannelKind::Command),
+                only("env", !ch.env.is_empty(), AlertChannelKind::Command),
+                only("path", ch.path.is_some(), AlertChannelKind::File),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 bad(
-                    vec![Key("alert"), Key("templates")],
+                    at(key),
                     format!(
-                        "unknown template {name:?}; known: {}",
-                        TEMPLATE_NAMES.join(", ")
+                        "{key} is a key of {} channels, not of {} ones",
+                        kind_name(owner),
+                        kind_name(kind)
                     ),
                 );
             }
-        }
-        for (i, ch) in self.alert.channels.iter().enumerate() {
-            let at = |k| vec![Key("alert"), Key("channel"), Index(i), Key(k)];
-            match ch.kind {
-                AlertChannelKind::Webhook if ch.url.is_none() => {
-                    bad(at("url"), "a webhook channel needs url".into())
-                }
+            match kind {
+                AlertChannelKind::Webhook => match ch.url.as_deref() {
+                    None => bad(at("url"), "a webhook channel needs url".into()),
+                    Some(u)
+                        if !(u.starts_with("http://") || u.starts_with("https://"))
+                            || u.split("://").nth(1).is_none_or(|h| h.is_empty()) =>
+                    {
+                        bad(at("url"), "must be an http:// or https:// URL".into())
+                    }
+                    Some(_) => {}
+                },
                 AlertChannelKind::Command if ch.argv.is_empty() => {
                     bad(at("argv"), "a command channel needs argv".into())
                 }
                 AlertChannelKind::File if ch.path.is_none() => {
                     bad(at("path"), "a file channel needs path".into())
                 }
+                AlertChannelKind::Journald => {
+                    journald += 1;
+                    if journald > 1 {
+                        bad(
+                            at("kind"),
+                            "journald is one channel, always on: configure it once".into(),
+                        );
+                    }
+                    if ch.min_interval.is_some() {
+                        bad(
+                            at("min_interval"),
+                            "the journald channel logs every alert at once: it has no min_interval"
+                                .into(),
+                        );
+                    }
+                }
                 _ => {}
             }
+            if let Some(m) = zero_problem(ch.timeout, "every attempt would time out") {
+                bad(at("timeout"), m);
+            }
+            for (j, e) in ch.events.iter().enumerate() {
+                if fushi_actors::alert::Class::parse(e).is_none() {
+                    let known: Vec<&str> = fushi_actors::alert::Class::ALL
+                        .iter()
+                        .map(|c| c.name())
+                        .collect();
+                    bad(
+                        vec![
+                            Key("alert"),
+                            Key("channel"),
+                            Index(i),
+                            Key("events"),
+                            Index(j),
+                        ],
+                        format!("unknown event class {e:?}; known: {}", known.join(", ")),
+                    );
+                }
+            }
+            template_problems(
+                &ch.templates,
+                vec![Key("alert"), Key("channel"), Index(i)],
+                &mut bad,
+            );
         }
         let mut seen = BTreeMap::new();
         for (i, c) in self.collectors.iter().enumerate() {
@@ -466,6 +565,62 @@ impl Config {
             }
         }
         out
+    }
+}
+
+fn kind_name(k: AlertChannelKind) -> &'static str {
+    match k {
+        AlertChannelKind::Journald => "journald",
+        AlertChannelKind::Webhook => "webhook",
+        AlertChannelKind::Command => "command",
+        AlertChannelKind::File => "file",
+    }
+}
+
+/// A channel's name: as configured, else its kind, numbered from the second of a kind on
+/// (`webhook`, `webhook-2`), so that audit records tell two webhooks apart.
+pub fn channel_name(a: &AlertConfig, i: usize) -> String {
+    let ch = &a.channels[i];
+    if let Some(n) = &ch.name {
+        return n.clone();
+    }
+    let kind = kind_name(ch.kind);
+    let nth = a.channels[..i]
+        .iter()
+        .filter(|c| c.kind == ch.kind && c.name.is_none())
+        .count();
+    if nth == 0 {
+        kind.to_string()
+    } else {
+        format!("{kind}-{}", nth + 1)
+    }
+}
+
+/// Unknown template names and templates that do not check (an unknown placeholder, an open
+/// brace), each named at its own key so that the error names its line.
+fn template_problems(
+    templates: &BTreeMap<String, String>,
+    at: Vec<Seg>,
+    bad: &mut impl FnMut(Vec<Seg>, String),
+) {
+    for (name, text) in templates {
+        let mut key = at.clone();
+        key.push(Seg::Key("templates"));
+        match TEMPLATE_NAMES.iter().find(|n| **n == name.as_str()) {
+            None => bad(
+                key,
+                format!(
+                    "unknown template {name:?}; known: {}",
+                    TEMPLATE_NAMES.join(", ")
+                ),
+            ),
+            Some(n) => {
+                if let Err(e) = fushi_actors::alert::template::check(text) {
+                    key.push(Seg::Key(n));
+                    bad(key, format!("template {name}: {e}"));
+                }
+            }
+        }
     }
 }
 

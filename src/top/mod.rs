@@ -160,6 +160,7 @@ mod tests {
             clean_shutdown: false,
             log: "text".into(),
             leader: LeaderStatus::default(),
+            alerts: Default::default(),
             storage: StorageStatus {
                 primary: PrimaryState::Up,
                 secondary: SecondaryState::Idle,

@@ -1,213 +1,54 @@
-//! The alert actor: turns escalations and recovered notices into deliveries on its channels.
+//! The alert actor: turns what the tree reports (escalations, recoveries, no leader, SLO verdicts…) into messages a person receives, on every channel, exactly when needed.
 //!
-//! Supervisors never talk to the alert actor directly: they push onto an [`AlertOutbox`] that
-//! outlives the actor. An alert is removed from the outbox only after every channel was tried, so
-//! an alert pushed while the actor is restarting, or whose delivery crashed the actor, is
-//! delivered by the next incarnation rather than lost. Channels implement [`AlertChannel`]; this
-//! issue ships the log channel (journald fields at error level), webhook/command/file slot in beside it.
+//! The path of an alert:
+//! 1. A supervisor (or the leader, the analyzer, the daemon) pushes it onto the [`AlertOutbox`],
+//!    in memory: no disk on the restart path, so a zero-backoff restart is not slowed.
+//! 2. The actor takes what is queued, asks noise control ([`noise`]) about each alert, and
+//!    commits the outcome to the outbox file ([`store`]) with one fsync: from then on the
+//!    alert is *accepted*, and survives a `kill -9`. Only then is it popped from memory.
+//! 3. Accepted alerts are logged at once (the journald channel, PRIORITY=2) and gathered into
+//!    a group; `group_wait` after the group's first alert it becomes one [`message::Message`],
+//!    committed with the channels that owe it.
+//! 4. Each channel's task ([`channel`]) delivers its queue; each delivery's end is committed,
+//!    audited `alert.sent` or `alert.failed`. A restart resumes whatever was still owed.
 
-use crate::events;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde::Serialize;
-use serde_json::json;
-use std::collections::VecDeque;
+pub mod channel;
+pub mod mask;
+pub mod message;
+pub mod noise;
+pub mod store;
+pub mod template;
+mod types;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::json;
+
+pub use channel::{ChannelSpec, Outcome};
+pub use types::{Alert, Class, Role, SloAlert, SloVerdict};
 
 use crate::audit::AuditLog;
-
-/// What the tree tells the alert actor.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Alert {
-    /// `actor` failed `failures` consecutive times; sent once per failure streak.
-    Escalation {
-        actor: String,
-        failures: u32,
-        last_error: Option<String>,
-        since: String,
-    },
-    /// An escalated actor ran `stable_after` without failing.
-    Recovered {
-        actor: String,
-        failures: u32,
-        since: String,
-    },
-    /// No node has been seen leading for longer than `stale_after + heartbeat` (SPEC §4.4):
-    /// no collector runs anywhere.
-    NoLeader { since: String, why: String },
-    /// A node leads again after a [`Alert::NoLeader`].
-    LeaderBack { node: String, since: String },
-    /// An SLO gate's verdict on one window that a person should hear of (SPEC §6): a warning, a
-    /// violation (an incident), the rollback it ran, or ok again after one of those.
-    Slo(SloAlert),
-}
-
-/// What the analyzer says about one window of one SLO.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct SloAlert {
-    pub verdict: SloVerdict,
-    /// The `[[slo]]` name.
-    pub slo: String,
-    pub stream: String,
-    /// `p95`, `error_rate` or `lateness`.
-    pub kind: String,
-    /// The rollout phase whose threshold was applied (A, B or C).
-    pub phase: String,
-    /// What was measured: the field for p95, the predicate for error_rate, `lateness`.
-    pub metric: String,
-    pub value: f64,
-    pub threshold: f64,
-    /// The window, `<start>/<end>` in RFC 3339.
-    pub window: String,
-    /// The incident this belongs to (violation and rollback; ok closing one).
-    pub incident: Option<String>,
-    /// A violation whose SLO has a `rollback` command or a phase to step back from.
-    pub rollback_required: bool,
-    /// Rollback only: the command run (secrets masked), its exit code, what went wrong.
-    pub cmd: Option<String>,
-    pub exit_code: Option<i32>,
-    pub error: Option<String>,
-    /// One sentence a person reads first.
-    pub why: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SloVerdict {
-    /// Back within its threshold after a warning or an incident.
-    Ok,
-    /// At or above `warn_ratio` of the threshold, or a collection delay (lateness).
-    Warn,
-    /// Over the threshold: an incident.
-    Violation,
-    /// The rollback an incident ran.
-    Rollback,
-}
-
-impl Alert {
-    pub fn actor(&self) -> &str {
-        match self {
-            Alert::Escalation { actor, .. } | Alert::Recovered { actor, .. } => actor,
-            Alert::NoLeader { .. } | Alert::LeaderBack { .. } => "leader",
-            Alert::Slo(s) => &s.slo,
-        }
-    }
-
-    /// The template name of SPEC §6 this alert renders with.
-    pub fn template(&self) -> &'static str {
-        match self {
-            Alert::Escalation { .. } | Alert::NoLeader { .. } => "escalation",
-            Alert::Recovered { .. } | Alert::LeaderBack { .. } => "recovered",
-            Alert::Slo(s) => match s.verdict {
-                SloVerdict::Ok => "ok",
-                SloVerdict::Warn => "warn",
-                SloVerdict::Violation => "incident",
-                SloVerdict::Rollback => "rollback",
-            },
-        }
-    }
-
-    pub fn text(&self) -> String {
-        match self {
-            Alert::Escalation {
-                actor,
-                failures,
-                last_error,
-                since,
-            } => format!(
-                "{actor} failed {failures} times in a row since {since} (last error: {}); still retrying",
-                last_error.as_deref().unwrap_or("none")
-            ),
-            Alert::Recovered {
-                actor,
-                failures,
-                since,
-            } => format!("{actor} recovered after {failures} consecutive failures (since {since})"),
-            Alert::NoLeader { since, why } => format!(
-                "no node has led since {since}, so no collector runs anywhere: {why}"
-            ),
-            Alert::LeaderBack { node, since } => {
-                format!("{node} leads again (no node had led since {since})")
-            }
-            Alert::Slo(s) => format!("SLO {}: {}", s.slo, s.why),
-        }
-    }
-}
-
-/// A place alerts go. Delivery errors are reported, audited as `alert.failed`, never fatal.
-pub trait AlertChannel: Send + Sync + 'static {
-    fn name(&self) -> &str;
-    fn deliver(&self, alert: &Alert) -> Result<(), String>;
-}
-
-/// The always-on channel: the daemon's log, which under systemd is journald.
-pub struct LogChannel;
+use crate::board::{Counter, StatusBoard};
+use crate::{clock, events};
+use message::{Item, Message, Wording};
+use noise::{Decision, NoiseConfig};
+use store::{Commit, Done, Owed, Snapshot, Store};
 
 /// journald's `critical`, which SPEC §6 gives the journald channel: alerts stand out in
 /// `journalctl -p crit`. The daemon's journald layer takes a `priority` field over the level.
 const JOURNALD_PRIORITY: u8 = 2;
 
-impl AlertChannel for LogChannel {
-    fn name(&self) -> &str {
-        "journald"
-    }
-
-    fn deliver(&self, alert: &Alert) -> Result<(), String> {
-        match alert {
-            Alert::Escalation {
-                actor, failures, ..
-            } => tracing::error!(
-                actor = actor.as_str(),
-                event = events::SUPERVISOR_CHILD_ESCALATED,
-                failures = *failures,
-                alert = "escalation",
-                priority = JOURNALD_PRIORITY,
-                "{}",
-                alert.text()
-            ),
-            Alert::Recovered {
-                actor, failures, ..
-            } => tracing::warn!(
-                actor = actor.as_str(),
-                event = events::SUPERVISOR_CHILD_RECOVERED,
-                failures = *failures,
-                alert = "recovered",
-                priority = JOURNALD_PRIORITY,
-                "{}",
-                alert.text()
-            ),
-            Alert::NoLeader { .. } => tracing::error!(
-                actor = "leader",
-                event = events::COLLECTOR_LEADER_NONE,
-                alert = "escalation",
-                priority = JOURNALD_PRIORITY,
-                "{}",
-                alert.text()
-            ),
-            Alert::LeaderBack { .. } => tracing::warn!(
-                actor = "leader",
-                event = events::COLLECTOR_LEADER_BACK,
-                alert = "recovered",
-                priority = JOURNALD_PRIORITY,
-                "{}",
-                alert.text()
-            ),
-            Alert::Slo(s) => tracing::warn!(
-                actor = "analyzer",
-                slo = s.slo.as_str(),
-                alert = alert.template(),
-                priority = JOURNALD_PRIORITY,
-                "{}",
-                alert.text()
-            ),
-        }
-        Ok(())
-    }
-}
+/// Called with every alert pushed (see [`AlertOutbox::tap`]).
+type Tap = Arc<dyn Fn(&Alert) + Send + Sync>;
 
 struct OutboxInner {
     queue: VecDeque<Alert>,
     actor: Option<ActorRef<AlertMsg>>,
+    tap: Option<Tap>,
 }
 
 /// The queue between the tree and the alert actor; it survives the actor's restarts.
@@ -222,6 +63,7 @@ impl Default for AlertOutbox {
             inner: Arc::new(Mutex::new(OutboxInner {
                 queue: VecDeque::new(),
                 actor: None,
+                tap: None,
             })),
         }
     }
@@ -232,8 +74,20 @@ impl AlertOutbox {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// An outbox that also hands every pushed alert to `tap`, at the moment it is pushed: how
+    /// the supervisor's tests see what the tree alerted and when on their paused clock,
+    /// without the alert actor's disk in between.
+    pub fn tap(tap: impl Fn(&Alert) + Send + Sync + 'static) -> Self {
+        let outbox = Self::default();
+        outbox.lock().tap = Some(Arc::new(tap));
+        outbox
+    }
+
     pub fn push(&self, alert: Alert) {
         let mut g = self.lock();
+        if let Some(tap) = &g.tap {
+            tap(&alert);
+        }
         g.queue.push_back(alert);
         if let Some(actor) = &g.actor {
             // If the actor is gone, its successor drains the queue in pre_start.
@@ -241,6 +95,7 @@ impl AlertOutbox {
         }
     }
 
+    /// Alerts pushed and not yet accepted (committed to the outbox file).
     pub fn pending(&self) -> usize {
         self.lock().queue.len()
     }
@@ -249,13 +104,39 @@ impl AlertOutbox {
         self.lock().actor = Some(actor);
     }
 
-    fn front(&self) -> Option<Alert> {
-        self.lock().queue.front().cloned()
+    fn peek(&self) -> Vec<Alert> {
+        self.lock().queue.iter().cloned().collect()
     }
 
-    fn pop(&self) {
-        self.lock().queue.pop_front();
+    fn pop(&self, n: usize) {
+        let mut g = self.lock();
+        let n = n.min(g.queue.len());
+        g.queue.drain(..n);
     }
+}
+
+/// The journald channel's part of the config: always on; `events` picks what it logs at
+/// PRIORITY=2 (the rest at warning), its templates word the lines.
+#[derive(Debug, Clone, Default)]
+pub struct JournaldSpec {
+    pub events: Vec<Class>,
+    pub wording: Wording,
+}
+
+/// The `[alert]` section, resolved.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// `<data_dir>/alerts`: the outbox file.
+    pub dir: PathBuf,
+    pub noise: NoiseConfig,
+    pub group_wait: Duration,
+    /// Waits between a failed attempt and the next (5 s → 10 s → 15 s).
+    pub retry: Vec<Duration>,
+    /// Bound on one outbox commit (a hung data disk fails the actor instead of hanging it).
+    pub io_timeout: Duration,
+    pub journald: JournaldSpec,
+    pub channels: Vec<ChannelSpec>,
+    pub masker: mask::Masker,
 }
 
 #[derive(Clone)]
@@ -265,17 +146,362 @@ pub struct AlertActor;
 pub struct AlertArgs {
     pub outbox: AlertOutbox,
     pub audit: AuditLog,
-    pub board: crate::board::StatusBoard,
-    pub channels: Vec<Arc<dyn AlertChannel>>,
+    pub board: StatusBoard,
+    pub settings: Arc<AlertSettings>,
 }
 
 pub enum AlertMsg {
-    /// Deliver everything queued in the outbox.
+    /// Accept everything queued in the outbox.
     Drain,
+    /// The group may be due: make it a message.
+    Flush,
+    /// A flapping actor may have settled.
+    Settle,
+    /// A channel's task ended a delivery.
+    Delivered {
+        message: u64,
+        channel: String,
+        outcome: Outcome,
+    },
+    /// A channel's task panicked: the actor fails, and its restart resumes the outbox.
+    ChannelGone(String),
 }
 
 pub struct AlertState {
     args: AlertArgs,
+    store: Arc<Mutex<Store>>,
+    snap: Snapshot,
+    workers: BTreeMap<String, channel::Worker>,
+    /// The wall-clock ms the scheduled settle check is for.
+    settle_at: Option<u64>,
+    flush_scheduled: bool,
+}
+
+fn now_ms() -> u64 {
+    clock::wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs a store step on the blocking pool within the configured bound.
+async fn with_store<T: Send + 'static>(
+    store: &Arc<Mutex<Store>>,
+    bound: Duration,
+    f: impl FnOnce(&mut Store) -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ActorProcessingErr> {
+    let store = store.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s)
+    });
+    match tokio::time::timeout(bound, job).await {
+        Ok(Ok(r)) => Ok(r.map_err(|e| format!("writing the alert outbox: {e}"))?),
+        Ok(Err(e)) => Err(format!("writing the alert outbox: {e}").into()),
+        Err(_) => Err(format!(
+            "writing the alert outbox took longer than {bound:?}: is the data disk hung?"
+        )
+        .into()),
+    }
+}
+
+impl AlertState {
+    fn settings(&self) -> &AlertSettings {
+        &self.args.settings
+    }
+
+    async fn commit(&mut self, c: Commit) -> Result<(), ActorProcessingErr> {
+        let bound = self.settings().io_timeout;
+        with_store(&self.store, bound, move |s| s.commit(c)).await?;
+        self.publish();
+        Ok(())
+    }
+
+    /// What status and metrics show of the outbox.
+    fn publish(&self) {
+        let owed = self
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .owed_by_channel();
+        self.args.board.set_alerts(crate::board::AlertsStatus {
+            owed,
+            pending: self.snap.pending.len(),
+            flapping: self.snap.noise.flapping(),
+            open: self.snap.noise.open(),
+        });
+    }
+
+    /// The journald channel: every accepted item's line, at once.
+    fn log(&self, item: &Item) {
+        let j = &self.settings().journald;
+        let text = self.settings().masker.text(&item.text(&j.wording));
+        let a = &item.alert;
+        let critical = j.events.is_empty() || j.events.contains(&a.class());
+        let failures = match a {
+            Alert::Escalation { failures, .. }
+            | Alert::Recovered { failures, .. }
+            | Alert::Fatal { failures, .. } => Some(*failures),
+            _ => None,
+        };
+        if critical {
+            if item.firing() {
+                tracing::error!(
+                    actor = a.actor(),
+                    event = a.event(),
+                    failures,
+                    alert = a.template(),
+                    priority = JOURNALD_PRIORITY,
+                    "{text}"
+                );
+            } else {
+                tracing::warn!(
+                    actor = a.actor(),
+                    event = a.event(),
+                    failures,
+                    alert = a.template(),
+                    priority = JOURNALD_PRIORITY,
+                    "{text}"
+                );
+            }
+        } else {
+            tracing::warn!(
+                actor = a.actor(),
+                event = a.event(),
+                failures,
+                alert = a.template(),
+                "{text}"
+            );
+        }
+        self.args.board.count(Counter::AlertsSent, 1);
+        self.args.audit.emit(
+            events::ALERT_SENT,
+            Some(a.actor()),
+            json!({"channel": "journald", "template": a.template(), "alert_id": item.id, "alert": a}),
+        );
+    }
+
+    fn schedule_flush(&mut self, myself: &ActorRef<AlertMsg>) {
+        if self.flush_scheduled {
+            return;
+        }
+        let Some(first) = self.snap.pending.first() else {
+            return;
+        };
+        let due = first.at_ms + self.settings().group_wait.as_millis() as u64;
+        let wait = Duration::from_millis(due.saturating_sub(now_ms()));
+        self.flush_scheduled = true;
+        myself.send_after(wait, || AlertMsg::Flush);
+    }
+
+    fn schedule_settle(&mut self, myself: &ActorRef<AlertMsg>) {
+        let Some(due) = self.snap.noise.next_settle(&self.settings().noise) else {
+            return;
+        };
+        if self.settle_at.is_some_and(|at| at <= due) {
+            return;
+        }
+        self.settle_at = Some(due);
+        myself.send_after(Duration::from_millis(due.saturating_sub(now_ms())), || {
+            AlertMsg::Settle
+        });
+    }
+
+    /// The pending group as a message, and the channels that owe it.
+    fn close_group(&mut self) -> Option<Owed> {
+        if self.snap.pending.is_empty() {
+            return None;
+        }
+        let items = std::mem::take(&mut self.snap.pending);
+        let message = Message {
+            id: self.snap.next_id,
+            at_ms: now_ms(),
+            items,
+        };
+        self.snap.next_id += 1;
+        let channels: Vec<String> = self
+            .settings()
+            .channels
+            .iter()
+            .filter(|c| !message.for_events(&c.events).is_empty())
+            .map(|c| c.name.clone())
+            .collect();
+        (!channels.is_empty()).then_some(Owed { message, channels })
+    }
+
+    fn hand_over(&self, owed: &Owed) {
+        let m = Arc::new(owed.message.clone());
+        for ch in &owed.channels {
+            if let Some(w) = self.workers.get(ch) {
+                w.send(m.clone());
+            }
+        }
+    }
+
+    async fn drain(&mut self, myself: &ActorRef<AlertMsg>) -> Result<(), ActorProcessingErr> {
+        let alerts = self.args.outbox.peek();
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let cfg = self.settings().noise;
+        let mut snap = self.snap.clone();
+        let mut items = Vec::new();
+        let mut held = Vec::new();
+        for alert in &alerts {
+            let id = snap.next_id;
+            snap.next_id += 1;
+            match snap.noise.accept(alert, now, &cfg) {
+                Decision::Send(note) => items.push(Item {
+                    id,
+                    at_ms: now,
+                    alert: alert.clone(),
+                    note,
+                }),
+                Decision::Suppress(why) => held.push((id, alert, why)),
+            }
+        }
+        snap.pending.extend(items.iter().cloned());
+        let old = std::mem::replace(&mut self.snap, snap);
+        let owed = if self.settings().group_wait.is_zero() {
+            self.close_group()
+        } else {
+            None
+        };
+        if let Err(e) = self
+            .commit(Commit {
+                state: Some(self.snap.clone()),
+                owed: owed.iter().cloned().collect(),
+                done: Vec::new(),
+            })
+            .await
+        {
+            self.snap = old; // still queued in memory: the next incarnation accepts them
+            return Err(e);
+        }
+        self.args.outbox.pop(alerts.len());
+        for item in &items {
+            self.log(item);
+        }
+        for (id, alert, why) in held {
+            self.args.board.count(Counter::AlertsSuppressed, 1);
+            tracing::info!(
+                actor = alert.actor(),
+                event = events::ALERT_SUPPRESSED,
+                reason = why.reason(),
+                alert = alert.template(),
+                "alert held back ({})",
+                why.reason()
+            );
+            let count = match why {
+                noise::Why::Repeat { count } | noise::Why::Flapping { held: count } => Some(count),
+                noise::Why::NothingOpen => None,
+            };
+            self.args.audit.emit(
+                events::ALERT_SUPPRESSED,
+                Some(alert.actor()),
+                json!({"reason": why.reason(), "count": count, "template": alert.template(), "alert_id": id}),
+            );
+        }
+        if let Some(o) = &owed {
+            self.hand_over(o);
+        }
+        self.schedule_flush(myself);
+        self.schedule_settle(myself);
+        Ok(())
+    }
+
+    async fn flush(&mut self, myself: &ActorRef<AlertMsg>) -> Result<(), ActorProcessingErr> {
+        self.flush_scheduled = false;
+        let Some(first) = self.snap.pending.first() else {
+            return Ok(());
+        };
+        if first.at_ms + (self.settings().group_wait.as_millis() as u64) > now_ms() {
+            // The wall clock stepped back since the timer was set: wait for the group's time.
+            self.schedule_flush(myself);
+            return Ok(());
+        }
+        let owed = self.close_group();
+        self.commit(Commit {
+            state: Some(self.snap.clone()),
+            owed: owed.iter().cloned().collect(),
+            done: Vec::new(),
+        })
+        .await?;
+        if let Some(o) = &owed {
+            self.hand_over(o);
+        }
+        Ok(())
+    }
+
+    async fn settle(&mut self, myself: &ActorRef<AlertMsg>) -> Result<(), ActorProcessingErr> {
+        self.settle_at = None;
+        let now = now_ms();
+        let cfg = self.settings().noise;
+        let settled = self.snap.noise.settle(now, &cfg);
+        if !settled.is_empty() {
+            let mut items = Vec::new();
+            for (alert, note) in settled {
+                items.push(Item {
+                    id: self.snap.next_id,
+                    at_ms: now,
+                    alert,
+                    note,
+                });
+                self.snap.next_id += 1;
+            }
+            self.snap.pending.extend(items.iter().cloned());
+            self.commit(Commit {
+                state: Some(self.snap.clone()),
+                ..Default::default()
+            })
+            .await?;
+            for i in &items {
+                self.log(i);
+            }
+            self.schedule_flush(myself);
+        }
+        self.schedule_settle(myself);
+        Ok(())
+    }
+
+    async fn delivered(
+        &mut self,
+        message: u64,
+        channel: String,
+        outcome: Outcome,
+    ) -> Result<(), ActorProcessingErr> {
+        self.commit(Commit {
+            done: vec![Done {
+                message,
+                channel: channel.clone(),
+            }],
+            ..Default::default()
+        })
+        .await?;
+        match outcome {
+            Outcome::Sent { attempts } => {
+                self.args.board.count(Counter::AlertsSent, 1);
+                self.args.audit.emit(
+                    events::ALERT_SENT,
+                    None,
+                    json!({"channel": channel, "message": message, "attempts": attempts}),
+                );
+            }
+            Outcome::Failed { attempts, error } => {
+                self.args.board.count(Counter::AlertsFailed, 1);
+                tracing::error!(actor = "alert", event = events::ALERT_FAILED, channel = channel.as_str(),
+                    message, attempt = attempts, error = %error,
+                    "alert delivery given up after {attempts} attempts; the journal has the alert");
+                self.args.audit.emit(
+                    events::ALERT_FAILED,
+                    None,
+                    json!({"channel": channel, "message": message, "attempts": attempts, "error": error}),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Actor for AlertActor {
@@ -288,45 +514,115 @@ impl Actor for AlertActor {
         myself: ActorRef<AlertMsg>,
         args: AlertArgs,
     ) -> Result<AlertState, ActorProcessingErr> {
-        args.outbox.attach(myself.clone());
+        let dir = args.settings.dir.clone();
+        let opened = tokio::task::spawn_blocking(move || Store::open(&dir));
+        let (store, resumed) = match tokio::time::timeout(args.settings.io_timeout, opened).await {
+            Ok(Ok(Ok(r))) => r,
+            Ok(Ok(Err(e))) => {
+                return Err(format!(
+                    "opening the alert outbox in {}: {e}",
+                    args.settings.dir.display()
+                )
+                .into())
+            }
+            Ok(Err(e)) => return Err(format!("opening the alert outbox: {e}").into()),
+            Err(_) => {
+                return Err(format!(
+                    "opening the alert outbox in {} took longer than {:?}",
+                    args.settings.dir.display(),
+                    args.settings.io_timeout
+                )
+                .into())
+            }
+        };
+        if resumed.bad_lines > 0 {
+            tracing::warn!(
+                actor = "alert",
+                event = events::ALERT_OUTBOX_DAMAGED,
+                lines = resumed.bad_lines,
+                "the alert outbox had {} unreadable lines; they were skipped",
+                resumed.bad_lines
+            );
+        }
+        let workers = args
+            .settings
+            .channels
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    channel::spawn(
+                        Arc::new(c.clone()),
+                        args.settings.retry.clone(),
+                        args.settings.masker.clone(),
+                        myself.clone(),
+                    ),
+                )
+            })
+            .collect();
+        let mut state = AlertState {
+            args,
+            store: Arc::new(Mutex::new(store)),
+            snap: resumed.state,
+            workers,
+            settle_at: None,
+            flush_scheduled: false,
+        };
+        // Deliveries a killed incarnation still owed; a channel no longer configured owes
+        // nothing any more, which the outbox is told.
+        let mut gone = Vec::new();
+        for o in &resumed.owed {
+            state.hand_over(o);
+            for ch in &o.channels {
+                if !state.workers.contains_key(ch) {
+                    gone.push(Done {
+                        message: o.message.id,
+                        channel: ch.clone(),
+                    });
+                }
+            }
+        }
+        if !gone.is_empty() {
+            tracing::warn!(
+                actor = "alert",
+                event = events::ALERT_FAILED,
+                messages = gone.len(),
+                "alerts owed to channels no longer configured are dropped from the outbox"
+            );
+            state
+                .commit(Commit {
+                    done: gone,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        state.publish();
+        state.args.outbox.attach(myself.clone());
         // Whatever queued up while no alert actor ran.
         myself.cast(AlertMsg::Drain)?;
-        Ok(AlertState { args })
+        state.schedule_flush(&myself);
+        state.schedule_settle(&myself);
+        Ok(state)
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<AlertMsg>,
+        myself: ActorRef<AlertMsg>,
         msg: AlertMsg,
         state: &mut AlertState,
     ) -> Result<(), ActorProcessingErr> {
-        let AlertMsg::Drain = msg;
-        while let Some(alert) = state.args.outbox.front() {
-            for ch in &state.args.channels {
-                let payload =
-                    json!({"channel": ch.name(), "template": alert.template(), "alert": &alert});
-                match ch.deliver(&alert) {
-                    Ok(()) => {
-                        state.args.board.count(crate::board::Counter::AlertsSent, 1);
-                        state
-                            .args
-                            .audit
-                            .emit(events::ALERT_SENT, Some(alert.actor()), payload)
-                    }
-                    Err(e) => {
-                        tracing::warn!(actor = "alert", event = events::ALERT_FAILED, channel = ch.name(),
-                            error = %e, "alert delivery failed");
-                        let mut payload = payload;
-                        payload["error"] = json!(e);
-                        state
-                            .args
-                            .audit
-                            .emit(events::ALERT_FAILED, Some(alert.actor()), payload);
-                    }
-                }
+        match msg {
+            AlertMsg::Drain => state.drain(&myself).await,
+            AlertMsg::Flush => state.flush(&myself).await,
+            AlertMsg::Settle => state.settle(&myself).await,
+            AlertMsg::Delivered {
+                message,
+                channel,
+                outcome,
+            } => state.delivered(message, channel, outcome).await,
+            AlertMsg::ChannelGone(name) => {
+                Err(format!("the task of alert channel {name} panicked").into())
             }
-            state.args.outbox.pop();
         }
-        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The status document of SPEC §7.1 (status.json, `fushi status --json`, `GET /status`): its types, and what each state means.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::clock;
 
@@ -297,10 +298,26 @@ pub struct StatusDoc {
     #[serde(default)]
     pub sync: SyncStatus,
     pub config: ConfigStatus,
+    /// The alert outbox: what is still owed to a person (SPEC §6).
+    #[serde(default)]
+    pub alerts: AlertsStatus,
     pub actors: Vec<ActorStatus>,
     /// What the time rules of health measured at this snapshot.
     #[serde(default)]
     pub patience: Patience,
+}
+
+/// The alert actor's outbox as of its last commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertsStatus {
+    /// Messages each channel still has to deliver (retrying or rate-limited among them).
+    pub owed: BTreeMap<String, usize>,
+    /// Alerts accepted and waiting for their group (`group_wait`) to close.
+    pub pending: usize,
+    /// Actors whose alerts are held because they flap.
+    pub flapping: Vec<String>,
+    /// Conditions a person was told of and has not heard the end of (`kind:actor`).
+    pub open: Vec<String>,
 }
 
 /// The figures health's time rules (SPEC §7) were applied to, measured once at the snapshot, so

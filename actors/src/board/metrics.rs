@@ -18,6 +18,10 @@ pub enum Counter {
     StorageSwitches,
     Escalations,
     AlertsSent,
+    /// Deliveries given up after every retry (`alert.failed`).
+    AlertsFailed,
+    /// Alerts noise control held back (`alert.suppressed`).
+    AlertsSuppressed,
 }
 
 /// Counters and the ack-latency histogram behind `GET /metrics`; in memory only.
@@ -28,6 +32,8 @@ pub struct Metrics {
     pub storage_switches: u64,
     pub escalations: u64,
     pub alerts_sent: u64,
+    pub alerts_failed: u64,
+    pub alerts_suppressed: u64,
     /// Input lines a collector answered with an error, per collector.
     pub rejected: BTreeMap<String, u64>,
     /// Records a collector's input put on the `_quarantine` stream, per collector.
@@ -46,6 +52,8 @@ impl Metrics {
             Counter::StorageSwitches => &mut self.storage_switches,
             Counter::Escalations => &mut self.escalations,
             Counter::AlertsSent => &mut self.alerts_sent,
+            Counter::AlertsFailed => &mut self.alerts_failed,
+            Counter::AlertsSuppressed => &mut self.alerts_suppressed,
         }
     }
 }

@@ -74,6 +74,7 @@ impl StatusBoard {
                 path: config_path.to_string(),
                 errors: Vec::new(),
             },
+            alerts: AlertsStatus::default(),
             actors: Vec::new(),
             patience: Patience::default(),
         };
@@ -123,6 +124,15 @@ impl StatusBoard {
         let before = g.doc.leader.clone();
         f(&mut g.doc.leader);
         if g.doc.leader != before {
+            self.bump(g);
+        }
+    }
+
+    /// Replaces the alerts section (SPEC §6).
+    pub fn set_alerts(&self, alerts: AlertsStatus) {
+        let mut g = self.lock();
+        if g.doc.alerts != alerts {
+            g.doc.alerts = alerts;
             self.bump(g);
         }
     }

@@ -238,7 +238,7 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, StartError> {
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+pub(crate) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let v = resp
         .headers()
         .get(reqwest::header::RETRY_AFTER)?

@@ -144,6 +144,12 @@ impl SupervisorState {
             );
             self.publish(idx, false, true, false);
             self.audit(idx, events::SUPERVISOR_CHILD_FATAL, json!({"failures": n}));
+            let c = &self.children[idx];
+            self.ctx.alerts.push(Alert::Fatal {
+                actor: c.path.clone(),
+                failures: n,
+                last_error: c.last_error.clone(),
+            });
             return;
         }
 

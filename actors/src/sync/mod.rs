@@ -78,6 +78,8 @@ pub struct SyncArgs {
     /// Rotate the active segment once this much is forwarded, so that it can be released.
     pub rotate_after: u64,
     pub board: StatusBoard,
+    /// Where a primary going down (and coming back) is told to a person.
+    pub alerts: crate::alert::AlertOutbox,
     pub audit: AuditLog,
     pub io: PrimaryIo,
     /// Set by `fushi inject primary-down`; outlives restarts of this actor, like an outage would.
@@ -164,6 +166,15 @@ impl SyncState {
                     "primary is back"
                 );
             }
+            let primary = self.args.primary.display().to_string();
+            self.args.alerts.push(if up {
+                crate::alert::Alert::StorageBack { primary }
+            } else {
+                crate::alert::Alert::StorageDown {
+                    primary,
+                    why: reason.to_string(),
+                }
+            });
             self.args.audit.emit(
                 events::COLLECTOR_STORAGE_SWITCH,
                 Some("sync"),

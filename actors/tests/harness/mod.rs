@@ -7,7 +7,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use fushi_actors::alert::{Alert, AlertActor, AlertArgs, AlertChannel, AlertOutbox};
+use fushi_actors::alert::{Alert, AlertOutbox};
 use fushi_actors::audit::{AuditEvent, AuditLog};
 use fushi_actors::board::{ActorState, ActorStatus, StatusBoard};
 use fushi_actors::supervisor::{
@@ -319,23 +319,6 @@ impl Actor for TestChild {
     }
 }
 
-/// An alert channel that records every alert with its paused-clock time.
-pub struct RecordingChannel {
-    rec: Recorder,
-    pub sent: Arc<Mutex<Vec<(Duration, Alert)>>>,
-}
-
-impl AlertChannel for RecordingChannel {
-    fn name(&self) -> &str {
-        "recording"
-    }
-
-    fn deliver(&self, alert: &Alert) -> Result<(), String> {
-        lock(&self.sent).push((self.rec.now(), alert.clone()));
-        Ok(())
-    }
-}
-
 /// One supervision tree under test, with its board, audit log, alert actor and recorder.
 pub struct Harness {
     pub rec: Recorder,
@@ -347,26 +330,15 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A fresh tree context with a running alert actor whose only channel records alerts.
+    /// A fresh tree context whose alert outbox records every alert with its paused-clock
+    /// time as the tree pushes it (the alert actor's delivery is tested on its own).
     pub async fn new() -> Self {
         let rec = Recorder::new();
         let audit = AuditLog::memory("test-node");
-        let outbox = AlertOutbox::default();
-        let channel = RecordingChannel {
-            rec: rec.clone(),
-            sent: Arc::default(),
-        };
-        let alerts = channel.sent.clone();
+        let alerts: Arc<Mutex<Vec<(Duration, Alert)>>> = Arc::default();
+        let (sent, at) = (alerts.clone(), rec.clone());
+        let outbox = AlertOutbox::tap(move |a| lock(&sent).push((at.now(), a.clone())));
         let board = StatusBoard::new("test-node", "prod", "supervisor.toml");
-        let args = AlertArgs {
-            outbox: outbox.clone(),
-            audit: audit.clone(),
-            board: board.clone(),
-            channels: vec![Arc::new(channel)],
-        };
-        Actor::spawn(None, AlertActor, args)
-            .await
-            .expect("alert actor starts");
         Self {
             rec,
             board,

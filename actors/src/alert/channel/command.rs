@@ -1,0 +1,103 @@
+//! The command channel: runs `argv` with the message in `FUSHI_ALERT_*` variables and as JSON on stdin; no shell unless the config asks for one.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Attempt, ChannelSpec, Failure};
+
+/// The most of the command's stderr an error quotes.
+const STDERR_QUOTE: usize = 300;
+
+pub(super) async fn run(
+    spec: &ChannelSpec,
+    argv: &[String],
+    shell: bool,
+    env: &BTreeMap<String, String>,
+    a: &Attempt<'_>,
+) -> Result<(), Failure> {
+    let (program, args) = if shell {
+        ("/bin/sh", [vec!["-c".to_string()], argv.to_vec()].concat())
+    } else {
+        (argv[0].as_str(), argv[1..].to_vec())
+    };
+    let actors: Vec<&str> = a.items.iter().map(|i| i.alert.actor()).collect();
+    let first = a.items.first();
+    let json = json!({
+        "id": a.message.id,
+        "node": spec.wording.node,
+        "text": a.text,
+        "alerts": a.items.iter().map(|i| {
+            let mut v = json!({"id": i.id, "template": i.alert.template(), "class": i.alert.class().name(),
+                "actor": i.alert.actor(), "firing": i.firing(), "text": a.masker.text(&i.text(&spec.wording)),
+                "alert": i.alert});
+            a.masker.value(&mut v);
+            v
+        }).collect::<Vec<_>>(),
+    });
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(&args)
+        .envs(env)
+        .env("FUSHI_ALERT_ID", a.message.id.to_string())
+        .env("FUSHI_ALERT_NODE", &spec.wording.node)
+        .env("FUSHI_ALERT_TEXT", &a.text)
+        .env("FUSHI_ALERT_COUNT", a.items.len().to_string())
+        .env("FUSHI_ALERT_ACTORS", actors.join(","))
+        .env(
+            "FUSHI_ALERT_KIND",
+            first.map(|i| i.alert.template()).unwrap_or("none"),
+        )
+        .env(
+            "FUSHI_ALERT_CLASS",
+            first.map(|i| i.alert.class().name()).unwrap_or("none"),
+        )
+        .env(
+            "FUSHI_ALERT_STATUS",
+            if a.items.iter().any(|i| i.firing()) {
+                "firing"
+            } else {
+                "resolved"
+            },
+        )
+        .env("FUSHI_ALERT_JSON", json.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        // Killed when the channel's timeout drops this future, and in a group of its own so
+        // that a terminal's ^C to the daemon is not also its.
+        .kill_on_drop(true)
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::Failed(format!("starting {program}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its stdin closes it: that is not a failure.
+        let _ = stdin.write_all(json.to_string().as_bytes()).await;
+    }
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr).await;
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| Failure::Failed(format!("waiting for {program}: {e}")))?;
+    if status.success() {
+        return Ok(());
+    }
+    let quote: String = stderr.trim().chars().take(STDERR_QUOTE).collect();
+    Err(Failure::Failed(format!(
+        "{program} {}{}",
+        match status.code() {
+            Some(c) => format!("exited {c}"),
+            None => "was killed by a signal".into(),
+        },
+        if quote.is_empty() {
+            String::new()
+        } else {
+            format!(": {quote}")
+        }
+    )))
+}

@@ -1,0 +1,230 @@
+//! Alert channels: what each kind does with a message (`webhook`, `command`, `file`), and the task per channel that delivers its queue with retries, `Retry-After` and a rate limit.
+//!
+//! Every channel runs on a task of its own with an unbounded queue, so a receiver that hangs
+//! delays only its own channel's later messages: neither the tree's restarts (the supervisor
+//! only pushes onto the in-memory outbox) nor the other channels. An attempt is bounded by the
+//! channel's `timeout`. A failed attempt is retried after each step of `retry` (5 s → 10 s →
+//! 15 s), then given up (`alert.failed`); a `429` is not a failure: it waits `Retry-After` and
+//! tries again without using up a retry, so that a rate-limited message is late, never dropped
+//! (Kibana dropped them, kibana#44127).
+
+mod command;
+mod file;
+mod webhook;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use tokio::sync::mpsc;
+
+use super::mask::Masker;
+use super::message::{Item, Message, Wording};
+use super::types::Class;
+use super::AlertMsg;
+use crate::events;
+use crate::AbortOnDrop;
+
+/// A webhook's body shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `{"text": …}`, which Slack, Mattermost, Rocket.Chat and Discord's `/slack` take.
+    Slack,
+    /// Alertmanager's webhook payload, version 4.
+    Alertmanager,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Webhook {
+        url: String,
+        format: Format,
+        headers: BTreeMap<String, String>,
+    },
+    Command {
+        argv: Vec<String>,
+        /// Run `argv[0]` by `/bin/sh -c` (the rest are `$0…`); only when the config asks.
+        shell: bool,
+        env: BTreeMap<String, String>,
+    },
+    File {
+        path: PathBuf,
+    },
+}
+
+/// One configured channel.
+#[derive(Debug, Clone)]
+pub struct ChannelSpec {
+    /// Its name in audit records and status: `webhook`, `webhook-2`, or the configured `name`.
+    pub name: String,
+    pub kind: Kind,
+    /// The classes it takes; empty takes all.
+    pub events: Vec<Class>,
+    pub wording: Wording,
+    pub timeout: Duration,
+    /// The least time between two attempts (a webhook's 1 s: Slack's rate per channel).
+    pub min_interval: Duration,
+}
+
+/// Why an attempt did not deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The receiver asks to wait (`429`), for `Retry-After` when it says.
+    RateLimited(Option<Duration>),
+    Failed(String),
+}
+
+/// How a delivery ended, as the channel's task reports it to the alert actor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Sent { attempts: u32 },
+    Failed { attempts: u32, error: String },
+}
+
+/// What one attempt needs besides the message.
+pub struct Attempt<'a> {
+    pub message: &'a Message,
+    pub items: Vec<&'a Item>,
+    pub text: String,
+    pub masker: &'a Masker,
+}
+
+impl ChannelSpec {
+    /// Delivers once, within the channel's timeout.
+    async fn attempt(&self, a: &Attempt<'_>) -> Result<(), Failure> {
+        let work = async {
+            match &self.kind {
+                Kind::Webhook {
+                    url,
+                    format,
+                    headers,
+                } => webhook::post(self, url, *format, headers, a).await,
+                Kind::Command { argv, shell, env } => {
+                    command::run(self, argv, *shell, env, a).await
+                }
+                Kind::File { path } => file::append(self, path, a).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Failed(format!(
+                "no answer within the channel's timeout of {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
+/// Longest `Retry-After` honoured as given; a longer one is waited in steps of this, so that a
+/// receiver's typo cannot park the channel for a year.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A channel's task and the queue into it.
+pub struct Worker {
+    tx: mpsc::UnboundedSender<Arc<Message>>,
+    _task: AbortOnDrop,
+}
+
+impl Worker {
+    /// Queues a message; it is delivered after everything queued before it.
+    pub fn send(&self, m: Arc<Message>) {
+        let _ = self.tx.send(m);
+    }
+}
+
+/// Tells the alert actor when a channel's task ends other than by being aborted with its
+/// actor: a panic in a channel is the actor's failure, so that its restart resumes the outbox.
+struct Gone {
+    name: String,
+    actor: ActorRef<AlertMsg>,
+    finished: bool,
+}
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        if !self.finished && std::thread::panicking() {
+            let _ = self.actor.cast(AlertMsg::ChannelGone(self.name.clone()));
+        }
+    }
+}
+
+/// Starts the task of channel `spec`, reporting each delivery's end to `actor`.
+pub fn spawn(
+    spec: Arc<ChannelSpec>,
+    retry: Vec<Duration>,
+    masker: Masker,
+    actor: ActorRef<AlertMsg>,
+) -> Worker {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Message>>();
+    let task = tokio::spawn(async move {
+        let mut gone = Gone {
+            name: spec.name.clone(),
+            actor: actor.clone(),
+            finished: false,
+        };
+        let mut last: Option<tokio::time::Instant> = None;
+        while let Some(message) = rx.recv().await {
+            let outcome = deliver(&spec, &retry, &masker, &message, &mut last).await;
+            let _ = actor.cast(AlertMsg::Delivered {
+                message: message.id,
+                channel: spec.name.clone(),
+                outcome,
+            });
+        }
+        gone.finished = true;
+    });
+    Worker {
+        tx,
+        _task: AbortOnDrop(task),
+    }
+}
+
+async fn deliver(
+    spec: &ChannelSpec,
+    retry: &[Duration],
+    masker: &Masker,
+    message: &Message,
+    last: &mut Option<tokio::time::Instant>,
+) -> Outcome {
+    let items = message.for_events(&spec.events);
+    let text = masker.text(&Message::text(&items, &spec.wording));
+    let attempt = Attempt {
+        message,
+        items,
+        text,
+        masker,
+    };
+    let mut attempts = 0;
+    let mut failures = 0;
+    loop {
+        if let Some(at) = *last {
+            tokio::time::sleep_until(at + spec.min_interval).await;
+        }
+        *last = Some(tokio::time::Instant::now());
+        attempts += 1;
+        let error = match spec.attempt(&attempt).await {
+            Ok(()) => return Outcome::Sent { attempts },
+            Err(Failure::RateLimited(after)) => {
+                let wait = after
+                    .unwrap_or(retry.first().copied().unwrap_or(Duration::from_secs(5)))
+                    .min(MAX_RETRY_AFTER);
+                tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = spec.name.as_str(),
+                    message = message.id, attempt = attempts, delay = ?wait,
+                    "the receiver is rate-limiting; waiting as it asks, then sending again");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Err(Failure::Failed(e)) => masker.text(&e),
+        };
+        let Some(delay) = retry.get(failures) else {
+            return Outcome::Failed { attempts, error };
+        };
+        failures += 1;
+        tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = spec.name.as_str(),
+            message = message.id, attempt = attempts, delay = ?delay, error = %error,
+            "alert delivery failed; retrying");
+        tokio::time::sleep(*delay).await;
+    }
+}

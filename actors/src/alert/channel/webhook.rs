@@ -1,0 +1,131 @@
+//! The webhook channel: a JSON POST, Slack's `{"text": …}` or Alertmanager's v4 payload.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::{Attempt, ChannelSpec, Failure, Format};
+use crate::alert::message::Item;
+use crate::clock;
+
+/// The client every webhook channel shares: building one reads the system's root certificates.
+fn client() -> Result<&'static reqwest::Client, Failure> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("fushi/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.without_url().to_string())
+        })
+        .as_ref()
+        .map_err(|e| Failure::Failed(format!("building the HTTP client: {e}")))
+}
+
+fn at(ms: u64) -> String {
+    clock::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
+fn severity(item: &Item) -> &'static str {
+    use crate::alert::types::Class;
+    if !item.firing() {
+        return "info";
+    }
+    match item.alert.class() {
+        Class::Escalation | Class::Fatal | Class::Leader | Class::Storage => "critical",
+        _ => "warning",
+    }
+}
+
+/// Alertmanager's webhook payload (version 4), one alert per item, so that a receiver built
+/// for Alertmanager (PagerDuty's, Opsgenie's, a chat bridge) takes fushi's messages as they are.
+fn alertmanager(a: &Attempt<'_>, spec: &ChannelSpec) -> Value {
+    let node = &spec.wording.node;
+    let alerts: Vec<Value> = a
+        .items
+        .iter()
+        .map(|i| {
+            let firing = i.firing();
+            json!({
+                "status": if firing { "firing" } else { "resolved" },
+                "labels": {
+                    "alertname": i.alert.template(),
+                    "actor": i.alert.actor(),
+                    "node": node,
+                    "class": i.alert.class().name(),
+                    "severity": severity(i),
+                },
+                "annotations": {"summary": a.masker.text(&i.text(&spec.wording))},
+                "startsAt": at(i.at_ms),
+                "endsAt": if firing { "0001-01-01T00:00:00Z".to_string() } else { at(i.at_ms) },
+                "generatorURL": "",
+                "fingerprint": format!("{:016x}", crc32c::crc32c(format!("{}/{}/{}", node, i.alert.template(), i.alert.actor()).as_bytes())),
+            })
+        })
+        .collect();
+    let firing = a.items.iter().any(|i| i.firing());
+    json!({
+        "version": "4",
+        "groupKey": format!("fushi/{node}/{}", a.message.id),
+        "truncatedAlerts": 0,
+        "status": if firing { "firing" } else { "resolved" },
+        "receiver": spec.name,
+        "groupLabels": {"node": node},
+        "commonLabels": {"node": node, "job": "fushi"},
+        "commonAnnotations": {"summary": a.text},
+        "externalURL": "",
+        "alerts": alerts,
+    })
+}
+
+pub(super) async fn post(
+    spec: &ChannelSpec,
+    url: &str,
+    format: Format,
+    headers: &BTreeMap<String, String>,
+    a: &Attempt<'_>,
+) -> Result<(), Failure> {
+    let shown = a.masker.url(url);
+    let body = match format {
+        Format::Slack => json!({"text": a.text}),
+        Format::Alertmanager => alertmanager(a, spec),
+    };
+    let mut req = client()?
+        .post(url)
+        .timeout(spec.timeout)
+        // A receiver that dedups (or a person reading two copies after a restart) can tell
+        // one message from another by it.
+        .header(
+            "X-Fushi-Alert-Id",
+            format!("{}-{}", spec.wording.node, a.message.id),
+        )
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Failure::Failed(format!("POST {shown}: {}", e.without_url())))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(Failure::RateLimited(crate::collectors::http::retry_after(
+            &resp,
+        )));
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let text: String = text.chars().take(200).collect();
+    Err(Failure::Failed(format!(
+        "POST {shown}: HTTP {status}{}",
+        if text.trim().is_empty() {
+            String::new()
+        } else {
+            format!(": {}", text.trim())
+        }
+    )))
+}

@@ -1,0 +1,312 @@
+//! The alert outbox on disk (`<data_dir>/alerts/outbox.jsonl`): every decision and every message is appended and fsynced before anything is delivered, so a `kill -9` loses no accepted alert and repeats no delivered one.
+//!
+//! The file is a log of commits, one JSON line each, so that one `write` + `fsync` makes a
+//! whole step durable or none of it: noise control's state after the step, the messages the
+//! step made (with the channels still to take each), and the deliveries that ended. Folding
+//! the lines gives the state to resume from and the deliveries still owed. A torn last line
+//! is a write the crash cut short, whose step never happened; a bad line elsewhere is skipped
+//! and counted. Opening rewrites the file as one commit of what is still owed (atomically),
+//! and so does a commit that finds the file past [`COMPACT_AT`].
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::message::{Item, Message};
+use super::noise::Noise;
+use crate::faults::{check, Op};
+
+/// The file's name in `<data_dir>/alerts/`.
+pub const FILE: &str = "outbox.jsonl";
+
+/// Past this size a commit rewrites the file as what is still owed.
+pub const COMPACT_AT: u64 = 256 * 1024;
+
+/// Noise control's state and the group still gathering, as of one commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The next alert or message number.
+    pub next_id: u64,
+    pub noise: Noise,
+    /// Items waiting for their group to close (`group_wait` after the first).
+    pub pending: Vec<Item>,
+}
+
+/// A message and the channels that have yet to take it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owed {
+    pub message: Message,
+    pub channels: Vec<String>,
+}
+
+/// A delivery that ended, either way: the channel owes the message no more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    pub message: u64,
+    pub channel: String,
+}
+
+/// One step, made durable as one line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Snapshot>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owed: Vec<Owed>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<Done>,
+}
+
+impl Commit {
+    pub fn is_empty(&self) -> bool {
+        self.state.is_none() && self.owed.is_empty() && self.done.is_empty()
+    }
+}
+
+/// What the file said: the state to resume from and the deliveries still owed, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resumed {
+    pub state: Snapshot,
+    pub owed: Vec<Owed>,
+    /// Lines that did not parse and were not the last one.
+    pub bad_lines: usize,
+}
+
+impl Resumed {
+    fn apply(&mut self, c: Commit) {
+        if let Some(s) = c.state {
+            self.state = s;
+        }
+        self.owed.extend(c.owed);
+        for d in c.done {
+            if let Some(o) = self.owed.iter_mut().find(|o| o.message.id == d.message) {
+                o.channels.retain(|ch| *ch != d.channel);
+            }
+        }
+        self.owed.retain(|o| !o.channels.is_empty());
+    }
+
+    /// The one commit that stands for everything folded so far.
+    fn as_commit(&self) -> Commit {
+        Commit {
+            state: Some(self.state.clone()),
+            owed: self.owed.clone(),
+            done: Vec::new(),
+        }
+    }
+}
+
+/// The open outbox file.
+pub struct Store {
+    path: PathBuf,
+    file: File,
+    bytes: u64,
+    /// Everything committed, folded: what a compaction writes.
+    folded: Resumed,
+}
+
+fn line(c: &Commit) -> io::Result<Vec<u8>> {
+    let mut v = serde_json::to_vec(c).map_err(io::Error::other)?;
+    v.push(b'\n');
+    Ok(v)
+}
+
+fn read(path: &Path) -> io::Result<Resumed> {
+    let mut r = Resumed::default();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(r),
+        Err(e) => return Err(e),
+    };
+    let lines: Vec<Vec<u8>> = BufReader::new(file)
+        .split(b'\n')
+        .collect::<io::Result<_>>()?;
+    let last = lines.len().saturating_sub(1);
+    for (i, l) in lines.into_iter().enumerate() {
+        if l.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Commit>(&l) {
+            Ok(c) => r.apply(c),
+            Err(_) if i == last => {} // a torn append: its step never completed
+            Err(_) => r.bad_lines += 1,
+        }
+    }
+    Ok(r)
+}
+
+impl Store {
+    /// Opens `<dir>/outbox.jsonl` (creating `dir`), resumes from it and rewrites it compacted.
+    pub fn open(dir: &Path) -> io::Result<(Store, Resumed)> {
+        check(Op::Open, dir)?;
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(FILE);
+        let resumed = read(&path)?;
+        let mut store = Store {
+            file: Self::rewrite(&path, &resumed.as_commit())?,
+            bytes: 0,
+            path,
+            folded: resumed.clone(),
+        };
+        store.bytes = store.file.metadata()?.len();
+        Ok((store, resumed))
+    }
+
+    /// Replaces the file by `c` alone (temp file, fsync, rename, directory fsync) and opens
+    /// the new file for appending.
+    fn rewrite(path: &Path, c: &Commit) -> io::Result<File> {
+        crate::fs::write_atomic(path, &line(c)?)?;
+        check(Op::Open, path)?;
+        OpenOptions::new().append(true).open(path)
+    }
+
+    /// Appends `c` and fsyncs it: once this returns Ok, the step survives a `kill -9`.
+    pub fn commit(&mut self, c: Commit) -> io::Result<()> {
+        if c.is_empty() {
+            return Ok(());
+        }
+        let bytes = line(&c)?;
+        check(Op::Write, &self.path)?;
+        self.file.write_all(&bytes)?;
+        check(Op::Fsync, &self.path)?;
+        self.file.sync_data()?;
+        self.bytes += bytes.len() as u64;
+        self.folded.apply(c);
+        if self.bytes > COMPACT_AT {
+            self.file = Self::rewrite(&self.path, &self.folded.as_commit())?;
+            self.bytes = self.file.metadata()?.len();
+        }
+        Ok(())
+    }
+
+    /// Deliveries still owed, per channel: what status shows as the outbox's depth.
+    pub fn owed_by_channel(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for o in &self.folded.owed {
+            for ch in &o.channels {
+                *out.entry(ch.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::noise::Note;
+    use crate::alert::types::Alert;
+
+    fn owed(id: u64, channels: &[&str]) -> Owed {
+        Owed {
+            message: Message {
+                id,
+                at_ms: 0,
+                items: vec![Item {
+                    id,
+                    at_ms: 0,
+                    alert: Alert::DaemonRecovered { why: "x".into() },
+                    note: Note::Plain {
+                        duration_ms: None,
+                        suppressed: 0,
+                    },
+                }],
+            },
+            channels: channels.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn what_is_owed_survives_reopening_and_what_was_done_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, r) = Store::open(dir.path()).unwrap();
+        assert_eq!(r, Resumed::default());
+        s.commit(Commit {
+            state: Some(Snapshot {
+                next_id: 3,
+                ..Default::default()
+            }),
+            owed: vec![owed(1, &["webhook", "file"]), owed(2, &["webhook"])],
+            done: vec![],
+        })
+        .unwrap();
+        s.commit(Commit {
+            done: vec![Done {
+                message: 1,
+                channel: "webhook".into(),
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+        drop(s);
+        let (s, r) = Store::open(dir.path()).unwrap();
+        assert_eq!(r.state.next_id, 3);
+        assert_eq!(r.owed, vec![owed(1, &["file"]), owed(2, &["webhook"])]);
+        assert_eq!(
+            s.owed_by_channel(),
+            BTreeMap::from([("file".into(), 1), ("webhook".into(), 1)])
+        );
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert_eq!(text.lines().count(), 1, "opening compacts: {text}");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_a_step_that_never_happened_and_a_bad_middle_line_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let good = String::from_utf8(line(&owed(1, &["w"]).into_commit()).unwrap()).unwrap();
+        std::fs::write(&path, format!("{good}garbage\n{good}{{\"owed\":[{{\"mess")).unwrap();
+        let (_, r) = Store::open(dir.path()).unwrap();
+        assert_eq!(r.bad_lines, 1);
+        assert_eq!(r.owed.len(), 2, "both good lines count: {r:?}");
+    }
+
+    #[test]
+    fn a_failing_fsync_is_an_error_and_the_step_is_not_folded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Store::open(dir.path()).unwrap();
+        crate::faults::arm(Op::Fsync, dir.path(), 0, 1, libc_eio());
+        let e = s.commit(owed(1, &["w"]).into_commit());
+        crate::faults::disarm(dir.path());
+        assert!(e.is_err());
+        assert!(s.owed_by_channel().is_empty());
+    }
+
+    fn libc_eio() -> i32 {
+        5
+    }
+
+    impl Owed {
+        fn into_commit(self) -> Commit {
+            Commit {
+                owed: vec![self],
+                ..Default::default()
+            }
+        }
+    }
+
+    #[test]
+    fn a_big_file_is_compacted_to_what_is_owed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Store::open(dir.path()).unwrap();
+        for id in 0..2000 {
+            s.commit(owed(id, &["w"]).into_commit()).unwrap();
+            s.commit(Commit {
+                done: vec![Done {
+                    message: id,
+                    channel: "w".into(),
+                }],
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        let len = std::fs::metadata(dir.path().join(FILE)).unwrap().len();
+        assert!(len <= COMPACT_AT, "{len} bytes");
+        drop(s);
+        let (_, r) = Store::open(dir.path()).unwrap();
+        assert!(r.owed.is_empty());
+    }
+}
