@@ -10,15 +10,33 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// What the server saw of one request: when, and its headers.
+/// What the server saw of one request: when, its headers and its body.
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub at: Instant,
     pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
-/// The answer to the n-th request (from 0): status, extra headers, body.
-type Script = dyn Fn(usize) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync;
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The answer to the n-th request (from 0): status, extra headers, body, and how long to
+/// wait before answering (a receiver that hangs).
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    pub after: Duration,
+}
+
+type Script = dyn Fn(usize) -> Answer + Send + Sync;
 
 /// A hyper server on a loopback port, answering by `script`, on a runtime of its own.
 pub struct Server {
@@ -31,6 +49,19 @@ impl Server {
     pub fn start(
         script: impl Fn(usize) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync + 'static,
     ) -> Self {
+        Self::answering(move |n| {
+            let (status, headers, body) = script(n);
+            Answer {
+                status,
+                headers,
+                body,
+                after: Duration::ZERO,
+            }
+        })
+    }
+
+    /// A server whose every answer is `script`'s, body and delay included.
+    pub fn answering(script: impl Fn(usize) -> Answer + Send + Sync + 'static) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -54,24 +85,30 @@ impl Server {
                         hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                             let (log, script) = (log.clone(), script.clone());
                             async move {
+                                let at = Instant::now();
+                                let headers = req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.to_string(), v.to_str().unwrap_or("").to_string())
+                                    })
+                                    .collect();
+                                let body = http_body_util::BodyExt::collect(req.into_body())
+                                    .await
+                                    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                                    .unwrap_or_default();
                                 let n = {
                                     let mut log = log.lock().unwrap();
-                                    log.push(Seen {
-                                        at: Instant::now(),
-                                        headers: req
-                                            .headers()
-                                            .iter()
-                                            .map(|(k, v)| {
-                                                (
-                                                    k.to_string(),
-                                                    v.to_str().unwrap_or("").to_string(),
-                                                )
-                                            })
-                                            .collect(),
-                                    });
+                                    log.push(Seen { at, headers, body });
                                     log.len() - 1
                                 };
-                                let (status, headers, body) = script(n);
+                                let Answer {
+                                    status,
+                                    headers,
+                                    body,
+                                    after,
+                                } = script(n);
+                                tokio::time::sleep(after).await;
                                 let mut resp = Response::new(Full::new(Bytes::from(body)));
                                 *resp.status_mut() = StatusCode::from_u16(status).unwrap();
                                 for (k, v) in headers {

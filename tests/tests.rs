@@ -7,6 +7,7 @@
 
 mod util;
 
+mod alert;
 mod backpressure;
 mod cli;
 mod cli_truth;
