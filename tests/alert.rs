@@ -333,7 +333,7 @@ fn an_actor_that_flaps_is_reported_once_then_held_until_it_settles() {
             r#"[[collector]]
 name = "flappy"
 kind = "command"
-argv = ["sh", "-c", "sleep 0.4; test -f {} || exit 3; exec sleep 600"]
+argv = ["sh", "-c", "sleep 0.8; test -f {} || exit 3; exec sleep 600"]
 backoff = ["100ms"]
 jitter = "0s"
 escalate_after = 1
@@ -343,7 +343,8 @@ stable_after = "200ms"
         ),
     ));
     let mut d = env.start();
-    // Each run outlives stable_after (a recovery), then fails (an escalation).
+    // Each run outlives stable_after (a recovery) by 600 ms, so that a loaded machine still
+    // sees each recovery before the next failure, then fails (an escalation).
     requests(&server, 5, &d);
     d.wait_audit("supervisor.child.escalated", "collectors/flappy", 5);
     let seen = server.seen();
