@@ -255,8 +255,24 @@ pub fn exposition(doc: &StatusDoc, m: &Metrics) -> Result<String, std::fmt::Erro
     );
     reg.register(
         "alerts_sent",
-        "Alerts delivered",
+        "Alert deliveries that succeeded, per channel delivery (journald included)",
         ConstCounter::new(m.alerts_sent),
+    );
+    reg.register(
+        "alerts_failed",
+        "Alert deliveries given up after every retry (alert.failed)",
+        ConstCounter::new(m.alerts_failed),
+    );
+    reg.register(
+        "alerts_suppressed",
+        "Alerts noise control held back: repeats, flapping, recoveries of nothing open",
+        ConstCounter::new(m.alerts_suppressed),
+    );
+    let owed: u64 = doc.alerts.owed.values().map(|n| *n as u64).sum();
+    reg.register(
+        "alerts_owed",
+        "Alert messages accepted and not yet delivered, over every channel",
+        ConstGauge::new(owed as i64),
     );
     reg.register(
         "daemon_recovered",
@@ -547,6 +563,9 @@ mod tests {
             "fushi_input_rejected_total{collector=\"collectors/a\"} 2",
             "fushi_input_quarantined_total{collector=\"collectors/a\"} 3",
             "fushi_alerts_sent_total 0",
+            "fushi_alerts_failed_total 0",
+            "fushi_alerts_suppressed_total 0",
+            "fushi_alerts_owed 0",
             "fushi_daemon_recovered_total 0",
             "fushi_journal_bytes 123",
             "fushi_primary_up 1",

@@ -107,23 +107,19 @@ fn an_escalation_reaches_the_webhook_with_its_template_filled_and_its_secret_url
         t.starts_with("collectors/crash on test-node: 2 failures since 20"),
         "{t}"
     );
-    assert!(
-        t.contains("; last: ") && !t.contains("{last_error}"),
-        "{t}"
-    );
+    assert!(t.contains("; last: ") && !t.contains("{last_error}"), "{t}");
     assert!(t.ends_with("(-)"), "a placeholder without a value: {t}");
     let body: Value = serde_json::from_str(&seen[0].body).unwrap();
-    assert_eq!(
-        body.as_object().unwrap().len(),
-        1,
-        "Slack's shape: {body}"
-    );
+    assert_eq!(body.as_object().unwrap().len(), 1, "Slack's shape: {body}");
     assert!(seen[0]
         .header("x-fushi-alert-id")
         .is_some_and(|id| id.starts_with("test-node-")));
     assert_eq!(seen[0].header("content-type"), Some("application/json"));
     let a = wait_webhook(&d, "alert.sent", 1);
-    assert_eq!(webhook_events(&a, "alert.sent")[0]["payload"]["attempts"], 1);
+    assert_eq!(
+        webhook_events(&a, "alert.sent")[0]["payload"]["attempts"],
+        1
+    );
     let text_of_audit = std::fs::read_to_string(env.data().join("audit.jsonl")).unwrap();
     assert!(!text_of_audit.contains("SECRETPATH"));
     assert!(!d.log().contains("SECRETPATH"), "{}", d.log());
@@ -135,7 +131,10 @@ fn a_503_is_retried_after_each_step_and_a_receiver_that_never_recovers_is_given_
     let env = Env::new(&with_webhook(&server, "", "", &crashing("crash")));
     let d = env.start();
     let a = wait_webhook(&d, "alert.sent", 1);
-    assert_eq!(webhook_events(&a, "alert.sent")[0]["payload"]["attempts"], 3);
+    assert_eq!(
+        webhook_events(&a, "alert.sent")[0]["payload"]["attempts"],
+        3
+    );
     let seen = server.seen();
     assert_eq!(seen.len(), 3);
     let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].at - w[0].at).collect();
@@ -147,12 +146,7 @@ fn a_503_is_retried_after_each_step_and_a_receiver_that_never_recovers_is_given_
     drop(d);
 
     let server = Server::answering(|_| answer(503));
-    let env = Env::new(&with_webhook(
-        &server,
-        "",
-        "",
-        &crashing("crash"),
-    ));
+    let env = Env::new(&with_webhook(&server, "", "", &crashing("crash")));
     let d = env.start();
     let a = wait_webhook(&d, "alert.failed", 1);
     let failed = webhook_events(&a, "alert.failed")[0];
@@ -185,13 +179,10 @@ fn a_429_waits_as_long_as_retry_after_says_without_using_up_a_retry() {
         },
         _ => ok(),
     });
-    let env = Env::new(&with_webhook(
-        &server,
-        "",
-        "",
-        &crashing("crash"),
-    )
-    .replace(r#"retry = ["200ms", "400ms"]"#, r#"retry = ["100ms"]"#));
+    let env = Env::new(
+        &with_webhook(&server, "", "", &crashing("crash"))
+            .replace(r#"retry = ["200ms", "400ms"]"#, r#"retry = ["100ms"]"#),
+    );
     let d = env.start();
     let a = wait_webhook(&d, "alert.sent", 1);
     assert_eq!(
@@ -306,7 +297,10 @@ fn alerts_raised_within_group_wait_go_out_as_one_message_listing_the_actors() {
     );
     let mut d = env.start();
     let a = d.wait_audit("supervisor.child.escalated", "collectors/b", 1);
-    assert_eq!(events(&a, "supervisor.child.escalated", "collectors/a").len(), 1);
+    assert_eq!(
+        events(&a, "supervisor.child.escalated", "collectors/a").len(),
+        1
+    );
     let seen = requests(&server, 1, &d);
     let t = text(&seen[0]);
     assert!(t.starts_with("fushi on test-node: 2 alerts ("), "{t}");
@@ -350,7 +344,10 @@ stable_after = "200ms"
     let seen = server.seen();
     let texts: Vec<String> = seen.iter().map(text).collect();
     assert_eq!(texts.len(), 5, "{texts:#?}");
-    assert!(texts[4].contains("is flapping: it escalated 3 times within 1m"), "{texts:#?}");
+    assert!(
+        texts[4].contains("is flapping: it escalated 3 times within 1m"),
+        "{texts:#?}"
+    );
     let a = d.wait_audit("alert.suppressed", "collectors/flappy", 2);
     assert!(events(&a, "alert.suppressed", "collectors/flappy")
         .iter()
@@ -359,10 +356,7 @@ stable_after = "200ms"
     std::fs::write(&steady, "").unwrap();
     let seen = requests(&server, 6, &d);
     let t = text(&seen[5]);
-    assert!(
-        t.contains("has been stable for 1s after flapping"),
-        "{t}"
-    );
+    assert!(t.contains("has been stable for 1s after flapping"), "{t}");
     d.terminate();
 }
 
@@ -396,9 +390,22 @@ fn a_receiver_that_hangs_slows_neither_restarts_nor_the_other_channels() {
         .unwrap()
         .contains("collectors/crash on test-node failed 2 times"));
     assert_eq!(line["status"], "firing");
-    let before = events(&env.audit(), "supervisor.child.restarted", "collectors/crash").len();
-    d.wait_audit("supervisor.child.restarted", "collectors/crash", before + 10);
-    assert_eq!(server.seen().len(), 1, "the webhook's one request still hangs");
+    let before = events(
+        &env.audit(),
+        "supervisor.child.restarted",
+        "collectors/crash",
+    )
+    .len();
+    d.wait_audit(
+        "supervisor.child.restarted",
+        "collectors/crash",
+        before + 10,
+    );
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "the webhook's one request still hangs"
+    );
     wait_for_or(
         "status to show the one message the webhook owes",
         || (env.status()?["alerts"]["owed"]["webhook"] == 1).then_some(()),

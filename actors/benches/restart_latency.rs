@@ -30,89 +30,11 @@
 mod support;
 
 use fushi_actors::alert::AlertOutbox;
-use fushi_actors::audit::AuditLog;
-use fushi_actors::board::StatusBoard;
-use fushi_actors::supervisor::{
-    ChildSpec, RestartPolicy, Strategy, SupervisorActor, SupervisorArgs, SupervisorMsg, TreeContext,
-};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::future::Future;
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::restart::{drive, percentile, totals, us, zero_backoff, Ours, Sample};
 use support::{env_num, find_in_path};
-use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-enum ChildMsg {
-    Crash,
-    Ping(RpcReplyPort<Instant>),
-}
-
-/// The supervised child; every incarnation reports to the bench through its arguments.
-#[derive(Clone)]
-struct BenchChild;
-
-#[derive(Clone)]
-struct ChildArgs {
-    /// Each incarnation's ref and the instant its `pre_start` ran.
-    ready: mpsc::UnboundedSender<(ActorRef<ChildMsg>, Instant)>,
-    /// Nanoseconds since `base` at which the last crash happened.
-    crash_at: Arc<AtomicU64>,
-    base: Instant,
-}
-
-impl Actor for BenchChild {
-    type Msg = ChildMsg;
-    type State = ChildArgs;
-    type Arguments = ChildArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<ChildMsg>,
-        args: ChildArgs,
-    ) -> Result<ChildArgs, ActorProcessingErr> {
-        args.ready.send((myself, Instant::now()))?;
-        Ok(args)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<ChildMsg>,
-        msg: ChildMsg,
-        state: &mut ChildArgs,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            ChildMsg::Crash => {
-                let at = state.base.elapsed().as_nanos() as u64;
-                state.crash_at.store(at, Ordering::Release);
-                Err("crash".into())
-            }
-            ChildMsg::Ping(reply) => {
-                let _ = reply.send(Instant::now());
-                Ok(())
-            }
-        }
-    }
-}
-
-/// One restart, split in phases (ns): crash → replacement's start (`pre_start` / `init/1`),
-/// start → the bench holds the new ref, bench holds it → ping handled.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    to_start: u64,
-    to_bench: u64,
-    to_ping: u64,
-}
-
-impl Sample {
-    fn total(&self) -> u64 {
-        self.to_start + self.to_bench + self.to_ping
-    }
-}
 
 struct Config {
     rounds: usize,
@@ -121,122 +43,6 @@ struct Config {
     spacing: Duration,
     multi_thread: bool,
     file_audit: bool,
-}
-
-/// Our supervisor tree, kept alive across rounds.
-struct Ours {
-    sup: ActorRef<SupervisorMsg>,
-    sup_task: JoinHandle<()>,
-    child: ActorRef<ChildMsg>,
-    ready: mpsc::UnboundedReceiver<(ActorRef<ChildMsg>, Instant)>,
-    crash_at: Arc<AtomicU64>,
-    base: Instant,
-    /// Holds the audit file of `RESTART_BENCH_AUDIT=file`.
-    _audit_dir: Option<tempfile::TempDir>,
-}
-
-impl Ours {
-    async fn start(file_audit: bool) -> Self {
-        let (ready_tx, mut ready) = mpsc::unbounded_channel();
-        let crash_at = Arc::new(AtomicU64::new(0));
-        let base = Instant::now();
-        let args = ChildArgs {
-            ready: ready_tx,
-            crash_at: crash_at.clone(),
-            base,
-        };
-        let policy = RestartPolicy {
-            backoff: vec![Duration::ZERO],
-            jitter: Duration::ZERO,
-            escalate_after: u32::MAX,
-            stable_after: Duration::from_secs(24 * 3600),
-            give_up_after: 0,
-        };
-        let spec = ChildSpec::actor("child", BenchChild, args).with_policy(policy);
-        let (audit, audit_dir) = if file_audit {
-            let dir = tempfile::tempdir().expect("creating a temporary directory");
-            let log = AuditLog::open(&dir.path().join("audit.jsonl"), "bench")
-                .expect("opening the audit file");
-            (log, Some(dir))
-        } else {
-            (AuditLog::memory("bench"), None)
-        };
-        let ctx = TreeContext {
-            board: StatusBoard::new("bench", "prod", "bench.toml"),
-            audit,
-            alerts: AlertOutbox::default(),
-        };
-        let sup_args = SupervisorArgs {
-            path: String::new(),
-            strategy: Strategy::OneForOne,
-            children: vec![spec],
-            ctx,
-            gate: None,
-        };
-        let (sup, sup_task) = SupervisorActor::spawn(None, SupervisorActor, sup_args)
-            .await
-            .expect("spawning the supervisor");
-        let (child, _) = ready.recv().await.expect("first child never started");
-        Self {
-            sup,
-            sup_task,
-            child,
-            ready,
-            crash_at,
-            base,
-            _audit_dir: audit_dir,
-        }
-    }
-
-    /// `warmup` unrecorded restarts, then `samples` recorded ones, `spacing` apart.
-    async fn run(
-        mut self,
-        warmup: usize,
-        samples: usize,
-        spacing: Duration,
-    ) -> (Self, Vec<Sample>) {
-        let mut out = Vec::with_capacity(samples);
-        for i in 0..warmup + samples {
-            self.child.cast(ChildMsg::Crash).expect("casting Crash");
-            let (next, started) = tokio::time::timeout(Duration::from_secs(5), self.ready.recv())
-                .await
-                .expect("no replacement child within 5 s")
-                .expect("ready channel closed");
-            let got = Instant::now();
-            let handled = next
-                .call(ChildMsg::Ping, None)
-                .await
-                .expect("sending Ping")
-                .expect("replacement died before answering Ping");
-            let crashed = self.base + Duration::from_nanos(self.crash_at.load(Ordering::Acquire));
-            if i >= warmup {
-                out.push(Sample {
-                    to_start: started.duration_since(crashed).as_nanos() as u64,
-                    to_bench: got.duration_since(started).as_nanos() as u64,
-                    to_ping: handled.duration_since(got).as_nanos() as u64,
-                });
-            }
-            self.child = next;
-            tokio::time::sleep(spacing).await;
-        }
-        (self, out)
-    }
-
-    async fn stop(self) {
-        self.sup.stop(None);
-        self.sup_task.await.expect("supervisor task");
-    }
-}
-
-/// Runs `fut` to completion as a task of its own, as the OTP bench process is a process of its
-/// own: a current-thread runtime polls the future given to `block_on` only between rounds of its
-/// tasks, which would put the bench behind the supervisor's bookkeeping.
-fn drive<F>(rt: &Runtime, fut: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    rt.block_on(rt.spawn(fut)).expect("bench task")
 }
 
 /// One round of OTP's supervisor, from the escript; returns its info lines too.
@@ -284,22 +90,6 @@ fn measure_otp(
     }
     assert_eq!(samples_out.len(), samples, "escript output:\n{stdout}");
     (samples_out, info)
-}
-
-/// Nearest-rank percentile.
-fn percentile(values: &[u64], p: f64) -> u64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1000.0
-}
-
-fn totals(samples: &[Sample]) -> Vec<u64> {
-    samples.iter().map(Sample::total).collect()
 }
 
 fn summary(name: &str, samples: &[Sample]) {
@@ -389,7 +179,10 @@ fn main() -> ExitCode {
     }
     .expect("building the tokio runtime");
 
-    let mut tree = drive(&rt, Ours::start(cfg.file_audit));
+    let mut tree = drive(
+        &rt,
+        Ours::start(cfg.file_audit, zero_backoff(), AlertOutbox::default()),
+    );
     let (mut ours, mut otp) = (Vec::new(), Vec::new());
     let mut otp_info = Vec::new();
     for round in 0..cfg.rounds {

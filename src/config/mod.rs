@@ -257,6 +257,74 @@ mod tests {
     }
 
     #[test]
+    fn every_commented_alert_example_of_the_default_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("supervisor.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut kinds = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            if let Some(t) = line.strip_prefix("# templates = ") {
+                let cfg = parse(&format!("[alert]\ntemplates = {t}\n")).unwrap();
+                assert!(cfg.alert.templates.contains_key("escalation"));
+            }
+            if line.trim() != "# [[alert.channel]]" {
+                continue;
+            }
+            let mut example = String::from("[[alert.channel]]\n");
+            while let Some(l) = lines.next_if(|l| l.starts_with("# ") && !l.trim().is_empty()) {
+                example.push_str(&l[2..]);
+                example.push('\n');
+            }
+            let cfg = parse(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+            kinds.push(cfg.alert.channels[0].kind);
+        }
+        for kind in [
+            AlertChannelKind::Webhook,
+            AlertChannelKind::Command,
+            AlertChannelKind::File,
+            AlertChannelKind::Journald,
+        ] {
+            assert!(kinds.contains(&kind), "no commented example of {kind:?}");
+        }
+    }
+
+    #[test]
+    fn alert_mistakes_are_named_at_their_key_and_say_what_to_do() {
+        let e = err("[[alert.channel]]\nkind = \"file\"\npath = \"a.jsonl\"\nurl = \"http://x\"\n");
+        assert!(e.contains("supervisor.toml:4:"), "{e}");
+        assert!(
+            e.contains("url is a key of webhook channels, not of file ones"),
+            "{e}"
+        );
+        let e = err("[[alert.channel]]\nkind = \"webhook\"\nurl = \"hooks.example/x\"\n");
+        assert!(e.contains("http:// or https://"), "{e}");
+        let e = err("[[alert.channel]]\nkind = \"file\"\npath = \"a\"\nevents = [\"escalation\", \"pager\"]\n");
+        assert!(e.contains("alert.channel[0].events[1]"), "{e}");
+        assert!(e.contains("known: escalation, recovered, fatal"), "{e}");
+        let e = err("[alert]\nflap_count = 0\n");
+        assert!(
+            e.contains("alert.flap_count") && e.contains("at least 1"),
+            "{e}"
+        );
+        let e = err("[alert]\nretry = [\"5s\", \"0s\"]\n");
+        assert!(e.contains("alert.retry[1]"), "{e}");
+        let e = err("[[alert.channel]]\nkind = \"file\"\npath = \"a\"\n[[alert.channel]]\nkind = \"webhook\"\nname = \"file\"\nurl = \"http://h/x\"\n");
+        assert!(e.contains("channel name \"file\""), "{e}");
+        let e = err(
+            "[[alert.channel]]\nkind = \"file\"\npath = \"a\"\ntemplates = { ok = \"{slo\" }\n",
+        );
+        assert!(
+            e.contains("alert.channel[0].templates.ok") && e.contains("closing"),
+            "{e}"
+        );
+        let cfg = parse("[[alert.channel]]\nkind = \"webhook\"\nurl = \"http://a/x\"\n[[alert.channel]]\nkind = \"webhook\"\nurl = \"http://b/x\"\n").unwrap();
+        assert_eq!(
+            (channel_name(&cfg.alert, 0), channel_name(&cfg.alert, 1)),
+            ("webhook".into(), "webhook-2".into())
+        );
+    }
+
+    #[test]
     fn empty_config_gets_spec_defaults() {
         let cfg = parse("").unwrap();
         assert_eq!(cfg.supervisor.policy(), RestartPolicy::default());

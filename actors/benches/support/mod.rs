@@ -1,5 +1,7 @@
 //! Helpers shared by the benchmarks of `fushi-actors`: the daemon's allocator, knobs, the scratch directory, tool lookup and figures.
 
+pub mod restart;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
