@@ -183,6 +183,7 @@ mod tests {
                 path: "/etc/fushi/supervisor.toml".into(),
                 errors: vec![],
             },
+            slos: Vec::new(),
             patience: Default::default(),
             actors: vec![
                 actor("status", ActorState::Running, 0, 0),

@@ -75,6 +75,7 @@ impl StatusBoard {
                 errors: Vec::new(),
             },
             actors: Vec::new(),
+            slos: Vec::new(),
             patience: Patience::default(),
         };
         Self {
@@ -115,6 +116,17 @@ impl StatusBoard {
     /// Resolves when the board changed since the last call (a permit is kept if nobody waited).
     pub async fn changed(&self) {
         self.changed.notified().await
+    }
+
+    /// Replaces SLO gate `s.name`'s entry (the analyzer, after each change of the gate).
+    pub fn set_slo(&self, s: SloStatus) {
+        let mut g = self.lock();
+        match g.doc.slos.iter_mut().find(|o| o.name == s.name) {
+            Some(o) if *o == s => return,
+            Some(o) => *o = s,
+            None => g.doc.slos.push(s),
+        }
+        self.bump(g);
     }
 
     /// Updates the leader section (SPEC §7.1).
