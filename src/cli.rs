@@ -162,11 +162,39 @@ pub enum Command {
     },
     /// The dashboard: health dot, actor tree, storage, sync, leader, alerts (q quits, r restarts)
     Top,
+    /// SLO gates: each one's phase, whether it may be promoted, its current and past windows
+    /// (value, threshold, verdict); exit 1 while one is in an open incident
+    Slo {
+        #[command(subcommand)]
+        action: Option<SloAction>,
+        /// Evaluate a file offline with the config's [[slo]], without a daemon and without
+        /// running any rollback (exit 1 when a window violates)
+        #[arg(long, requires = "fixture")]
+        dry_run: bool,
+        /// With --dry-run: lines in the primary's raw format (the lines of raw/<stream>/<day>.jsonl)
+        #[arg(long, value_name = "FILE.jsonl", requires = "dry_run")]
+        fixture: Option<PathBuf>,
+        /// With --dry-run: judge in this phase (A, B or C) instead of the config's
+        #[arg(long, requires = "dry_run")]
+        phase: Option<String>,
+        /// Print as JSON (one document; stable keys)
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Check the primary store for gaps, duplicates and out-of-order ids (exit 1 if any)
     Verify {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SloAction {
+    /// Move a promotable SLO gate on one phase (A → B → C); audited as slo.promote
+    Promote {
+        /// The [[slo]] name
+        name: String,
     },
 }
 
@@ -239,6 +267,18 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Reread { json } => ctl::config_diff(&target()?, false, json),
         Command::Update { json } => ctl::config_diff(&target()?, true, json),
         Command::Top => crate::top::run(&target()?),
+        Command::Slo {
+            action: Some(SloAction::Promote { name }),
+            ..
+        } => ctl::slo_promote(&target()?, name),
+        Command::Slo {
+            dry_run: true,
+            fixture: Some(fixture),
+            phase,
+            json,
+            ..
+        } => ctl::slo_dry_run(&config()?, &fixture, phase.as_deref(), json),
+        Command::Slo { json, .. } => ctl::slo_show(&target()?, json),
         Command::Shutdown => ctl::simple(&target()?, Request::Shutdown),
     }
 }

@@ -301,6 +301,7 @@ pub fn exposition(doc: &StatusDoc, m: &Metrics) -> Result<String, std::fmt::Erro
         Unit::Seconds,
         AckHistogram::new(m),
     );
+    slo_metrics(&mut reg, doc);
     let health = i64::from(doc.health.code());
     reg.register(
         "health",
@@ -310,6 +311,72 @@ pub fn exposition(doc: &StatusDoc, m: &Metrics) -> Result<String, std::fmt::Erro
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &reg)?;
     Ok(out)
+}
+
+/// The SLO gates' gauges and counters, labelled by `slo` (only with `[[slo]]`).
+fn slo_metrics(reg: &mut Registry, doc: &StatusDoc) {
+    if doc.slos.is_empty() {
+        return;
+    }
+    use std::sync::atomic::AtomicU64;
+    let label = |name: &str| vec![("slo".to_string(), name.to_string())];
+    let value = Family::<ActorLabels, Gauge<f64, AtomicU64>>::default();
+    let threshold = Family::<ActorLabels, Gauge<f64, AtomicU64>>::default();
+    let phase = Family::<ActorLabels, Gauge>::default();
+    let promotable = Family::<ActorLabels, Gauge>::default();
+    let incident = Family::<ActorLabels, Gauge>::default();
+    let windows = Family::<ActorLabels, Counter>::default();
+    for s in &doc.slos {
+        let l = label(&s.name);
+        if let Some(last) = &s.last {
+            if let Some(v) = last.value {
+                value.get_or_create(&l).set(v);
+            }
+            threshold.get_or_create(&l).set(last.threshold);
+        }
+        phase.get_or_create(&l).set(match s.phase.as_str() {
+            "A" => 1,
+            "B" => 2,
+            _ => 3,
+        });
+        promotable.get_or_create(&l).set(i64::from(s.promotable));
+        incident
+            .get_or_create(&l)
+            .set(i64::from(s.incident.is_some()));
+        for verdict in ["ok", "warn", "violation", "no_data"] {
+            let mut l = l.clone();
+            l.push(("verdict".to_string(), verdict.to_string()));
+            windows
+                .get_or_create(&l)
+                .inc_by(s.verdicts.get(verdict).copied().unwrap_or(0));
+        }
+    }
+    reg.register("slo_value", "The last judged window's value of each SLO gate (p95 in the field's unit, error_rate in percent, lateness in seconds)", value);
+    reg.register(
+        "slo_threshold",
+        "The threshold the last window was judged against",
+        threshold,
+    );
+    reg.register(
+        "slo_phase",
+        "Each SLO gate's rollout phase: 1 A, 2 B, 3 C",
+        phase,
+    );
+    reg.register(
+        "slo_promotable",
+        "1 when the gate has promote_after consecutive ok windows and may be promoted",
+        promotable,
+    );
+    reg.register(
+        "slo_incident_open",
+        "1 while a violation's incident is open (until an ok window)",
+        incident,
+    );
+    reg.register(
+        "slo_windows",
+        "Windows judged, per SLO gate and verdict (kept across restarts)",
+        windows,
+    );
 }
 
 /// The answer to one request; the body of the request is never read.
@@ -527,6 +594,55 @@ mod tests {
 
     fn body(r: &Reply) -> serde_json::Value {
         serde_json::from_str(&r.body).expect("a JSON body")
+    }
+
+    #[test]
+    fn slo_gates_are_exported_per_slo() {
+        use fushi_actors::board::{SloStatus, SloWindowLast};
+        let b = board();
+        let (doc, _) = b.snapshot();
+        let text = exposition(&doc, &b.metrics()).unwrap();
+        assert!(
+            !text.contains("fushi_slo_"),
+            "no gates, no SLO metrics: {text}"
+        );
+        b.set_slo(SloStatus {
+            name: "save".into(),
+            stream: "app/save".into(),
+            kind: "p95".into(),
+            metric: "latency_ms".into(),
+            phase: "B".into(),
+            promotable: false,
+            good_windows: 0,
+            promote_after: 8,
+            current: None,
+            last: Some(SloWindowLast {
+                start: "a".into(),
+                end: "b".into(),
+                value: Some(2100.5),
+                threshold: 2000.0,
+                verdict: "violation".into(),
+            }),
+            incident: Some("save-1".into()),
+            verdicts: [("ok".to_string(), 3), ("violation".to_string(), 1)]
+                .into_iter()
+                .collect(),
+            too_late: 0,
+        });
+        let (doc, _) = b.snapshot();
+        let text = exposition(&doc, &b.metrics()).unwrap();
+        for line in [
+            "fushi_slo_value{slo=\"save\"} 2100.5",
+            "fushi_slo_threshold{slo=\"save\"} 2000.0",
+            "fushi_slo_phase{slo=\"save\"} 2",
+            "fushi_slo_promotable{slo=\"save\"} 0",
+            "fushi_slo_incident_open{slo=\"save\"} 1",
+            "fushi_slo_windows_total{slo=\"save\",verdict=\"ok\"} 3",
+            "fushi_slo_windows_total{slo=\"save\",verdict=\"violation\"} 1",
+            "fushi_slo_windows_total{slo=\"save\",verdict=\"warn\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line}:\n{text}");
+        }
     }
 
     #[test]

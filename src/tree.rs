@@ -9,6 +9,7 @@ use fushi_actors::collectors::tail::{TailActor, TailArgs};
 use fushi_actors::leader::{LeaderActor, LeaderArgs, LeaderBackendArgs};
 use fushi_actors::lease::Lease;
 use fushi_actors::sink::RecordSink;
+use fushi_actors::slo::{AnalyzerActor, AnalyzerArgs};
 use fushi_actors::status::{StatusActor, StatusArgs};
 use fushi_actors::storage::{StorageActor, StorageArgs, StorageHandle};
 use fushi_actors::supervisor::{gate, ChildSpec, Strategy, SupervisorArgs, TreeContext};
@@ -47,13 +48,14 @@ const EPOCH: u64 = 1;
 /// ```text
 /// fushi                  root supervisor (one_for_one)
 /// ├── status             status.json                         actors/src/status.rs
-/// ├── alert              escalations → channels              actors/src/alert.rs
+/// ├── alert              escalations → channels              actors/src/alert/
 /// ├── storage            the journal                         actors/src/storage.rs
 /// ├── sync               journal → primary                   actors/src/sync/
 /// ├── leader             the lease, the collectors' gate     actors/src/leader/ (with [leader])
 /// ├── collectors         sub-supervisor ([supervisor] strategy), one child per [[collector]];
 /// │                      with [leader], gated: running only while this node leads
 /// │   └── <name>         heartbeat, command, listen          actors/src/collectors/
+/// ├── analyzer           SLO gates over stored streams       actors/src/slo/ (with [[slo]])
 /// ├── control            the Unix control socket             src/control/server.rs
 /// └── http               /health /metrics /status            src/http.rs (unless control.http = "")
 /// ```
@@ -167,11 +169,29 @@ pub fn build(
     } else {
         (None, None)
     };
-    let mut sink = RecordSink::new(ctx.board.clone(), storage_handle);
+    let mut sink = RecordSink::new(ctx.board.clone(), storage_handle.clone());
     if let Some(lease) = lease {
         sink = sink.with_lease(lease);
     }
     let sink_for_updates = sink.clone();
+    // SPEC §6: the SLO gates, only when some are configured.
+    let analyzer = (!cfg.slos.is_empty()).then(|| {
+        ChildSpec::actor(
+            "analyzer",
+            AnalyzerActor,
+            AnalyzerArgs {
+                slos: cfg.slos.iter().map(|s| s.spec()).collect(),
+                data_dir: cfg.node.data_dir.clone(),
+                storage: storage_handle.clone(),
+                primary: cfg.storage.primary.clone(),
+                io_timeout: cfg.storage.io_timeout,
+                board: ctx.board.clone(),
+                audit: ctx.audit.clone(),
+                alerts: ctx.alerts.clone(),
+                clock: Arc::new(fushi_actors::clock::wall),
+            },
+        )
+    });
     let mut collectors = Vec::new();
     for c in cfg.collectors.iter().filter(|c| c.enabled) {
         collectors.push(collector(cfg, c, sink.clone())?);
@@ -215,7 +235,14 @@ pub fn build(
         // The collectors' supervisor keeps its own, longer shutdown timeout: it stops its
         // children one by one within it.
         .chain(std::iter::once(collectors))
-        .chain(std::iter::once(control).chain(http).map(own))
+        // After the collectors: it judges what they stored, and stops after them.
+        .chain(
+            analyzer
+                .into_iter()
+                .chain(std::iter::once(control))
+                .chain(http)
+                .map(own),
+        )
         .collect();
     Ok((
         SupervisorArgs {

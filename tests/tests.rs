@@ -27,6 +27,7 @@ mod metrics;
 mod nesting;
 mod outage;
 mod restart;
+mod slo;
 mod systemd;
 mod tail_collector;
 mod top;

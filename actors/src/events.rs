@@ -88,8 +88,13 @@ pub const LOG_RELOAD_FAILED: &str = "log.reload_failed";
 
 pub const MODE_CHANGE: &str = "mode.change";
 
+pub const SLO_NO_DATA: &str = "slo.no_data";
 pub const SLO_OK: &str = "slo.ok";
+pub const SLO_PROMOTE: &str = "slo.promote";
 pub const SLO_ROLLBACK: &str = "slo.rollback";
+pub const SLO_SOURCE_GAP: &str = "slo.source_gap";
+pub const SLO_STATE_RESET: &str = "slo.state_reset";
+pub const SLO_TOO_LATE: &str = "slo.too_late";
 pub const SLO_VIOLATION: &str = "slo.violation";
 pub const SLO_WARN: &str = "slo.warn";
 
@@ -182,6 +187,15 @@ pub const ALL: &[&str] = &[
     JOURNAL_WRITE_FAILED,
     LOG_RELOAD_FAILED,
     MODE_CHANGE,
+    SLO_NO_DATA,
+    SLO_OK,
+    SLO_PROMOTE,
+    SLO_ROLLBACK,
+    SLO_SOURCE_GAP,
+    SLO_STATE_RESET,
+    SLO_TOO_LATE,
+    SLO_VIOLATION,
+    SLO_WARN,
     STATUS_UNREADABLE,
     SUPERVISOR_CHILD_ESCALATED,
     SUPERVISOR_CHILD_FAILED,
@@ -192,10 +206,6 @@ pub const ALL: &[&str] = &[
     SUPERVISOR_CHILD_RESTARTED,
     SUPERVISOR_CHILD_STARTED,
     SUPERVISOR_CHILD_STOPPED,
-    SLO_OK,
-    SLO_ROLLBACK,
-    SLO_VIOLATION,
-    SLO_WARN,
     SUPERVISOR_KILL_TIMEOUT,
     SYSTEMD_NOTIFY_FAILED,
     SYSTEMD_WATCHDOG_MISSED,

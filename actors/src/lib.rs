@@ -20,6 +20,7 @@ pub mod primary;
 pub mod records;
 pub mod runtime;
 pub mod sink;
+pub mod slo;
 pub mod status;
 pub mod storage;
 pub mod supervisor;

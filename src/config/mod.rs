@@ -257,6 +257,104 @@ mod tests {
     }
 
     #[test]
+    fn every_commented_slo_example_of_the_default_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("supervisor.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut kinds = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            if line.trim() != "# [[slo]]" {
+                continue;
+            }
+            let mut example = String::from("[[slo]]\n");
+            while let Some(l) = lines.next_if(|l| l.starts_with("# ") && !l.trim().is_empty()) {
+                example.push_str(&l[2..]);
+                example.push('\n');
+            }
+            let cfg = parse(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+            kinds.push(cfg.slos[0].kind);
+        }
+        for kind in [SloKind::P95, SloKind::ErrorRate, SloKind::Lateness] {
+            assert!(
+                kinds.contains(&kind),
+                "no commented example of {kind:?}: {kinds:?}"
+            );
+        }
+        // Every key of [[slo]] is shown in the examples.
+        for key in [
+            "name",
+            "stream",
+            "kind",
+            "field",
+            "predicate",
+            "window",
+            "late_after",
+            "phase",
+            "thresholds",
+            "warn_ratio",
+            "promote_after",
+            "rollback",
+            "rollback_timeout",
+        ] {
+            assert!(
+                text.contains(&format!("# {key} = ")),
+                "{key} is not documented"
+            );
+        }
+    }
+
+    #[test]
+    fn slo_keys_have_their_defaults_and_rules() {
+        let cfg = parse("[[slo]]\nname = \"s\"\nstream = \"a\"\nkind = \"lateness\"\nthresholds = { A = 1.0 }\n").unwrap();
+        let s = &cfg.slos[0];
+        assert_eq!(
+            (s.window, s.late_after, s.rollback_timeout),
+            (
+                DEFAULT_SLO_WINDOW,
+                DEFAULT_LATE_AFTER,
+                DEFAULT_ROLLBACK_TIMEOUT
+            )
+        );
+        assert_eq!((s.promote_after, s.warn_ratio), (8, 0.8));
+        let base = "[[slo]]\nname = \"s\"\nstream = \"a\"\nkind = \"p95\"\nfield = \"x\"\n";
+        for (extra, key, says) in [
+            (
+                "thresholds = { A = -1.0 }\n",
+                "slo[0].thresholds",
+                "at least 0",
+            ),
+            (
+                "thresholds = { A = 1.0 }\npromote_after = 0\n",
+                "slo[0].promote_after",
+                "at least 1",
+            ),
+            (
+                "thresholds = { A = 1.0 }\nrollback_timeout = \"0s\"\n",
+                "slo[0].rollback_timeout",
+                "greater than 0",
+            ),
+            (
+                "thresholds = { A = 1.0 }\nlate_after = \"soon\"\n",
+                "",
+                "soon",
+            ),
+            (
+                "thresholds = { A = 1.0 }\npredicate = \"e\"\n",
+                "slo[0].predicate",
+                "only an error_rate",
+            ),
+            (
+                "thresholds = { A = 1.0 }\nrollback = [\"\"]\n",
+                "slo[0].rollback",
+                "empty",
+            ),
+        ] {
+            let e = err(&format!("{base}{extra}"));
+            assert!(e.contains(key) && e.contains(says), "{extra}: {e}");
+        }
+    }
+
+    #[test]
     fn every_commented_alert_example_of_the_default_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("supervisor.toml");
         let text = std::fs::read_to_string(&path).unwrap();

@@ -490,12 +490,63 @@ pub struct SloConfig {
     /// Consecutive good windows before a phase may be promoted.
     #[serde(default = "default_promote_after")]
     pub promote_after: u32,
+    /// argv of the command an incident runs once (no shell), e.g. `["/usr/local/bin/rollback", "--target=autosave"]`.
     #[serde(default)]
     pub rollback: Vec<String>,
+    /// How long the rollback may run before its process group is killed.
+    #[serde(default = "default_rollback_timeout", with = "humantime_serde")]
+    pub rollback_timeout: Duration,
+    /// A record stored more than this after its `ts` arrived late: a collection delay (warn).
+    #[serde(default = "default_late_after", with = "humantime_serde")]
+    pub late_after: Duration,
+}
+
+/// How long a window lasts when `window` is not set (seed 003's 15-minute collection cycle).
+pub const DEFAULT_SLO_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Seed 003: a collection more than 5 minutes late raises a collection-delay event.
+pub const DEFAULT_LATE_AFTER: Duration = Duration::from_secs(5 * 60);
+/// How long a rollback command may run when `rollback_timeout` is not set.
+pub const DEFAULT_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl SloConfig {
+    /// The gate as the analyzer and `fushi slo --dry-run` apply it (the config is validated:
+    /// phases are A, B or C).
+    pub fn spec(&self) -> fushi_actors::slo::SloSpec {
+        use fushi_actors::slo::{Phase, SloKind as K};
+        fushi_actors::slo::SloSpec {
+            name: self.name.clone(),
+            stream: self.stream.clone(),
+            kind: match self.kind {
+                SloKind::P95 => K::P95,
+                SloKind::ErrorRate => K::ErrorRate,
+                SloKind::Lateness => K::Lateness,
+            },
+            field: self.field.clone(),
+            predicate: self.predicate.clone(),
+            window: self.window,
+            late_after: self.late_after,
+            phase: Phase::parse(&self.phase).unwrap_or(Phase::A),
+            thresholds: self
+                .thresholds
+                .iter()
+                .filter_map(|(k, v)| Some((Phase::parse(k)?, *v)))
+                .collect(),
+            warn_ratio: self.warn_ratio,
+            promote_after: self.promote_after,
+            rollback: self.rollback.clone(),
+            rollback_timeout: self.rollback_timeout,
+        }
+    }
 }
 
 fn default_window() -> Duration {
-    d(15 * 60)
+    DEFAULT_SLO_WINDOW
+}
+fn default_late_after() -> Duration {
+    DEFAULT_LATE_AFTER
+}
+fn default_rollback_timeout() -> Duration {
+    DEFAULT_ROLLBACK_TIMEOUT
 }
 fn default_phase() -> String {
     "A".into()

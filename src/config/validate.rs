@@ -561,7 +561,50 @@ impl Config {
                 bad(at("window"), m);
             }
             if !(slo.warn_ratio > 0.0 && slo.warn_ratio <= 1.0) {
-                bad(at("warn_ratio"), "must be in (0, 1]".into());
+                bad(
+                    at("warn_ratio"),
+                    "must be in (0, 1], e.g. 0.8 to warn at 80 % of the threshold".into(),
+                );
+            }
+            if let Some((phase, v)) = slo
+                .thresholds
+                .iter()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                bad(
+                    at("thresholds"),
+                    format!("threshold {phase} = {v} must be a number of at least 0"),
+                );
+            }
+            if slo.field.is_some() && slo.kind != SloKind::P95 {
+                bad(
+                    at("field"),
+                    "only a p95 SLO measures a field (error_rate uses predicate)".into(),
+                );
+            }
+            if slo.predicate.is_some() && slo.kind != SloKind::ErrorRate {
+                bad(
+                    at("predicate"),
+                    "only an error_rate SLO has a predicate".into(),
+                );
+            }
+            if slo.promote_after == 0 {
+                bad(
+                    at("promote_after"),
+                    "must be at least 1: with 0 a gate would be promotable before any window passed".into(),
+                );
+            }
+            if slo.rollback.first().is_some_and(|p| p.is_empty()) {
+                bad(
+                    at("rollback"),
+                    "the program (the first element) is empty".into(),
+                );
+            }
+            if let Some(m) = zero_problem(
+                slo.rollback_timeout,
+                "every rollback would be killed at once",
+            ) {
+                bad(at("rollback_timeout"), m);
             }
         }
         out

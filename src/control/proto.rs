@@ -46,6 +46,12 @@ pub enum Request {
     SyncPlan,
     /// `fushi leader --release`: hand the lease over now. Appended, like every new request.
     LeaderRelease,
+    /// `fushi slo`: every SLO gate, its phase and windows, as JSON. Appended.
+    Slo,
+    /// `fushi slo promote NAME`: move the gate on one phase. Appended.
+    SloPromote {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -228,6 +228,24 @@ fn error(message: impl Into<String>) -> Response {
     }
 }
 
+/// The live analyzer, or why there is none: no `[[slo]]` in the running config, or it is
+/// restarting.
+async fn analyzer_actor(
+    shared: &Shared,
+) -> Result<ActorRef<fushi_actors::slo::AnalyzerMsg>, Response> {
+    match cell(shared, "analyzer").await {
+        Some(c) => Ok(c.into()),
+        None if shared.board.get("analyzer").is_some() => Err(error(
+            "the analyzer is not running right now (restarting after a failure: see `fushi status \
+             analyzer`)",
+        )),
+        None => Err(error(
+            "this daemon runs no SLO gates: its config has no [[slo]] (add one and restart it; \
+             `fushi slo --dry-run --fixture FILE` evaluates a file without a daemon)",
+        )),
+    }
+}
+
 /// The live sync actor, or the refusal that says why there is none right now (it is never
 /// stopped through the socket, so it is restarting).
 async fn sync_actor(shared: &Shared) -> Result<ActorRef<fushi_actors::sync::SyncMsg>, Response> {
@@ -353,6 +371,33 @@ async fn handle(req: Request, shared: &Shared) -> Response {
                 },
                 Ok(Err(e)) => error(e),
                 Err(e) => error(format!("the sync actor did not answer: {e}")),
+            }
+        }
+        Request::Slo | Request::SloPromote { .. } => {
+            let analyzer = match analyzer_actor(shared).await {
+                Ok(a) => a,
+                Err(refusal) => return refusal,
+            };
+            if let Request::SloPromote { name } = req {
+                return match ractor::call_t!(
+                    analyzer,
+                    |r| fushi_actors::slo::AnalyzerMsg::Promote(name.clone(), r),
+                    CONTROL_TIMEOUT.as_millis() as u64
+                ) {
+                    Ok(Ok(message)) => Response::Ok { message },
+                    Ok(Err(e)) => error(e),
+                    Err(e) => error(format!("the analyzer did not answer: {e}")),
+                };
+            }
+            match ractor::call_t!(
+                analyzer,
+                fushi_actors::slo::AnalyzerMsg::Snapshot,
+                CONTROL_TIMEOUT.as_millis() as u64
+            ) {
+                Ok(doc) => Response::Json {
+                    json: doc.to_string(),
+                },
+                Err(e) => error(format!("the analyzer did not answer: {e}")),
             }
         }
         Request::LeaderRelease => {

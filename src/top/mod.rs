@@ -184,6 +184,7 @@ mod tests {
                 path: "/etc/fushi/supervisor.toml".into(),
                 errors: vec![],
             },
+            slos: Vec::new(),
             patience: Default::default(),
             actors: vec![
                 actor("status", ActorState::Running, 0, 0),
@@ -249,6 +250,51 @@ mod tests {
         assert!(screen.contains("HEALTHY"), "{screen}");
         let screen = text(&draw(&view("red"), 120, 40)).join("\n");
         assert!(screen.contains("CRITICAL"), "{screen}");
+    }
+
+    #[test]
+    fn slo_gates_show_a_line_each_with_phase_and_last_verdict() {
+        use fushi_actors::board::{SloStatus, SloWindowLast};
+        let mut v = view("red");
+        let gate = |name: &str, verdict: &str, incident: Option<&str>, promotable| SloStatus {
+            name: name.into(),
+            stream: "app/save".into(),
+            kind: "p95".into(),
+            metric: "latency_ms".into(),
+            phase: "B".into(),
+            promotable,
+            good_windows: 8,
+            promote_after: 8,
+            current: None,
+            last: Some(SloWindowLast {
+                start: "a".into(),
+                end: "b".into(),
+                value: Some(2100.5),
+                threshold: 2000.0,
+                verdict: verdict.into(),
+            }),
+            incident: incident.map(str::to_string),
+            verdicts: Default::default(),
+            too_late: 0,
+        };
+        if let Some(d) = v.doc.as_mut() {
+            d.slos = vec![
+                gate("save-latency", "violation", Some("save-latency-3"), false),
+                gate("errors", "ok", None, true),
+            ];
+        }
+        let screen = text(&draw(&v, 120, 40)).join("\n");
+        assert!(screen.contains(" slo gates "), "{screen}");
+        assert!(
+            screen.contains(
+                "save-latency     phase B  violation p95 2100.5 / 2000  incident save-latency-3"
+            ),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("errors           phase B  ok        p95 2100.5 / 2000  promotable"),
+            "{screen}"
+        );
     }
 
     #[test]

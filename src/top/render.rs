@@ -424,6 +424,57 @@ pub(super) fn leader_lines(d: &StatusDoc) -> Vec<Line<'static>> {
     lines
 }
 
+fn verdict_color(verdict: &str) -> Color {
+    match verdict {
+        "ok" => Color::Green,
+        "warn" => Color::Yellow,
+        "violation" => Color::Red,
+        _ => Color::Reset,
+    }
+}
+
+/// A line per SLO gate: its phase, last verdict with value and threshold, an open incident or
+/// whether it may be promoted.
+pub(super) fn slo_lines(d: &StatusDoc) -> Vec<Line<'static>> {
+    d.slos
+        .iter()
+        .map(|s| {
+            let mut spans = vec![
+                Span::raw(format!("{:<16} ", s.name)),
+                dim("phase "),
+                bold(s.phase.clone(), Color::Reset),
+                Span::raw("  "),
+            ];
+            match &s.last {
+                Some(l) => {
+                    spans.push(bold(format!("{:<9}", l.verdict), verdict_color(&l.verdict)));
+                    spans.push(Span::raw(format!(
+                        " {} {} / {}",
+                        s.kind,
+                        l.value.map_or("-".into(), |v| format!("{v:.3}")
+                            .trim_end_matches('0')
+                            .trim_end_matches('.')
+                            .to_string()),
+                        l.threshold
+                    )));
+                }
+                None => spans.push(dim("no window judged yet")),
+            }
+            if let Some(id) = &s.incident {
+                spans.push(bold(format!("  incident {id}"), Color::Red));
+            } else if s.promotable {
+                spans.push(bold("  promotable", Color::Green));
+            } else {
+                spans.push(dim(format!(
+                    "  {}/{} ok to promote",
+                    s.good_windows, s.promote_after
+                )));
+            }
+            Line::from(spans)
+        })
+        .collect()
+}
+
 pub(super) fn panel(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>) {
     f.render_widget(
         Paragraph::new(lines).block(
@@ -533,11 +584,19 @@ pub(super) fn render_full(f: &mut Frame, area: Rect, v: &View) {
     // The tree and panels take what they need; the events get the rest, at least four lines.
     let actors = v.doc.as_ref().map_or(0, |d| d.actors.len()) as u16;
     let main_h = (actors + 2).max(if side { 13 } else { 4 });
-    let [head, why, sum, main, events, foot] = Layout::vertical([
+    let slos = v.doc.as_ref().map_or(0, |d| {
+        if d.slos.is_empty() {
+            0
+        } else {
+            d.slos.len() + 1
+        }
+    }) as u16;
+    let [head, why, sum, main, gates, events, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(reasons.len() as u16),
         Constraint::Length(summary),
         Constraint::Length(main_h),
+        Constraint::Length(slos),
         Constraint::Min(4),
         Constraint::Length(1),
     ])
@@ -556,6 +615,9 @@ pub(super) fn render_full(f: &mut Frame, area: Rect, v: &View) {
     let Some(doc) = &v.doc else {
         return;
     };
+    if !doc.slos.is_empty() {
+        panel(f, gates, "slo gates", slo_lines(doc));
+    }
     if side {
         let [tree, panels] = Layout::horizontal([Constraint::Min(40), Constraint::Length(32)])
             .spacing(1)

@@ -273,6 +273,51 @@ pub struct SyncStatus {
     pub conflict: Option<String>,
 }
 
+/// One SLO gate as the analyzer last left it (`slos` of the status document, `fushi top`,
+/// the `fushi_slo_*` metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloStatus {
+    pub name: String,
+    pub stream: String,
+    /// `p95`, `error_rate` or `lateness`.
+    pub kind: String,
+    pub metric: String,
+    /// The rollout phase in force: A, B or C.
+    pub phase: String,
+    pub promotable: bool,
+    /// Consecutive ok windows in this phase, and how many make it promotable.
+    pub good_windows: u32,
+    pub promote_after: u32,
+    /// The window records are counted into now, and how many it holds so far.
+    pub current: Option<SloWindowNow>,
+    /// The last judged window.
+    pub last: Option<SloWindowLast>,
+    /// The open incident's id.
+    pub incident: Option<String>,
+    /// Windows judged per verdict (`ok`, `warn`, `violation`, `no_data`), ever.
+    #[serde(default)]
+    pub verdicts: std::collections::BTreeMap<String, u64>,
+    /// Records that arrived after their window was judged, counted in none.
+    #[serde(default)]
+    pub too_late: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloWindowNow {
+    pub start: String,
+    pub end: String,
+    pub records: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloWindowLast {
+    pub start: String,
+    pub end: String,
+    pub value: Option<f64>,
+    pub threshold: f64,
+    pub verdict: String,
+}
+
 /// The whole status document: status.json, `fushi status --json` and `GET /status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusDoc {
@@ -302,6 +347,9 @@ pub struct StatusDoc {
     #[serde(default)]
     pub alerts: AlertsStatus,
     pub actors: Vec<ActorStatus>,
+    /// SLO gates (with `[[slo]]` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slos: Vec<SloStatus>,
     /// What the time rules of health measured at this snapshot.
     #[serde(default)]
     pub patience: Patience,

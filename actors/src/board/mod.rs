@@ -76,6 +76,7 @@ impl StatusBoard {
             },
             alerts: AlertsStatus::default(),
             actors: Vec::new(),
+            slos: Vec::new(),
             patience: Patience::default(),
         };
         Self {
@@ -116,6 +117,34 @@ impl StatusBoard {
     /// Resolves when the board changed since the last call (a permit is kept if nobody waited).
     pub async fn changed(&self) {
         self.changed.notified().await
+    }
+
+    /// Replaces SLO gate `s.name`'s entry (the analyzer, after each change of the gate).
+    pub fn set_slo(&self, s: SloStatus) {
+        let mut g = self.lock();
+        // The current window's count moves with every record: like the other counters it does
+        // not wake the status actor (its periodic flush picks it up); a verdict, phase or
+        // incident does.
+        let quiet = match g.doc.slos.iter_mut().find(|o| o.name == s.name) {
+            Some(o) if *o == s => return,
+            Some(o) => {
+                let counts_only = SloStatus {
+                    current: s.current.clone(),
+                    ..o.clone()
+                } == s;
+                *o = s;
+                counts_only
+            }
+            None => {
+                g.doc.slos.push(s);
+                false
+            }
+        };
+        if quiet {
+            self.bump_quiet(g);
+        } else {
+            self.bump(g);
+        }
     }
 
     /// Updates the leader section (SPEC §7.1).

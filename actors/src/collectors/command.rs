@@ -255,7 +255,7 @@ async fn spawn(
 /// `--password …`, `TOKEN=…`, URL query parameters), credentials in URLs (`https://u:pw@…`),
 /// `-u user:pw` and `Authorization: Bearer …` become `***`. Each element is looked at word by
 /// word, since with `shell = true` one element may hold a whole command line.
-fn masked_argv(argv: &[String]) -> Vec<String> {
+pub(crate) fn masked_argv(argv: &[String]) -> Vec<String> {
     let mut next = Next::Plain;
     argv.iter()
         .map(|arg| {
