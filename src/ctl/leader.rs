@@ -1,29 +1,17 @@
 //! `leader`: who holds the lease, with which epoch and how fresh its last renewal is, this node's role; `--release` hands the lease over now.
 
-use anyhow::bail;
 use serde_json::json;
 
 use super::target::*;
 use super::words::*;
-use crate::control::proto::{Request, Response};
+use crate::control::proto::Request;
 
 /// `fushi leader`: exit 0 when a node leads as far as this daemon sees, 1 when none does (or
 /// leader election is off), 7 when the daemon does not answer. `--release` asks it to hand the
 /// lease over (exit 0 once released).
 pub fn leader(t: &Target, release: bool, json_out: bool) -> anyhow::Result<u8> {
     if release {
-        return match t.call(&Request::LeaderRelease) {
-            Ok(Response::Ok { message }) => {
-                outln!("{message}");
-                Ok(EXIT_OK)
-            }
-            Ok(Response::Error { message }) => {
-                eprintln!("fushi: {message}");
-                Ok(EXIT_FAILURE)
-            }
-            Ok(other) => bail!("unexpected answer {other:?}"),
-            Err(e) => down(e, EXIT_DAEMON_DOWN),
-        };
+        return super::simple::simple(t, Request::LeaderRelease);
     }
     let doc = match status_doc(t) {
         Ok(d) => d,

@@ -38,11 +38,17 @@ pub fn show_mode(t: &Target) -> anyhow::Result<u8> {
     }
 }
 
+/// Sends an order and prints the daemon's answer: exit 0 when done, 1 when refused (the
+/// daemon's reason on stderr), 7 when the daemon does not answer.
 pub fn simple(t: &Target, req: Request) -> anyhow::Result<u8> {
     match t.call(&req) {
         Ok(Response::Ok { message }) => {
             outln!("{message}");
             Ok(EXIT_OK)
+        }
+        Ok(Response::Error { message }) => {
+            eprintln!("fushi: {message}");
+            Ok(EXIT_FAILURE)
         }
         Ok(other) => bail!("unexpected answer {other:?}"),
         Err(e) => down(e, EXIT_DAEMON_DOWN),

@@ -241,16 +241,5 @@ pub fn show(t: &Target, json_out: bool) -> anyhow::Result<u8> {
 /// `fushi slo promote NAME`: exit 0 once moved on, 1 when refused (not promotable, no such
 /// gate), 7 when the daemon does not answer.
 pub fn promote(t: &Target, name: String) -> anyhow::Result<u8> {
-    match t.call(&Request::SloPromote { name }) {
-        Ok(Response::Ok { message }) => {
-            outln!("{message}");
-            Ok(EXIT_OK)
-        }
-        Ok(Response::Error { message }) => {
-            eprintln!("fushi: {message}");
-            Ok(EXIT_FAILURE)
-        }
-        Ok(other) => bail!("unexpected answer {other:?}"),
-        Err(e) => down(e, EXIT_DAEMON_DOWN),
-    }
+    super::simple::simple(t, Request::SloPromote { name })
 }

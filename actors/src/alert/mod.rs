@@ -244,32 +244,24 @@ impl AlertState {
             | Alert::Fatal { failures, .. } => Some(*failures),
             _ => None,
         };
-        if critical {
-            if item.firing() {
-                tracing::error!(
-                    actor = a.actor(),
-                    event = a.event(),
-                    failures,
-                    alert = a.template(),
-                    priority = JOURNALD_PRIORITY,
-                    "{text}"
-                );
-            } else {
-                tracing::warn!(
-                    actor = a.actor(),
-                    event = a.event(),
-                    failures,
-                    alert = a.template(),
-                    priority = JOURNALD_PRIORITY,
-                    "{text}"
-                );
-            }
+        // Outside the channel's `events`, a line at the level alone, not at PRIORITY=2.
+        let priority = critical.then_some(JOURNALD_PRIORITY);
+        if item.firing() && critical {
+            tracing::error!(
+                actor = a.actor(),
+                event = a.event(),
+                failures,
+                alert = a.template(),
+                priority,
+                "{text}"
+            );
         } else {
             tracing::warn!(
                 actor = a.actor(),
                 event = a.event(),
                 failures,
                 alert = a.template(),
+                priority,
                 "{text}"
             );
         }
@@ -624,5 +616,98 @@ impl Actor for AlertActor {
                 Err(format!("the task of alert channel {name} panicked").into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::channel::Kind;
+    use crate::faults::{arm, disarm, Op};
+
+    fn settings(dir: &std::path::Path, file: &std::path::Path) -> Arc<AlertSettings> {
+        Arc::new(AlertSettings {
+            dir: dir.to_path_buf(),
+            noise: NoiseConfig {
+                repeat_after_ms: 1_800_000,
+                flap_count: 3,
+                flap_window_ms: 1_800_000,
+                stable_after_ms: 600_000,
+            },
+            group_wait: Duration::ZERO,
+            retry: vec![Duration::from_millis(10)],
+            io_timeout: Duration::from_secs(10),
+            journald: JournaldSpec::default(),
+            channels: vec![ChannelSpec {
+                name: "file".into(),
+                kind: Kind::File {
+                    path: file.to_path_buf(),
+                },
+                events: Vec::new(),
+                wording: Wording {
+                    node: "n".into(),
+                    ..Default::default()
+                },
+                timeout: Duration::from_secs(10),
+                min_interval: Duration::ZERO,
+            }],
+            masker: Default::default(),
+        })
+    }
+
+    async fn lines(file: &std::path::Path, n: usize) -> Vec<String> {
+        for _ in 0..1000 {
+            if let Ok(t) = std::fs::read_to_string(file) {
+                let l: Vec<String> = t.lines().map(str::to_string).collect();
+                if l.len() >= n {
+                    return l;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{file:?} never had {n} lines");
+    }
+
+    #[tokio::test]
+    async fn an_outbox_that_cannot_be_written_keeps_the_alert_queued_for_the_next_incarnation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, file) = (tmp.path().join("alerts"), tmp.path().join("out.jsonl"));
+        let outbox = AlertOutbox::default();
+        let args = AlertArgs {
+            outbox: outbox.clone(),
+            audit: AuditLog::memory("n"),
+            board: StatusBoard::new("n", "prod", "t.toml"),
+            settings: settings(&dir, &file),
+        };
+        let (actor, task) = Actor::spawn(None, AlertActor, args.clone()).await.unwrap();
+        arm(Op::Fsync, &dir, 0, 1, 5);
+        outbox.push(Alert::DaemonRecovered { why: "test".into() });
+        task.await.unwrap();
+        disarm(&dir);
+        assert_eq!(actor.get_status(), ractor::ActorStatus::Stopped);
+        assert_eq!(outbox.pending(), 1, "not accepted, so still queued");
+        assert!(!file.exists(), "nothing delivered");
+
+        let (actor, task) = Actor::spawn(None, AlertActor, args.clone()).await.unwrap();
+        let got = lines(&file, 1).await;
+        assert!(got[0].contains("came back: test"), "{got:?}");
+        assert_eq!(outbox.pending(), 0);
+        actor.stop(None);
+        task.await.unwrap();
+
+        // A third incarnation owes nothing: the delivery was committed, so it is not repeated.
+        let (actor, task) = Actor::spawn(None, AlertActor, args).await.unwrap();
+        outbox.push(Alert::StorageDown {
+            primary: "/nas".into(),
+            why: "EIO".into(),
+        });
+        let got = lines(&file, 2).await;
+        assert!(
+            got[1].contains("cannot write the primary /nas (EIO)"),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 2, "{got:?}");
+        actor.stop(None);
+        task.await.unwrap();
     }
 }

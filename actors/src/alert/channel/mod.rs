@@ -196,35 +196,153 @@ async fn deliver(
         text,
         masker,
     };
-    let mut attempts = 0;
-    let mut failures = 0;
-    loop {
-        if let Some(at) = *last {
-            tokio::time::sleep_until(at + spec.min_interval).await;
-        }
-        *last = Some(tokio::time::Instant::now());
-        attempts += 1;
-        let error = match spec.attempt(&attempt).await {
-            Ok(()) => return Outcome::Sent { attempts },
-            Err(Failure::RateLimited(after)) => {
-                let wait = after
-                    .unwrap_or(retry.first().copied().unwrap_or(Duration::from_secs(5)))
-                    .min(MAX_RETRY_AFTER);
-                tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = spec.name.as_str(),
-                    message = message.id, attempt = attempts, delay = ?wait,
-                    "the receiver is rate-limiting; waiting as it asks, then sending again");
-                tokio::time::sleep(wait).await;
-                continue;
+    let pace = Pace {
+        channel: &spec.name,
+        message: message.id,
+        min_interval: spec.min_interval,
+        retry,
+    };
+    pace.run(last, || spec.attempt(&attempt), |e| masker.text(e))
+        .await
+}
+
+/// The schedule of one delivery's attempts, apart from what an attempt does, so that it is
+/// tested on a paused clock: the rate limit, the retry steps, `Retry-After`.
+struct Pace<'a> {
+    channel: &'a str,
+    message: u64,
+    min_interval: Duration,
+    retry: &'a [Duration],
+}
+
+impl Pace<'_> {
+    async fn run<F, Fut>(
+        &self,
+        last: &mut Option<tokio::time::Instant>,
+        mut attempt: F,
+        mask: impl Fn(&str) -> String,
+    ) -> Outcome
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), Failure>>,
+    {
+        let mut attempts = 0;
+        let mut failures = 0;
+        loop {
+            if let Some(at) = *last {
+                tokio::time::sleep_until(at + self.min_interval).await;
             }
-            Err(Failure::Failed(e)) => masker.text(&e),
+            *last = Some(tokio::time::Instant::now());
+            attempts += 1;
+            let error = match attempt().await {
+                Ok(()) => return Outcome::Sent { attempts },
+                Err(Failure::RateLimited(after)) => {
+                    let wait = after
+                        .unwrap_or(
+                            self.retry
+                                .first()
+                                .copied()
+                                .unwrap_or(Duration::from_secs(5)),
+                        )
+                        .min(MAX_RETRY_AFTER);
+                    tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = self.channel,
+                        message = self.message, attempt = attempts, delay = ?wait,
+                        "the receiver is rate-limiting; waiting as it asks, then sending again");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(Failure::Failed(e)) => mask(&e),
+            };
+            let Some(delay) = self.retry.get(failures) else {
+                return Outcome::Failed { attempts, error };
+            };
+            failures += 1;
+            tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = self.channel,
+                message = self.message, attempt = attempts, delay = ?delay, error = %error,
+                "alert delivery failed; retrying");
+            tokio::time::sleep(*delay).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use tokio::time::Instant;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    /// Runs one delivery whose attempts answer `script` in turn; the paused-clock second of each.
+    async fn schedule(
+        script: Vec<Result<(), Failure>>,
+        last: &mut Option<Instant>,
+        start: Instant,
+    ) -> (Outcome, Vec<u64>) {
+        let retry = [S(5), S(10), S(15)];
+        let pace = Pace {
+            channel: "webhook",
+            message: 1,
+            min_interval: S(1),
+            retry: &retry,
         };
-        let Some(delay) = retry.get(failures) else {
-            return Outcome::Failed { attempts, error };
-        };
-        failures += 1;
-        tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = spec.name.as_str(),
-            message = message.id, attempt = attempts, delay = ?delay, error = %error,
-            "alert delivery failed; retrying");
-        tokio::time::sleep(*delay).await;
+        let at = RefCell::new(Vec::new());
+        let script = RefCell::new(script.into_iter());
+        let outcome = pace
+            .run(
+                last,
+                || {
+                    at.borrow_mut().push(start.elapsed().as_secs());
+                    let r = script.borrow_mut().next().unwrap_or(Ok(()));
+                    async move { r }
+                },
+                |e| e.replace("secret", "***"),
+            )
+            .await;
+        (outcome, at.into_inner())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_wait_each_retry_step_and_a_429_waits_retry_after_without_using_one_up() {
+        let start = Instant::now();
+        let mut last = None;
+        let fail = || Err(Failure::Failed("HTTP 503 at secret".into()));
+        let (outcome, at) = schedule(
+            vec![
+                fail(),
+                Err(Failure::RateLimited(Some(S(3)))),
+                fail(),
+                Ok(()),
+            ],
+            &mut last,
+            start,
+        )
+        .await;
+        assert_eq!(outcome, Outcome::Sent { attempts: 4 });
+        assert_eq!(at, [0, 5, 8, 18], "5 s, then Retry-After's 3 s, then 10 s");
+
+        // All failing: 5 → 10 → 15 s, then given up; the error masked.
+        let start = Instant::now();
+        let (outcome, at) = schedule(vec![fail(), fail(), fail(), fail()], &mut None, start).await;
+        assert_eq!(
+            outcome,
+            Outcome::Failed {
+                attempts: 4,
+                error: "HTTP 503 at ***".into()
+            }
+        );
+        assert_eq!(at, [0, 5, 15, 30]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_without_retry_after_waits_the_first_step_and_messages_keep_the_rate_limit() {
+        let start = Instant::now();
+        let mut last = None;
+        let (_, at) = schedule(vec![Err(Failure::RateLimited(None))], &mut last, start).await;
+        assert_eq!(at, [0, 5]);
+        // The next message on the channel goes at least min_interval after the last attempt.
+        let (outcome, at) = schedule(vec![Ok(())], &mut last, start).await;
+        assert_eq!(outcome, Outcome::Sent { attempts: 1 });
+        assert_eq!(at, [6]);
     }
 }
