@@ -101,3 +101,105 @@ pub(super) async fn run(
         }
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Attempt, ChannelSpec, Failure, Kind};
+    use crate::alert::mask::Masker;
+    use crate::alert::message::{Message, Wording};
+    use std::time::Duration;
+
+    fn spec(argv: &[&str], shell: bool, timeout: Duration) -> ChannelSpec {
+        ChannelSpec {
+            name: "cmd".into(),
+            kind: Kind::Command {
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+                shell,
+                env: Default::default(),
+            },
+            events: vec![],
+            wording: Wording {
+                node: "pc1".into(),
+                ..Default::default()
+            },
+            timeout,
+            min_interval: Duration::ZERO,
+        }
+    }
+
+    async fn attempt(spec: &ChannelSpec) -> Result<(), Failure> {
+        let message = Message {
+            id: 3,
+            at_ms: 0,
+            items: vec![],
+        };
+        let masker = Masker::default();
+        let a = Attempt {
+            message: &message,
+            items: vec![],
+            text: "hello".into(),
+            masker: &masker,
+        };
+        spec.attempt(&a).await
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_is_a_failure_quoting_its_stderr_and_a_shell_only_when_asked() {
+        let s = spec(
+            &["sh", "-c", "echo no route >&2; exit 4"],
+            false,
+            Duration::from_secs(10),
+        );
+        assert_eq!(
+            attempt(&s).await,
+            Err(Failure::Failed("sh exited 4: no route".into()))
+        );
+        // Without `shell`, a script is no program: it is not run by a shell behind one's back.
+        let s = spec(
+            &["test \"$FUSHI_ALERT_TEXT\" = hello"],
+            false,
+            Duration::from_secs(10),
+        );
+        assert!(matches!(attempt(&s).await, Err(Failure::Failed(e)) if e.starts_with("starting ")));
+        let s = spec(
+            &["test \"$FUSHI_ALERT_TEXT\" = hello"],
+            true,
+            Duration::from_secs(10),
+        );
+        assert_eq!(attempt(&s).await, Ok(()));
+        let missing = spec(&["/nonexistent/page-me"], false, Duration::from_secs(10));
+        assert!(
+            matches!(attempt(&missing).await, Err(Failure::Failed(e)) if e.contains("starting /nonexistent/page-me"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_fails_and_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = dir.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 30", pid.display());
+        let s = spec(&["sh", "-c", &script], false, Duration::from_millis(300));
+        let r = attempt(&s).await;
+        assert!(
+            matches!(&r, Err(Failure::Failed(e)) if e.contains("timeout")),
+            "{r:?}"
+        );
+        let pid: i32 = std::fs::read_to_string(&pid)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(pid);
+        for _ in 0..200 {
+            // Reaped by tokio once killed; until then a zombie still answers signal 0.
+            let gone = nix::sys::signal::kill(pid, None).is_err()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "));
+            if gone {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the command outlived its timeout");
+    }
+}

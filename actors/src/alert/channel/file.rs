@@ -53,3 +53,61 @@ fn path_display(spec: &ChannelSpec) -> String {
         _ => spec.name.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Attempt, ChannelSpec, Failure, Kind};
+    use crate::alert::mask::Masker;
+    use crate::alert::message::{Message, Wording};
+    use crate::faults::{arm, disarm, Op};
+    use std::time::Duration;
+
+    fn spec(path: &std::path::Path) -> ChannelSpec {
+        ChannelSpec {
+            name: "file".into(),
+            kind: Kind::File {
+                path: path.to_path_buf(),
+            },
+            events: vec![],
+            wording: Wording::default(),
+            timeout: Duration::from_secs(10),
+            min_interval: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_line_per_message_and_a_failing_write_or_fsync_is_a_failure_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        let message = Message {
+            id: 9,
+            at_ms: 0,
+            items: vec![],
+        };
+        let masker = Masker::new(["tok-1234".to_string()]);
+        let a = Attempt {
+            message: &message,
+            items: vec![],
+            text: "leaked tok-1234".into(),
+            masker: &masker,
+        };
+        spec(&path).attempt(&a).await.unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        assert_eq!(line["id"], 9);
+        assert_eq!(line["text"], "leaked ***");
+
+        arm(Op::Fsync, dir.path(), 0, 1, 5);
+        let r = spec(&path).attempt(&a).await;
+        disarm(dir.path());
+        assert!(
+            matches!(&r, Err(Failure::Failed(e)) if e.starts_with(&format!("appending to {}", path.display()))),
+            "{r:?}"
+        );
+        let missing = dir.path().join("no/such/dir/a.jsonl");
+        assert!(matches!(
+            spec(&missing).attempt(&a).await,
+            Err(Failure::Failed(_))
+        ));
+    }
+}

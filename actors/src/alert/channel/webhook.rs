@@ -129,3 +129,83 @@ pub(super) async fn post(
         }
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::mask::Masker;
+    use crate::alert::message::{Message, Wording};
+    use crate::alert::noise::Note;
+    use crate::alert::types::Alert;
+
+    #[test]
+    fn the_alertmanager_payload_is_version_4_with_one_alert_per_item() {
+        let item = |id, alert| Item {
+            id,
+            at_ms: 1_764_547_200_000,
+            alert,
+            note: Note::Plain {
+                duration_ms: None,
+                suppressed: 0,
+            },
+        };
+        let message = Message {
+            id: 7,
+            at_ms: 0,
+            items: vec![
+                item(
+                    1,
+                    Alert::Escalation {
+                        actor: "collectors/api".into(),
+                        failures: 4,
+                        last_error: None,
+                        since: "t".into(),
+                    },
+                ),
+                item(
+                    2,
+                    Alert::StorageBack {
+                        primary: "/nas".into(),
+                    },
+                ),
+            ],
+        };
+        let spec = ChannelSpec {
+            name: "am".into(),
+            kind: super::super::Kind::File { path: "x".into() },
+            events: vec![],
+            wording: Wording {
+                node: "pc1".into(),
+                ..Default::default()
+            },
+            timeout: std::time::Duration::from_secs(1),
+            min_interval: std::time::Duration::ZERO,
+        };
+        let masker = Masker::default();
+        let a = Attempt {
+            message: &message,
+            items: message.items.iter().collect(),
+            text: "t".into(),
+            masker: &masker,
+        };
+        let v = alertmanager(&a, &spec);
+        assert_eq!(v["version"], "4");
+        assert_eq!(v["status"], "firing", "one item still fires");
+        assert_eq!(v["groupKey"], "fushi/pc1/7");
+        assert_eq!(v["receiver"], "am");
+        let alerts = v["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[0]["labels"]["alertname"], "escalation");
+        assert_eq!(alerts[0]["labels"]["actor"], "collectors/api");
+        assert_eq!(alerts[0]["labels"]["severity"], "critical");
+        assert_eq!(alerts[0]["startsAt"], "2025-12-01T00:00:00.000Z");
+        assert_eq!(alerts[0]["endsAt"], "0001-01-01T00:00:00Z");
+        assert_eq!(alerts[1]["status"], "resolved");
+        assert_eq!(alerts[1]["endsAt"], "2025-12-01T00:00:00.000Z");
+        assert!(alerts[0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("collectors/api on pc1 failed 4 times"));
+        assert_ne!(alerts[0]["fingerprint"], alerts[1]["fingerprint"]);
+    }
+}
