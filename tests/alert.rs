@@ -412,6 +412,12 @@ fn a_receiver_that_hangs_slows_neither_restarts_nor_the_other_channels() {
         || format!("{:?}", env.status()),
     );
     assert!(webhook_events(&env.audit(), "alert.sent").is_empty());
+    let out = fushi(&env, &["status"]);
+    assert!(
+        stdout(&out).contains("alerts owed: webhook 1"),
+        "fushi status says what the outbox still owes:\n{}",
+        stdout(&out)
+    );
     d.terminate();
 }
 

@@ -81,6 +81,9 @@ pub fn status(t: &Target, names: &[String], json_out: bool) -> anyhow::Result<u8
                 l.epoch
             );
         }
+        if let Some(line) = alerts_line(&doc.alerts) {
+            outln!("{line}");
+        }
         outln!(
             "{:<28} {:<9} {:<24} {:>8} {:>9} {:>9} {:>5}  LAST ERROR",
             "NAME",
@@ -165,4 +168,38 @@ pub fn health(t: &Target, json_out: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(code)
+}
+
+/// What the alert outbox still owes and holds, when it owes or holds anything: messages
+/// waiting (a channel retrying, rate-limited or hung shows here) and flapping actors.
+fn alerts_line(a: &fushi_actors::board::AlertsStatus) -> Option<String> {
+    let mut parts = Vec::new();
+    if !a.owed.is_empty() {
+        let owed: Vec<String> = a.owed.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        parts.push(format!("alerts owed: {}", owed.join(", ")));
+    }
+    if a.pending > 0 {
+        parts.push(format!("grouping {}", a.pending));
+    }
+    if !a.flapping.is_empty() {
+        parts.push(format!("held as flapping: {}", a.flapping.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alerts_line_says_what_is_owed_and_held_and_is_absent_when_nothing_is() {
+        let mut a = fushi_actors::board::AlertsStatus::default();
+        assert_eq!(alerts_line(&a), None);
+        a.owed.insert("webhook".into(), 2);
+        a.flapping.push("collectors/x".into());
+        assert_eq!(
+            alerts_line(&a).unwrap(),
+            "alerts owed: webhook 2  held as flapping: collectors/x"
+        );
+    }
 }
