@@ -486,3 +486,44 @@ fn an_unknown_placeholder_is_a_config_error_naming_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn check_says_whether_each_alert_file_and_program_can_be_used() {
+    let env = Env::new(&config(
+        r#"[[alert.channel]]
+kind = "file"
+path = "alerts.jsonl"
+
+[[alert.channel]]
+kind = "file"
+path = "no-such-dir/alerts.jsonl"
+
+[[alert.channel]]
+kind = "command"
+argv = ["fushi-no-such-pager"]
+
+[[alert.channel]]
+kind = "command"
+shell = true
+argv = ["page-me | logger"]
+"#,
+    ));
+    let out = fushi(&env, &["check"]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    let line = |what: &str| {
+        text.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what} line:\n{text}"))
+            .to_string()
+    };
+    assert!(line("file alert.channel[0]").starts_with("ok"), "{text}");
+    let missing = line("file alert.channel[1]");
+    assert!(
+        missing.starts_with("FAIL") && missing.contains("no-such-dir does not exist"),
+        "{text}"
+    );
+    let pager = line("program alert.channel[2]");
+    assert!(pager.starts_with("FAIL") && pager.contains("fushi-no-such-pager"), "{text}");
+    assert!(line("program alert.channel[3]").contains("shell = true"), "{text}");
+}

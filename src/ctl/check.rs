@@ -205,10 +205,47 @@ pub fn check(config_path: &Path, init_primary: bool, create: bool) -> anyhow::Re
         }
     }
     for (i, ch) in cfg.alert.channels.iter().enumerate() {
+        if ch.kind == crate::config::AlertChannelKind::File {
+            // The file is created at the first alert; its directory must take it.
+            let path = ch.path.as_deref().unwrap_or(Path::new(""));
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let what = format!("file alert.channel[{i}]");
+            use nix::unistd::{access, AccessFlags};
+            let writable = if path.exists() {
+                access(path, AccessFlags::W_OK)
+                    .map_err(|e| format!("{} is not writable: {e}", path.display()))
+            } else if dir.is_dir() {
+                access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+                    format!(
+                        "{} cannot be created: {} is not writable: {e}",
+                        path.display(),
+                        dir.display()
+                    )
+                })
+            } else {
+                Err(format!(
+                    "{} does not exist: create it, or the file channel fails every alert",
+                    dir.display()
+                ))
+            };
+            match writable {
+                Ok(()) => report(true, &what, format!("{} can be written", path.display())),
+                Err(e) => report(false, &what, e),
+            }
+            continue;
+        }
         if ch.kind != crate::config::AlertChannelKind::Command {
             continue;
         }
         let what = format!("program alert.channel[{i}]");
+        if ch.shell {
+            report(
+                true,
+                &what,
+                "shell = true: /bin/sh resolves the command line when it runs".into(),
+            );
+            continue;
+        }
         match ch.argv.first() {
             Some(program) => {
                 let search = ch.env.get("PATH").map_or(inherited.clone(), Into::into);
