@@ -524,6 +524,12 @@ argv = ["page-me | logger"]
         "{text}"
     );
     let pager = line("program alert.channel[2]");
-    assert!(pager.starts_with("FAIL") && pager.contains("fushi-no-such-pager"), "{text}");
-    assert!(line("program alert.channel[3]").contains("shell = true"), "{text}");
+    assert!(
+        pager.starts_with("FAIL") && pager.contains("fushi-no-such-pager"),
+        "{text}"
+    );
+    assert!(
+        line("program alert.channel[3]").contains("shell = true"),
+        "{text}"
+    );
 }

@@ -34,3 +34,13 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     check(Op::Fsync, dir)?;
     File::open(dir)?.sync_all()
 }
+
+/// Whether the open `file` is still what `path` names (same device and inode): after a
+/// failed replace, whether a handle may go on appending.
+pub fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}

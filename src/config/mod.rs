@@ -415,10 +415,16 @@ mod tests {
             e.contains("alert.channel[0].templates.ok") && e.contains("closing"),
             "{e}"
         );
-        let cfg = parse("[[alert.channel]]\nkind = \"webhook\"\nurl = \"http://a/x\"\n[[alert.channel]]\nkind = \"webhook\"\nurl = \"http://b/x\"\n").unwrap();
+        let two = "[[alert.channel]]\nkind = \"webhook\"\nurl = \"http://a/x\"\n[[alert.channel]]\nkind = \"webhook\"\nurl = \"http://b/x\"\n";
+        let e = err(two);
+        assert!(
+            e.contains("alert.channel[1].name") && e.contains("give each a name"),
+            "{e}"
+        );
+        let cfg = parse(&format!("{two}name = \"pager\"\n")).unwrap();
         assert_eq!(
             (channel_name(&cfg.alert, 0), channel_name(&cfg.alert, 1)),
-            ("webhook".into(), "webhook-2".into())
+            ("webhook".into(), "pager".into())
         );
     }
 

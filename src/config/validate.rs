@@ -191,7 +191,15 @@ impl Config {
             let at = |k| vec![Key("alert"), Key("channel"), Index(i), Key(k)];
             let kind = ch.kind;
             let name = channel_name(a, i);
-            if let Some(prev) = names.insert(name.clone(), i) {
+            if ch.name.as_deref() == Some("") {
+                bad(at("name"), "must not be empty".into());
+            }
+            let unnamed_before = a.channels[..i]
+                .iter()
+                .position(|c| c.kind == ch.kind && c.name.is_none());
+            if let (None, Some(prev)) = (&ch.name, unnamed_before) {
+                bad(at("name"), format!("alert.channel[{prev}] is a {} channel too: give each a name, so that what each still owes is kept for it when the config changes", kind_name(kind)));
+            } else if let Some(prev) = names.insert(name.clone(), i) {
                 bad(at("name"), format!("channel name {name:?} is also alert.channel[{prev}]'s: give each channel its own name"));
             }
             let only = |key: &'static str, set: bool, owner: AlertChannelKind| {
@@ -620,23 +628,14 @@ fn kind_name(k: AlertChannelKind) -> &'static str {
     }
 }
 
-/// A channel's name: as configured, else its kind, numbered from the second of a kind on
-/// (`webhook`, `webhook-2`), so that audit records tell two webhooks apart.
+/// A channel's name: as configured, else its kind (the rules give a second channel of a kind a
+/// name of its own). The outbox keys what is owed by it, so it must not follow the order of
+/// the channels in the file.
 pub fn channel_name(a: &AlertConfig, i: usize) -> String {
     let ch = &a.channels[i];
-    if let Some(n) = &ch.name {
-        return n.clone();
-    }
-    let kind = kind_name(ch.kind);
-    let nth = a.channels[..i]
-        .iter()
-        .filter(|c| c.kind == ch.kind && c.name.is_none())
-        .count();
-    if nth == 0 {
-        kind.to_string()
-    } else {
-        format!("{kind}-{}", nth + 1)
-    }
+    ch.name
+        .clone()
+        .unwrap_or_else(|| kind_name(ch.kind).to_string())
 }
 
 /// Unknown template names and templates that do not check (an unknown placeholder, an open

@@ -47,6 +47,9 @@ type Tap = Arc<dyn Fn(&Alert) + Send + Sync>;
 
 struct OutboxInner {
     queue: VecDeque<Alert>,
+    /// How many at the queue's front were already logged as not accepted (see
+    /// [`AlertState::log_unaccepted`]), so that each is logged so at most once.
+    logged: usize,
     actor: Option<ActorRef<AlertMsg>>,
     tap: Option<Tap>,
 }
@@ -62,6 +65,7 @@ impl Default for AlertOutbox {
         Self {
             inner: Arc::new(Mutex::new(OutboxInner {
                 queue: VecDeque::new(),
+                logged: 0,
                 actor: None,
                 tap: None,
             })),
@@ -112,6 +116,15 @@ impl AlertOutbox {
         let mut g = self.lock();
         let n = n.min(g.queue.len());
         g.queue.drain(..n);
+        g.logged = g.logged.saturating_sub(n);
+    }
+
+    /// The queued alerts not yet logged as unaccepted, marked logged now.
+    fn unlogged(&self) -> Vec<Alert> {
+        let mut g = self.lock();
+        let from = g.logged.min(g.queue.len());
+        g.logged = g.queue.len();
+        g.queue.iter().skip(from).cloned().collect()
     }
 }
 
@@ -175,6 +188,32 @@ pub struct AlertState {
     /// The wall-clock ms the scheduled settle check is for.
     settle_at: Option<u64>,
     flush_scheduled: bool,
+    /// Noise control's clock: the wall clock (or the outbox's last reading, if later) at
+    /// `pre_start`, advanced by the runtime's monotonic clock since. A wall clock stepped
+    /// back neither holds repeats for hours nor keeps a flapping actor held; one stepped
+    /// forward ages nothing at once.
+    epoch: (u64, tokio::time::Instant),
+}
+
+/// Logs at PRIORITY=2 the queued alerts the outbox could not accept (`why`): a data disk
+/// that is full or failing must not silence the one channel that needs no disk of fushi's.
+fn log_unaccepted(outbox: &AlertOutbox, settings: &AlertSettings, why: &str) {
+    for a in outbox.unlogged() {
+        let text = settings.masker.text(&template::builtin(
+            &a,
+            &template::Context {
+                node: &settings.journald.wording.node,
+                ..Default::default()
+            },
+        ));
+        tracing::error!(
+            actor = a.actor(),
+            event = a.event(),
+            alert = a.template(),
+            priority = JOURNALD_PRIORITY,
+            "{text} (not yet in the alert outbox, so no other channel has it: {why})"
+        );
+    }
 }
 
 fn now_ms() -> u64 {
@@ -210,7 +249,15 @@ impl AlertState {
         &self.args.settings
     }
 
-    async fn commit(&mut self, c: Commit) -> Result<(), ActorProcessingErr> {
+    /// Now on noise control's clock (see `epoch`), in ms since the Unix epoch.
+    fn now(&self) -> u64 {
+        self.epoch.0 + self.epoch.1.elapsed().as_millis() as u64
+    }
+
+    async fn commit(&mut self, mut c: Commit) -> Result<(), ActorProcessingErr> {
+        if let Some(s) = &mut c.state {
+            s.clock_ms = self.now();
+        }
         let bound = self.settings().io_timeout;
         with_store(&self.store, bound, move |s| s.commit(c)).await?;
         self.publish();
@@ -281,7 +328,9 @@ impl AlertState {
             return;
         };
         let due = first.at_ms + self.settings().group_wait.as_millis() as u64;
-        let wait = Duration::from_millis(due.saturating_sub(now_ms()));
+        // At most `group_wait`, whatever the wall clock did since the group's first alert.
+        let wait =
+            Duration::from_millis(due.saturating_sub(self.now())).min(self.settings().group_wait);
         self.flush_scheduled = true;
         myself.send_after(wait, || AlertMsg::Flush);
     }
@@ -294,9 +343,10 @@ impl AlertState {
             return;
         }
         self.settle_at = Some(due);
-        myself.send_after(Duration::from_millis(due.saturating_sub(now_ms())), || {
-            AlertMsg::Settle
-        });
+        myself.send_after(
+            Duration::from_millis(due.saturating_sub(self.now())),
+            || AlertMsg::Settle,
+        );
     }
 
     /// The pending group as a message, and the channels that owe it.
@@ -307,7 +357,7 @@ impl AlertState {
         let items = std::mem::take(&mut self.snap.pending);
         let message = Message {
             id: self.snap.next_id,
-            at_ms: now_ms(),
+            at_ms: self.now(),
             items,
         };
         self.snap.next_id += 1;
@@ -335,7 +385,7 @@ impl AlertState {
         if alerts.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
+        let now = self.now();
         let cfg = self.settings().noise;
         let mut snap = self.snap.clone();
         let mut items = Vec::new();
@@ -369,6 +419,7 @@ impl AlertState {
             .await
         {
             self.snap = old; // still queued in memory: the next incarnation accepts them
+            log_unaccepted(&self.args.outbox, self.settings(), &e.to_string());
             return Err(e);
         }
         self.args.outbox.pop(alerts.len());
@@ -403,14 +454,10 @@ impl AlertState {
         Ok(())
     }
 
-    async fn flush(&mut self, myself: &ActorRef<AlertMsg>) -> Result<(), ActorProcessingErr> {
+    /// The group's timer fired: the group is due, whatever the wall clock says now.
+    async fn flush(&mut self) -> Result<(), ActorProcessingErr> {
         self.flush_scheduled = false;
-        let Some(first) = self.snap.pending.first() else {
-            return Ok(());
-        };
-        if first.at_ms + (self.settings().group_wait.as_millis() as u64) > now_ms() {
-            // The wall clock stepped back since the timer was set: wait for the group's time.
-            self.schedule_flush(myself);
+        if self.snap.pending.is_empty() {
             return Ok(());
         }
         let owed = self.close_group();
@@ -428,7 +475,7 @@ impl AlertState {
 
     async fn settle(&mut self, myself: &ActorRef<AlertMsg>) -> Result<(), ActorProcessingErr> {
         self.settle_at = None;
-        let now = now_ms();
+        let now = self.now();
         let cfg = self.settings().noise;
         let settled = self.snap.noise.settle(now, &cfg);
         if !settled.is_empty() {
@@ -508,23 +555,25 @@ impl Actor for AlertActor {
     ) -> Result<AlertState, ActorProcessingErr> {
         let dir = args.settings.dir.clone();
         let opened = tokio::task::spawn_blocking(move || Store::open(&dir));
+        let failed = |why: String| -> ActorProcessingErr {
+            log_unaccepted(&args.outbox, &args.settings, &why);
+            why.into()
+        };
         let (store, resumed) = match tokio::time::timeout(args.settings.io_timeout, opened).await {
             Ok(Ok(Ok(r))) => r,
             Ok(Ok(Err(e))) => {
-                return Err(format!(
+                return Err(failed(format!(
                     "opening the alert outbox in {}: {e}",
                     args.settings.dir.display()
-                )
-                .into())
+                )))
             }
-            Ok(Err(e)) => return Err(format!("opening the alert outbox: {e}").into()),
+            Ok(Err(e)) => return Err(failed(format!("opening the alert outbox: {e}"))),
             Err(_) => {
-                return Err(format!(
+                return Err(failed(format!(
                     "opening the alert outbox in {} took longer than {:?}",
                     args.settings.dir.display(),
                     args.settings.io_timeout
-                )
-                .into())
+                )))
             }
         };
         if resumed.bad_lines > 0 {
@@ -559,34 +608,60 @@ impl Actor for AlertActor {
             workers,
             settle_at: None,
             flush_scheduled: false,
+            epoch: (now_ms(), tokio::time::Instant::now()),
         };
-        // Deliveries a killed incarnation still owed; a channel no longer configured owes
-        // nothing any more, which the outbox is told.
+        state.epoch.0 = state.epoch.0.max(state.snap.clock_ms);
+        // Deliveries a killed incarnation still owed. A channel no longer configured owes
+        // nothing any more (each such message audited as failed, so none vanishes unsaid);
+        // one whose `events` no longer take any of a message's alerts owes that one nothing.
         let mut gone = Vec::new();
         for o in &resumed.owed {
-            state.hand_over(o);
+            let mut to = o.clone();
+            to.channels.clear();
             for ch in &o.channels {
-                if !state.workers.contains_key(ch) {
-                    gone.push(Done {
-                        message: o.message.id,
-                        channel: ch.clone(),
-                    });
+                match state.settings().channels.iter().find(|c| c.name == *ch) {
+                    Some(spec) if !o.message.for_events(&spec.events).is_empty() => {
+                        to.channels.push(ch.clone())
+                    }
+                    Some(_) => gone.push((o.message.id, ch.clone(), None)),
+                    None => gone.push((
+                        o.message.id,
+                        ch.clone(),
+                        Some("the channel is no longer in the config"),
+                    )),
                 }
             }
+            state.hand_over(&to);
         }
         if !gone.is_empty() {
-            tracing::warn!(
-                actor = "alert",
-                event = events::ALERT_FAILED,
-                messages = gone.len(),
-                "alerts owed to channels no longer configured are dropped from the outbox"
-            );
+            let done = gone
+                .iter()
+                .map(|(message, channel, _)| Done {
+                    message: *message,
+                    channel: channel.clone(),
+                })
+                .collect();
             state
                 .commit(Commit {
-                    done: gone,
+                    done,
                     ..Default::default()
                 })
                 .await?;
+            for (message, channel, why) in gone {
+                let Some(why) = why else { continue };
+                tracing::error!(
+                    actor = "alert",
+                    event = events::ALERT_FAILED,
+                    channel = channel.as_str(),
+                    message,
+                    "an alert owed to channel {channel} is dropped: {why}"
+                );
+                state.args.audit.emit(
+                    events::ALERT_FAILED,
+                    None,
+                    json!({"channel": channel, "message": message, "attempts": 0, "error": why}),
+                );
+            }
         }
         state.publish();
         state.args.outbox.attach(myself.clone());
@@ -605,7 +680,7 @@ impl Actor for AlertActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AlertMsg::Drain => state.drain(&myself).await,
-            AlertMsg::Flush => state.flush(&myself).await,
+            AlertMsg::Flush => state.flush().await,
             AlertMsg::Settle => state.settle(&myself).await,
             AlertMsg::Delivered {
                 message,

@@ -33,6 +33,9 @@ pub struct Snapshot {
     pub noise: Noise,
     /// Items waiting for their group to close (`group_wait` after the first).
     pub pending: Vec<Item>,
+    /// Noise control's clock at this commit (ms): the next incarnation's never starts earlier.
+    #[serde(default)]
+    pub clock_ms: u64,
 }
 
 /// A message and the channels that have yet to take it.
@@ -104,8 +107,15 @@ pub struct Store {
     path: PathBuf,
     file: File,
     bytes: u64,
+    /// The size the last compaction left: the next one waits for twice that (or
+    /// [`COMPACT_AT`]), so that a large backlog owed is not rewritten at every commit.
+    compacted: u64,
     /// Everything committed, folded: what a compaction writes.
     folded: Resumed,
+    /// A failure left the file in a state this handle cannot append to safely (a failed
+    /// append that could not be cut back, a compaction renamed but not reopened): every
+    /// commit fails until the next incarnation opens the file afresh.
+    broken: Option<String>,
 }
 
 fn line(c: &Commit) -> io::Result<Vec<u8>> {
@@ -145,14 +155,42 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
         let resumed = read(&path)?;
-        let mut store = Store {
-            file: Self::rewrite(&path, &resumed.as_commit())?,
-            bytes: 0,
+        let file = match Self::rewrite(&path, &resumed.as_commit()) {
+            Ok(f) => f,
+            // A full disk may refuse the rewrite's temp file; the file as it is still serves,
+            // once a torn last line is cut off (an append after it would run on into it).
+            Err(e) => {
+                tracing::warn!(actor = "alert", event = crate::events::ALERT_OUTBOX_DAMAGED, error = %e,
+                    "cannot compact the alert outbox; appending to it as it is");
+                Self::reopen_whole(&path)?
+            }
+        };
+        let bytes = file.metadata()?.len();
+        let store = Store {
+            file,
+            bytes,
+            compacted: bytes,
             path,
             folded: resumed.clone(),
+            broken: None,
         };
-        store.bytes = store.file.metadata()?.len();
         Ok((store, resumed))
+    }
+
+    /// The file opened for appending after its last newline, a torn tail cut off.
+    fn reopen_whole(path: &Path) -> io::Result<File> {
+        check(Op::Open, path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        let text = std::fs::read(path)?;
+        let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole < text.len() {
+            file.set_len(whole as u64)?;
+        }
+        Ok(file)
     }
 
     /// Replaces the file by `c` alone (temp file, fsync, rename, directory fsync) and opens
@@ -163,23 +201,55 @@ impl Store {
         OpenOptions::new().append(true).open(path)
     }
 
-    /// Appends `c` and fsyncs it: once this returns Ok, the step survives a `kill -9`.
+    /// Appends `c` and fsyncs it: once this returns Ok, the step survives a `kill -9`. When
+    /// it returns an error the step did not happen, on disk either: a line written but not
+    /// fsynced is cut off again, so a restart does not find a step its actor gave up on.
     pub fn commit(&mut self, c: Commit) -> io::Result<()> {
+        if let Some(why) = &self.broken {
+            return Err(io::Error::other(format!(
+                "the outbox file is unusable: {why}"
+            )));
+        }
         if c.is_empty() {
             return Ok(());
         }
         let bytes = line(&c)?;
-        check(Op::Write, &self.path)?;
-        self.file.write_all(&bytes)?;
-        check(Op::Fsync, &self.path)?;
-        self.file.sync_data()?;
+        if let Err(e) = self.append(&bytes) {
+            if let Err(cut) = self.file.set_len(self.bytes) {
+                self.broken = Some(format!(
+                    "a failed append ({e}) could not be cut off ({cut})"
+                ));
+            }
+            return Err(e);
+        }
         self.bytes += bytes.len() as u64;
         self.folded.apply(c);
-        if self.bytes > COMPACT_AT {
-            self.file = Self::rewrite(&self.path, &self.folded.as_commit())?;
-            self.bytes = self.file.metadata()?.len();
+        if self.bytes > COMPACT_AT.max(2 * self.compacted) {
+            // The step is durable already: a failed compaction is no failed commit.
+            match Self::rewrite(&self.path, &self.folded.as_commit()) {
+                Ok(f) => {
+                    self.file = f;
+                    self.bytes = self.file.metadata()?.len();
+                    self.compacted = self.bytes;
+                }
+                Err(e) if self.path.exists() && crate::fs::same_file(&self.file, &self.path) => {
+                    tracing::warn!(actor = "alert", event = crate::events::ALERT_OUTBOX_DAMAGED, error = %e,
+                        "cannot compact the alert outbox; appending to it as it is");
+                    self.compacted = self.bytes;
+                }
+                Err(e) => {
+                    self.broken = Some(format!("compacted but not reopened: {e}"));
+                }
+            }
         }
         Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        check(Op::Write, &self.path)?;
+        self.file.write_all(bytes)?;
+        check(Op::Fsync, &self.path)?;
+        self.file.sync_data()
     }
 
     /// Deliveries still owed, per channel: what status shows as the outbox's depth.
@@ -273,6 +343,11 @@ mod tests {
         crate::faults::disarm(dir.path());
         assert!(e.is_err());
         assert!(s.owed_by_channel().is_empty());
+        s.commit(owed(2, &["w"]).into_commit()).unwrap();
+        drop(s);
+        let (_, r) = Store::open(dir.path()).unwrap();
+        let ids: Vec<u64> = r.owed.iter().map(|o| o.message.id).collect();
+        assert_eq!(ids, [2], "the failed step is not on disk either");
     }
 
     fn libc_eio() -> i32 {
