@@ -356,7 +356,7 @@ stable_after = "200ms"
     std::fs::write(&steady, "").unwrap();
     let seen = requests(&server, 6, &d);
     let t = text(&seen[5]);
-    assert!(t.contains("has been stable for 1s after flapping"), "{t}");
+    assert!(t.contains("has been stable for 1.5s after flapping"), "{t}");
     d.terminate();
 }
 

@@ -313,11 +313,11 @@ impl AlertState {
             );
         }
         self.args.board.count(Counter::AlertsSent, 1);
-        self.args.audit.emit(
-            events::ALERT_SENT,
-            Some(a.actor()),
-            json!({"channel": "journald", "template": a.template(), "alert_id": item.id, "alert": a}),
-        );
+        let mut payload = json!({"channel": "journald", "template": a.template(), "alert_id": item.id, "alert": a});
+        self.settings().masker.value(&mut payload);
+        self.args
+            .audit
+            .emit(events::ALERT_SENT, Some(a.actor()), payload);
     }
 
     fn schedule_flush(&mut self, myself: &ActorRef<AlertMsg>) {

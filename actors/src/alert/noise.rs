@@ -100,6 +100,9 @@ pub enum Decision {
 pub struct Noise {
     open: BTreeMap<String, Open>,
     flaps: BTreeMap<String, Flap>,
+    /// One-off events ([`Role::Event`]) by key: when last sent, and repeats held since.
+    #[serde(default)]
+    events: BTreeMap<String, Open>,
 }
 
 impl Noise {
@@ -110,11 +113,35 @@ impl Noise {
             self.track(&role, now);
             return d;
         }
+        self.events
+            .retain(|_, e| now.saturating_sub(e.last_sent_ms) < cfg.repeat_after_ms);
         match role {
             Role::Once => Decision::Send(Note::Plain {
                 duration_ms: None,
                 suppressed: 0,
             }),
+            Role::Event(key) => match self.events.get_mut(&key) {
+                Some(e) => {
+                    e.suppressed += 1;
+                    Decision::Suppress(Why::Repeat {
+                        count: e.suppressed,
+                    })
+                }
+                None => {
+                    self.events.insert(
+                        key,
+                        Open {
+                            first_ms: now,
+                            last_sent_ms: now,
+                            suppressed: 0,
+                        },
+                    );
+                    Decision::Send(Note::Plain {
+                        duration_ms: None,
+                        suppressed: 0,
+                    })
+                }
+            },
             Role::Opens(key) => match self.open.get_mut(&key) {
                 Some(o) if now.saturating_sub(o.last_sent_ms) < cfg.repeat_after_ms => {
                     o.suppressed += 1;
@@ -174,7 +201,7 @@ impl Noise {
             Role::Resolves(keys) => keys.iter().for_each(|k| {
                 self.open.remove(k);
             }),
-            Role::Once => {}
+            Role::Once | Role::Event(_) => {}
         }
     }
 
@@ -394,6 +421,42 @@ mod tests {
         let settled = n.settle(t + 10 * MIN, &c);
         assert!(matches!(settled[0].1, Note::Settled { failing: true, .. }));
         assert!(sent(&n.accept(&rec("a"), t + 20 * MIN, &c)));
+    }
+
+    #[test]
+    fn a_one_off_event_is_held_within_repeat_after_and_sent_fresh_after_it() {
+        let (mut n, c) = (Noise::default(), cfg());
+        let back = Alert::DaemonRecovered { why: "x".into() };
+        assert!(sent(&n.accept(&back, 0, &c)));
+        assert_eq!(
+            n.accept(&back, MIN, &c),
+            Decision::Suppress(Why::Repeat { count: 1 })
+        );
+        assert_eq!(
+            n.accept(&back, 31 * MIN, &c),
+            Decision::Send(Note::Plain {
+                duration_ms: None,
+                suppressed: 0
+            }),
+            "a new event, not a reminder of an old one"
+        );
+        assert!(n.open().is_empty(), "an event is never an open condition");
+    }
+
+    #[test]
+    fn every_giving_up_is_news_and_opens_nothing() {
+        let (mut n, c) = (Noise::default(), cfg());
+        let fatal = Alert::Fatal {
+            actor: "a".into(),
+            failures: 5,
+            last_error: None,
+        };
+        assert!(sent(&n.accept(&fatal, 0, &c)));
+        assert!(
+            sent(&n.accept(&fatal, MIN, &c)),
+            "given up again after a manual start"
+        );
+        assert!(n.open().is_empty());
     }
 
     #[test]

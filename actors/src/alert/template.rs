@@ -109,6 +109,7 @@ pub fn human(ms: u64) -> String {
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     match (h, m, s) {
         (0, 0, 0) => format!("{ms}ms"),
+        (0, 0, s) if ms % 1000 >= 100 => format!("{s}.{}s", ms % 1000 / 100),
         (0, 0, s) => format!("{s}s"),
         (0, m, 0) => format!("{m}m"),
         (0, m, s) => format!("{m}m {s}s"),
@@ -378,6 +379,7 @@ mod tests {
     fn durations_read_as_a_person_writes_them() {
         assert_eq!(human(250), "250ms");
         assert_eq!(human(5_000), "5s");
+        assert_eq!(human(1_500), "1.5s");
         assert_eq!(human(120_000), "2m");
         assert_eq!(human(3_723_000), "1h 2m");
     }

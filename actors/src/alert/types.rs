@@ -145,6 +145,9 @@ pub enum Role {
     Resolves(Vec<String>),
     /// Sent as it is: a rollback, which the analyzer runs once per incident.
     Once,
+    /// A one-off event under this key: sent unless the same was sent within `repeat_after`,
+    /// never open (nothing ends it).
+    Event(String),
 }
 
 fn key(kind: &str, actor: &str) -> String {
@@ -215,10 +218,12 @@ impl Alert {
         match self {
             Alert::Escalation { .. } => Role::Opens(key("escalation", a)),
             Alert::Recovered { .. } => Role::Resolves(vec![key("escalation", a)]),
-            Alert::Fatal { .. } => Role::Opens(key("fatal", a)),
+            // Given up happens once per streak, and a streak ends only by a person's `fushi
+            // start`: each one is news, and nothing but that person ends it.
+            Alert::Fatal { .. } => Role::Once,
             Alert::NoLeader { .. } => Role::Opens(key("no_leader", a)),
             Alert::LeaderBack { .. } => Role::Resolves(vec![key("no_leader", a)]),
-            Alert::DaemonRecovered { .. } => Role::Opens(key("daemon_recovered", a)),
+            Alert::DaemonRecovered { .. } => Role::Event(key("daemon_recovered", a)),
             Alert::ConfigRejected { .. } => Role::Opens(key("config", a)),
             Alert::ConfigFixed { .. } => Role::Resolves(vec![key("config", a)]),
             Alert::StorageDown { .. } => Role::Opens(key("storage", a)),
@@ -229,6 +234,17 @@ impl Alert {
                 SloVerdict::Ok => Role::Resolves(vec![key("slo_warn", a), key("slo_incident", a)]),
                 SloVerdict::Rollback => Role::Once,
             },
+        }
+    }
+
+    /// The condition this alert is about, `kind:actor`: what it opens, ends or repeats, so that
+    /// an alert and its resolution name the same thing (Alertmanager's alertname and
+    /// fingerprint).
+    pub fn condition(&self) -> String {
+        match self.role() {
+            Role::Opens(k) | Role::Event(k) => k,
+            Role::Resolves(ks) => ks.into_iter().next().unwrap_or_default(),
+            Role::Once => key(self.template(), self.actor()),
         }
     }
 

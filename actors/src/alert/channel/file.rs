@@ -30,8 +30,18 @@ pub(super) async fn append(
     let mut bytes = line.to_string().into_bytes();
     bytes.push(b'\n');
     let path = path.to_path_buf();
-    // The channel's timeout bounds the wait; a thread stuck on a hung mount finishes on its own.
+    // The channel's timeout bounds the wait; a thread stuck on a hung mount finishes on its
+    // own. Until it does, no further attempt takes another thread of the blocking pool: a
+    // retry would only get stuck beside it, and enough of them would starve the daemon's
+    // other blocking work.
+    let Some(busy) = Busy::claim(&path) else {
+        return Err(Failure::Failed(format!(
+            "the last write to {} has not returned yet: is its filesystem hung?",
+            path.display()
+        )));
+    };
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let _busy = busy;
         check(Op::Open, &path)?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -45,6 +55,38 @@ pub(super) async fn append(
     .await
     .map_err(|e| Failure::Failed(format!("appending the alert: {e}")))?
     .map_err(|e| Failure::Failed(format!("appending to {}: {e}", path_display(spec))))
+}
+
+/// The files a write is in flight to, so that a hung one holds one blocking thread, not one
+/// per attempt.
+static IN_FLIGHT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A write to one file in flight: held by the blocking job, released when it returns.
+struct Busy(std::path::PathBuf);
+
+impl Busy {
+    fn lock() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>> {
+        IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The claim on writing `path`, unless a write to it is in flight.
+    fn claim(path: &Path) -> Option<Busy> {
+        let mut g = Self::lock();
+        if g.iter().any(|p| p == path) {
+            return None;
+        }
+        g.push(path.to_path_buf());
+        Some(Busy(path.to_path_buf()))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut g = Self::lock();
+        if let Some(i) = g.iter().position(|p| *p == self.0) {
+            g.swap_remove(i);
+        }
+    }
 }
 
 fn path_display(spec: &ChannelSpec) -> String {
@@ -109,5 +151,15 @@ mod tests {
             spec(&missing).attempt(&a).await,
             Err(Failure::Failed(_))
         ));
+
+        // A write still in flight (a hung mount) holds back the next attempt without a thread.
+        let stuck = super::Busy::claim(&path).unwrap();
+        let r = spec(&path).attempt(&a).await;
+        assert!(
+            matches!(&r, Err(Failure::Failed(e)) if e.contains("has not returned yet")),
+            "{r:?}"
+        );
+        drop(stuck);
+        spec(&path).attempt(&a).await.unwrap();
     }
 }

@@ -121,6 +121,10 @@ impl ChannelSpec {
 /// receiver's typo cannot park the channel for a year.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// Least wait after a `429`, whatever `Retry-After` says (`0`): a rate-limiting receiver
+/// that asks for no wait is not hammered.
+const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// A channel's task and the queue into it.
 pub struct Worker {
     tx: mpsc::UnboundedSender<Arc<Message>>,
@@ -244,7 +248,7 @@ impl Pace<'_> {
                                 .copied()
                                 .unwrap_or(Duration::from_secs(5)),
                         )
-                        .min(MAX_RETRY_AFTER);
+                        .clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER);
                     tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = self.channel,
                         message = self.message, attempt = attempts, delay = ?wait,
                         "the receiver is rate-limiting; waiting as it asks, then sending again");

@@ -15,6 +15,8 @@ fn client() -> Result<&'static reqwest::Client, Failure> {
     CLIENT
         .get_or_init(|| {
             reqwest::Client::builder()
+                // A redirect would carry the channel's headers (an Authorization) elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("fushi/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| e.without_url().to_string())
@@ -47,20 +49,27 @@ fn alertmanager(a: &Attempt<'_>, spec: &ChannelSpec) -> Value {
         .iter()
         .map(|i| {
             let firing = i.firing();
+            let condition = i.alert.condition();
+            let alertname = condition.split(':').next().unwrap_or_default();
+            // A resolution started when its condition did.
+            let lasted = match (&i.note, firing) {
+                (crate::alert::noise::Note::Plain { duration_ms: Some(d), .. }, false) => *d,
+                _ => 0,
+            };
             json!({
                 "status": if firing { "firing" } else { "resolved" },
                 "labels": {
-                    "alertname": i.alert.template(),
+                    "alertname": alertname,
                     "actor": i.alert.actor(),
                     "node": node,
                     "class": i.alert.class().name(),
                     "severity": severity(i),
                 },
                 "annotations": {"summary": a.masker.text(&i.text(&spec.wording))},
-                "startsAt": at(i.at_ms),
+                "startsAt": at(i.at_ms.saturating_sub(lasted)),
                 "endsAt": if firing { "0001-01-01T00:00:00Z".to_string() } else { at(i.at_ms) },
                 "generatorURL": "",
-                "fingerprint": format!("{:016x}", crc32c::crc32c(format!("{}/{}/{}", node, i.alert.template(), i.alert.actor()).as_bytes())),
+                "fingerprint": format!("{:016x}", crc32c::crc32c(format!("{node}/{condition}").as_bytes())),
             })
         })
         .collect();
@@ -168,6 +177,20 @@ mod tests {
                         primary: "/nas".into(),
                     },
                 ),
+                Item {
+                    note: Note::Plain {
+                        duration_ms: Some(60_000),
+                        suppressed: 0,
+                    },
+                    ..item(
+                        3,
+                        Alert::Recovered {
+                            actor: "collectors/api".into(),
+                            failures: 4,
+                            since: "t".into(),
+                        },
+                    )
+                },
             ],
         };
         let spec = ChannelSpec {
@@ -194,7 +217,7 @@ mod tests {
         assert_eq!(v["groupKey"], "fushi/pc1/7");
         assert_eq!(v["receiver"], "am");
         let alerts = v["alerts"].as_array().unwrap();
-        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts.len(), 3);
         assert_eq!(alerts[0]["labels"]["alertname"], "escalation");
         assert_eq!(alerts[0]["labels"]["actor"], "collectors/api");
         assert_eq!(alerts[0]["labels"]["severity"], "critical");
@@ -207,5 +230,11 @@ mod tests {
             .unwrap()
             .contains("collectors/api on pc1 failed 4 times"));
         assert_ne!(alerts[0]["fingerprint"], alerts[1]["fingerprint"]);
+        // The recovery resolves the escalation's alert: same name, same fingerprint, and it
+        // started when the escalation did.
+        assert_eq!(alerts[2]["status"], "resolved");
+        assert_eq!(alerts[2]["labels"]["alertname"], "escalation");
+        assert_eq!(alerts[2]["fingerprint"], alerts[0]["fingerprint"]);
+        assert_eq!(alerts[2]["startsAt"], "2025-11-30T23:59:00.000Z");
     }
 }
