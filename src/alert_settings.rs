@@ -84,7 +84,8 @@ fn classes(events: &[String]) -> Vec<Class> {
     events.iter().filter_map(|e| Class::parse(e)).collect()
 }
 
-pub fn settings(cfg: &Config) -> Arc<AlertSettings> {
+/// The alert actor's settings; `masker` is the daemon's handle, which a reload updates.
+pub fn settings(cfg: &Config, masker: Masker) -> Arc<AlertSettings> {
     let a = &cfg.alert;
     let node = cfg.node_id();
     let wording = |over: &std::collections::BTreeMap<String, String>| {
@@ -153,7 +154,7 @@ pub fn settings(cfg: &Config) -> Arc<AlertSettings> {
         io_timeout: cfg.storage.io_timeout,
         journald,
         channels,
-        masker: Masker::new(secrets(cfg)),
+        masker,
     })
 }
 
@@ -185,7 +186,7 @@ headers = { "X-Api-Key" = "key-4444" }
         let m = Masker::new(secrets(&cfg));
         let text = "tok-control-1 hdr-secret-2 pw-in-url-3 key-4444 https://hooks.example/services/T0/B0/XYZ";
         assert_eq!(m.text(text), "*** *** *** *** ***");
-        let s = settings(&cfg);
+        let s = settings(&cfg, m.clone());
         assert_eq!(s.channels[0].name, "webhook");
         assert_eq!(s.channels[0].min_interval, WEBHOOK_MIN_INTERVAL);
     }

@@ -2,6 +2,7 @@
 //! handle SIGTERM (ordered shutdown) and SIGHUP (reload) until told to stop.
 
 use anyhow::{bail, Context};
+use fushi_actors::alert::mask::Masker;
 use fushi_actors::alert::{Alert, AlertOutbox};
 use fushi_actors::audit::AuditLog;
 use fushi_actors::board::{ActorState, StatusBoard};
@@ -232,7 +233,8 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         allow_inject: cfg.control.allow_inject,
         bound: Default::default(),
     });
-    let (args, sink) = tree::build(cfg, ctx, shared.clone())?;
+    let masker = Masker::new(crate::alert_settings::secrets(cfg));
+    let (args, sink) = tree::build(cfg, ctx, shared.clone(), masker.clone())?;
     audit.emit(
         events::DAEMON_STARTED,
         None,
@@ -253,6 +255,7 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
         board: board.clone(),
         audit: audit.clone(),
         alerts,
+        masker,
         last_good: last_good.clone(),
     };
     systemd::ready(&summary(&board));
@@ -366,6 +369,8 @@ struct Reconfig {
     board: StatusBoard,
     audit: AuditLog,
     alerts: AlertOutbox,
+    /// The secrets alert messages mask; a reload brings the new config's.
+    masker: Masker,
     last_good: PathBuf,
 }
 
@@ -430,6 +435,7 @@ impl Reconfig {
         );
         tracing::info!(event = events::CONFIG_RELOAD_OK, added = ?d.added, removed = ?d.removed, changed = ?d.changed,
             restart_needed = ?d.restart_needed, "config applied");
+        self.masker.set(crate::alert_settings::secrets(&new));
         self.running = new;
         Ok(json)
     }

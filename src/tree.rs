@@ -66,6 +66,7 @@ pub fn build(
     cfg: &Config,
     ctx: TreeContext,
     control: Arc<Shared>,
+    masker: fushi_actors::alert::mask::Masker,
 ) -> Result<(SupervisorArgs, RecordSink), ConfigError> {
     let policy = cfg.supervisor.policy();
     let timeout = cfg.supervisor.shutdown_timeout;
@@ -94,7 +95,7 @@ pub fn build(
             outbox: ctx.alerts.clone(),
             audit: ctx.audit.clone(),
             board: ctx.board.clone(),
-            settings: crate::alert_settings::settings(cfg),
+            settings: crate::alert_settings::settings(cfg, masker),
         },
     );
     let storage_handle = StorageHandle::new(cfg.node.data_dir.join("journal"));

@@ -194,9 +194,11 @@ const SECRET_KEYS: &[&str] = &[
 
 /// Whether a key (a config key, an env variable, a header name) names a secret.
 pub fn secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
+    // Names people give their secrets: API_KEY, Api-Key, PAGERDUTY_ROUTING_KEY, X-Auth-Token,
+    // Authorization, Cookie. Broader than the audit payload's keys, which are fushi's own.
+    let key = key.to_ascii_lowercase().replace('-', "_");
     SECRET_KEYS.iter().any(|s| key.contains(s))
-        || ["authorization", "cookie", "x-api-key", "apikey"]
+        || ["key", "auth", "cookie", "session"]
             .iter()
             .any(|s| key.contains(s))
 }

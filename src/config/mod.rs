@@ -399,6 +399,18 @@ mod tests {
         let e = err("[[alert.channel]]\nkind = \"file\"\npath = \"a\"\nevents = [\"escalation\", \"pager\"]\n");
         assert!(e.contains("alert.channel[0].events[1]"), "{e}");
         assert!(e.contains("known: escalation, recovered, fatal"), "{e}");
+        let e = err("[[alert.channel]]\nkind = \"webhook\"\nurl = \"ftp://h/x\"\n");
+        assert!(e.contains("it is ftp:, not http:// or https://"), "{e}");
+        let e = err("[[alert.channel]]\nkind = \"webhook\"\nurl = \"http://h/x\"\nheaders = { Authorization = \"Bearer a\\nb\" }\n");
+        assert!(
+            e.contains("alert.channel[0].headers") && e.contains("not a valid header value"),
+            "{e}"
+        );
+        let e = err("[[alert.channel]]\nkind = \"command\"\nargv = [\"\"]\n");
+        assert!(
+            e.contains("alert.channel[0].argv") && e.contains("its program first"),
+            "{e}"
+        );
         let e = err("[alert]\nflap_count = 0\n");
         assert!(
             e.contains("alert.flap_count") && e.contains("at least 1"),

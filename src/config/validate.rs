@@ -227,18 +227,31 @@ impl Config {
                 );
             }
             match kind {
-                AlertChannelKind::Webhook => match ch.url.as_deref() {
-                    None => bad(at("url"), "a webhook channel needs url".into()),
-                    Some(u)
-                        if !(u.starts_with("http://") || u.starts_with("https://"))
-                            || u.split("://").nth(1).is_none_or(|h| h.is_empty()) =>
-                    {
-                        bad(at("url"), "must be an http:// or https:// URL".into())
+                AlertChannelKind::Webhook => {
+                    match ch.url.as_deref() {
+                        None => bad(at("url"), "a webhook channel needs url".into()),
+                        Some(u) => {
+                            if let Err(e) = fushi_actors::alert::channel::check_url(u) {
+                                bad(
+                                    at("url"),
+                                    format!("must be an http:// or https:// URL: it {e}"),
+                                );
+                            }
+                        }
                     }
-                    Some(_) => {}
-                },
-                AlertChannelKind::Command if ch.argv.is_empty() => {
-                    bad(at("argv"), "a command channel needs argv".into())
+                    for (k, v) in &ch.headers {
+                        if let Err(e) = fushi_actors::alert::channel::check_header(k, v) {
+                            bad(at("headers"), e);
+                        }
+                    }
+                }
+                AlertChannelKind::Command
+                    if ch.argv.first().is_none_or(|p| p.trim().is_empty()) =>
+                {
+                    bad(
+                        at("argv"),
+                        "a command channel needs argv, its program first".into(),
+                    )
                 }
                 AlertChannelKind::File if ch.path.is_none() => {
                     bad(at("path"), "a file channel needs path".into())

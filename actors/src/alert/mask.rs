@@ -1,33 +1,48 @@
 //! Masking the config's secrets in every message an alert channel sends: tokens, header values, credentials in URLs, a webhook's own address.
 
+use std::sync::{Arc, RwLock};
+
 use serde_json::Value;
 
 /// Shorter strings are not masked: replacing every `ab` in a message would make it unreadable
 /// and hide nothing a person could not guess.
 const MIN_SECRET: usize = 4;
 
-/// The secrets a message must not carry, from the config.
+/// The secrets a message must not carry, from the config; a handle, so that a reload that
+/// adds a collector with a token of its own masks that token too.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
     /// Longest first, so that a secret containing another is masked whole.
-    secrets: Vec<String>,
+    secrets: Arc<RwLock<Vec<String>>>,
+}
+
+fn sorted(secrets: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut secrets: Vec<String> = secrets
+        .into_iter()
+        .filter(|s| s.len() >= MIN_SECRET)
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
 }
 
 impl Masker {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = secrets
-            .into_iter()
-            .filter(|s| s.len() >= MIN_SECRET)
-            .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Self { secrets }
+        Self {
+            secrets: Arc::new(RwLock::new(sorted(secrets))),
+        }
+    }
+
+    /// Replaces the secrets (the config was reloaded), for every holder of this handle.
+    pub fn set(&self, secrets: impl IntoIterator<Item = String>) {
+        *self.secrets.write().unwrap_or_else(|p| p.into_inner()) = sorted(secrets);
     }
 
     /// `s` with every known secret and every URL's credentials replaced by `***`.
     pub fn text(&self, s: &str) -> String {
         let mut out = s.to_string();
-        for secret in &self.secrets {
+        let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
+        for secret in secrets.iter() {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), "***");
             }
@@ -90,5 +105,11 @@ mod tests {
             "https://hooks.slack.com/***"
         );
         assert_eq!(m.url("http://u:p@127.0.0.1:9"), "http://127.0.0.1:9");
+        let copy = m.clone();
+        m.set(["added-by-reload".to_string()]);
+        assert_eq!(
+            copy.text("added-by-reload s3cret-token"),
+            "*** s3cret-token"
+        );
     }
 }

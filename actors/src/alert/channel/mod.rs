@@ -27,6 +27,26 @@ use super::AlertMsg;
 use crate::events;
 use crate::AbortOnDrop;
 
+/// Whether `url` can be POSTed to: an absolute http(s) URL with a host.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("is not a URL ({e})"))?;
+    match (u.scheme(), u.host_str()) {
+        ("http" | "https", Some(h)) if !h.is_empty() => Ok(()),
+        ("http" | "https", _) => Err("has no host".into()),
+        (s, _) => Err(format!("is {s}:, not http:// or https://")),
+    }
+}
+
+/// Whether a header can be sent as written.
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid header name"))?;
+    reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+        format!("the value of {name} is not a valid header value (a newline, a control character?)")
+    })?;
+    Ok(())
+}
+
 /// A webhook's body shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
