@@ -585,6 +585,14 @@ impl Actor for AlertActor {
                 resumed.bad_lines
             );
         }
+        if args
+            .settings
+            .channels
+            .iter()
+            .any(|c| matches!(c.kind, channel::Kind::Webhook { .. }))
+        {
+            let _ = tokio::task::spawn_blocking(channel::warm_up).await;
+        }
         let workers = args
             .settings
             .channels

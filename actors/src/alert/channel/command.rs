@@ -76,10 +76,20 @@ pub(super) async fn run(
         // A command that does not read its stdin closes it: that is not a failure.
         let _ = stdin.write_all(json.to_string().as_bytes()).await;
     }
-    let mut stderr = String::new();
+    // Read to its end (a command blocked on a full pipe never exits), keeping only the start.
+    let mut stderr = Vec::new();
     if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr).await;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            if stderr.len() < STDERR_QUOTE * 4 {
+                stderr.extend_from_slice(&buf[..n]);
+            }
+        }
     }
+    let stderr = String::from_utf8_lossy(&stderr);
     let status = child
         .wait()
         .await

@@ -12,6 +12,8 @@ mod command;
 mod file;
 mod webhook;
 
+pub(crate) use webhook::warm_up;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

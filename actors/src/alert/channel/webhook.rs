@@ -8,6 +8,12 @@ use super::{Attempt, ChannelSpec, Failure, Format};
 use crate::alert::message::Item;
 use crate::clock;
 
+/// Builds the shared client now: it reads the system's root certificates from disk, which
+/// the alert actor has done on the blocking pool rather than at its first POST.
+pub(crate) fn warm_up() {
+    let _ = client();
+}
+
 /// The client every webhook channel shares: building one reads the system's root certificates.
 fn client() -> Result<&'static reqwest::Client, Failure> {
     static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
@@ -127,8 +133,16 @@ pub(super) async fn post(
             &resp,
         )));
     }
-    let text = resp.text().await.unwrap_or_default();
-    let text: String = text.chars().take(200).collect();
+    // Only the start of an error body is quoted; a receiver's 50 MB error page is not read.
+    let mut body = Vec::new();
+    let mut resp = resp;
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= 1024 {
+            break;
+        }
+    }
+    let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
     Err(Failure::Failed(format!(
         "POST {shown}: HTTP {status}{}",
         if text.trim().is_empty() {
