@@ -496,6 +496,7 @@ path = "alerts.jsonl"
 
 [[alert.channel]]
 kind = "file"
+name = "archive"
 path = "no-such-dir/alerts.jsonl"
 
 [[alert.channel]]
@@ -504,6 +505,7 @@ argv = ["fushi-no-such-pager"]
 
 [[alert.channel]]
 kind = "command"
+name = "logger"
 shell = true
 argv = ["page-me | logger"]
 "#,
