@@ -329,8 +329,16 @@ fn a_completed_rollback_is_audited_with_its_exit_code_and_good_windows_make_a_ga
         "rollback = [\"sh\", \"-c\", \"echo \\\"$FUSHI_SLO_INCIDENT\\\" >> {}; exit 4\"]",
         log.display()
     );
-    // B violates at 5000; stepped back to A (threshold 10000) the windows are ok.
-    let env = Env::new(&daemon_config(5000, "B", &rollback, 2));
+    // B violates at 5000; stepped back to A (threshold 10000) the windows are ok. The gate's
+    // alerts go to a file channel, as a person's pager would get them.
+    let alerts = dir.path().join("alerts.jsonl");
+    let env = Env::new(&daemon_config(5000, "B", &rollback, 2).replace(
+        "[[slo]]",
+        &format!(
+            "[alert]\ngroup_wait = \"0s\"\n\n[[alert.channel]]\nkind = \"file\"\npath = \"{}\"\nevents = [\"slo\"]\n\n[[slo]]",
+            alerts.display()
+        ),
+    ));
     let mut d = started(&env);
     let audit = d.wait_audit("slo.rollback", "analyzer", 1);
     let r = events(&audit, "slo.rollback", "analyzer")[0]["payload"].clone();
@@ -353,6 +361,30 @@ fn a_completed_rollback_is_audited_with_its_exit_code_and_good_windows_make_a_ga
         ok
     );
     assert_eq!(lines_of(&log), ["save-1"]);
+    let texts = wait_for(
+        "the incident, its rollback and ok again on the alert channel",
+        || {
+            let texts: Vec<String> = lines_of(&alerts)
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .map(|v| v["text"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (texts.len() >= 3).then_some(texts)
+        },
+    );
+    assert!(
+        texts[0]
+            .starts_with("SLO save on test-node is violated: incident save-1, rollback required"),
+        "{texts:#?}"
+    );
+    assert!(
+        texts[1].starts_with("SLO save on test-node rolled back") && texts[1].contains("exit"),
+        "{texts:#?}"
+    );
+    assert!(
+        texts[2].starts_with("SLO save on test-node is ok again"),
+        "{texts:#?}"
+    );
     let o = fushi(&env, &["slo", "--json"]);
     let s = &json(&o)["slos"][0];
     assert_eq!(
