@@ -30,6 +30,16 @@ struct Open {
     suppressed: u32,
 }
 
+impl Open {
+    fn at(now: u64) -> Open {
+        Open {
+            first_ms: now,
+            last_sent_ms: now,
+            suppressed: 0,
+        }
+    }
+}
+
 /// An actor whose alerts are held because it flaps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Held {
@@ -66,6 +76,16 @@ pub enum Note {
         failing: bool,
         since_ms: u64,
     },
+}
+
+impl Note {
+    /// The note of an alert that is news: no history, nothing held back.
+    pub fn fresh() -> Note {
+        Note::Plain {
+            duration_ms: None,
+            suppressed: 0,
+        }
+    }
 }
 
 /// Why an alert was not sent.
@@ -116,10 +136,7 @@ impl Noise {
         self.events
             .retain(|_, e| now.saturating_sub(e.last_sent_ms) < cfg.repeat_after_ms);
         match role {
-            Role::Once => Decision::Send(Note::Plain {
-                duration_ms: None,
-                suppressed: 0,
-            }),
+            Role::Once => Decision::Send(Note::fresh()),
             Role::Event(key) => match self.events.get_mut(&key) {
                 Some(e) => {
                     e.suppressed += 1;
@@ -128,18 +145,8 @@ impl Noise {
                     })
                 }
                 None => {
-                    self.events.insert(
-                        key,
-                        Open {
-                            first_ms: now,
-                            last_sent_ms: now,
-                            suppressed: 0,
-                        },
-                    );
-                    Decision::Send(Note::Plain {
-                        duration_ms: None,
-                        suppressed: 0,
-                    })
+                    self.events.insert(key, Open::at(now));
+                    Decision::Send(Note::fresh())
                 }
             },
             Role::Opens(key) => match self.open.get_mut(&key) {
@@ -160,18 +167,8 @@ impl Noise {
                     Decision::Send(note)
                 }
                 None => {
-                    self.open.insert(
-                        key,
-                        Open {
-                            first_ms: now,
-                            last_sent_ms: now,
-                            suppressed: 0,
-                        },
-                    );
-                    Decision::Send(Note::Plain {
-                        duration_ms: None,
-                        suppressed: 0,
-                    })
+                    self.open.insert(key, Open::at(now));
+                    Decision::Send(Note::fresh())
                 }
             },
             Role::Resolves(keys) => {
@@ -192,11 +189,7 @@ impl Noise {
     fn track(&mut self, role: &Role, now: u64) {
         match role {
             Role::Opens(key) => {
-                self.open.entry(key.clone()).or_insert(Open {
-                    first_ms: now,
-                    last_sent_ms: now,
-                    suppressed: 0,
-                });
+                self.open.entry(key.clone()).or_insert(Open::at(now));
             }
             Role::Resolves(keys) => keys.iter().for_each(|k| {
                 self.open.remove(k);
