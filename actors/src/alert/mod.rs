@@ -266,13 +266,15 @@ impl AlertState {
 
     /// What status and metrics show of the outbox.
     fn publish(&self) {
-        let owed = self
-            .store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .owed_by_channel();
+        let (owed, oldest) = {
+            let s = self.store.lock().unwrap_or_else(|p| p.into_inner());
+            (s.owed_by_channel(), s.oldest_owed_ms())
+        };
         self.args.board.set_alerts(crate::board::AlertsStatus {
             owed,
+            oldest_owed_ms: oldest,
+            oldest_owed_at: oldest
+                .map(|ms| clock::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))),
             pending: self.snap.pending.len(),
             flapping: self.snap.noise.flapping(),
             open: self.snap.noise.open(),

@@ -252,6 +252,11 @@ impl Store {
         self.file.sync_data()
     }
 
+    /// When the oldest message still owed was made (ms since the epoch).
+    pub fn oldest_owed_ms(&self) -> Option<u64> {
+        self.folded.owed.iter().map(|o| o.message.at_ms).min()
+    }
+
     /// Deliveries still owed, per channel: what status shows as the outbox's depth.
     pub fn owed_by_channel(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();

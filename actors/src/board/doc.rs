@@ -366,6 +366,12 @@ pub struct AlertsStatus {
     pub flapping: Vec<String>,
     /// Conditions a person was told of and has not heard the end of (`kind:actor`).
     pub open: Vec<String>,
+    /// When the oldest message still owed was made (RFC 3339), if one is owed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_owed_at: Option<String>,
+    /// The same, in ms since the Unix epoch, for health's time rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_owed_ms: Option<u64>,
 }
 
 /// The figures health's time rules (SPEC §7) were applied to, measured once at the snapshot, so
@@ -382,6 +388,9 @@ pub struct Patience {
     /// Actors starting or in backoff for longer than `limit_ms`, or after failing twice in a row
     /// (a crash loop whose every backoff is short).
     pub unsettled: Vec<String>,
+    /// Age of the oldest alert message a channel still owes; 0 when none is owed.
+    #[serde(default)]
+    pub alerts_owed_age_ms: u64,
 }
 
 impl Patience {

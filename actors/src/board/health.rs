@@ -23,6 +23,10 @@ fn state_words(state: ActorState) -> &'static str {
 }
 
 /// The health of `doc` and why it is not green, one line a reason, most severe kinds first.
+/// How long an alert message may wait for its channel before health says so: longer than the
+/// default retries (5 + 10 + 15 s, four attempts of 10 s) with room for a rate limit.
+const ALERTS_LATE_MS: u64 = 5 * 60 * 1000;
+
 pub fn assess(doc: &StatusDoc) -> (Health, Vec<String>) {
     let mut worst = Health::Green;
     let mut out = Vec::new();
@@ -129,6 +133,22 @@ pub fn assess(doc: &StatusDoc) -> (Health, Vec<String>) {
                 doc.storage.lag_records,
                 seconds(doc.patience.lag_age_ms),
                 seconds(doc.patience.limit_ms)
+            ),
+        );
+    }
+    if doc.patience.alerts_owed_age_ms > ALERTS_LATE_MS {
+        let owed: Vec<String> = doc
+            .alerts
+            .owed
+            .iter()
+            .map(|(c, n)| format!("{n} to {c}"))
+            .collect();
+        say(
+            Health::Yellow,
+            format!(
+                "alert messages owed ({}) for {}: a person may not have been told; the log's alert.retry lines say why",
+                owed.join(", "),
+                seconds(doc.patience.alerts_owed_age_ms)
             ),
         );
     }

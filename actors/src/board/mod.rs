@@ -383,10 +383,17 @@ impl StatusBoard {
             })
             .map(|a| a.name.clone())
             .collect();
+        let wall_ms = ms(crate::clock::wall()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default());
         doc.patience = Patience {
             limit_ms: ms(g.limit),
             lag_age_ms: ms(g.clock.oldest(doc.storage.lag_records, now)),
             unsettled,
+            alerts_owed_age_ms: doc
+                .alerts
+                .oldest_owed_ms
+                .map_or(0, |at| wall_ms.saturating_sub(at)),
         };
         doc.health = health::assess(&doc).0;
         (doc, g.version)
@@ -471,6 +478,35 @@ mod tests {
         b.set_config_errors(vec![]);
         b.set_mode("debug", None);
         assert_eq!(b.snapshot().0.health, Health::Yellow);
+    }
+
+    #[test]
+    fn alerts_owed_for_long_degrade_health_and_say_to_whom() {
+        let b = StatusBoard::new("n", "prod", "c.toml");
+        running(&b, "status");
+        let now = crate::clock::wall()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let owed = |age_ms: u64| AlertsStatus {
+            owed: [("webhook".to_string(), 2)].into(),
+            oldest_owed_ms: Some(now - age_ms),
+            ..Default::default()
+        };
+        b.set_alerts(owed(60_000));
+        assert_eq!(
+            health::assess(&b.snapshot().0),
+            (Health::Green, vec![]),
+            "a minute of retries is routine"
+        );
+        b.set_alerts(owed(6 * 60_000));
+        let (h, why) = health::assess(&b.snapshot().0);
+        assert_eq!(h, Health::Yellow);
+        assert!(
+            why[0].starts_with("alert messages owed (2 to webhook) for 360s")
+                && why[0].contains("a person may not have been told"),
+            "{why:?}"
+        );
     }
 
     #[test]
