@@ -150,12 +150,20 @@ fn dry_run_judges_fixtures_ok_warn_violation_no_data_and_lateness() {
         &[line(1, &at(1, 0), json!({})), "{\"id\": 1".into()],
     );
     let o = fushi(&env, &["slo", "--dry-run", "--fixture", &f]);
-    assert_ne!(code(&o), 0);
+    assert_eq!(code(&o), 2, "bad input is told apart from a violation (1)");
     assert!(
         stderr(&o).contains("bad.jsonl:2: not a record line"),
         "{}",
         stderr(&o)
     );
+    assert!(
+        !stderr(&o).contains("at line 1 column"),
+        "serde's own line count is not the file's: {}",
+        stderr(&o)
+    );
+    let o = fushi(&env, &["slo", "--dry-run", "--fixture", &f, "--phase", "D"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("use A, B or C"), "{}", stderr(&o));
     let f = fixture(
         env.path(),
         "badts.jsonl",

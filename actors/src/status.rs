@@ -116,7 +116,7 @@ impl Actor for StatusActor {
                 );
                 args.alerts.push(crate::alert::Alert::DaemonRecovered {
                     why: format!(
-                        "the previous daemon ended without a clean shutdown (killed, crashed or power lost); recovered {} times so far",
+                        "the previous daemon ended without a clean shutdown (killed, crashed or power lost); unclean ends recovered from so far: {}",
                         restored.daemon_recovered
                     ),
                 });

@@ -27,6 +27,10 @@ fn read_fixture(path: &Path) -> anyhow::Result<Vec<StoredRecord>> {
             continue;
         }
         let rec: StoredRecord = serde_json::from_str(&line).map_err(|e| {
+            // serde counts lines within the one line it was given: only its column means much.
+            let e = e
+                .to_string()
+                .replace(&format!("at line {} column", e.line()), "at column");
             anyhow::anyhow!(
                 "{}:{}: not a record line of the primary's raw format ({e}); each line is one \
                  object like {{\"id\":\"1.1\",\"epoch\":1,\"seq\":1,\"ts\":\"2026-11-21T10:00:00.000Z\",\
@@ -70,9 +74,13 @@ pub fn dry_run(
 ) -> anyhow::Result<u8> {
     let (cfg, _) = Config::load(config)?;
     let phase = match phase {
-        Some(p) => {
-            Some(Phase::parse(p).with_context(|| format!("reading --phase {p:?}: use A, B or C"))?)
-        }
+        Some(p) => match Phase::parse(p) {
+            Some(p) => Some(p),
+            None => {
+                eprintln!("fushi: --phase {p:?} is no phase: use A, B or C");
+                return Ok(EXIT_USAGE);
+            }
+        },
         None => None,
     };
     if cfg.slos.is_empty() {
@@ -81,7 +89,13 @@ pub fn dry_run(
             config.display()
         );
     }
-    let records = read_fixture(fixture)?;
+    let records = match read_fixture(fixture) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fushi: {e:#}");
+            return Ok(EXIT_USAGE);
+        }
+    };
     let mut slos = Vec::new();
     let mut violated = false;
     for slo in &cfg.slos {

@@ -11,6 +11,9 @@ use crate::control::socket_candidates;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
+/// Input the command cannot use (a fixture line that is no record, an unknown phase): told
+/// apart from a verdict of 1, so that a script knows a gate failed from a typo.
+pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NOT_RUNNING: u8 = 3;
 pub const EXIT_DAEMON_DOWN: u8 = 7;
 

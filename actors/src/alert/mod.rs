@@ -532,8 +532,8 @@ impl AlertState {
             Outcome::Failed { attempts, error } => {
                 self.args.board.count(Counter::AlertsFailed, 1);
                 tracing::error!(actor = "alert", event = events::ALERT_FAILED, channel = channel.as_str(),
-                    message, attempt = attempts, error = %error,
-                    "alert delivery given up after {attempts} attempts; the journal has the alert");
+                    alert_message = message, attempt = attempts, error = %error,
+                    "alert delivery given up after {attempts} attempts; the log's PRIORITY=2 line has the alert");
                 self.args.audit.emit(
                     events::ALERT_FAILED,
                     None,

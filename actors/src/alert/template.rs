@@ -376,6 +376,22 @@ mod tests {
     }
 
     #[test]
+    fn a_template_for_the_collectors_escalations_leaves_the_daemons_own_alerts_their_sentences() {
+        let templates =
+            BTreeMap::from([("escalation".to_string(), "ESC {actor} x{failures}".to_string())]);
+        let cx = Context {
+            node: "pc1",
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&templates, &escalation(), &cx),
+            "ESC collectors/api x4"
+        );
+        let back = Alert::DaemonRecovered { why: "killed".into() };
+        assert_eq!(render(&templates, &back, &cx), "fushi on pc1 came back: killed");
+    }
+
+    #[test]
     fn durations_read_as_a_person_writes_them() {
         assert_eq!(human(250), "250ms");
         assert_eq!(human(5_000), "5s");

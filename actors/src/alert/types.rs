@@ -170,18 +170,21 @@ impl Alert {
         }
     }
 
-    /// The template of SPEC §6 this alert renders with.
+    /// The template this alert renders with: one of SPEC §6's for the supervisor's and the
+    /// SLO gates' alerts. The daemon's own conditions have names of their own, which no
+    /// template overrides: an `escalation` template written for a collector's failures would
+    /// read as nonsense about a restarted daemon.
     pub fn template(&self) -> &'static str {
         match self {
-            Alert::Escalation { .. }
-            | Alert::NoLeader { .. }
-            | Alert::DaemonRecovered { .. }
-            | Alert::ConfigRejected { .. }
-            | Alert::StorageDown { .. } => "escalation",
-            Alert::Recovered { .. }
-            | Alert::LeaderBack { .. }
-            | Alert::ConfigFixed { .. }
-            | Alert::StorageBack { .. } => "recovered",
+            Alert::Escalation { .. } => "escalation",
+            Alert::Recovered { .. } => "recovered",
+            Alert::NoLeader { .. } => "no_leader",
+            Alert::LeaderBack { .. } => "leader_back",
+            Alert::DaemonRecovered { .. } => "daemon_recovered",
+            Alert::ConfigRejected { .. } => "config_rejected",
+            Alert::ConfigFixed { .. } => "config_fixed",
+            Alert::StorageDown { .. } => "storage_down",
+            Alert::StorageBack { .. } => "storage_back",
             Alert::Fatal { .. } => "fatal",
             Alert::Slo(s) => match s.verdict {
                 SloVerdict::Ok => "ok",

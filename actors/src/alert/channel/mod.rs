@@ -272,7 +272,7 @@ impl Pace<'_> {
                         )
                         .clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER);
                     tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = self.channel,
-                        message = self.message, attempt = attempts, delay = ?wait,
+                        alert_message = self.message, attempt = attempts, delay = ?wait,
                         "the receiver is rate-limiting; waiting as it asks, then sending again");
                     tokio::time::sleep(wait).await;
                     continue;
@@ -284,7 +284,7 @@ impl Pace<'_> {
             };
             failures += 1;
             tracing::warn!(actor = "alert", event = events::ALERT_RETRY, channel = self.channel,
-                message = self.message, attempt = attempts, delay = ?delay, error = %error,
+                alert_message = self.message, attempt = attempts, delay = ?delay, error = %error,
                 "alert delivery failed; retrying");
             tokio::time::sleep(*delay).await;
         }

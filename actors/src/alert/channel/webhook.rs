@@ -94,6 +94,26 @@ fn alertmanager(a: &Attempt<'_>, spec: &ChannelSpec) -> Value {
     })
 }
 
+/// What went wrong with a request, as a person can act on it: reqwest's own text ("error
+/// sending request") says neither that time ran out nor what the connection said.
+fn why(e: reqwest::Error, spec: &ChannelSpec) -> String {
+    if e.is_timeout() {
+        return format!(
+            "no answer within the channel's timeout of {:?}",
+            spec.timeout
+        );
+    }
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 pub(super) async fn post(
     spec: &ChannelSpec,
     url: &str,
@@ -123,7 +143,7 @@ pub(super) async fn post(
     let resp = req
         .send()
         .await
-        .map_err(|e| Failure::Failed(format!("POST {shown}: {}", e.without_url())))?;
+        .map_err(|e| Failure::Failed(format!("POST {shown}: {}", why(e, spec))))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
