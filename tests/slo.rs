@@ -97,6 +97,25 @@ fn dry_run_judges_fixtures_ok_warn_violation_no_data_and_lateness() {
         )
     );
 
+    // Records the gate cannot measure are counted, not silently dropped.
+    let f = fixture(
+        env.path(),
+        "odd.jsonl",
+        &[
+            line(1, &at(1, 1), json!({"latency_ms": 100})),
+            line(2, &at(1, 2), json!({"latency_ms": "slow"})),
+            line(3, &at(1, 3), json!({"other": 1})),
+        ],
+    );
+    let (_, doc) = dry_run(&env, &f);
+    assert_eq!(doc["slos"][0]["windows"][0]["skipped"], 2, "{doc}");
+    let o = fushi(&env, &["slo", "--dry-run", "--fixture", &f]);
+    assert!(
+        stdout(&o).contains("2 records without a numeric latency_ms skipped"),
+        "{}",
+        stdout(&o)
+    );
+
     // All within the threshold: exit 0. --phase judges another phase's threshold.
     let f = fixture(
         env.path(),

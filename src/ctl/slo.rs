@@ -53,8 +53,13 @@ fn read_fixture(path: &Path) -> anyhow::Result<Vec<StoredRecord>> {
 }
 
 fn window_json(j: &Judged) -> Value {
-    json!({"start": j.start, "end": j.end, "value": j.value, "threshold": j.threshold,
-           "verdict": j.verdict.as_str()})
+    let mut w = json!({"start": j.start, "end": j.end, "value": j.value, "threshold": j.threshold,
+           "verdict": j.verdict.as_str()});
+    // Only when some were: records the gate could not measure (no such field, not a number).
+    if j.skipped > 0 {
+        w["skipped"] = json!(j.skipped);
+    }
+    w
 }
 
 fn shown(v: Option<f64>) -> String {
@@ -141,8 +146,18 @@ pub fn dry_run(
                 );
             }
             for j in &windows {
+                let skipped = if j.skipped > 0 {
+                    format!(
+                        "; {} record{} without a numeric {} skipped",
+                        j.skipped,
+                        if j.skipped == 1 { "" } else { "s" },
+                        spec.metric()
+                    )
+                } else {
+                    String::new()
+                };
                 outln!(
-                    "  {} – {}  {:<9}  {:>10}  {}",
+                    "  {} – {}  {:<9}  {:>10}  {}{skipped}",
                     j.start,
                     j.end,
                     j.verdict.as_str(),

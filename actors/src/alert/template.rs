@@ -377,8 +377,10 @@ mod tests {
 
     #[test]
     fn a_template_for_the_collectors_escalations_leaves_the_daemons_own_alerts_their_sentences() {
-        let templates =
-            BTreeMap::from([("escalation".to_string(), "ESC {actor} x{failures}".to_string())]);
+        let templates = BTreeMap::from([(
+            "escalation".to_string(),
+            "ESC {actor} x{failures}".to_string(),
+        )]);
         let cx = Context {
             node: "pc1",
             ..Default::default()
@@ -387,8 +389,13 @@ mod tests {
             render(&templates, &escalation(), &cx),
             "ESC collectors/api x4"
         );
-        let back = Alert::DaemonRecovered { why: "killed".into() };
-        assert_eq!(render(&templates, &back, &cx), "fushi on pc1 came back: killed");
+        let back = Alert::DaemonRecovered {
+            why: "killed".into(),
+        };
+        assert_eq!(
+            render(&templates, &back, &cx),
+            "fushi on pc1 came back: killed"
+        );
     }
 
     #[test]
