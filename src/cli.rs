@@ -168,7 +168,8 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<SloAction>,
         /// Evaluate a file offline with the config's [[slo]], without a daemon and without
-        /// running any rollback (exit 1 when a window violates)
+        /// running any rollback (exit 1 when a window violates, 2 when a line or --phase
+        /// cannot be used)
         #[arg(long, requires = "fixture")]
         dry_run: bool,
         /// With --dry-run: lines in the primary's raw format (the lines of raw/<stream>/<day>.jsonl)
