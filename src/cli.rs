@@ -162,6 +162,19 @@ pub enum Command {
     },
     /// The dashboard: health dot, actor tree, storage, sync, leader, alerts (q quits, r restarts)
     Top,
+    /// The systemd unit for this binary and config: written and enabled (`systemctl enable
+    /// --now`), or with --print only printed. Root gets the system unit, anyone else a user unit
+    InstallUnit {
+        /// A user unit (~/.config/systemd/user, data in ~/.local/state/fushi)
+        #[arg(long, conflicts_with = "system")]
+        user: bool,
+        /// The system unit (/etc/systemd/system, hardened, data in /var/lib/fushi)
+        #[arg(long)]
+        system: bool,
+        /// Print the unit instead of installing it
+        #[arg(long)]
+        print: bool,
+    },
     /// SLO gates: each one's phase, whether it may be promoted, its current and past windows
     /// (value, threshold, verdict); exit 1 while one is in an open incident
     Slo {
@@ -268,6 +281,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Reread { json } => ctl::config_diff(&target()?, false, json),
         Command::Update { json } => ctl::config_diff(&target()?, true, json),
         Command::Top => crate::top::run(&target()?),
+        Command::InstallUnit {
+            user,
+            system,
+            print,
+        } => ctl::install_unit(&config()?, user, system, print),
         Command::Slo {
             action: Some(SloAction::Promote { name }),
             ..

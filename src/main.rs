@@ -38,6 +38,7 @@ mod logging;
 mod systemd;
 mod top;
 mod tree;
+mod unit;
 mod update;
 mod verify;
 

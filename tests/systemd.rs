@@ -195,3 +195,120 @@ fn a_stalled_stderr_reader_does_not_stall_the_daemon() {
     let st = d.terminate();
     assert!(st.success(), "fushi stopped cleanly: {st}");
 }
+
+/// `systemd-analyze verify` of a unit file: it warns (exit 0) on unknown keys, so any output is
+/// a failure too.
+fn verified(unit: &std::path::Path) {
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze (package systemd) must be installed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+}
+
+#[test]
+fn install_unit_prints_the_spec_unit_for_this_binary_and_config_verified_and_hardened() {
+    let env = Env::new(&config(""));
+    let out = fushi(&env, &["install-unit", "--system", "--print"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let unit = stdout(&out);
+    let exe = std::fs::canonicalize(bin()).unwrap();
+    let cfg = std::fs::canonicalize(env.config()).unwrap();
+    let data = std::fs::canonicalize(env.path()).unwrap().join("data");
+    for line in [
+        format!("ExecStart={} run -c {}", exe.display(), cfg.display()),
+        "Type=notify".into(),
+        "Restart=always".into(),
+        "RestartSec=5s".into(),
+        "WatchdogSec=30s".into(),
+        "MemoryMax=512M".into(),
+        "CPUQuota=20%".into(),
+        "StateDirectory=fushi".into(),
+        "WorkingDirectory=/var/lib/fushi".into(),
+        "WantedBy=multi-user.target".into(),
+        format!("ReadWritePaths=-{}", data.display()),
+    ] {
+        assert!(unit.lines().any(|l| l == line), "no {line:?} in\n{unit}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fushi.service");
+    std::fs::write(&path, &unit).unwrap();
+    verified(&path);
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze security");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let exposure: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for fushi.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(exposure <= 5.0, "exposure {exposure} > 5.0:\n{text}");
+
+    let out = fushi(&env, &["install-unit", "--user", "--print"]);
+    let unit = stdout(&out);
+    assert!(
+        unit.lines().any(|l| l == "WantedBy=default.target"),
+        "{unit}"
+    );
+    assert!(
+        unit.lines().any(|l| l == "WorkingDirectory=%S/fushi"),
+        "{unit}"
+    );
+    std::fs::write(&path, &unit).unwrap();
+    verified(&path);
+}
+
+#[test]
+fn install_unit_writes_the_user_unit_and_says_what_systemctl_said_when_it_cannot_start_it() {
+    let env = Env::new(&config(""));
+    let home = tempfile::tempdir().unwrap();
+    let out = bare(&["install-unit", "--user"])
+        .arg("-c")
+        .arg(env.config())
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    let path = home.path().join("systemd/user/fushi.service");
+    let printed = stdout(&fushi(&env, &["install-unit", "--user", "--print"]));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap().trim_end(),
+        printed.trim_end(),
+        "the unit written is the one printed"
+    );
+    assert!(env.data().is_dir(), "the data dir is made for the unit");
+    if code(&out) == 0 {
+        // A user manager runs here: it is enabled and started, and the advice for a life
+        // without a login is given.
+        assert!(
+            stdout(&out).contains("loginctl enable-linger"),
+            "{}",
+            stdout(&out)
+        );
+        let _ = std::process::Command::new("systemctl")
+            .args(["--user", "disable", "--now", "fushi.service"])
+            .status();
+    } else {
+        let err = stderr(&out);
+        assert_eq!(code(&out), 1, "{err}");
+        assert!(
+            err.contains(&format!(
+                "wrote {}, but `systemctl --user daemon-reload` failed",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("systemctl --user daemon-reload && systemctl --user enable --now fushi"),
+            "what to do once a user manager runs: {err}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! LSB init scripts); `health` 0 healthy, 1 degraded, 2 critical; 78 config error.
 
 mod check;
+mod install_unit;
 mod leader;
 mod logs;
 mod names;
@@ -17,6 +18,7 @@ mod target;
 mod words;
 
 pub use check::check;
+pub use install_unit::install_unit;
 pub use leader::leader;
 pub use logs::{audit, tail};
 pub use names::resolve_names;
