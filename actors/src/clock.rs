@@ -27,6 +27,19 @@ pub fn wall() -> SystemTime {
     SystemTime::now()
 }
 
+/// Now on the wall clock in milliseconds since the Unix epoch: the unit of state that must mean
+/// the same after a restart (the alert outbox, health's age of what it still owes).
+pub fn wall_ms() -> u64 {
+    wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `ms` since the Unix epoch, formatted as [`rfc3339`] does.
+pub fn rfc3339_ms(ms: u64) -> String {
+    rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
 pub fn now_rfc3339() -> String {
     rfc3339(wall())
 }

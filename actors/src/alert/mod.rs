@@ -216,13 +216,6 @@ fn log_unaccepted(outbox: &AlertOutbox, settings: &AlertSettings, why: &str) {
     }
 }
 
-fn now_ms() -> u64 {
-    clock::wall()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Runs a store step on the blocking pool within the configured bound.
 async fn with_store<T: Send + 'static>(
     store: &Arc<Mutex<Store>>,
@@ -273,8 +266,7 @@ impl AlertState {
         self.args.board.set_alerts(crate::board::AlertsStatus {
             owed,
             oldest_owed_ms: oldest,
-            oldest_owed_at: oldest
-                .map(|ms| clock::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))),
+            oldest_owed_at: oldest.map(clock::rfc3339_ms),
             pending: self.snap.pending.len(),
             flapping: self.snap.noise.flapping(),
             open: self.snap.noise.open(),
@@ -533,7 +525,7 @@ impl AlertState {
                 self.args.board.count(Counter::AlertsFailed, 1);
                 tracing::error!(actor = "alert", event = events::ALERT_FAILED, channel = channel.as_str(),
                     alert_message = message, attempt = attempts, error = %error,
-                    "alert delivery given up after {attempts} attempts; the log's PRIORITY=2 line has the alert");
+                    "alert delivery given up after {attempts} attempts; the daemon's log has the alert");
                 self.args.audit.emit(
                     events::ALERT_FAILED,
                     None,
@@ -618,7 +610,7 @@ impl Actor for AlertActor {
             workers,
             settle_at: None,
             flush_scheduled: false,
-            epoch: (now_ms(), tokio::time::Instant::now()),
+            epoch: (clock::wall_ms(), tokio::time::Instant::now()),
         };
         state.epoch.0 = state.epoch.0.max(state.snap.clock_ms);
         // Deliveries a killed incarnation still owed. A channel no longer configured owes

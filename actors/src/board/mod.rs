@@ -383,9 +383,7 @@ impl StatusBoard {
             })
             .map(|a| a.name.clone())
             .collect();
-        let wall_ms = ms(crate::clock::wall()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default());
+        let wall_ms = crate::clock::wall_ms();
         doc.patience = Patience {
             limit_ms: ms(g.limit),
             lag_age_ms: ms(g.clock.oldest(doc.storage.lag_records, now)),
@@ -484,10 +482,7 @@ mod tests {
     fn alerts_owed_for_long_degrade_health_and_say_to_whom() {
         let b = StatusBoard::new("n", "prod", "c.toml");
         running(&b, "status");
-        let now = crate::clock::wall()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now = crate::clock::wall_ms();
         let owed = |age_ms: u64| AlertsStatus {
             owed: [("webhook".to_string(), 2)].into(),
             oldest_owed_ms: Some(now - age_ms),

@@ -31,10 +31,6 @@ fn client() -> Result<&'static reqwest::Client, Failure> {
         .map_err(|e| Failure::Failed(format!("building the HTTP client: {e}")))
 }
 
-fn at(ms: u64) -> String {
-    clock::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-}
-
 fn severity(item: &Item) -> &'static str {
     use crate::alert::types::Class;
     if !item.firing() {
@@ -72,8 +68,8 @@ fn alertmanager(a: &Attempt<'_>, spec: &ChannelSpec) -> Value {
                     "severity": severity(i),
                 },
                 "annotations": {"summary": a.masker.text(&i.text(&spec.wording))},
-                "startsAt": at(i.at_ms.saturating_sub(lasted)),
-                "endsAt": if firing { "0001-01-01T00:00:00Z".to_string() } else { at(i.at_ms) },
+                "startsAt": clock::rfc3339_ms(i.at_ms.saturating_sub(lasted)),
+                "endsAt": if firing { "0001-01-01T00:00:00Z".to_string() } else { clock::rfc3339_ms(i.at_ms) },
                 "generatorURL": "",
                 "fingerprint": format!("{:016x}", crc32c::crc32c(format!("{node}/{condition}").as_bytes())),
             })
