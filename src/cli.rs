@@ -174,6 +174,16 @@ pub enum Command {
         /// Print the unit instead of installing it
         #[arg(long)]
         print: bool,
+        /// With --print: the binary the unit runs instead of this one (a unit for another
+        /// machine: the Debian package's, scripts/fushi.service)
+        #[arg(long, hide = true, value_name = "PATH", requires = "print")]
+        exe: Option<PathBuf>,
+        /// With --print: the config's path on that machine (the file read is -c's)
+        #[arg(long, hide = true, value_name = "PATH", requires = "print")]
+        config_as: Option<PathBuf>,
+        /// With --print --system: the system user (and group) the unit runs as
+        #[arg(long, hide = true, value_name = "USER", requires_all = ["print", "system"])]
+        run_as: Option<String>,
     },
     /// SLO gates: each one's phase, whether it may be promoted, its current and past windows
     /// (value, threshold, verdict); exit 1 while one is in an open incident
@@ -285,7 +295,20 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             user,
             system,
             print,
-        } => ctl::install_unit(&config()?, user, system, print),
+            exe,
+            config_as,
+            run_as,
+        } => ctl::install_unit(
+            &config()?,
+            user,
+            system,
+            print,
+            ctl::Elsewhere {
+                exe,
+                config_as,
+                run_as,
+            },
+        ),
         Command::Slo {
             action: Some(SloAction::Promote { name }),
             ..

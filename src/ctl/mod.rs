@@ -18,7 +18,7 @@ mod target;
 mod words;
 
 pub use check::check;
-pub use install_unit::install_unit;
+pub use install_unit::{install_unit, Elsewhere};
 pub use leader::leader;
 pub use logs::{audit, tail};
 pub use names::resolve_names;
