@@ -182,7 +182,14 @@ pub enum Command {
         #[arg(long, hide = true, value_name = "PATH", requires = "print")]
         config_as: Option<PathBuf>,
         /// With --print --system: the system user (and group) the unit runs as
-        #[arg(long, hide = true, value_name = "USER", requires_all = ["print", "system"])]
+        #[arg(
+            long,
+            hide = true,
+            value_name = "USER",
+            requires = "print",
+            requires = "system",
+            conflicts_with = "user"
+        )]
         run_as: Option<String>,
     },
     /// SLO gates: each one's phase, whether it may be promoted, its current and past windows
