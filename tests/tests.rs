@@ -26,6 +26,7 @@ mod messages;
 mod metrics;
 mod nesting;
 mod outage;
+mod package;
 mod restart;
 mod slo;
 mod systemd;
