@@ -1,4 +1,4 @@
-//! The Debian package installed for real: cargo-deb packages the binary under test, apt-get installs, upgrades, removes and purges it in a private copy-on-write view of this machine, and its fushi user runs the daemon from the installed files.
+//! The Debian package installed for real: cargo-deb packages the binary under test, apt-get installs, upgrades, removes and purges it (a backup of its data dir restored on the way) in a private copy-on-write view of this machine, and its fushi user runs the daemon from the installed files.
 //!
 //! What this cannot show: this container has no systemd as PID 1, so the package's maintainer
 //! scripts skip `systemctl start` (they start the unit only where `/run/systemd/system` exists),
@@ -213,6 +213,26 @@ fn start_installed(sb: &Sandbox, work: &Path) -> (Daemon, String) {
     (d, status)
 }
 
+/// `fushi shutdown` (as root, through the installed config) and the daemon's clean exit.
+fn stop_installed(sb: &Sandbox, mut d: Daemon) {
+    sb.ok(&[
+        "/usr/bin/fushi",
+        "-c",
+        "/etc/fushi/supervisor.toml",
+        "shutdown",
+    ]);
+    assert!(d.wait_exit().success(), "{}", d.log());
+}
+
+/// The `daemon.started` lines of the installed daemon's audit log.
+fn daemon_starts(sb: &Sandbox) -> Vec<serde_json::Value> {
+    sb.ok(&["cat", "/var/lib/fushi/audit.jsonl"])
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "daemon.started")
+        .collect()
+}
+
 /// The uid a process runs as (the real one, from /proc).
 fn uid_of(pid: i32) -> u32 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -356,7 +376,7 @@ fn the_debian_package_installs_runs_as_its_user_upgrades_and_purges_as_the_readm
     }
 
     // The daemon from the installed files, as user fushi.
-    let (mut d, status) = start_installed(&sb, work.path());
+    let (d, status) = start_installed(&sb, work.path());
     assert!(
         status
             .lines()
@@ -366,14 +386,7 @@ fn the_debian_package_installs_runs_as_its_user_upgrades_and_purges_as_the_readm
     let pid = sb.ok_in(work.path(), &["/usr/bin/fushi", "pid"]);
     assert_eq!(pid.trim(), d.pid().to_string(), "the daemon's own pid");
     assert_eq!(uid_of(d.pid()), uid, "the daemon runs as fushi");
-    sb.ok(&[
-        "/usr/bin/fushi",
-        "-c",
-        "/etc/fushi/supervisor.toml",
-        "shutdown",
-    ]);
-    assert!(d.wait_exit().success(), "{}", d.log());
-    drop(d);
+    stop_installed(&sb, d);
     let owners = sb.ok(&[
         "stat",
         "-c",
@@ -389,6 +402,17 @@ fn the_debian_package_installs_runs_as_its_user_upgrades_and_purges_as_the_readm
         "-c",
         "/etc/fushi/supervisor.toml",
         "verify",
+    ]);
+
+    // README "Backup and restore": with the daemon stopped, the whole data dir.
+    let backup = work.path().join("fushi-data.tar.gz");
+    sb.ok(&[
+        "tar",
+        "-C",
+        "/var/lib",
+        "-czf",
+        backup.to_str().unwrap(),
+        "fushi",
     ]);
 
     // An upgrade keeps an edited conffile and the data, and the daemon goes on from them.
@@ -412,26 +436,36 @@ fn the_debian_package_installs_runs_as_its_user_upgrades_and_purges_as_the_readm
         edited,
         "the edited conffile is kept"
     );
-    let (mut d, _) = start_installed(&sb, work.path());
-    let audit = sb.ok(&["cat", "/var/lib/fushi/audit.jsonl"]);
-    let started: Vec<serde_json::Value> = audit
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["event"] == "daemon.started")
-        .collect();
-    assert_eq!(started.len(), 2, "the audit log goes on: {audit}");
+    let (d, _) = start_installed(&sb, work.path());
+    let started = daemon_starts(&sb);
+    assert_eq!(started.len(), 2, "the audit log goes on: {started:?}");
     assert_eq!(
         started[1]["node"], "packaged-node",
         "the edited config runs"
+    );
+    stop_installed(&sb, d);
+
+    // The restore: the data dir moved aside, the copy unpacked with its owners, verified, run.
+    sb.ok(&["mv", "/var/lib/fushi", "/var/lib/fushi.old"]);
+    sb.ok(&["tar", "-C", "/var/lib", "-xpzf", backup.to_str().unwrap()]);
+    assert_eq!(
+        sb.ok(&["stat", "-c", "%U:%G %a", "/var/lib/fushi"]).trim(),
+        "fushi:fushi 700"
     );
     sb.ok(&[
         "/usr/bin/fushi",
         "-c",
         "/etc/fushi/supervisor.toml",
-        "shutdown",
+        "verify",
     ]);
-    assert!(d.wait_exit().success(), "{}", d.log());
-    drop(d);
+    let (d, _) = start_installed(&sb, work.path());
+    assert_eq!(
+        daemon_starts(&sb).len(),
+        2,
+        "the restored audit log (one start before the backup, this one)"
+    );
+    stop_installed(&sb, d);
+    sb.ok(&["rm", "-rf", "/var/lib/fushi.old"]);
 
     // Removed: the program goes, the config, the user and the data stay.
     sb.ok(&["apt-get", "remove", "-y", "fushi"]);
