@@ -26,6 +26,7 @@ mod messages;
 mod metrics;
 mod nesting;
 mod outage;
+mod report;
 mod restart;
 mod slo;
 mod systemd;
