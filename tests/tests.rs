@@ -9,6 +9,7 @@ mod util;
 
 mod alert;
 mod backpressure;
+mod bundle;
 mod cli;
 mod cli_truth;
 mod config;

@@ -35,11 +35,12 @@ pub(super) struct Written {
     pub sha256: String,
 }
 
-/// Writes `files` (name, content) under the directory `stem/` of `out/<stem>.tar.gz`.
+/// Writes `files` (name, content) under the directory `<name>/` of `out/<name>.tar.gz`, the
+/// name being `stem`, or `stem-2`, `stem-3`, … when taken already (two bundles in one minute).
 ///
 /// Nothing named `fushi-bundle-*.tar.gz` exists until the archive is whole and durable: it is
-/// written to a hidden temp file in `out` (removed on any failure), fsynced, renamed, and the
-/// rename made durable. A name taken already (two bundles in one minute) gets `-2`, `-3`, …
+/// written to a hidden temp file in `out` (removed on any failure), fsynced, renamed without
+/// replacing anything, and the rename made durable.
 pub(super) fn write(
     out: &Path,
     stem: &str,
@@ -73,6 +74,15 @@ pub(super) fn write(
             out.display()
         )
     })?;
+    // Chosen before writing: the archive's top directory carries the same name.
+    let name = (1..100)
+        .map(|n| match n {
+            1 => stem.to_string(),
+            n => format!("{stem}-{n}"),
+        })
+        .find(|n| !out.join(format!("{n}.tar.gz")).exists())
+        .unwrap_or_else(|| stem.to_string());
+    let path = out.join(format!("{name}.tar.gz"));
     let writing = |what: &str| format!("writing the bundle in {} ({what})", out.display());
     let gz = flate2::write::GzEncoder::new(
         Hashing {
@@ -86,14 +96,14 @@ pub(super) fn write(
     let mtime = fushi_actors::clock::wall()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    for (name, body) in files {
+    for (file, body) in files {
         let mut h = tar::Header::new_gnu();
         h.set_size(body.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(mtime);
         h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, format!("{stem}/{name}"), body.as_slice())
-            .with_context(|| writing(name))?;
+        tar.append_data(&mut h, format!("{name}/{file}"), body.as_slice())
+            .with_context(|| writing(file))?;
     }
     let gz = tar
         .into_inner()
@@ -107,27 +117,15 @@ pub(super) fn write(
         .with_context(|| writing("flushing"))?;
     file.sync_all().with_context(|| writing("fsync"))?;
     let sha256 = format!("{:x}", hash.finalize());
-    let mut tmp = tmp;
-    let mut n = 1;
-    let path = loop {
-        let name = if n == 1 {
-            format!("{stem}.tar.gz")
-        } else {
-            format!("{stem}-{n}.tar.gz")
-        };
-        let path = out.join(name);
-        match tmp.persist_noclobber(&path) {
-            Ok(_) => break path,
-            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists && n < 100 => {
-                tmp = e.file;
-                n += 1;
-            }
-            Err(e) => {
-                return Err(e.error)
-                    .with_context(|| format!("renaming the bundle to {}", path.display()))
-            }
-        }
-    };
+    // Without replacing: a bundle of this name made meanwhile is kept, and this one fails.
+    tmp.persist_noclobber(&path)
+        .map_err(|e| e.error)
+        .with_context(|| {
+            format!(
+                "renaming the bundle to {} (run again for another name)",
+                path.display()
+            )
+        })?;
     fushi_actors::fs::sync_dir(out)
         .with_context(|| format!("fsyncing {} after the bundle's rename", out.display()))?;
     Ok(Written {
@@ -220,6 +218,14 @@ mod tests {
         assert_eq!(
             w2.path,
             dir.path().join("fushi-bundle-n-20261202-1030-2.tar.gz")
+        );
+        let bytes = std::fs::read(&w2.path).unwrap();
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let first = ar.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(
+            first.path().unwrap().display().to_string(),
+            "fushi-bundle-n-20261202-1030-2/a.txt",
+            "the top directory is named as the archive"
         );
         assert!(w.path.exists());
         let left: Vec<_> = std::fs::read_dir(dir.path())

@@ -6,7 +6,6 @@ use fushi_actors::journal::{self, Frames, Position};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -160,95 +159,49 @@ pub(super) fn status(daemon: &Daemon, data_dir: &Path) -> (Part, Option<StatusDo
     }
 }
 
-/// The most of audit.jsonl read from its end: enough for a long window, bounded for a log that
-/// has grown for years.
-const AUDIT_READ_MAX: u64 = 32 << 20;
-/// The most audit lines a bundle holds (the newest).
+/// The most audit lines a bundle holds (the newest of the window).
 const AUDIT_LINES_MAX: usize = 20_000;
 
-/// The audit tail since `cutoff` (RFC 3339), and its events for the handover.
+/// The audit tail since `cutoff` (RFC 3339), and its events for the handover; read with the
+/// reader `fushi audit` and `fushi report` use, so a bad line is skipped the same way.
 pub(super) fn audit(data_dir: &Path, cutoff: &str) -> (Part, Vec<AuditEvent>) {
     const FILE: &str = "audit.jsonl";
     let path = data_dir.join("audit.jsonl");
     let source = format!("{} on disk, events since {cutoff}", path.display());
-    let read = || -> std::io::Result<(Vec<u8>, bool)> {
-        let mut f = std::fs::File::open(&path)?;
-        let len = f.metadata()?.len();
-        let from = len.saturating_sub(AUDIT_READ_MAX);
-        f.seek(SeekFrom::Start(from))?;
-        let mut buf = Vec::new();
-        f.take(len - from).read_to_end(&mut buf)?;
-        if from > 0 {
-            // The first line read is cut: it starts before `from`.
-            let first = buf
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(buf.len(), |i| i + 1);
-            buf.drain(..first);
-        }
-        Ok((buf, from > 0))
+    let missing = |why: String| {
+        (
+            Part::missing(FILE, Kind::JsonLines, source.clone(), why),
+            Vec::new(),
+        )
     };
-    let (bytes, cut) = match read() {
-        Ok(r) => r,
-        Err(e) => {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                " (no daemon has run on this data dir yet?)"
-            } else {
-                ""
-            };
-            return (
-                Part::missing(
-                    FILE,
-                    Kind::JsonLines,
-                    source,
-                    format!("cannot read {}: {e}{hint}", path.display()),
-                ),
-                Vec::new(),
-            );
-        }
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines = Vec::new();
-    let mut events = Vec::new();
-    let mut unreadable = 0usize;
-    for line in text.split_inclusive('\n') {
-        // A last line without its newline is an append in progress.
-        if !line.ends_with('\n') || line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<AuditEvent>(line) {
-            Ok(e) if e.ts.as_str() >= cutoff => {
-                lines.push(line.trim_end().to_string());
-                events.push(e);
-            }
-            Ok(_) => {}
-            Err(_) => unreadable += 1,
-        }
+    // Said here, in the part's words, rather than by the reader on stderr.
+    if let Err(e) = std::fs::metadata(&path) {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (no daemon has run on this data dir yet?)"
+        } else {
+            ""
+        };
+        return missing(format!("cannot read {}: {e}{hint}", path.display()));
     }
-    let left_out = lines.len().saturating_sub(AUDIT_LINES_MAX);
-    lines.drain(..left_out);
+    let mut events = match crate::audit_file::read(&path) {
+        Ok(Some(events)) => events,
+        Ok(None) => return missing(format!("{} is gone", path.display())),
+        Err(e) => return missing(format!("{e:#}")),
+    };
+    events.retain(|e| e.ts.as_str() >= cutoff);
+    let left_out = events.len().saturating_sub(AUDIT_LINES_MAX);
     events.drain(..left_out);
-    let mut notes = Vec::new();
-    if left_out > 0 {
-        notes.push(format!(
-            "the newest {AUDIT_LINES_MAX} events of the window; {left_out} older ones left out"
-        ));
-    }
-    if cut {
-        notes.push(format!(
-            "read from the last {} MiB of the file only",
-            AUDIT_READ_MAX >> 20
-        ));
-    }
-    if unreadable > 0 {
-        notes.push(format!("{unreadable} unreadable line(s) skipped"));
-    }
-    let mut body = lines.join("\n");
-    if !body.is_empty() {
-        body.push('\n');
+    let mut body = String::new();
+    for e in &events {
+        if let Ok(line) = serde_json::to_string(e) {
+            body.push_str(&line);
+            body.push('\n');
+        }
     }
     let mut part = Part::gathered(FILE, Kind::JsonLines, source, body);
-    part.note = (!notes.is_empty()).then(|| notes.join("; "));
+    part.note = (left_out > 0).then(|| {
+        format!("the newest {AUDIT_LINES_MAX} events of the window; {left_out} older ones left out")
+    });
     (part, events)
 }
 

@@ -593,9 +593,19 @@ fn rest(out: &mut String, f: &Findings, next: &mut Vec<String>) {
             format!("{} event(s), of note: {}.", f.audit.len(), seen.join(", ")),
         );
         if count(ev::DAEMON_RECOVERED) > 0 {
+            let from_journald = f
+                .parts
+                .iter()
+                .any(|p| p.file == "logs.txt" && p.gathered && p.source.starts_with("journald"));
+            let logs = if from_journald {
+                "logs.txt holds the lines of every daemon process of the window: the last ones \
+                 before each `daemon.started` say what ended it"
+            } else {
+                "the daemon logs as text, so logs.txt holds at most the running process's lines; \
+                 the crashed ones' went where their stderr went"
+            };
             next.push(format!(
-                "The daemon came back from {} crash(es) in the window: logs.txt (journald keeps the \
-                 lines of every process) says what ended them.",
+                "The daemon came back from {} crash(es) in the window (`daemon.recovered`): {logs}.",
                 count(ev::DAEMON_RECOVERED)
             ));
         }

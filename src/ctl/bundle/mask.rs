@@ -16,6 +16,11 @@ use crate::config::Config;
 pub(super) fn config_secrets(text: &str) -> Result<Vec<String>, String> {
     if let Ok(cfg) = toml::from_str::<Config>(text) {
         let mut out = crate::alert_settings::secrets(&cfg);
+        // A chat webhook's secret is a part of its path (`/services/T…/B…/XXXX`): a line
+        // quoting that part alone must lose it too.
+        for ch in &cfg.alert.channels {
+            out.extend(ch.url.as_deref().map(path_tokens).unwrap_or_default());
+        }
         for headers in cfg
             .collectors
             .iter()
@@ -41,6 +46,24 @@ pub(super) fn config_secrets(text: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// The parts of a URL's path that look like tokens rather than words: 16 characters or more,
+/// or 8 or more mixing letters and digits (`services`, `hooks`, `v1` stay readable).
+fn path_tokens(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return Vec::new();
+    };
+    let path = rest.split(['?', '#']).next().unwrap_or("");
+    path.split('/')
+        .skip(1)
+        .filter(|seg| {
+            let letters = seg.chars().any(|c| c.is_ascii_alphabetic());
+            let digits = seg.chars().any(|c| c.is_ascii_digit());
+            seg.len() >= 16 || (seg.len() >= 8 && letters && digits)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 /// `Bearer abc…` is a secret whole and by its token.
 fn bearer_tokens(secrets: &[String]) -> Vec<String> {
     secrets
@@ -62,7 +85,10 @@ fn by_key_names(table: &toml::Table, all: bool, out: &mut Vec<String>) {
 
 fn strings(v: &toml::Value, wanted: bool, all: bool, out: &mut Vec<String>) {
     match v {
-        toml::Value::String(s) if wanted => out.push(s.clone()),
+        toml::Value::String(s) if wanted => {
+            out.extend(path_tokens(s));
+            out.push(s.clone());
+        }
         toml::Value::Array(items) => items.iter().for_each(|i| strings(i, wanted, all, out)),
         toml::Value::Table(t) => by_key_names(t, all, out),
         _ => {}
@@ -145,6 +171,12 @@ headers = { Authorization = "Bearer hdr-6666", "X-Tenant" = "tenant-7777" }
             assert!(!out.contains(s), "{s} left in:\n{out}");
         }
         assert!(out.contains("symbol=BTCUSD") && out.contains("kind = \"http\""));
+        let m = Mask(Masker::new(config_secrets(CONFIG).unwrap()));
+        assert_eq!(
+            m.text("POST to hookpath-3333 at hooks.example/services/T0"),
+            "POST to *** at hooks.example/services/T0",
+            "the webhook's path token alone, and only it"
+        );
     }
 
     #[test]
