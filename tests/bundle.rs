@@ -494,6 +494,37 @@ every = "50ms"
 }
 
 #[test]
+fn a_daemon_that_holds_the_data_dir_but_does_not_answer_is_said_so_and_waited_for_only_so_long() {
+    let env = Env::new(&config(TWO_BEATS));
+    let d = started(&env);
+    // Stopped, its socket still takes connections into the backlog: a request is never answered.
+    d.signal(nix::sys::signal::Signal::SIGSTOP);
+    let out = bundle(&env, env.path(), &["--timeout", "2s"]);
+    d.signal(nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let b = Unpacked::of(&out);
+    b.assert_every_part_there();
+    let m = b.json("manifest.json");
+    assert_eq!(m["daemon"]["state"], "not_answering", "{m}");
+    assert_eq!(m["daemon"]["pid"], d.pid());
+    let why = format!(
+        "fushi pid {} holds the data dir but the daemon did not answer within 2s on {}",
+        d.pid(),
+        env.data().join("fushi.sock").display()
+    );
+    assert_eq!(m["daemon"]["why"], why.as_str());
+    let status = b.manifest_part("status.json");
+    assert!(
+        status["note"].as_str().unwrap() == format!("not the live state: {why}"),
+        "{status}"
+    );
+    assert_eq!(b.json("status.json")["pid"], d.pid());
+    let h = b.text("handover.md");
+    assert!(h.contains(&format!("**Not answering**: {why}.")), "{h}");
+    assert!(h.contains(&format!("`kill -9 {}`", d.pid())), "{h}");
+}
+
+#[test]
 fn a_bundle_of_a_config_that_never_ran_says_what_is_missing_and_an_absent_out_dir_is_named() {
     let env = Env::new(&config(""));
     let nope = env.path().join("no-such-dir");

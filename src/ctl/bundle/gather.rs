@@ -24,13 +24,30 @@ pub(super) enum Daemon {
         raw: String,
         socket: Vec<PathBuf>,
     },
-    /// A fushi holds the data dir, but its socket did not answer.
-    Silent { pid: u32, why: String },
+    /// A fushi holds the data dir (`pid`, from its pid file) or answered on the socket, but
+    /// gave no status.
+    Silent { pid: Option<u32>, why: String },
     /// No daemon runs on this data dir.
     Down { why: String },
 }
 
 impl Daemon {
+    /// "fushi pid 12 holds the data dir but …", for a daemon that gave no status.
+    pub fn silent_words(&self) -> String {
+        match self {
+            Daemon::Silent {
+                pid: Some(pid),
+                why,
+            } => {
+                format!("fushi pid {pid} holds the data dir but {why}")
+            }
+            Daemon::Silent { pid: None, why } => {
+                format!("a daemon answers on the control socket but {why}")
+            }
+            _ => String::new(),
+        }
+    }
+
     pub fn doc(&self) -> Option<&StatusDoc> {
         match self {
             Daemon::Answers { doc, .. } => Some(doc),
@@ -74,16 +91,19 @@ pub(super) fn daemon(sockets: &[PathBuf], data_dir: &Path, limit: Duration) -> D
                 socket: sockets.to_vec(),
             },
             Err(e) => Daemon::Silent {
-                pid: holder().unwrap_or(0),
+                pid: holder(),
                 why: format!("its status document does not parse: {e}"),
             },
         },
         Ok(other) => Daemon::Silent {
-            pid: holder().unwrap_or(0),
+            pid: holder(),
             why: format!("it answered the status request with {other:?}"),
         },
         Err(why) => match holder() {
-            Some(pid) => Daemon::Silent { pid, why },
+            Some(pid) => Daemon::Silent {
+                pid: Some(pid),
+                why,
+            },
             None => Daemon::Down {
                 why: format!("{why}, and no fushi holds data dir {}", data_dir.display()),
             },
@@ -111,7 +131,7 @@ pub(super) fn status(daemon: &Daemon, data_dir: &Path) -> (Part, Option<StatusDo
     }
     let path = data_dir.join("status.json");
     let why_not_live = match daemon {
-        Daemon::Silent { pid, why } => format!("fushi pid {pid} holds the data dir but {why}"),
+        Daemon::Silent { .. } => daemon.silent_words(),
         Daemon::Down { why } => why.clone(),
         Daemon::Answers { .. } => unreachable!("handled above"),
     };

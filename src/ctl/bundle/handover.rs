@@ -87,16 +87,21 @@ pub(super) fn write(f: &Findings) -> String {
                 ));
             }
         }
-        Daemon::Silent { pid, why } => {
+        Daemon::Silent { pid, .. } => {
             line(
                 &mut out,
-                format!("**Not answering**: fushi pid {pid} holds the data dir, but {why}."),
+                format!("**Not answering**: {}.", f.daemon.silent_words()),
             );
-            next.push(format!(
-                "fushi pid {pid} holds the data dir but its control socket does not answer: \
-                 `fushi check` says where it looks; if the process is stuck, `kill -9 {pid}` \
-                 (systemd starts it again; nothing acknowledged is lost)."
-            ));
+            next.push(match pid {
+                Some(pid) => format!(
+                    "fushi pid {pid} holds the data dir but gives no status: `fushi check` says \
+                     where it looks for the socket; if the process is stuck, `kill -9 {pid}` \
+                     (systemd starts it again; nothing acknowledged is lost)."
+                ),
+                None => "A daemon answers on the control socket but gives no status: is it \
+                         another version of fushi (`fushi --version`, the unit's ExecStart)?"
+                    .into(),
+            });
         }
         Daemon::Down { why } => {
             line(&mut out, format!("**Not running**: {why}."));

@@ -346,8 +346,10 @@ pub fn bundle(mut t: Target, opts: Options) -> anyhow::Result<u8> {
     }
     let mask = Mask(Masker::new(secrets));
 
+    // The daemon's own name first: a config that does not load falls back to the hostname.
     let node = daemon
         .doc()
+        .or(doc.as_ref())
         .map(|d| d.node.clone())
         .unwrap_or_else(|| t.config.node_id());
     let (mode, mode_source) = match (daemon.doc(), doc.as_ref()) {
@@ -369,7 +371,9 @@ pub fn bundle(mut t: Target, opts: Options) -> anyhow::Result<u8> {
             "state": "running", "pid": doc.pid, "started_at": doc.started_at,
             "log": doc.log, "socket": socket.first(),
         }),
-        Daemon::Silent { pid, why } => json!({"state": "not_answering", "pid": pid, "why": why}),
+        Daemon::Silent { pid, .. } => {
+            json!({"state": "not_answering", "pid": pid, "why": daemon.silent_words()})
+        }
         Daemon::Down { why } => json!({
             "state": "not_running", "why": why,
             "last_pid": doc.as_ref().map(|d| d.pid),
