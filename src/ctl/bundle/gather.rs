@@ -114,27 +114,27 @@ pub(super) fn daemon(sockets: &[PathBuf], data_dir: &Path, limit: Duration) -> D
 /// status.json: the daemon's answer, else the file it last wrote.
 pub(super) fn status(daemon: &Daemon, data_dir: &Path) -> (Part, Option<StatusDoc>) {
     const FILE: &str = "status.json";
-    if let Daemon::Answers { raw, socket, .. } = daemon {
-        let part = Part::gathered(
-            FILE,
-            Kind::Json,
-            format!(
-                "the running daemon, through its control socket {}",
-                socket
-                    .first()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-            raw.clone(),
-        );
-        return (part, daemon.doc().cloned());
-    }
-    let path = data_dir.join("status.json");
     let why_not_live = match daemon {
+        Daemon::Answers { raw, socket, .. } => {
+            let part = Part::gathered(
+                FILE,
+                Kind::Json,
+                format!(
+                    "the running daemon, through its control socket ({})",
+                    socket
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+                raw.clone(),
+            );
+            return (part, daemon.doc().cloned());
+        }
         Daemon::Silent { .. } => daemon.silent_words(),
         Daemon::Down { why } => why.clone(),
-        Daemon::Answers { .. } => unreachable!("handled above"),
     };
+    let path = data_dir.join("status.json");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let doc = serde_json::from_str::<StatusDoc>(&text).ok();

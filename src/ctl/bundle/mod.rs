@@ -369,7 +369,7 @@ pub fn bundle(mut t: Target, opts: Options) -> anyhow::Result<u8> {
     let daemon_json = match &daemon {
         Daemon::Answers { doc, socket, .. } => json!({
             "state": "running", "pid": doc.pid, "started_at": doc.started_at,
-            "log": doc.log, "socket": socket.first(),
+            "log": doc.log, "sockets": socket,
         }),
         Daemon::Silent { pid, .. } => {
             json!({"state": "not_answering", "pid": pid, "why": daemon.silent_words()})
