@@ -31,6 +31,7 @@ mod report;
 mod restart;
 mod slo;
 mod systemd;
+mod systemd_boot;
 mod tail_collector;
 mod top;
 mod verify;
