@@ -691,6 +691,15 @@ fn a_hung_primary_holds_the_bundle_only_until_the_timeout() {
     let mnt = env.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     std::fs::create_dir_all(env.data()).unwrap();
+    // A daemon has run here (report reads on to the primary only then).
+    std::fs::write(
+        env.data().join("audit.jsonl"),
+        format!(
+            "{{\"ts\":\"{}\",\"event\":\"daemon.started\",\"node\":\"test-node\",\"payload\":{{\"pid\":1}}}}\n",
+            "2999-01-01T00:00:00.000Z"
+        ),
+    )
+    .unwrap();
     let mut mounts = crate::outage::Mounts::default();
     let fuse = mounts.bindfs(&backing, &mnt);
     crate::outage::signal(fuse, nix::sys::signal::Signal::SIGSTOP);
