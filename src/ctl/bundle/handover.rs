@@ -503,9 +503,12 @@ fn rest(out: &mut String, f: &Findings, next: &mut Vec<String>) {
                 out,
                 format!(
                     "In the window: {} restart(s), {} failure(s), {} escalation(s), {} fatal stop(s), \
-                     {} recovered; MTTR p95 {} ms.",
+                     {} recovered; {}.",
                     t["restarts"], t["failures"], t["escalations"], t["fatal_stops"], t["recovered"],
-                    t["mttr_ms"]["p95"]
+                    match t["mttr_ms"]["p95"].as_u64() {
+                        Some(ms) => format!("time to recover p95 {ms} ms"),
+                        None => "no failure to recover from".to_string(),
+                    }
                 ),
             );
             if r["records"].is_object() {
@@ -514,7 +517,8 @@ fn rest(out: &mut String, f: &Findings, next: &mut Vec<String>) {
                     out,
                     format!(
                         "Records: {} received, {} durable, {} forwarded, {} pending, {} lost, {} duplicated.",
-                        rec["received"], rec["durable"], rec["forwarded"], rec["pending"], rec["lost"], rec["duplicated"]
+                        rec["received"], rec["durable"], known(&rec["forwarded"]), rec["pending"],
+                        known(&rec["lost"]), known(&rec["duplicated"])
                     ),
                 );
             }
@@ -763,5 +767,13 @@ mod tests {
         );
         assert!(md.contains("Clean: 12 records on the primary"), "{md}");
         assert!(md.contains("No report: `fushi x` exit status 2"), "{md}");
+    }
+}
+
+/// A figure of the report, or what its `null` means: the primary could not be read.
+fn known(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "unknown (primary unreadable)".into(),
+        v => v.to_string(),
     }
 }
