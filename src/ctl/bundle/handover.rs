@@ -690,6 +690,14 @@ fn secs(ms: u64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
 }
 
+/// A figure of the report, or what its `null` means: the primary could not be read.
+fn known(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "unknown (primary unreadable)".into(),
+        v => v.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,13 +775,5 @@ mod tests {
         );
         assert!(md.contains("Clean: 12 records on the primary"), "{md}");
         assert!(md.contains("No report: `fushi x` exit status 2"), "{md}");
-    }
-}
-
-/// A figure of the report, or what its `null` means: the primary could not be read.
-fn known(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "unknown (primary unreadable)".into(),
-        v => v.to_string(),
     }
 }
