@@ -212,9 +212,38 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Write a diagnostic handover archive, fushi-bundle-<node>-<YYYYmmdd-HHMM>.tar.gz (UTC):
+    /// manifest, status, the config with every secret masked, audit tail, recent logs, verify
+    /// and report output, journal statistics and handover.md; audited as handover.bundle.create
+    Bundle {
+        /// The directory to write it in
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// How far back the audit tail, the logs and the report reach, e.g. 24h, 7d
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+        since: std::time::Duration,
+        /// How long each step may take (verify, report, journalctl, each answer of the
+        /// daemon) before it is given up, and the part says so
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        timeout: std::time::Duration,
+        /// Print the archive's path, size, sha256 and the parts not gathered as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the primary store for gaps, duplicates and out-of-order ids (exit 1 if any)
     Verify {
         /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resilience figures from the audit log, journal and primary (works with the daemon
+    /// stopped): restarts, failures, time to recover, operators' orders, records lost; each
+    /// target passed or failed (exit 0 all pass, 1 one fails)
+    Report {
+        /// The window, back from now, e.g. 1h, 7d
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+        since: std::time::Duration,
+        /// Print as JSON (one document; stable keys)
         #[arg(long)]
         json: bool,
     },
@@ -241,6 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run => crate::daemon::run(&config()?, cli.log).map(|()| 0),
         Command::Verify { json } => crate::verify::run(&config()?, json).map(|()| 0),
+        Command::Report { since, json } => crate::report::run(&config()?, since, json),
         Command::Check {
             init_primary,
             create,
@@ -329,6 +359,26 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         } => ctl::slo_dry_run(&config()?, &fixture, phase.as_deref(), json),
         Command::Slo { json, .. } => ctl::slo_show(&target()?, json),
         Command::Shutdown => ctl::simple(&target()?, Request::Shutdown),
+        Command::Bundle {
+            out,
+            since,
+            timeout,
+            json,
+        } => {
+            anyhow::ensure!(
+                !timeout.is_zero(),
+                "--timeout must be longer than 0s, e.g. --timeout 60s"
+            );
+            ctl::bundle(
+                target()?,
+                ctl::BundleOptions {
+                    out,
+                    since,
+                    timeout,
+                    json,
+                },
+            )
+        }
     }
 }
 

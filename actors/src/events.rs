@@ -52,6 +52,8 @@ pub const CONFIG_LAST_GOOD_FAILED: &str = "config.last_good_failed";
 pub const CONFIG_RELOAD_FAILED: &str = "config.reload.failed";
 pub const CONFIG_RELOAD_OK: &str = "config.reload.ok";
 
+/// An operator's order through the control socket (start, stop, update, inject…), for `fushi report`.
+pub const CONTROL_ACTION: &str = "control.action";
 pub const CONTROL_BAD_REQUEST: &str = "control.bad_request";
 pub const CONTROL_LISTENING: &str = "control.listening";
 pub const CONTROL_REFUSED: &str = "control.refused";
@@ -67,6 +69,9 @@ pub const DAEMON_STARTED: &str = "daemon.started";
 pub const DAEMON_STOP_TIMEOUT: &str = "daemon.stop_timeout";
 pub const DAEMON_STOPPED: &str = "daemon.stopped";
 pub const DAEMON_STOPPING: &str = "daemon.stopping";
+
+/// `fushi bundle` wrote a handover archive (path, bytes, sha256).
+pub const HANDOVER_BUNDLE_CREATE: &str = "handover.bundle.create";
 
 pub const HTTP_CONNECTION_ERROR: &str = "http.connection_error";
 pub const HTTP_LISTENING: &str = "http.listening";
@@ -158,6 +163,7 @@ pub const ALL: &[&str] = &[
     CONFIG_LAST_GOOD_FAILED,
     CONFIG_RELOAD_FAILED,
     CONFIG_RELOAD_OK,
+    CONTROL_ACTION,
     CONTROL_BAD_REQUEST,
     CONTROL_LISTENING,
     CONTROL_REFUSED,
@@ -172,6 +178,7 @@ pub const ALL: &[&str] = &[
     DAEMON_STOP_TIMEOUT,
     DAEMON_STOPPED,
     DAEMON_STOPPING,
+    HANDOVER_BUNDLE_CREATE,
     HTTP_CONNECTION_ERROR,
     HTTP_LISTENING,
     INJECT_CRASH,
