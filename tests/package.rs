@@ -65,11 +65,23 @@ fn daemon_starts(sd: &Booted) -> Vec<serde_json::Value> {
 }
 
 /// Builds the package of the binary under test into `out` as version `version`: cargo-deb
-/// packages the debug binary cargo just built for these tests (`--no-build --profile dev`,
-/// which cargo-deb warns it does not mean for releases) rather than making a release build.
+/// packages that very file (`--no-build --profile dev`, which cargo-deb warns it does not mean
+/// for releases) rather than making a release build. It looks for it in a target dir of the
+/// test's own, where `bin()` is linked, because it also deletes the other versions' packages
+/// in its target dir's `debian/`, and a developer's `target/debian` is not the test's.
 fn build_deb(out: &Path, version: &str) -> PathBuf {
+    let target = out.join("target");
+    let exe = target.join("debug/fushi");
+    if !exe.exists() {
+        std::fs::create_dir_all(target.join("debug")).unwrap();
+        // A copy where the build's temp dir is on another file system than the binary.
+        std::fs::hard_link(bin(), &exe)
+            .or_else(|_| std::fs::copy(bin(), &exe).map(|_| ()))
+            .expect("linking the binary under test into the package's target dir");
+    }
     let built = Command::new("cargo-deb")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", &target)
         .args(["--no-build", "--profile", "dev", "--fast", "--quiet"])
         .args(["--deb-version", version, "--output"])
         .arg(out)
