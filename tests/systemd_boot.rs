@@ -32,10 +32,18 @@ pub(crate) struct Booted {
     unshare: Child,
     pid: u32,
     _sandbox: tempfile::TempDir,
+    /// Held until this systemd is dead (fields drop after `Drop::drop`).
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+/// One booted systemd at a time: they share this machine's cgroup tree, so two would each
+/// start `fushi.service` in the same cgroup and kill, count and wait for the other's processes
+/// (`systemctl kill` failing with EIO on a pid of the other's namespace).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Booted {
     pub(crate) fn boot() -> Self {
+        let one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let missing: Vec<&str> = [
             "/lib/systemd/systemd",
             "/usr/bin/unshare",
@@ -77,6 +85,7 @@ impl Booted {
             unshare,
             pid,
             _sandbox: sandbox,
+            _one_at_a_time: one_at_a_time,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
