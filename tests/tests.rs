@@ -28,6 +28,7 @@ mod nesting;
 mod outage;
 mod restart;
 mod slo;
+mod stress;
 mod systemd;
 mod tail_collector;
 mod top;
