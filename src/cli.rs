@@ -201,6 +201,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Resilience figures from the audit log, journal and primary (works with the daemon
+    /// stopped): restarts, failures, time to recover, operators' orders, records lost; each
+    /// target passed or failed (exit 0 all pass, 1 one fails)
+    Report {
+        /// The window, back from now, e.g. 1h, 7d
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+        since: std::time::Duration,
+        /// Print as JSON (one document; stable keys)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run => crate::daemon::run(&config()?, cli.log).map(|()| 0),
         Command::Verify { json } => crate::verify::run(&config()?, json).map(|()| 0),
+        Command::Report { since, json } => crate::report::run(&config()?, since, json),
         Command::Check {
             init_primary,
             create,

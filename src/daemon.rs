@@ -260,6 +260,12 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
     };
     systemd::ready(&summary(&board));
     tracing::info!(event = events::DAEMON_READY, "{}", summary(&board));
+    // Where `fushi report` ends the time a crash of the daemon took to recover from.
+    audit.emit(
+        events::DAEMON_READY,
+        None,
+        json!({"pid": std::process::id()}),
+    );
     let _watchdog = systemd::watchdog_period()
         .map(|p| fushi_actors::AbortOnDrop(tokio::spawn(systemd::watchdog(root.clone(), p))));
     let status_board = board.clone();
@@ -282,6 +288,8 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
             _ = hup.recv() => {
+                // `systemctl reload` or a kill -HUP: a person's order, as `fushi update` is.
+                audit.emit(events::CONTROL_ACTION, None, json!({"action": "reload", "detail": {"via": "SIGHUP"}, "ok": true}));
                 let _ = reconfig.run(true).await;
             }
             Some(cmd) = daemon_rx.recv() => match cmd {

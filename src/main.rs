@@ -27,6 +27,7 @@ macro_rules! out {
 static ALLOC: fushi_actors::runtime::Allocator = fushi_actors::runtime::Allocator;
 
 mod alert_settings;
+mod audit_file;
 mod cli;
 mod config;
 mod control;
@@ -35,6 +36,7 @@ mod daemon;
 mod http;
 mod journald;
 mod logging;
+mod report;
 mod systemd;
 mod top;
 mod tree;

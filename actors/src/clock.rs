@@ -40,6 +40,13 @@ pub fn rfc3339_ms(ms: u64) -> String {
     rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// Milliseconds since the Unix epoch of an RFC 3339 time (an audit line's `ts`); `None` for
+/// text that is not one or a time before 1970.
+pub fn parse_ms(ts: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 pub fn now_rfc3339() -> String {
     rfc3339(wall())
 }

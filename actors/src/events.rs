@@ -52,6 +52,8 @@ pub const CONFIG_LAST_GOOD_FAILED: &str = "config.last_good_failed";
 pub const CONFIG_RELOAD_FAILED: &str = "config.reload.failed";
 pub const CONFIG_RELOAD_OK: &str = "config.reload.ok";
 
+/// An operator's order through the control socket (start, stop, update, inject…), for `fushi report`.
+pub const CONTROL_ACTION: &str = "control.action";
 pub const CONTROL_BAD_REQUEST: &str = "control.bad_request";
 pub const CONTROL_LISTENING: &str = "control.listening";
 pub const CONTROL_REFUSED: &str = "control.refused";
@@ -158,6 +160,7 @@ pub const ALL: &[&str] = &[
     CONFIG_LAST_GOOD_FAILED,
     CONFIG_RELOAD_FAILED,
     CONFIG_RELOAD_OK,
+    CONTROL_ACTION,
     CONTROL_BAD_REQUEST,
     CONTROL_LISTENING,
     CONTROL_REFUSED,

@@ -89,9 +89,14 @@ impl Actor for StatusActor {
     ) -> Result<StatusState, ActorProcessingErr> {
         // Off the runtime's only thread: a read may wait on a busy disk.
         let path = args.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&path))
-            .await
-            .unwrap_or_else(|e| Err(io::Error::other(e)));
+        // Its mtime is the previous daemon's last sign of life: where `fushi report` starts the
+        // time a crash of the daemon took to recover from.
+        let (loaded, last_seen) = tokio::task::spawn_blocking(move || {
+            let seen = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            (load(&path), seen)
+        })
+        .await
+        .unwrap_or_else(|e| (Err(io::Error::other(e)), None));
         let old = match loaded {
             Ok(old) => old,
             Err(e) => {
@@ -112,7 +117,8 @@ impl Actor for StatusActor {
                 args.audit.emit(
                     events::DAEMON_RECOVERED,
                     None,
-                    json!({"daemon_recovered": restored.daemon_recovered}),
+                    json!({"daemon_recovered": restored.daemon_recovered,
+                           "last_seen": last_seen.map(crate::clock::rfc3339)}),
                 );
                 args.alerts.push(crate::alert::Alert::DaemonRecovered {
                     why: format!(

@@ -307,7 +307,9 @@ pub fn load_ids(dir: &std::path::Path) -> BTreeMap<String, (u64, u64)> {
 
 /// The saved last ids, or None when there is no readable file: the journal then knows nothing
 /// of the ids it handed out before.
-fn read_ids(dir: &std::path::Path) -> Option<BTreeMap<String, (u64, u64)>> {
+/// The last ids the journal saved (`last-ids.json`): what it numbered up to, also once the
+/// segments that held them are released.
+pub fn read_ids(dir: &std::path::Path) -> Option<BTreeMap<String, (u64, u64)>> {
     std::fs::read(dir.join(IDS_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())

@@ -54,6 +54,33 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The operator's order this request carries, by the name `fushi report` counts as a manual
+    /// intervention (`control.action`), or `None` for one that only reads.
+    pub fn action(&self) -> Option<&'static str> {
+        Some(match self {
+            Request::Control { verb, .. } => match verb {
+                Verb::Start => "start",
+                Verb::Stop => "stop",
+                Verb::Restart => "restart",
+            },
+            Request::Shutdown => "shutdown",
+            Request::Mode { .. } => "mode",
+            Request::SyncNow => "sync",
+            Request::Update => "update",
+            Request::Inject { .. } => "inject",
+            Request::LeaderRelease => "leader_release",
+            Request::SloPromote { .. } => "slo_promote",
+            Request::Status
+            | Request::Pid
+            | Request::Tail { .. }
+            | Request::Reread
+            | Request::SyncPlan
+            | Request::Slo => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// Variant 0 forever: the refusal any client version can decode.

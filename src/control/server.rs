@@ -12,7 +12,7 @@ use fushi_actors::events;
 use fushi_actors::supervisor::SupervisorMsg;
 use fushi_actors::AbortOnDrop;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -210,8 +210,33 @@ async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
         }
         Ok(Ok(req)) => req,
     };
+    // Taken before `handle` consumes the request: what a person ordered, for `fushi report`.
+    let order = req.action().map(|action| (action, order_detail(&req)));
     let resp = handle(req, &shared).await;
+    if let Some((action, detail)) = order {
+        let (ok, message) = match &resp {
+            Response::Error { message } => (false, Some(message.clone())),
+            _ => (true, None),
+        };
+        shared.audit.emit(
+            events::CONTROL_ACTION,
+            None,
+            json!({"action": action, "detail": detail, "ok": ok, "error": message,
+                   "uid": conn.peer_cred().map(|c| c.uid()).ok()}),
+        );
+    }
     respond(&mut conn, &resp).await;
+}
+
+/// What an order was about, in the words of its command line.
+fn order_detail(req: &Request) -> Value {
+    match req {
+        Request::Control { names, .. } => json!({"names": names}),
+        Request::Mode { mode, for_secs } => json!({"mode": mode, "for_secs": for_secs}),
+        Request::Inject { what, name } => json!({"what": what, "name": name}),
+        Request::SloPromote { name } => json!({"name": name}),
+        _ => json!({}),
+    }
 }
 
 /// The live actor at a tree path, asked of the root supervisor.

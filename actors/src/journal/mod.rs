@@ -47,7 +47,7 @@ use error::io_err;
 pub use error::JournalError;
 pub use frame::*;
 use read::segment_path;
-pub use read::{read, read_into};
+pub use read::{each_held, read, read_into};
 use recover::*;
 
 /// A record moved by [`Journal::rehome`]: its (epoch, seq) before and after.

@@ -119,3 +119,48 @@ pub fn read_into(
     }
     Ok((out, pos))
 }
+
+/// The numbers of the segments in `dir`, in order.
+pub(super) fn segment_numbers(dir: &Path) -> Result<Vec<u64>, JournalError> {
+    let entries = std::fs::read_dir(dir).map_err(io_err("listing", dir))?;
+    let mut numbers = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("listing", dir))?;
+        if let Some(n) = super::segment_number(&entry.path()) {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// Calls `f(stream, epoch, seq)` for every durable frame in the journal's segments, oldest
+/// first, without the journal's lock: `fushi report` reads it beside a running daemon, which
+/// may release a segment meanwhile (its frames are then simply not seen: they were forwarded)
+/// or append to the last one (a frame still being written is not read).
+pub fn each_held(dir: &Path, mut f: impl FnMut(&str, u64, u64)) -> Result<(), JournalError> {
+    let numbers = segment_numbers(dir)?;
+    let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
+        return Ok(());
+    };
+    let end = Position {
+        segment: last,
+        offset: u64::MAX,
+    };
+    let mut pos = Position {
+        segment: first,
+        offset: 0,
+    };
+    let mut frames = Frames::default();
+    loop {
+        let (batch, next) = read_into(frames, dir, pos, end, 65_536, 16 << 20)?;
+        for i in 0..batch.len() {
+            let (epoch, seq) = batch.id(i);
+            f(&batch.streams()[batch.stream_of(i)], epoch, seq);
+        }
+        if batch.is_empty() || next == pos {
+            return Ok(());
+        }
+        (frames, pos) = (batch, next);
+    }
+}

@@ -49,7 +49,9 @@ use files::*;
 use hint::Hint;
 use root::*;
 use verify::*;
-pub use verify::{EpochWriter, Location, Problem, ProblemKind, StreamSummary, VerifyReport};
+pub use verify::{
+    EpochCoverage, EpochWriter, Location, Problem, ProblemKind, StreamSummary, VerifyReport,
+};
 
 const LATEST: &str = "latest";
 
@@ -688,6 +690,7 @@ impl Primary {
             records: 0,
             streams: Vec::new(),
             problems: Vec::new(),
+            coverage: Vec::new(),
         };
         // Read-only: a missing or unmarked root is reported, never created or refused.
         let root = open_dir(&self.root)?;
@@ -698,7 +701,8 @@ impl Primary {
                 let rel = path.strip_prefix(&root.path).unwrap_or(path);
                 check.file(path, rel.display().to_string(), i == newest)?;
             }
-            let (summary, problems) = check.finish();
+            let (summary, problems, coverage) = check.finish();
+            report.coverage.extend(coverage);
             report.records += summary.records;
             report.streams.push(summary);
             report.problems.extend(problems);

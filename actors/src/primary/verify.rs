@@ -20,6 +20,38 @@ pub struct VerifyReport {
     pub records: u64,
     pub streams: Vec<StreamSummary>,
     pub problems: Vec<Problem>,
+    /// Which seqs of each (stream, epoch) the store holds, for `fushi report`'s record tally
+    /// against the journal; not printed.
+    #[serde(skip)]
+    pub coverage: Vec<EpochCoverage>,
+}
+
+/// The seqs of one epoch of one stream that the store holds, as inclusive runs in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochCoverage {
+    pub stream: String,
+    pub epoch: u64,
+    /// The epoch's writer (the node of its first line).
+    pub node: String,
+    pub spans: Vec<(u64, u64)>,
+    /// Lines of the epoch whose id was already held.
+    pub duplicates: u64,
+}
+
+impl EpochCoverage {
+    /// How many distinct seqs are held.
+    pub fn held(&self) -> u64 {
+        self.spans.iter().map(|(a, b)| b - a + 1).sum()
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        let i = self.spans.partition_point(|&(a, _)| a <= seq);
+        i > 0 && self.spans[i - 1].1 >= seq
+    }
+
+    pub fn max_seq(&self) -> u64 {
+        self.spans.last().map_or(0, |s| s.1)
+    }
 }
 
 impl VerifyReport {
@@ -135,6 +167,7 @@ pub(super) struct EpochState {
     pub(super) node_loc: Loc,
     /// The writer's records.
     pub(super) records: u64,
+    pub(super) duplicates: u64,
 }
 
 impl EpochState {
@@ -321,6 +354,7 @@ impl<'a> StreamCheck<'a> {
             return self.problem(ProblemKind::TwoWriters, "", loc, Some((epoch, seq)), note);
         }
         if state.contains(seq) {
+            state.duplicates += 1;
             let id = Some((epoch, seq));
             return self.problem(ProblemKind::Duplicate, "", loc, id, String::new());
         }
@@ -441,7 +475,7 @@ impl<'a> StreamCheck<'a> {
         }
     }
 
-    pub(super) fn finish(mut self) -> (StreamSummary, Vec<Problem>) {
+    pub(super) fn finish(mut self) -> (StreamSummary, Vec<Problem>, Vec<EpochCoverage>) {
         self.flush(None);
         self.gaps();
         // By place in the files, so a reader can walk through them top to bottom.
@@ -464,6 +498,21 @@ impl<'a> StreamCheck<'a> {
             last_id: self.last,
             torn_tail: self.torn_tail,
         };
-        (summary, self.problems.into_iter().map(|(_, p)| p).collect())
+        let coverage = self
+            .epochs
+            .iter()
+            .map(|(&epoch, st)| EpochCoverage {
+                stream: self.stream.to_string(),
+                epoch,
+                node: st.node.clone(),
+                spans: st.spans.iter().map(|(&a, span)| (a, span.end)).collect(),
+                duplicates: st.duplicates,
+            })
+            .collect();
+        (
+            summary,
+            self.problems.into_iter().map(|(_, p)| p).collect(),
+            coverage,
+        )
     }
 }
