@@ -35,6 +35,7 @@ const LINES: &[&str] = &[
     "manual_interventions",
     "rss_max",
     "verify",
+    "audit_intact",
     "drained",
     "daemon_exits",
     "faults",
