@@ -23,6 +23,16 @@ fn ms(d: Duration) -> u64 {
 pub fn secrets(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let mut url = |u: &str| {
+        // Secret-looking query values (`?api_key=…`), as written: the http collector shows its
+        // URL with them masked, and a message or a bundle must not show them either.
+        let query = u.split_once('?').map_or("", |(_, q)| q);
+        for pair in query.split('#').next().unwrap_or("").split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                if secret_key(k) || k.to_ascii_lowercase().contains("sig") {
+                    out.push(v.to_string());
+                }
+            }
+        }
         // The credentials in `scheme://user:pw@host`; the Masker masks any URL's too.
         if let Some(rest) = u.split_once("://").map(|(_, r)| r) {
             let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -175,7 +185,7 @@ headers = { Authorization = "Bearer hdr-secret-2" }
 [[collector]]
 name = "api"
 kind = "http"
-url = "https://user:pw-in-url-3@api.example/x"
+url = "https://user:pw-in-url-3@api.example/x?symbol=BTCUSD&api_key=qkey-5555"
 every = "10s"
 headers = { "X-Api-Key" = "key-4444" }
 "#,
@@ -184,8 +194,13 @@ headers = { "X-Api-Key" = "key-4444" }
         )
         .unwrap();
         let m = Masker::new(secrets(&cfg));
-        let text = "tok-control-1 hdr-secret-2 pw-in-url-3 key-4444 https://hooks.example/services/T0/B0/XYZ";
-        assert_eq!(m.text(text), "*** *** *** *** ***");
+        let text = "tok-control-1 hdr-secret-2 pw-in-url-3 key-4444 qkey-5555 https://hooks.example/services/T0/B0/XYZ";
+        assert_eq!(m.text(text), "*** *** *** *** *** ***");
+        assert_eq!(
+            m.text("symbol=BTCUSD"),
+            "symbol=BTCUSD",
+            "only secret-looking query values"
+        );
         let s = settings(&cfg, m.clone());
         assert_eq!(s.channels[0].name, "webhook");
         assert_eq!(s.channels[0].min_interval, WEBHOOK_MIN_INTERVAL);

@@ -174,6 +174,23 @@ pub enum Command {
         /// Print the unit instead of installing it
         #[arg(long)]
         print: bool,
+        /// With --print: the binary the unit runs instead of this one (a unit for another
+        /// machine: the Debian package's, scripts/fushi.service)
+        #[arg(long, hide = true, value_name = "PATH", requires = "print")]
+        exe: Option<PathBuf>,
+        /// With --print: the config's path on that machine (the file read is -c's)
+        #[arg(long, hide = true, value_name = "PATH", requires = "print")]
+        config_as: Option<PathBuf>,
+        /// With --print --system: the system user (and group) the unit runs as
+        #[arg(
+            long,
+            hide = true,
+            value_name = "USER",
+            requires = "print",
+            requires = "system",
+            conflicts_with = "user"
+        )]
+        run_as: Option<String>,
     },
     /// SLO gates: each one's phase, whether it may be promoted, its current and past windows
     /// (value, threshold, verdict); exit 1 while one is in an open incident
@@ -193,6 +210,24 @@ pub enum Command {
         phase: Option<String>,
         /// Print as JSON (one document; stable keys)
         #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Write a diagnostic handover archive, fushi-bundle-<node>-<YYYYmmdd-HHMM>.tar.gz (UTC):
+    /// manifest, status, the config with every secret masked, audit tail, recent logs, verify
+    /// and report output, journal statistics and handover.md; audited as handover.bundle.create
+    Bundle {
+        /// The directory to write it in
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// How far back the audit tail, the logs and the report reach, e.g. 24h, 7d
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+        since: std::time::Duration,
+        /// How long each step may take (verify, report, journalctl, each answer of the
+        /// daemon) before it is given up, and the part says so
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        timeout: std::time::Duration,
+        /// Print the archive's path, size, sha256 and the parts not gathered as JSON
+        #[arg(long)]
         json: bool,
     },
     /// Check the primary store for gaps, duplicates and out-of-order ids (exit 1 if any)
@@ -297,7 +332,20 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             user,
             system,
             print,
-        } => ctl::install_unit(&config()?, user, system, print),
+            exe,
+            config_as,
+            run_as,
+        } => ctl::install_unit(
+            &config()?,
+            user,
+            system,
+            print,
+            ctl::Elsewhere {
+                exe,
+                config_as,
+                run_as,
+            },
+        ),
         Command::Slo {
             action: Some(SloAction::Promote { name }),
             ..
@@ -311,6 +359,26 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         } => ctl::slo_dry_run(&config()?, &fixture, phase.as_deref(), json),
         Command::Slo { json, .. } => ctl::slo_show(&target()?, json),
         Command::Shutdown => ctl::simple(&target()?, Request::Shutdown),
+        Command::Bundle {
+            out,
+            since,
+            timeout,
+            json,
+        } => {
+            anyhow::ensure!(
+                !timeout.is_zero(),
+                "--timeout must be longer than 0s, e.g. --timeout 60s"
+            );
+            ctl::bundle(
+                target()?,
+                ctl::BundleOptions {
+                    out,
+                    since,
+                    timeout,
+                    json,
+                },
+            )
+        }
     }
 }
 

@@ -52,11 +52,28 @@ fn hold_back(env: &Env, kind: &str) -> (Daemon, u64) {
     std::fs::create_dir_all(env.data()).unwrap();
     let primary = env.data().join("primary");
     std::fs::write(&primary, b"not a directory").unwrap();
-    let d = env.start();
-    wait_for(&format!("{kind}: a full journal in status"), || {
-        let s = env.status()?;
-        (s["storage"]["journal_full"] == true).then_some(())
-    });
+    let mut d = env.start();
+    let log = d.log.clone();
+    wait_for_or(
+        &format!("{kind}: a full journal in status"),
+        || {
+            if let Ok(Some(st)) = d.child.try_wait() {
+                panic!(
+                    "{kind}: fushi exited ({st}) before its journal filled:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            let s = env.status()?;
+            (s["storage"]["journal_full"] == true).then_some(())
+        },
+        || {
+            format!(
+                "{:#?}\n{}",
+                env.status(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        },
+    );
     let mut highest = 0;
     let mut samples = Vec::new();
     // A measurement over time, not a wait for an event: memory that grows without bound while
@@ -218,12 +235,12 @@ fn http_skips_polls_while_storage_holds_records_back_and_says_so() {
         (200, vec![], format!("{{\"n\":{n},\"pad\":\"{pad}\"}}"))
     });
     let env = Env::new(&held_config(&format!(
-        "[[collector]]\nname = \"api\"\nkind = \"http\"\nurl = \"http://{}/\"\nevery = \"20ms\"\npoll_jitter = \"0s\"\ntimeout = \"15ms\"\n",
+        "[[collector]]\nname = \"api\"\nkind = \"http\"\nurl = \"http://{}/\"\nevery = \"40ms\"\npoll_jitter = \"0s\"\ntimeout = \"30ms\"\nbackoff = [\"100ms\"]\njitter = \"0s\"\n",
         server.addr
     )));
     let (mut d, _) = hold_back(&env, "http");
     let polls_held = served.load(Ordering::SeqCst);
-    // Held back for two seconds at 50 polls a second: a queue would have 100 polls waiting.
+    // Held back for two seconds at 25 polls a second: a queue would have 50 polls waiting.
     wait_for("the skipped polls said", || {
         d.log().contains("collector.http.skipped").then_some(())
     });
@@ -232,6 +249,8 @@ fn http_skips_polls_while_storage_holds_records_back_and_says_so() {
         "{}",
         d.log()
     );
+    // A loaded machine may read a 64 KiB body slower than `timeout`: that poll fails, and the
+    // short backoff above has the next ones go on instead of waiting out 5 s, 10 s, 15 s.
     wait_for("polls to go on", || {
         (served.load(Ordering::SeqCst) > polls_held + 20).then_some(())
     });

@@ -130,32 +130,84 @@ escalate_after = 2
         .any(|e| e["EVENT"] == "supervisor.child.restart_scheduled" && e["ATTEMPT"] == "1"));
 }
 
+/// `scripts/units`, run with the binary under test, writes exactly the committed units and the
+/// packaged config: a unit or config edited by hand, or code that changed what it writes, fails
+/// here until the script has written them again.
 #[test]
-fn the_unit_file_verifies_and_carries_the_spec_settings() {
-    let unit = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fushi.service"),
-    )
-    .unwrap();
-    for line in [
-        "Type=notify",
-        "Restart=always",
-        "RestartSec=5s",
-        "WatchdogSec=30s",
-        "MemoryMax=512M",
-        "CPUQuota=20%",
-        "WantedBy=multi-user.target",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+fn the_committed_units_and_packaged_config_are_what_the_code_writes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(root.join("scripts/units"))
+        .arg(out.path())
+        .env("FUSHI", bin())
+        .output()
+        .expect("running scripts/units");
+    assert!(
+        run.status.success(),
+        "scripts/units failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for file in [
+        "debian/fushi.service",
+        "debian/supervisor.toml",
+        "scripts/fushi.service",
     ] {
-        assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
+        let written = out.path().join(file);
+        let diff = std::process::Command::new("diff")
+            .arg("-u")
+            .arg(root.join(file))
+            .arg(&written)
+            .output()
+            .expect("running diff");
+        assert!(
+            diff.status.success(),
+            "{file} is not what the code writes; run scripts/units to write it again:\n{}",
+            String::from_utf8_lossy(&diff.stdout)
+        );
     }
+}
+
+/// Both committed system units carry SPEC §10's settings, verify, and stay hardened; the
+/// package's runs as its system user.
+#[test]
+fn the_committed_units_verify_and_carry_the_spec_settings() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fushi.service");
-    std::fs::write(
-        &path,
-        unit.replace("/usr/local/bin/fushi", bin().to_str().unwrap()),
-    )
-    .unwrap();
-    verified(&path);
+    for (file, exe, user) in [
+        ("scripts/fushi.service", "/usr/local/bin/fushi", None),
+        ("debian/fushi.service", "/usr/bin/fushi", Some("fushi")),
+    ] {
+        let unit = std::fs::read_to_string(root.join(file)).unwrap();
+        for line in [
+            format!("ExecStart={exe} run -c /etc/fushi/supervisor.toml"),
+            "Type=notify".into(),
+            "Restart=always".into(),
+            "RestartSec=5s".into(),
+            "WatchdogSec=30s".into(),
+            "MemoryMax=512M".into(),
+            "CPUQuota=20%".into(),
+            "StateDirectory=fushi".into(),
+            "WorkingDirectory=/var/lib/fushi".into(),
+            "WantedBy=multi-user.target".into(),
+            "ExecReload=/bin/kill -HUP $MAINPID".into(),
+        ] {
+            assert!(unit.lines().any(|l| l == line), "{file} lacks {line}");
+        }
+        let named: Vec<_> = unit
+            .lines()
+            .filter(|l| l.starts_with("User=") || l.starts_with("Group="))
+            .collect();
+        match user {
+            Some(u) => assert_eq!(named, [format!("User={u}"), format!("Group={u}")], "{file}"),
+            None => assert!(named.is_empty(), "{file} runs as root: {named:?}"),
+        }
+        // systemd-analyze wants the binary to exist.
+        let path = dir.path().join("fushi.service");
+        std::fs::write(&path, unit.replace(exe, bin().to_str().unwrap())).unwrap();
+        verified(&path);
+        let e = exposure(&path);
+        assert!(e <= 5.0, "{file}: exposure {e} > 5.0");
+    }
 }
 
 /// A text log whose reader stalls (a full stderr pipe) drops lines instead of stalling the
@@ -201,6 +253,21 @@ fn verified(unit: &std::path::Path) {
     );
 }
 
+/// `systemd-analyze security --offline` of a unit file: its overall exposure (0 to 10).
+fn exposure(unit: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze security");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split("Overall exposure level for fushi.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"))
+}
+
 #[test]
 fn install_unit_prints_the_spec_unit_for_this_binary_and_config_verified_and_hardened() {
     let env = Env::new(&config(""));
@@ -229,19 +296,8 @@ fn install_unit_prints_the_spec_unit_for_this_binary_and_config_verified_and_har
     let path = dir.path().join("fushi.service");
     std::fs::write(&path, &unit).unwrap();
     verified(&path);
-    let out = std::process::Command::new("systemd-analyze")
-        .args(["security", "--offline=true", "--no-pager"])
-        .arg(&path)
-        .output()
-        .expect("systemd-analyze security");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let exposure: f64 = text
-        .lines()
-        .find_map(|l| l.split("Overall exposure level for fushi.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
-    assert!(exposure <= 5.0, "exposure {exposure} > 5.0:\n{text}");
+    let e = exposure(&path);
+    assert!(e <= 5.0, "exposure {e} > 5.0");
 
     let out = fushi(&env, &["install-unit", "--user", "--print"]);
     let unit = stdout(&out);
@@ -300,5 +356,71 @@ fn install_unit_writes_the_user_unit_and_says_what_systemctl_said_when_it_cannot
             err.contains("systemctl --user daemon-reload && systemctl --user enable --now fushi"),
             "what to do once a user manager runs: {err}"
         );
+    }
+}
+
+/// The options that print a unit for another machine (the package's) name what they need and
+/// refuse what a unit cannot hold.
+#[test]
+fn install_unit_for_another_machine_prints_its_paths_and_user_and_refuses_what_a_unit_cannot_name()
+{
+    let env = Env::new(&config(""));
+    let out = fushi(
+        &env,
+        &[
+            "install-unit",
+            "--system",
+            "--print",
+            "--exe",
+            "/opt/fushi/bin/fushi",
+            "--config-as",
+            "/etc/fushi/supervisor.toml",
+            "--run-as",
+            "collector",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let unit = stdout(&out);
+    for line in [
+        "ExecStart=/opt/fushi/bin/fushi run -c /etc/fushi/supervisor.toml",
+        "User=collector",
+        "Group=collector",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "no {line:?} in\n{unit}");
+    }
+
+    for (args, says) in [
+        (
+            &["--system", "--print", "--exe", "bin/fushi"][..],
+            "--exe bin/fushi: a unit names it by an absolute path",
+        ),
+        (
+            &["--system", "--print", "--config-as", "supervisor.toml"],
+            "--config-as supervisor.toml: a unit names it by an absolute path",
+        ),
+        (
+            &["--system", "--print", "--run-as", "fu shi"],
+            "--run-as \"fu shi\": not a user name systemd takes",
+        ),
+        (
+            &["--system", "--exe", "/usr/bin/fushi"],
+            "the following required arguments were not provided:\n  --print",
+        ),
+        (
+            &["--print", "--user", "--run-as", "fushi"],
+            "the argument '--user' cannot be used with '--run-as <USER>'",
+        ),
+        (
+            &["--print", "--run-as", "fushi"],
+            "the following required arguments were not provided:\n  --system",
+        ),
+    ] {
+        let mut all = vec!["install-unit"];
+        all.extend_from_slice(args);
+        let out = fushi(&env, &all);
+        let err = stderr(&out);
+        assert_ne!(code(&out), 0, "{args:?} accepted:\n{}", stdout(&out));
+        assert!(stdout(&out).is_empty(), "{args:?} printed a unit anyway");
+        assert!(err.contains(says), "{args:?}: {says:?} not in: {err}");
     }
 }

@@ -26,15 +26,16 @@ exec chroot "$R/root" /usr/bin/env container=fushi-test /lib/systemd/systemd --s
   --unit=basic.target --log-target=console --show-status=no
 "#;
 
-/// A systemd booted as PID 1 of namespaces of its own; killed on drop.
-struct Booted {
+/// A systemd booted as PID 1 of namespaces of its own; killed on drop. `tests/package.rs`
+/// installs the Debian package into one.
+pub(crate) struct Booted {
     unshare: Child,
     pid: u32,
     _sandbox: tempfile::TempDir,
 }
 
 impl Booted {
-    fn boot() -> Self {
+    pub(crate) fn boot() -> Self {
         let missing: Vec<&str> = [
             "/lib/systemd/systemd",
             "/usr/bin/unshare",
@@ -99,7 +100,7 @@ impl Booted {
     }
 
     /// `args` inside the sandbox: its mounts, pids and root.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
         c.arg("-t")
             .arg(self.pid.to_string())
@@ -109,22 +110,22 @@ impl Booted {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("running nsenter")
     }
 
-    fn journal(&self, args: &[&str]) -> String {
+    pub(crate) fn journal(&self, args: &[&str]) -> String {
         let mut a = vec!["journalctl", "--no-pager", "-u", "fushi"];
         a.extend_from_slice(args);
         stdout(&self.run(&a))
     }
 
-    fn show(&self, prop: &str) -> String {
+    pub(crate) fn show(&self, prop: &str) -> String {
         let o = self.run(&["systemctl", "show", "fushi", "-p", prop, "--value"]);
         stdout(&o).trim().to_string()
     }
 
-    fn wait(&self, what: &str, mut f: impl FnMut(&Self) -> bool) {
+    pub(crate) fn wait(&self, what: &str, mut f: impl FnMut(&Self) -> bool) {
         wait_for_or(
             what,
             || f(self).then_some(()),

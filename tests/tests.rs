@@ -9,6 +9,7 @@ mod util;
 
 mod alert;
 mod backpressure;
+mod bundle;
 mod cli;
 mod cli_truth;
 mod config;
@@ -26,6 +27,7 @@ mod messages;
 mod metrics;
 mod nesting;
 mod outage;
+mod package;
 mod report;
 mod restart;
 mod slo;

@@ -70,6 +70,9 @@ pub const DAEMON_STOP_TIMEOUT: &str = "daemon.stop_timeout";
 pub const DAEMON_STOPPED: &str = "daemon.stopped";
 pub const DAEMON_STOPPING: &str = "daemon.stopping";
 
+/// `fushi bundle` wrote a handover archive (path, bytes, sha256).
+pub const HANDOVER_BUNDLE_CREATE: &str = "handover.bundle.create";
+
 pub const HTTP_CONNECTION_ERROR: &str = "http.connection_error";
 pub const HTTP_LISTENING: &str = "http.listening";
 
@@ -175,6 +178,7 @@ pub const ALL: &[&str] = &[
     DAEMON_STOP_TIMEOUT,
     DAEMON_STOPPED,
     DAEMON_STOPPING,
+    HANDOVER_BUNDLE_CREATE,
     HTTP_CONNECTION_ERROR,
     HTTP_LISTENING,
     INJECT_CRASH,

@@ -65,7 +65,55 @@ fn systemctl(scope: Scope, args: &[&str]) -> Result<(), String> {
     })
 }
 
-pub fn install_unit(config: &Path, user: bool, system: bool, print: bool) -> anyhow::Result<u8> {
+/// A unit printed for another machine than this one (the Debian package's, the committed
+/// `scripts/fushi.service`): what it names instead of this binary and this config's path, and
+/// the system user it runs as. `scripts/units` writes the committed units with these.
+#[derive(Debug, Default)]
+pub struct Elsewhere {
+    /// The binary the unit runs.
+    pub exe: Option<PathBuf>,
+    /// The config's path on that machine; the file read (its paths, for `ReadWritePaths=`) is `-c`'s.
+    pub config_as: Option<PathBuf>,
+    /// The system user and group the unit runs as.
+    pub run_as: Option<String>,
+}
+
+/// A user name systemd's `User=` takes as a name (its strict rule, which `useradd` and
+/// `systemd-sysusers` accept too).
+fn valid_user_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.len() <= 31
+}
+
+/// An absolute path for `what`, or the error that says why not.
+fn absolute(what: &str, p: Option<PathBuf>) -> anyhow::Result<Option<PathBuf>> {
+    match p {
+        Some(p) if !p.is_absolute() => anyhow::bail!(
+            "{what} {}: a unit names it by an absolute path (systemd runs it from no particular directory)",
+            p.display()
+        ),
+        p => Ok(p),
+    }
+}
+
+pub fn install_unit(
+    config: &Path,
+    user: bool,
+    system: bool,
+    print: bool,
+    elsewhere: Elsewhere,
+) -> anyhow::Result<u8> {
+    let exe_as = absolute("--exe", elsewhere.exe)?;
+    let config_as = absolute("--config-as", elsewhere.config_as)?;
+    if let Some(name) = &elsewhere.run_as {
+        if !valid_user_name(name) {
+            anyhow::bail!(
+                "--run-as {name:?}: not a user name systemd takes (a letter or `_`, then letters, digits, `_` or `-`; at most 31)"
+            );
+        }
+    }
     let scope = match (user, system) {
         (true, _) => Scope::User,
         (_, true) => Scope::System,
@@ -74,16 +122,23 @@ pub fn install_unit(config: &Path, user: bool, system: bool, print: bool) -> any
         _ => Scope::User,
     };
     let (cfg, _) = Config::load(config)?;
-    let config =
-        std::fs::canonicalize(config).with_context(|| format!("resolving {}", config.display()))?;
-    let exe = std::env::current_exe()
-        .and_then(std::fs::canonicalize)
-        .context("finding this fushi binary")?;
+    let config = match config_as {
+        Some(p) => p,
+        None => std::fs::canonicalize(config)
+            .with_context(|| format!("resolving {}", config.display()))?,
+    };
+    let exe = match exe_as {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .and_then(std::fs::canonicalize)
+            .context("finding this fushi binary")?,
+    };
     let text = render(&UnitSpec {
         scope,
         exe,
         config,
         writable: writable(&cfg),
+        run_as: elsewhere.run_as,
     });
     if print {
         outln!("{}", text.trim_end());

@@ -1,9 +1,10 @@
-//! The control commands (`status`, `start`, `stop`, `restart`, `health`, `tail`, `audit`, `check`, …): talk to the daemon and print for people or, with `--json`, for scripts.
+//! The control commands (`status`, `start`, `stop`, `restart`, `health`, `tail`, `audit`, `check`, `bundle`, …): talk to the daemon and print for people or, with `--json`, for scripts.
 //!
 //! Exit codes are part of the contract: 0 ok; 1 failure; 3 `status` found a selected actor (or
 //! the daemon) not running, like supervisorctl; 7 the daemon is not running (other commands, as
 //! LSB init scripts); `health` 0 healthy, 1 degraded, 2 critical; 78 config error.
 
+mod bundle;
 mod check;
 mod install_unit;
 mod leader;
@@ -17,8 +18,9 @@ mod sync;
 mod target;
 mod words;
 
+pub use bundle::{bundle, Options as BundleOptions};
 pub use check::check;
-pub use install_unit::install_unit;
+pub use install_unit::{install_unit, Elsewhere};
 pub use leader::leader;
 pub use logs::{audit, tail};
 pub use names::resolve_names;

@@ -224,7 +224,10 @@ pub fn run(config: &Path, since: Duration, json: bool) -> anyhow::Result<u8> {
     let data = &cfg.node.data_dir;
     let until_ms = clock::wall_ms();
     let since_ms = until_ms.saturating_sub(since.as_millis() as u64);
-    let events = crate::audit_file::read(&data.join("audit.jsonl"))?.unwrap_or_default();
+    // No audit log: no daemon ran on this data dir, and a table of zeros would say all is well.
+    let Some(events) = crate::audit_file::read(&data.join("audit.jsonl"))? else {
+        return Ok(1);
+    };
     let h = history(&events, since_ms, until_ms);
     let status: Option<StatusDoc> = fushi_actors::status::load(&data.join("status.json"))
         .with_context(|| format!("reading {}", data.join("status.json").display()))?;
@@ -253,6 +256,15 @@ fn ms(v: u64) -> String {
     }
 }
 
+/// `--since` as people write it: `24h`, `90m`, `45s`.
+fn window(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 fn spread(s: &Spread) -> String {
     match (s.p50, s.p95, s.max) {
         (Some(a), Some(b), Some(c)) => format!("p50 {} · p95 {} · max {}", ms(a), ms(b), ms(c)),
@@ -267,7 +279,7 @@ fn human(r: &Report, since: Duration) -> String {
         o,
         "resilience report of node {}: the last {} ({} to {})\n",
         r.node,
-        humantime::format_duration(since),
+        window(since),
         r.since,
         r.until
     );
