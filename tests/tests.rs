@@ -31,6 +31,7 @@ mod package;
 mod report;
 mod restart;
 mod slo;
+mod stress;
 mod systemd;
 mod systemd_boot;
 mod tail_collector;

@@ -4,12 +4,17 @@
 //! `emit` never touches the disk: it hands the event to a dedicated thread that writes every event
 //! queued while its previous fsync ran and then fsyncs once (group commit). `flush` waits until
 //! everything emitted before it is durable; shutdown and tests use it.
+//!
+//! Each append goes after the last complete line: an append that fails part-way (a full disk)
+//! is cut off again, and a line left torn by a crash is ended before the next, so one bad
+//! moment loses its own events and never glues the next event to half a line.
 
 use crate::events;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -69,7 +74,12 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens (creating) the audit file and starts its writer thread.
     pub fn open(path: &Path, node: &str) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        // Read too: the writer looks at the last byte to tell whether a crash left it mid-line.
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
         let (tx, rx) = mpsc::channel();
         let path = path.to_path_buf();
         let node_name = node.to_string();
@@ -136,7 +146,73 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Where the file's last complete line ends, and whether bytes of a torn one follow it.
+struct Tail {
+    len: u64,
+    torn: bool,
+}
+
+impl Tail {
+    fn of(file: &File) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        let mut last = [b'\n'];
+        if len > 0 {
+            file.read_exact_at(&mut last, len - 1)?;
+        }
+        Ok(Self {
+            len,
+            torn: last[0] != b'\n',
+        })
+    }
+}
+
+/// Appends `lines` (each ending in a newline) and fsyncs. A torn line before them is ended
+/// first; a failed append is cut back to where the file ended, and when even that fails the
+/// next append starts on a line of its own.
+fn append(file: &mut File, tail: &mut Tail, lines: &str) -> io::Result<()> {
+    append_with(file, tail, lines, |f, bytes| {
+        f.write_all(bytes).and_then(|()| f.sync_data())
+    })
+}
+
+/// [`append`] with its write step given, so a test can cut one short as a full disk does.
+fn append_with(
+    file: &mut File,
+    tail: &mut Tail,
+    lines: &str,
+    write: impl FnOnce(&mut File, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut out = Vec::with_capacity(lines.len() + 1);
+    if tail.torn {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(lines.as_bytes());
+    match write(file, &out) {
+        Ok(()) => {
+            tail.len += out.len() as u64;
+            tail.torn = false;
+            Ok(())
+        }
+        Err(e) => {
+            if file.set_len(tail.len).is_err() {
+                // Some of the batch may be there, ending anywhere: start the next on a new line.
+                tail.len = file.metadata().map_or(tail.len, |m| m.len());
+                tail.torn = true;
+            }
+            Err(e)
+        }
+    }
+}
+
 fn writer(mut file: File, path: PathBuf, node: String, rx: mpsc::Receiver<Command>) {
+    let mut tail = Tail::of(&file).unwrap_or_else(|e| {
+        tracing::error!(event = events::AUDIT_WRITE_FAILED, path = %path.display(), error = %e,
+            "cannot read the end of the audit log; appending on a line of its own");
+        Tail {
+            len: file.metadata().map_or(0, |m| m.len()),
+            torn: true,
+        }
+    });
     let mut buf = String::new();
     let mut barriers = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -157,10 +233,7 @@ fn writer(mut file: File, path: PathBuf, node: String, rx: mpsc::Receiver<Comman
             next = rx.try_recv().ok();
         }
         if !buf.is_empty() {
-            let res = file
-                .write_all(buf.as_bytes())
-                .and_then(|()| file.sync_data());
-            if let Err(e) = res {
+            if let Err(e) = append(&mut file, &mut tail, &buf) {
                 // The audit trail is diagnostic, not acknowledged data: report and keep going
                 // rather than take the daemon down with a full disk.
                 tracing::error!(event = events::AUDIT_WRITE_FAILED, path = %path.display(), error = %e,
@@ -276,6 +349,75 @@ mod tests {
         assert_eq!(events[99].payload["i"], 99);
         assert_eq!(events[0].node, "n1");
         assert_eq!(events[0].actor.as_deref(), Some("collectors/a"));
+    }
+
+    /// A kill -9 mid-append leaves half a line; the next daemon's first event is on a line of
+    /// its own, not glued to it.
+    #[test]
+    fn an_append_after_a_torn_line_starts_a_line_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "{\"ts\":\"t\",\"event\":\"daemon.started\",\"node\":\"n\",\"payload\":{}}\n{\"ts\":\"t\",\"ev").unwrap();
+        let log = AuditLog::open(&path, "n1").unwrap();
+        log.emit("daemon.recovered", None, json!({}));
+        log.flush();
+        assert_eq!(event_names(&path), ["daemon.started", "daemon.recovered"]);
+    }
+
+    const STARTED: &str =
+        "{\"ts\":\"t\",\"event\":\"daemon.started\",\"node\":\"n\",\"payload\":{}}\n";
+    const WRITABLE: &str =
+        "{\"ts\":\"t\",\"event\":\"journal.writable\",\"node\":\"n\",\"payload\":{}}\n";
+
+    fn event_names(path: &Path) -> Vec<String> {
+        read_events(path)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect()
+    }
+
+    /// An append that a full disk cuts short is cut back, so the next lands on a clean line end.
+    #[test]
+    fn a_failed_append_is_cut_back_to_the_last_complete_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, STARTED).unwrap();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut tail = Tail::of(&file).unwrap();
+        let half = |f: &mut File, bytes: &[u8]| {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            Err(io::Error::from_raw_os_error(nix::libc::ENOSPC))
+        };
+        assert!(append_with(&mut file, &mut tail, WRITABLE, half).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), STARTED, "cut back");
+        append(&mut file, &mut tail, WRITABLE).unwrap();
+        assert_eq!(event_names(&path), ["daemon.started", "journal.writable"]);
+    }
+
+    /// When the cut fails too, the next append starts a line of its own.
+    #[test]
+    fn a_failed_cut_makes_the_next_append_start_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, STARTED).unwrap();
+        let mut writable = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut tail = Tail::of(&writable).unwrap();
+        writable.write_all(b"{\"ts\":\"t\",\"ev").unwrap();
+        // A handle that can neither write nor truncate: the batch fails and so does its cut.
+        let mut read_only = File::open(&path).unwrap();
+        assert!(append(&mut read_only, &mut tail, WRITABLE).is_err());
+        assert!(tail.torn);
+        append(&mut writable, &mut tail, WRITABLE).unwrap();
+        assert_eq!(event_names(&path), ["daemon.started", "journal.writable"]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub const EX_CONFIG: u8 = 78;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}; create it or pass -c FILE")]
+    #[error("cannot read config file {path}: {source}; {}", read_hint(.source))]
     Read {
         path: PathBuf,
         #[source]
@@ -41,6 +41,17 @@ pub enum ConfigError {
         message: String,
         text: String,
     },
+}
+
+/// What to do about a config file that cannot be read: "create it" is advice only for a missing
+/// one; a file there that is not UTF-8 (a binary, a bad editor save) must be fixed instead.
+fn read_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "create it or pass -c FILE",
+        std::io::ErrorKind::InvalidData => "a config file is TOML text in UTF-8: fix or replace it",
+        std::io::ErrorKind::PermissionDenied => "check its permissions, or run as its owner",
+        _ => "check the file and its directory, or pass -c FILE",
+    }
 }
 
 fn key_prefix(key: &str) -> String {
@@ -200,6 +211,24 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_config_file_that_cannot_be_read_gets_advice_for_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Config::load(&dir.path().join("none.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.ends_with("create it or pass -c FILE"), "{missing}");
+        let binary = dir.path().join("binary.toml");
+        std::fs::write(&binary, [0x80u8, 0xff, 0xfe]).unwrap();
+        let garbled = Config::load(&binary).unwrap_err().to_string();
+        assert!(
+            garbled.contains("did not contain valid UTF-8")
+                && garbled.ends_with("a config file is TOML text in UTF-8: fix or replace it"),
+            "{garbled}"
+        );
+        assert!(!garbled.contains("create it"), "{garbled}");
     }
 
     #[test]
