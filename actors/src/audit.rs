@@ -182,6 +182,13 @@ fn append_with(
     lines: &str,
     write: impl FnOnce(&mut File, &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
+    // Another process may have appended since (`fushi bundle` audits itself with one O_APPEND
+    // line): a failed append must be cut back to the file's end as it is now, not as it was.
+    if file.metadata().is_ok_and(|m| m.len() != tail.len) {
+        if let Ok(now) = Tail::of(file) {
+            *tail = now;
+        }
+    }
     let mut out = Vec::with_capacity(lines.len() + 1);
     if tail.torn {
         out.push(b'\n');
@@ -397,6 +404,42 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), STARTED, "cut back");
         append(&mut file, &mut tail, WRITABLE).unwrap();
         assert_eq!(event_names(&path), ["daemon.started", "journal.writable"]);
+    }
+
+    /// A line another process appended (`fushi bundle`'s) survives a failed append's cut.
+    #[test]
+    fn a_failed_append_keeps_a_line_another_process_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, STARTED).unwrap();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut tail = Tail::of(&file).unwrap();
+        let bundle =
+            "{\"ts\":\"t\",\"event\":\"handover.bundle.create\",\"node\":\"n\",\"payload\":{}}\n";
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(bundle.as_bytes())
+            .unwrap();
+        let half = |f: &mut File, bytes: &[u8]| {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            Err(io::Error::from_raw_os_error(nix::libc::ENOSPC))
+        };
+        assert!(append_with(&mut file, &mut tail, WRITABLE, half).is_err());
+        append(&mut file, &mut tail, WRITABLE).unwrap();
+        assert_eq!(
+            event_names(&path),
+            [
+                "daemon.started",
+                "handover.bundle.create",
+                "journal.writable"
+            ]
+        );
     }
 
     /// When the cut fails too, the next append starts a line of its own.
