@@ -22,6 +22,10 @@ mount -t proc proc "$R/root/proc"
 mount --rbind /sys "$R/root/sys"
 mount -t tmpfs tmpfs "$R/root/run"
 mount -t tmpfs tmpfs "$R/root/tmp"
+# The build's target dir (the binary under test, the tests' files) stays in sight, also when the
+# checkout is under /tmp, which the fresh tmpfs would hide.
+mkdir -p "$R/root$2"
+mount --bind "$2" "$R/root$2"
 exec chroot "$R/root" /usr/bin/env container=fushi-test /lib/systemd/systemd --system \
   --unit=basic.target --log-target=console --show-status=no
 "#;
@@ -66,6 +70,7 @@ impl Booted {
             .args(["--pid", "--fork", "--mount", "--propagation", "private"])
             .args(["sh", "-c", BOOT, "boot"])
             .arg(sandbox.path())
+            .arg(target_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log.map_or(Stdio::null(), Stdio::from))
@@ -146,6 +151,15 @@ impl Booted {
     }
 }
 
+/// The build's target dir: the binary under test is in it, and `CARGO_TARGET_TMPDIR`.
+fn target_dir() -> PathBuf {
+    let exe = std::fs::canonicalize(bin()).expect("the binary under test");
+    exe.ancestors()
+        .nth(2)
+        .expect("target/<profile>/fushi")
+        .to_path_buf()
+}
+
 impl Drop for Booted {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(
@@ -156,20 +170,21 @@ impl Drop for Booted {
     }
 }
 
-/// The config dir: outside `/tmp` (the unit's PrivateTmp hides it) and under the build's own
-/// temp dir, which the overlay shows inside.
-fn config_dir(config: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("creating a config dir");
-    let path = dir.path().join("supervisor.toml");
-    std::fs::write(&path, config).unwrap();
-    (dir, path)
+impl Booted {
+    /// Writes `bytes` to `path` inside the sandbox (its overlay's tmpfs, not this machine).
+    fn put(&self, path: &str, bytes: &[u8], mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let outside = PathBuf::from(format!("/proc/{}/root{path}", self.pid));
+        std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+        std::fs::write(&outside, bytes).unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
 }
 
 #[test]
 #[ignore = "needs root to boot a systemd in namespaces of its own: scripts/test runs it (--include-ignored)"]
 fn install_unit_starts_under_systemd_and_journald_restart_reload_and_stop_work() {
-    let (_dir, config) = config_dir(
-        r#"[node]
+    let config_text = r#"[node]
 id = "boot-node"
 data_dir = "data"
 
@@ -189,11 +204,17 @@ backoff = ["100ms"]
 jitter = "0s"
 escalate_after = 2
 give_up_after = 3
-"#,
-    );
+"#;
     let sd = Booted::boot();
-    let bin = bin();
-    let (bin, config_s) = (bin.to_str().unwrap(), config.to_str().unwrap());
+    // Both inside the sandbox and outside /tmp: the unit's PrivateTmp would hide a checkout
+    // under /tmp from the daemon, and install-unit names the binary it runs from.
+    let (bin, config_s) = (
+        "/usr/local/bin/fushi",
+        "/var/lib/fushi-boot/supervisor.toml",
+    );
+    sd.put(bin, &std::fs::read(crate::util::bin()).unwrap(), 0o755);
+    sd.put(config_s, config_text.as_bytes(), 0o644);
+    let config = PathBuf::from(config_s);
     let o = sd.run(&[bin, "install-unit", "--system", "-c", config_s]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("enabled and started"), "{}", stdout(&o));
