@@ -147,7 +147,7 @@ impl Report {
         let why = records.primary_error.clone();
         let of = |v: Option<u64>, what: &str| match (&why, v) {
             (Some(e), _) => format!("not measured: {e}"),
-            (None, _) => format!("of {} {what} records", records.durable),
+            (None, _) => format!("of {} {what}", crate::ctl::records(records.durable)),
         };
         targets.push(Target {
             name: "records_lost",
