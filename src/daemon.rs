@@ -288,9 +288,11 @@ async fn serve(config_path: &Path, loaded: Loaded, ring: logging::LogRing) -> an
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
             _ = hup.recv() => {
-                // `systemctl reload` or a kill -HUP: a person's order, as `fushi update` is.
-                audit.emit(events::CONTROL_ACTION, None, json!({"action": "reload", "detail": {"via": "SIGHUP"}, "ok": true}));
-                let _ = reconfig.run(true).await;
+                // `systemctl reload` or a kill -HUP: a person's order, as `fushi update` is;
+                // audited with its outcome, as the control socket's orders are.
+                let result = reconfig.run(true).await;
+                audit.emit(events::CONTROL_ACTION, None, json!({"action": "reload", "detail": {"via": "SIGHUP"},
+                    "ok": result.is_ok(), "error": result.err()}));
             }
             Some(cmd) = daemon_rx.recv() => match cmd {
                 DaemonCmd::Shutdown => break "shutdown request",

@@ -170,8 +170,8 @@ async fn respond(conn: &mut UnixStream, resp: &Response) {
 
 async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
     let me = nix::unistd::Uid::effective().as_raw();
-    match conn.peer_cred() {
-        Ok(cred) if cred.uid() == me || cred.uid() == 0 => {}
+    let uid = match conn.peer_cred() {
+        Ok(cred) if cred.uid() == me || cred.uid() == 0 => cred.uid(),
         Ok(cred) => {
             tracing::warn!(
                 actor = "control",
@@ -190,7 +190,7 @@ async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
             tracing::warn!(actor = "control", event = events::CONTROL_REFUSED, error = %e, "cannot read the peer's credentials");
             return;
         }
-    }
+    };
     let req = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut conn)).await {
         Err(_) => {
             let message = format!("no request within {READ_TIMEOUT:?}; closing");
@@ -222,7 +222,7 @@ async fn serve(mut conn: UnixStream, shared: Arc<Shared>) {
             events::CONTROL_ACTION,
             None,
             json!({"action": action, "detail": detail, "ok": ok, "error": message,
-                   "uid": conn.peer_cred().map(|c| c.uid()).ok()}),
+                   "uid": uid}),
         );
     }
     respond(&mut conn, &resp).await;
