@@ -5,16 +5,8 @@
 set -euo pipefail
 fushi=$1 cfg=$2 out=$3
 unset XDG_RUNTIME_DIR
-for d in /run/systemd /run/log /var/log/journal; do
-  mkdir -p "$d"
-  mount -t tmpfs tmpfs "$d"
-done
-mkdir -p /run/systemd/journal
-/lib/systemd/systemd-journald &
-jpid=$!
-trap 'kill $jpid 2>/dev/null || true' EXIT
-poll() { for _ in $(seq 600); do if eval "$1"; then return 0; fi; sleep 0.05; done; echo "timed out: $1" >&2; return 1; }
-poll '[ -S /run/systemd/journal/socket ]'
+# shellcheck source=private_journald.sh
+. "$(dirname "$0")/private_journald.sh"
 "$fushi" run -c "$cfg" --log journald &
 fpid=$!
 poll 'journalctl --no-pager -q EVENT=collector.heartbeat ACTOR=collectors/beat | grep -q .'
