@@ -115,6 +115,8 @@ fn a_scripted_history_reports_the_figures_it_was_written_with() {
     let r = json(&o);
     assert_eq!(r["node"], "test-node");
     assert_eq!(r["window_ms"], 3_600_000);
+    // Two lines are older than the hour.
+    assert_eq!(r["audit_events"], 15);
     let t = &r["total"];
     assert_eq!(
         (

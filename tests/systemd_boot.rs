@@ -108,6 +108,8 @@ impl Booted {
                 "systemd did not finish booting in 60 s: {s}\n{}",
                 stdout(&booted.run(&["systemctl", "list-jobs", "--no-pager"]))
             );
+            // A poll of the event (systemd's own state), not a wait for time: there is no way
+            // to be told, and each look is a process (nsenter, systemctl), hence not every 5 ms.
             std::thread::sleep(Duration::from_millis(100));
         }
         booted

@@ -94,6 +94,8 @@ pub struct Report {
     pub since: String,
     pub until: String,
     pub window_ms: u64,
+    /// Audit events in the window: the figures below stand on these.
+    pub audit_events: usize,
     pub total: Figures,
     pub actors: Vec<ActorFigures>,
     pub daemon: DaemonFigures,
@@ -184,6 +186,7 @@ impl Report {
             since: clock::rfc3339_ms(since_ms),
             until: clock::rfc3339_ms(until_ms),
             window_ms: until_ms - since_ms,
+            audit_events: h.events,
             total,
             actors: h
                 .actors
@@ -229,6 +232,13 @@ pub fn run(config: &Path, since: Duration, json: bool) -> anyhow::Result<u8> {
         return Ok(1);
     };
     let h = history(&events, since_ms, until_ms);
+    if h.untimed > 0 {
+        eprintln!(
+            "fushi: {} line(s) of {} have no readable time and are in no window",
+            h.untimed,
+            data.join("audit.jsonl").display()
+        );
+    }
     let status: Option<StatusDoc> = fushi_actors::status::load(&data.join("status.json"))
         .with_context(|| format!("reading {}", data.join("status.json").display()))?;
     let node = cfg.node_id();

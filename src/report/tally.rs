@@ -50,11 +50,6 @@ impl Seqs {
     pub fn max(&self) -> u64 {
         self.0.last_key_value().map_or(0, |(_, &e)| e)
     }
-
-    #[cfg(test)]
-    pub fn runs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.0.iter().map(|(&s, &e)| (s, e))
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -192,7 +187,7 @@ mod tests {
         for q in [5, 1, 3, 2, 4, 9, 7, 8, 3] {
             s.insert(q);
         }
-        assert_eq!(s.runs().collect::<Vec<_>>(), vec![(1, 5), (7, 9)]);
+        assert_eq!(s.0, std::collections::BTreeMap::from([(1, 5), (7, 9)]));
         assert!(s.contains(8) && !s.contains(6) && !s.contains(10));
         assert_eq!(s.max(), 9);
     }
